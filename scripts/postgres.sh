@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Makes a local PostgreSQL 15 with pgvector available for `make run` and `make test`.
+#
+# When DATABASE_URL is set, this script does nothing: the caller brought its own server.
+# Otherwise, on Debian bookworm as root (the project's machines and CI), it:
+#   1. installs pgvector 0.8 if missing, building Debian trixie's source package against
+#      postgresql-server-dev-15 (bookworm ships no binary package of that version);
+#   2. starts the 15/main cluster;
+#   3. creates the `ripple` role and database and the `vector` extension.
+# Every step checks first, so a second run takes well under a second.
+set -euo pipefail
+
+if [ -n "${DATABASE_URL:-}" ]; then
+  exit 0
+fi
+
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+log() { echo "postgres.sh: $*" >&2; }
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    log "needs root to $1; or set DATABASE_URL to a server with pgvector (see README)"
+    exit 1
+  fi
+}
+
+apt_updated=""
+apt_update_once() {
+  if [ -z "$apt_updated" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    apt_updated=1
+  fi
+}
+
+# 1. The server itself.
+if [ ! -x "$PG_BIN/postgres" ]; then
+  need_root "install PostgreSQL $PG_MAJOR"
+  apt_update_once
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "postgresql-$PG_MAJOR" >/dev/null
+fi
+
+# 2. pgvector, from trixie's source package.
+sharedir=$("$PG_BIN/pg_config" --sharedir 2>/dev/null || echo "/usr/share/postgresql/$PG_MAJOR")
+if ! ls "$sharedir"/extension/vector--0.8*.sql >/dev/null 2>&1; then
+  need_root "build pgvector"
+  log "installing pgvector 0.8 from Debian's trixie source package (about a minute, once)"
+  src_list=/etc/apt/sources.list.d/ripple-trixie-src.list
+  if [ ! -f "$src_list" ]; then
+    echo "deb-src http://deb.debian.org/debian trixie main" > "$src_list"
+    apt_updated=""
+  fi
+  apt_update_once
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "postgresql-server-dev-$PG_MAJOR" build-essential dpkg-dev >/dev/null
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  ( cd "$work" && apt-get source -qq --download-only pgvector >/dev/null && dpkg-source -x --no-check ./pgvector_*.dsc src >/dev/null )
+  make -s -C "$work/src" PG_CONFIG="$PG_BIN/pg_config" USE_PGXS=1 with_llvm=no OPTFLAGS="" >/dev/null
+  make -s -C "$work/src" PG_CONFIG="$PG_BIN/pg_config" USE_PGXS=1 with_llvm=no install >/dev/null
+fi
+
+# 3. A running cluster.
+if ! pg_lsclusters -h 2>/dev/null | awk '{print $1"/"$2}' | grep -qx "$PG_MAJOR/main"; then
+  need_root "create the cluster"
+  pg_createcluster "$PG_MAJOR" main >/dev/null
+fi
+if ! pg_lsclusters -h | awk -v v="$PG_MAJOR" '$1==v && $2=="main" {print $4}' | grep -q online; then
+  need_root "start the cluster"
+  pg_ctlcluster "$PG_MAJOR" main start
+fi
+for _ in $(seq 1 50); do
+  "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p 5432 && break
+  sleep 0.2
+done
+
+# 4. Role, database, extension. The role is a superuser because tests create and drop schemas
+# and River's tables freely; it listens on loopback only.
+psql_admin() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+if ! psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname='ripple'" | grep -q 1; then
+  psql_admin -c "CREATE ROLE ripple LOGIN SUPERUSER PASSWORD 'ripple'"
+fi
+if ! psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname='ripple'" | grep -q 1; then
+  psql_admin -c "CREATE DATABASE ripple OWNER ripple"
+fi
+psql_admin -d ripple -c "CREATE EXTENSION IF NOT EXISTS vector"
+# Many tests run in parallel, each with its own pool, listener and River client.
+if [ "$(psql_admin -tAc 'SHOW max_connections')" -lt 400 ]; then
+  psql_admin -c "ALTER SYSTEM SET max_connections = 500"
+  pg_ctlcluster "$PG_MAJOR" main restart
+fi
