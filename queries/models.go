@@ -48,6 +48,55 @@ type MessageEmbeddingFailure struct {
 	FailedAt  pgtype.Timestamptz
 }
 
+type RippleAuthAdminKey struct {
+	ID        int64
+	KeyHash   []byte
+	CreatedAt pgtype.Timestamptz
+	RevokedAt pgtype.Timestamptz
+}
+
+type RippleAuthCredential struct {
+	UserID       int64
+	PasswordHash string
+	CreatedAt    pgtype.Timestamptz
+	UpdatedAt    pgtype.Timestamptz
+}
+
+type RippleAuthRateLimit struct {
+	Bucket      string
+	WindowStart pgtype.Timestamptz
+	Count       int32
+	ExpiresAt   pgtype.Timestamptz
+}
+
+type RippleAuthRefreshToken struct {
+	ID              int64
+	SessionID       int64
+	TokenHash       []byte
+	CreatedAt       pgtype.Timestamptz
+	SpentAt         pgtype.Timestamptz
+	SuccessorSealed []byte
+}
+
+type RippleAuthSession struct {
+	ID            int64
+	UserID        int64
+	CreatedAt     pgtype.Timestamptz
+	LastUsedAt    pgtype.Timestamptz
+	RevokedAt     pgtype.Timestamptz
+	RevokedReason *string
+}
+
+type RippleAuthSigningKey struct {
+	Kid              string
+	Algorithm        string
+	PublicKey        []byte
+	PrivateKeySealed []byte
+	KekFingerprint   []byte
+	CreatedAt        pgtype.Timestamptz
+	RetiredAt        pgtype.Timestamptz
+}
+
 type RippleMutationLog struct {
 	SessionID string
 	RequestID int64

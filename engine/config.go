@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Config configures an Engine. The zero value plus WithDefaults is a working configuration.
+type Config struct {
+	// Schema is the Postgres schema holding the application's tables (and River's). The pool's
+	// search_path must name it first. Default "public".
+	Schema string
+
+	// Logger receives the engine's logs. Default: discard.
+	Logger *slog.Logger
+
+	// Auth verifies access tokens and admin keys. Nil: every caller is anonymous and admin keys
+	// are refused.
+	Auth Authenticator
+
+	// MaxArgBytes bounds one call's encoded arguments. Default 1 MiB.
+	MaxArgBytes int
+	// MaxMessageBytes bounds one WebSocket message from a client; a larger one closes the socket
+	// with status 1009. Default 8 MiB.
+	MaxMessageBytes int
+	// TransitionChunkBytes is the size above which a transition is sent as TransitionChunks.
+	// Default 4 MiB.
+	TransitionChunkBytes int
+	// SendQueueLength bounds each socket's queue of outgoing messages. A client whose queue is
+	// half full gets no new transitions computed until it catches up; one whose queue is full is
+	// disconnected. Default 256.
+	SendQueueLength int
+	// PingInterval is how long a socket may be idle before the server sends Ping. The client gives
+	// up after 60 s of silence. Default 15 s.
+	PingInterval time.Duration
+
+	// QueryTimeout, MutationTimeout and ActionTimeout bound one run of a function of each kind
+	// unless its FunctionOpts say otherwise. Defaults 10 s, 10 s, 2 min.
+	QueryTimeout, MutationTimeout, ActionTimeout time.Duration
+	// MutationMaxRetries bounds the attempts of a mutation that keeps failing serialization.
+	// Default 10.
+	MutationMaxRetries int
+
+	// JobWorkers is how many scheduled functions run at once. Default 10.
+	JobWorkers int
+	// DisableJobs turns off River's job processing in this process (jobs can still be scheduled;
+	// another process runs them).
+	DisableJobs bool
+	// PeriodicFunctions run on an interval (River periodic jobs).
+	PeriodicFunctions []PeriodicFunction
+}
+
+// PeriodicFunction runs a mutation or action every Interval.
+type PeriodicFunction struct {
+	Path       string
+	Args       any
+	Interval   time.Duration
+	RunOnStart bool
+}
+
+// WithDefaults returns a copy with every unset field at its default.
+func (c *Config) WithDefaults() *Config {
+	out := Config{}
+	if c != nil {
+		out = *c
+	}
+	if out.Schema == "" {
+		out.Schema = "public"
+	}
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	setDefault(&out.MaxArgBytes, 1<<20)
+	setDefault(&out.MaxMessageBytes, 8<<20)
+	setDefault(&out.TransitionChunkBytes, 4<<20)
+	setDefault(&out.SendQueueLength, 256)
+	setDefault(&out.PingInterval, 15*time.Second)
+	setDefault(&out.QueryTimeout, 10*time.Second)
+	setDefault(&out.MutationTimeout, 10*time.Second)
+	setDefault(&out.ActionTimeout, 2*time.Minute)
+	setDefault(&out.MutationMaxRetries, 10)
+	setDefault(&out.JobWorkers, 10)
+	return &out
+}
+
+func setDefault[T comparable](field *T, value T) {
+	var zero T
+	if *field == zero {
+		*field = value
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.MaxArgBytes < 0, c.MaxMessageBytes < 0, c.TransitionChunkBytes < 0:
+		return errors.New("engine: size limits must not be negative")
+	case c.SendQueueLength < 4:
+		return errors.New("engine: SendQueueLength must be at least 4")
+	case c.PingInterval > 30*time.Second:
+		return errors.New("engine: PingInterval must be at most 30s (clients give up after 60s of silence)")
+	case c.MutationMaxRetries < 1:
+		return errors.New("engine: MutationMaxRetries must be at least 1")
+	}
+	for _, p := range c.PeriodicFunctions {
+		if p.Interval <= 0 {
+			return errors.New("engine: periodic function " + p.Path + " needs a positive Interval")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,285 @@
+// Package auth is Ripple's email + password authentication service.
+//
+// Passwords are hashed with argon2id (PHC strings that carry their parameters). Sign-up and
+// sign-in return a short-lived JWT access token (EdDSA / Ed25519, published at
+// /.well-known/jwks.json) and an opaque refresh token. Refresh tokens are stored only as SHA-256
+// hashes, are single use and rotate on every refresh within a session ("family"); presenting a
+// spent token again within a short grace window returns the very same successor pair (a retry
+// after a lost response), and after the window it revokes the whole family. Failed sign-ins and
+// sign-ups are rate limited with counters in Postgres, so every process shares them.
+//
+// Everything the service stores lives in ripple_* tables (schema/migrations/0003_auth.sql), which
+// change capture ignores. Revocation takes effect at the next refresh: an access token stays
+// valid until it expires (AccessTokenTTL), which is why that TTL is short.
+//
+// Nothing secret (password, token, key) is ever logged.
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ripplehq/ripple/engine/internal/dbsqlc"
+)
+
+// KeyEncryptionKeyEnv is the environment variable the engine reads Config.KeyEncryptionKey from
+// (base64 of 32 random bytes, e.g. `openssl rand -base64 32`); see ParseKeyEncryptionKey.
+const KeyEncryptionKeyEnv = "RIPPLE_KEY_ENCRYPTION_KEY"
+
+// MaxRefreshReuseGrace bounds Config.RefreshReuseGrace.
+const MaxRefreshReuseGrace = 10 * time.Second
+
+// Config configures a Service. Zero values take the defaults listed on each field (see
+// WithDefaults).
+type Config struct {
+	// Issuer is the access tokens' "iss" claim, checked on verification. Default "ripple".
+	Issuer string
+	// Audience is the access tokens' "aud" claim, checked on verification. Default "ripple".
+	Audience string
+
+	// AccessTokenTTL is how long an access token is valid. Default 15 minutes.
+	AccessTokenTTL time.Duration
+	// SessionIdleTTL ends a session (refresh-token family) that has not been refreshed for this
+	// long. Default 30 days.
+	SessionIdleTTL time.Duration
+	// RefreshReuseGrace is how long after a refresh token was spent presenting it again returns
+	// the same successor pair instead of revoking the session (a client retrying after a lost
+	// response, or two tabs refreshing at once). Default and maximum 10 seconds.
+	RefreshReuseGrace time.Duration
+
+	// KeyEncryptionKey (32 bytes, from RIPPLE_KEY_ENCRYPTION_KEY) encrypts the signing keys'
+	// private halves at rest and the successor pairs kept for the reuse grace window
+	// (AES-256-GCM under keys derived from it).
+	//
+	// Nil means development mode: a fixed development key derived from a public constant is used
+	// instead, so private keys are stored encrypted in form only (anyone with the database can
+	// decrypt them), and Start logs a warning. Keys written in development mode are refused
+	// once a real key is configured (and the other way round): rotate by starting on a fresh
+	// database or deleting ripple_auth_signing_keys, which invalidates outstanding access tokens.
+	KeyEncryptionKey []byte
+
+	// SignInFailuresPerAccount failed sign-ins for one email address within
+	// SignInFailuresPerAccountWindow make further sign-ins for it fail with RATE_LIMITED until the
+	// window ends. Defaults 10 per hour. Unknown emails are counted the same way as known ones.
+	SignInFailuresPerAccount       int
+	SignInFailuresPerAccountWindow time.Duration
+	// SignInFailuresPerAddress is the same limit per client address. Defaults 100 per hour.
+	SignInFailuresPerAddress       int
+	SignInFailuresPerAddressWindow time.Duration
+	// SignUpsPerAddress limits sign-up attempts per client address. Defaults 20 per hour.
+	SignUpsPerAddress       int
+	SignUpsPerAddressWindow time.Duration
+
+	// ClientAddress returns the address rate limits are keyed on. The default is the host part
+	// of http.Request.RemoteAddr (IPv6 addresses grouped by /64). X-Forwarded-For and similar
+	// headers are NOT trusted by default, since any client can set them: behind a reverse proxy,
+	// supply a function that reads the header your proxy sets and that only it can set.
+	ClientAddress func(r *http.Request) string
+
+	// Now is the clock. Default time.Now; tests inject one.
+	Now func() time.Time
+	// Logger receives the service's logs. Default discards.
+	Logger *slog.Logger
+}
+
+// WithDefaults returns a copy of the config with zero values replaced by defaults.
+func (c *Config) WithDefaults() *Config {
+	if c == nil {
+		c = &Config{}
+	}
+	out := *c
+	setStr := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	setDur := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setInt := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setStr(&out.Issuer, "ripple")
+	setStr(&out.Audience, "ripple")
+	setDur(&out.AccessTokenTTL, 15*time.Minute)
+	setDur(&out.SessionIdleTTL, 30*24*time.Hour)
+	setDur(&out.RefreshReuseGrace, MaxRefreshReuseGrace)
+	setInt(&out.SignInFailuresPerAccount, 10)
+	setDur(&out.SignInFailuresPerAccountWindow, time.Hour)
+	setInt(&out.SignInFailuresPerAddress, 100)
+	setDur(&out.SignInFailuresPerAddressWindow, time.Hour)
+	setInt(&out.SignUpsPerAddress, 20)
+	setDur(&out.SignUpsPerAddressWindow, time.Hour)
+	if out.ClientAddress == nil {
+		out.ClientAddress = RemoteAddrHost
+	}
+	if out.Now == nil {
+		out.Now = time.Now
+	}
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &out
+}
+
+func (c *Config) validate() error {
+	if c.AccessTokenTTL < time.Second {
+		return errors.New("auth: AccessTokenTTL must be at least 1s")
+	}
+	if c.SessionIdleTTL < c.AccessTokenTTL {
+		return errors.New("auth: SessionIdleTTL must be at least AccessTokenTTL")
+	}
+	if c.RefreshReuseGrace < 0 || c.RefreshReuseGrace > MaxRefreshReuseGrace {
+		return fmt.Errorf("auth: RefreshReuseGrace must be between 0 and %s", MaxRefreshReuseGrace)
+	}
+	if c.KeyEncryptionKey != nil && len(c.KeyEncryptionKey) != 32 {
+		return fmt.Errorf("auth: KeyEncryptionKey must be 32 bytes, got %d", len(c.KeyEncryptionKey))
+	}
+	for _, l := range []struct {
+		name string
+		n    int
+		w    time.Duration
+	}{
+		{"SignInFailuresPerAccount", c.SignInFailuresPerAccount, c.SignInFailuresPerAccountWindow},
+		{"SignInFailuresPerAddress", c.SignInFailuresPerAddress, c.SignInFailuresPerAddressWindow},
+		{"SignUpsPerAddress", c.SignUpsPerAddress, c.SignUpsPerAddressWindow},
+	} {
+		if l.n < 0 {
+			return fmt.Errorf("auth: %s must not be negative", l.name)
+		}
+		if l.w < time.Second {
+			return fmt.Errorf("auth: %sWindow must be at least 1s", l.name)
+		}
+	}
+	return nil
+}
+
+// ParseKeyEncryptionKey decodes a key-encryption key given as base64 (standard or URL alphabet,
+// padded or not) of exactly 32 bytes. An empty string returns nil (development mode).
+func ParseKeyEncryptionKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			if len(b) != 32 {
+				return nil, fmt.Errorf("%s must decode to 32 bytes, got %d", KeyEncryptionKeyEnv, len(b))
+			}
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("%s is not valid base64", KeyEncryptionKeyEnv)
+}
+
+// Errors returned by VerifyAccessToken and VerifyAdminKey. ErrTokenExpired wraps
+// ErrInvalidToken, so errors.Is(err, ErrInvalidToken) holds for every rejected token.
+var (
+	ErrInvalidToken    = errors.New("invalid access token")
+	ErrTokenExpired    = fmt.Errorf("%w: token expired", ErrInvalidToken)
+	ErrInvalidAdminKey = errors.New("invalid admin key")
+	errNotStarted      = errors.New("auth: service not started (call Start)")
+)
+
+// Claims is what a verified access token says.
+type Claims struct {
+	UserID    string // users.id as a decimal string ("sub")
+	SessionID string // the refresh-token family the token was issued in ("sid")
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// Service is the auth service. It is safe for concurrent use.
+type Service struct {
+	pool    *pgxpool.Pool
+	cfg     *Config
+	q       *dbsqlc.Queries
+	logger  *slog.Logger
+	devMode bool
+
+	kekFingerprint []byte
+	keySealKey     []byte // AES-256 key for signing-key private halves
+	pairSealKey    []byte // AES-256 key for successor pairs
+
+	dummyHash string        // hashed against when the email is unknown, to equalise timing
+	hashSem   chan struct{} // bounds concurrent argon2id computations (memory)
+
+	keysMu sync.Mutex
+	keys   *keySet
+}
+
+// New returns a Service. Call Start before serving.
+func New(pool *pgxpool.Pool, cfg *Config) (*Service, error) {
+	if pool == nil {
+		return nil, errors.New("auth: pool is nil")
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Service{
+		pool:    pool,
+		cfg:     cfg,
+		q:       dbsqlc.New(),
+		logger:  cfg.Logger,
+		hashSem: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+	}
+	kek := cfg.KeyEncryptionKey
+	if kek == nil {
+		s.devMode = true
+		sum := sha256.Sum256([]byte("ripple development key-encryption key; not secret, never use in production"))
+		kek = sum[:]
+	}
+	s.kekFingerprint = deriveKey(kek, "ripple auth kek fingerprint v1")[:8]
+	s.keySealKey = deriveKey(kek, "ripple auth signing key v1")
+	s.pairSealKey = deriveKey(kek, "ripple auth refresh successor v1")
+
+	dummy, err := hashPassword(randomString(24))
+	if err != nil {
+		return nil, err
+	}
+	s.dummyHash = dummy
+	return s, nil
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now() }
+
+// Prune deletes what is no longer needed: rate-limit counters whose window ended, successor
+// pairs past the grace window, sessions idle past SessionIdleTTL or revoked for a day, and
+// signing keys that can no longer verify anything. The engine calls it periodically; nothing
+// depends on it for correctness.
+func (s *Service) Prune(ctx context.Context) error {
+	now := s.now()
+	if _, err := s.q.RateLimitPrune(ctx, s.pool, ts(now)); err != nil {
+		return err
+	}
+	if _, err := s.q.RefreshTokenPruneSealed(ctx, s.pool, ts(now.Add(-s.cfg.RefreshReuseGrace))); err != nil {
+		return err
+	}
+	if _, err := s.q.AuthSessionPrune(ctx, s.pool, dbsqlc.AuthSessionPruneParams{
+		IdleBefore:    ts(now.Add(-s.cfg.SessionIdleTTL)),
+		RevokedBefore: ts(now.Add(-24 * time.Hour)),
+	}); err != nil {
+		return err
+	}
+	_, err := s.q.SigningKeyPrune(ctx, s.pool, ts(now.Add(-s.retiredKeyLifetime())))
+	return err
+}
+
+func ts(t time.Time) pgtype.Timestamptz { return pgtype.Timestamptz{Time: t, Valid: true} }

@@ -1,0 +1,96 @@
+package auth
+
+import (
+	"context"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/ripplehq/ripple/engine/internal/dbsqlc"
+)
+
+// limit is one fixed-window rate limit. Counters live in ripple_auth_rate_limits, keyed by the
+// limit's name and a SHA-256 of the subject, so every process shares them.
+type limit struct {
+	name   string
+	max    int
+	window time.Duration
+}
+
+func (s *Service) limitSignInAccount() limit {
+	return limit{"signin_fail_account", s.cfg.SignInFailuresPerAccount, s.cfg.SignInFailuresPerAccountWindow}
+}
+
+func (s *Service) limitSignInAddress() limit {
+	return limit{"signin_fail_address", s.cfg.SignInFailuresPerAddress, s.cfg.SignInFailuresPerAddressWindow}
+}
+
+func (s *Service) limitSignUpAddress() limit {
+	return limit{"signup_address", s.cfg.SignUpsPerAddress, s.cfg.SignUpsPerAddressWindow}
+}
+
+func (l limit) bucket(subject string) string {
+	return l.name + ":" + hex.EncodeToString(sha256Sum(subject))
+}
+
+func (l limit) windowStart(now time.Time) time.Time { return now.Truncate(l.window) }
+
+func (l limit) rateLimited(now time.Time) *apiError {
+	retry := l.windowStart(now).Add(l.window).Sub(now)
+	return errRateLimited(retry)
+}
+
+// check fails with RATE_LIMITED when the subject has used up the limit in the current window.
+func (s *Service) rateCheck(ctx context.Context, l limit, subject string) error {
+	now := s.now()
+	n, err := s.q.RateLimitGet(ctx, s.pool, dbsqlc.RateLimitGetParams{Bucket: l.bucket(subject), WindowStart: ts(l.windowStart(now))})
+	if err != nil {
+		return err
+	}
+	if int(n) >= l.max {
+		return l.rateLimited(now)
+	}
+	return nil
+}
+
+// hit counts one event against the limit and fails with RATE_LIMITED when that goes past it.
+func (s *Service) rateHit(ctx context.Context, l limit, subject string) error {
+	now := s.now()
+	start := l.windowStart(now)
+	n, err := s.q.RateLimitIncrement(ctx, s.pool, dbsqlc.RateLimitIncrementParams{
+		Bucket:      l.bucket(subject),
+		WindowStart: ts(start),
+		ExpiresAt:   ts(start.Add(l.window)),
+	})
+	if err != nil {
+		return err
+	}
+	if int(n) > l.max {
+		return l.rateLimited(now)
+	}
+	return nil
+}
+
+// RemoteAddrHost is the default Config.ClientAddress: the host of r.RemoteAddr, with IPv6
+// addresses reduced to their /64 (one client usually owns a whole /64). Proxy headers such as
+// X-Forwarded-For are deliberately ignored: behind a trusted reverse proxy, configure
+// Config.ClientAddress to read the header that proxy sets.
+func RemoteAddrHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	addr = addr.Unmap()
+	if addr.Is6() {
+		if p, err := addr.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return addr.String()
+}

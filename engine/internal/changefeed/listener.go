@@ -1,0 +1,258 @@
+package changefeed
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Channel is the NOTIFY channel of a schema's capture triggers.
+func Channel(schema string) string { return "ripple_changes:" + schema }
+
+// MarkerPrefix starts the payload of a marker notification.
+const MarkerPrefix = "marker:"
+
+// Change is one statement's change to one table.
+type Change struct {
+	Table string
+	Xid   uint64
+	// All is set when the change may touch any row (TRUNCATE, or a payload too large to list).
+	All bool
+	// Keys maps each watched column to the distinct values (as text) of the affected rows.
+	Keys map[string][]string
+}
+
+// EventKind says what an Event is.
+type EventKind int
+
+const (
+	EventChange EventKind = iota
+	EventMarker
+	// EventReset: the connection was (re)established after a loss; changes may have been missed.
+	EventReset
+)
+
+// Event is what the listener delivers, in commit order.
+type Event struct {
+	Kind   EventKind
+	Change Change
+	Marker string
+}
+
+// Config configures a Listener.
+type Config struct {
+	ConnConfig *pgx.ConnConfig
+	Schema     string
+	Logger     *slog.Logger
+	// MinBackoff and MaxBackoff bound the reconnect delay.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Listener delivers Events on C until stopped.
+type Listener struct {
+	cfg       Config
+	events    chan Event
+	connected atomic.Bool
+	gaps      atomic.Int64
+	pid       atomic.Uint32
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a listener; call Start.
+func New(cfg Config) *Listener {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MinBackoff == 0 {
+		cfg.MinBackoff = 50 * time.Millisecond
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = 5 * time.Second
+	}
+	// Unbounded buffering would hide a stuck consumer; a large buffer absorbs bursts.
+	return &Listener{cfg: cfg, events: make(chan Event, 65536)}
+}
+
+// Events is the stream of events. It is never closed.
+func (l *Listener) Events() <-chan Event { return l.events }
+
+// Connected reports whether the LISTEN connection is up.
+func (l *Listener) Connected() bool { return l.connected.Load() }
+
+// Gaps counts connection losses since start.
+func (l *Listener) Gaps() int64 { return l.gaps.Load() }
+
+// BackendPID is the listening connection's backend PID (tests terminate it).
+func (l *Listener) BackendPID() uint32 { return l.pid.Load() }
+
+// Start connects (waiting for the first connection) and begins delivering events.
+func (l *Listener) Start(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done != nil {
+		return nil
+	}
+	conn, err := l.connect(ctx)
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l.cancel = cancel
+	l.done = make(chan struct{})
+	go l.run(runCtx, conn)
+	return nil
+}
+
+// Stop closes the connection and waits for the loop to end. It is idempotent.
+func (l *Listener) Stop() {
+	l.mu.Lock()
+	cancel, done := l.cancel, l.done
+	l.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-done
+}
+
+func (l *Listener) connect(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, l.cfg.ConnConfig.Copy())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{Channel(l.cfg.Schema)}.Sanitize()); err != nil {
+		conn.Close(ctx)
+		return nil, err
+	}
+	l.pid.Store(conn.PgConn().PID())
+	l.connected.Store(true)
+	return conn, nil
+}
+
+func (l *Listener) run(ctx context.Context, conn *pgx.Conn) {
+	defer close(l.done)
+	backoff := l.cfg.MinBackoff
+	for {
+		for {
+			n, err := conn.WaitForNotification(ctx)
+			if err != nil {
+				break
+			}
+			backoff = l.cfg.MinBackoff
+			if ev, ok := parse(n.Payload); ok {
+				l.events <- ev
+			} else {
+				l.cfg.Logger.Warn("ignoring malformed change notification", "bytes", len(n.Payload))
+			}
+		}
+		l.connected.Store(false)
+		conn.Close(context.Background())
+		if ctx.Err() != nil {
+			return
+		}
+		l.gaps.Add(1)
+		l.cfg.Logger.Warn("change listener lost its connection; reconnecting")
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, l.cfg.MaxBackoff)
+			var err error
+			connectCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			conn, err = l.connect(connectCtx)
+			cancel()
+			if err == nil {
+				break
+			}
+			l.cfg.Logger.Warn("change listener reconnect failed", "error", err)
+		}
+		l.cfg.Logger.Info("change listener reconnected; re-running every subscription")
+		l.events <- Event{Kind: EventReset}
+	}
+}
+
+type payload struct {
+	Table string               `json:"t"`
+	Xid   string               `json:"x"`
+	All   bool                 `json:"all"`
+	Keys  map[string][]*string `json:"c"`
+}
+
+func parse(s string) (Event, bool) {
+	if marker, ok := strings.CutPrefix(s, MarkerPrefix); ok {
+		return Event{Kind: EventMarker, Marker: marker}, true
+	}
+	var p payload
+	if err := json.Unmarshal([]byte(s), &p); err != nil || p.Table == "" {
+		return Event{}, false
+	}
+	xid, err := strconv.ParseUint(p.Xid, 10, 64)
+	if err != nil {
+		return Event{}, false
+	}
+	c := Change{Table: p.Table, Xid: xid, All: p.All, Keys: make(map[string][]string, len(p.Keys))}
+	for col, vals := range p.Keys {
+		out := make([]string, 0, len(vals))
+		for _, v := range vals {
+			if v != nil {
+				out = append(out, *v)
+			}
+		}
+		c.Keys[col] = out
+	}
+	return Event{Kind: EventChange, Change: c}, true
+}
+
+// Snapshot is a parsed pg_current_snapshot(): which transactions a snapshot sees.
+type Snapshot struct {
+	Xmin, Xmax uint64
+	InProgress map[uint64]struct{}
+}
+
+// ParseSnapshot parses the text form "xmin:xmax:xip,xip,...".
+func ParseSnapshot(s string) (Snapshot, bool) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return Snapshot{}, false
+	}
+	xmin, err1 := strconv.ParseUint(parts[0], 10, 64)
+	xmax, err2 := strconv.ParseUint(parts[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return Snapshot{}, false
+	}
+	snap := Snapshot{Xmin: xmin, Xmax: xmax, InProgress: map[uint64]struct{}{}}
+	if parts[2] != "" {
+		for _, x := range strings.Split(parts[2], ",") {
+			v, err := strconv.ParseUint(x, 10, 64)
+			if err != nil {
+				return Snapshot{}, false
+			}
+			snap.InProgress[v] = struct{}{}
+		}
+	}
+	return snap, true
+}
+
+// Sees reports whether a committed transaction is visible in the snapshot.
+func (s Snapshot) Sees(xid uint64) bool {
+	if xid < s.Xmin {
+		return true
+	}
+	if xid >= s.Xmax {
+		return false
+	}
+	_, running := s.InProgress[xid]
+	return !running
+}

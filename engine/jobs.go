@@ -1,0 +1,138 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+)
+
+// Scheduled functions run as River jobs of one kind. A job's function runs as the identity that
+// scheduled it.
+
+type functionJobArgs struct {
+	Path   string          `json:"path"`
+	Args   json.RawMessage `json:"args"`
+	UserID string          `json:"userId,omitempty"`
+}
+
+func (functionJobArgs) Kind() string { return "ripple.function" }
+
+type functionWorker struct {
+	river.WorkerDefaults[functionJobArgs]
+	e *Engine
+}
+
+// snoozeError asks River to run the job again later without counting an attempt.
+type snoozeError struct{ after time.Duration }
+
+func (s *snoozeError) Error() string { return fmt.Sprintf("snooze for %s", s.after) }
+
+// Snooze, returned by a scheduled action, runs it again after d without using up a retry (for
+// a provider's rate limit, say).
+func Snooze(d time.Duration) error { return &snoozeError{after: d} }
+
+type permanentError struct{ err error }
+
+func (p *permanentError) Error() string { return p.err.Error() }
+func (p *permanentError) Unwrap() error { return p.err }
+
+// Permanent, returned by a scheduled function, stops River from retrying it.
+func Permanent(err error) error { return &permanentError{err: err} }
+
+func (w *functionWorker) Work(ctx context.Context, job *river.Job[functionJobArgs]) error {
+	fn := w.e.registry.lookup(job.Args.Path)
+	if fn == nil {
+		return river.JobCancel(fmt.Errorf("scheduled function %q is not registered", job.Args.Path))
+	}
+	if fn.kind == KindQuery {
+		return river.JobCancel(fmt.Errorf("%q is a query; only mutations and actions can be scheduled", job.Args.Path))
+	}
+	res := w.e.call(ctx, fn, job.Args.Args, Identity{UserID: job.Args.UserID})
+	if res.err == nil {
+		return nil
+	}
+	var snooze *snoozeError
+	if errors.As(res.err, &snooze) {
+		return river.JobSnooze(snooze.after)
+	}
+	var permanent *permanentError
+	if errors.As(res.err, &permanent) {
+		return river.JobCancel(permanent)
+	}
+	if e, ok := AsError(res.err); ok && e.Code != CodeConflict && e.Code != CodeRateLimited && e.Code != CodeInternal {
+		// A user-facing error (bad arguments, not found...) will not go away by retrying.
+		return river.JobCancel(res.err)
+	}
+	return res.err
+}
+
+func (e *Engine) newRiverClient() (*river.Client[pgx.Tx], error) {
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &functionWorker{e: e}); err != nil {
+		return nil, err
+	}
+	var periodic []*river.PeriodicJob
+	for _, p := range e.config.PeriodicFunctions {
+		raw, err := json.Marshal(p.Args)
+		if err != nil {
+			return nil, fmt.Errorf("periodic function %s: %w", p.Path, err)
+		}
+		args := functionJobArgs{Path: p.Path, Args: raw}
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(p.Interval),
+			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
+			&river.PeriodicJobOpts{RunOnStart: p.RunOnStart}))
+	}
+	cfg := &river.Config{
+		Schema:       e.config.Schema,
+		Logger:       e.logger,
+		Workers:      workers,
+		PeriodicJobs: periodic,
+	}
+	if !e.config.DisableJobs {
+		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: e.config.JobWorkers}}
+		cfg.FetchCooldown = 20 * time.Millisecond
+		cfg.FetchPollInterval = 500 * time.Millisecond
+	}
+	return river.NewClient(riverpgxv5.New(e.pool), cfg)
+}
+
+func (e *Engine) schedule(ctx context.Context, tx pgx.Tx, at time.Time, path string, args any, identity Identity) (int64, error) {
+	fn := e.registry.lookup(path)
+	if fn == nil || fn.kind == KindQuery {
+		return 0, fmt.Errorf("cannot schedule %q: not a registered mutation or action", path)
+	}
+	raw, err := json.Marshal(args)
+	if err != nil {
+		return 0, fmt.Errorf("encoding arguments for %s: %w", path, err)
+	}
+	jobArgs := functionJobArgs{Path: path, Args: raw, UserID: identity.UserID}
+	opts := &river.InsertOpts{ScheduledAt: at}
+	if tx != nil {
+		res, err := e.river.InsertTx(ctx, tx, jobArgs, opts)
+		if err != nil {
+			return 0, err
+		}
+		return res.Job.ID, nil
+	}
+	res, err := e.river.Insert(ctx, jobArgs, opts)
+	if err != nil {
+		return 0, err
+	}
+	return res.Job.ID, nil
+}
+
+func (e *Engine) cancelScheduled(ctx context.Context, tx pgx.Tx, jobID int64) error {
+	var err error
+	if tx != nil {
+		_, err = e.river.JobCancelTx(ctx, tx, jobID)
+	} else {
+		_, err = e.river.JobCancel(ctx, jobID)
+	}
+	return err
+}

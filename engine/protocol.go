@@ -1,0 +1,137 @@
+package engine
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+)
+
+// Wire messages of the sync protocol (PROTOCOL.md). Field names follow Convex's client.
+
+type stateVersion struct {
+	QuerySet int64  `json:"querySet"`
+	Identity int64  `json:"identity"`
+	TS       string `json:"ts"`
+}
+
+func encodeTS(ts uint64) string {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], ts)
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+type transitionMsg struct {
+	Type          string       `json:"type"`
+	StartVersion  stateVersion `json:"startVersion"`
+	EndVersion    stateVersion `json:"endVersion"`
+	Modifications []any        `json:"modifications"`
+}
+
+type queryUpdated struct {
+	Type     string          `json:"type"`
+	QueryID  int64           `json:"queryId"`
+	Value    json.RawMessage `json:"value"`
+	LogLines []string        `json:"logLines"`
+	Journal  *string         `json:"journal"`
+}
+
+type queryFailed struct {
+	Type         string         `json:"type"`
+	QueryID      int64          `json:"queryId"`
+	ErrorMessage string         `json:"errorMessage"`
+	LogLines     []string       `json:"logLines"`
+	ErrorData    map[string]any `json:"errorData,omitempty"`
+	Journal      *string        `json:"journal"`
+}
+
+type queryRemoved struct {
+	Type    string `json:"type"`
+	QueryID int64  `json:"queryId"`
+}
+
+func queryModification(queryID int64, res *callResult) any {
+	var journal *string
+	if res.journal != "" {
+		j := res.journal
+		journal = &j
+	}
+	logLines := res.logLines
+	if logLines == nil {
+		logLines = []string{}
+	}
+	if res.err != nil {
+		msg, data := res.wireError()
+		return queryFailed{Type: "QueryFailed", QueryID: queryID, ErrorMessage: msg, LogLines: logLines, ErrorData: data, Journal: journal}
+	}
+	return queryUpdated{Type: "QueryUpdated", QueryID: queryID, Value: res.value, LogLines: logLines, Journal: journal}
+}
+
+type mutationResponse struct {
+	Type      string          `json:"type"`
+	RequestID int64           `json:"requestId"`
+	Success   bool            `json:"success"`
+	Result    json.RawMessage `json:"result"`
+	TS        string          `json:"ts,omitempty"`
+	LogLines  []string        `json:"logLines"`
+	ErrorData map[string]any  `json:"errorData,omitempty"`
+}
+
+type actionResponse struct {
+	Type      string          `json:"type"`
+	RequestID int64           `json:"requestId"`
+	Success   bool            `json:"success"`
+	Result    json.RawMessage `json:"result"`
+	LogLines  []string        `json:"logLines"`
+	ErrorData map[string]any  `json:"errorData,omitempty"`
+}
+
+type authErrorMsg struct {
+	Type                string `json:"type"`
+	Error               string `json:"error"`
+	BaseVersion         int64  `json:"baseVersion"`
+	AuthUpdateAttempted bool   `json:"authUpdateAttempted"`
+}
+
+type fatalErrorMsg struct {
+	Type  string `json:"type"`
+	Error string `json:"error"`
+}
+
+type transitionChunk struct {
+	Type         string `json:"type"`
+	Chunk        string `json:"chunk"`
+	PartNumber   int    `json:"partNumber"`
+	TotalParts   int    `json:"totalParts"`
+	TransitionID string `json:"transitionId"`
+}
+
+// clientMessage is any message from the client; fields are read according to Type.
+type clientMessage struct {
+	Type string `json:"type"`
+
+	// Connect
+	SessionID string `json:"sessionId"`
+
+	// ModifyQuerySet
+	BaseVersion   *int64                 `json:"baseVersion"`
+	NewVersion    *int64                 `json:"newVersion"`
+	Modifications []querySetModification `json:"modifications"`
+
+	// Mutation, Action
+	RequestID *int64          `json:"requestId"`
+	UDFPath   string          `json:"udfPath"`
+	Args      json.RawMessage `json:"args"`
+
+	// Authenticate
+	TokenType     string          `json:"tokenType"`
+	Value         string          `json:"value"`
+	Impersonating json.RawMessage `json:"impersonating"`
+}
+
+type querySetModification struct {
+	Type    string          `json:"type"`
+	QueryID *int64          `json:"queryId"`
+	UDFPath string          `json:"udfPath"`
+	Args    json.RawMessage `json:"args"`
+	Journal *string         `json:"journal"`
+}

@@ -1,0 +1,501 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ripplehq/ripple/engine/internal/changefeed"
+)
+
+// The reactor re-runs subscriptions after commits and pushes new results.
+//
+// One goroutine runs batches. A batch takes a REPEATABLE READ snapshot S, then sends itself a
+// marker NOTIFY and reads the change stream up to that marker: notifications arrive in commit
+// order, so every change visible in S has arrived by then. Changes visible in S invalidate
+// subscriptions through the index; changes that S does not see wait for the next batch. All
+// invalidated (and newly added) subscriptions run in S, identical (function, args, identity,
+// journal) runs once, unchanged results are not sent, and each session gets one Transition
+// whose results all come from S (promise 2). A mutation's response waits for a batch whose
+// snapshot was taken after its commit (promise 3).
+
+// subscription is one query of one session.
+type subscription struct {
+	session *session
+	queryID int64
+	fn      *function
+	args    any
+	argsKey string
+	// Fields below are owned by the reactor goroutine.
+	journal  string
+	reads    *ReadSet
+	hash     [32]byte
+	hasValue bool
+	failed   bool // the last run returned an error (not sent again until it changes)
+}
+
+type syncWaiter struct {
+	session *session // nil: no transition is needed
+	ch      chan uint64
+}
+
+type reactor struct {
+	e        *Engine
+	listener *changefeed.Listener
+	wake     chan struct{}
+	markerID string
+	markers  atomic.Uint64
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	resetAll bool
+	waiters  []syncWaiter
+
+	// Owned by the run goroutine.
+	byKey      map[readKey]map[*subscription]struct{}
+	byTable    map[string]map[*subscription]struct{}
+	everything map[*subscription]struct{}
+	dirty      map[*subscription]struct{}
+	changes    []changefeed.Change // received, not yet applied (not visible in the last snapshot)
+	lastTS     uint64
+
+	stats reactorStats
+}
+
+type reactorStats struct {
+	batches, reruns, changedReruns, skippedChanges atomic.Int64
+}
+
+func newReactor(e *Engine, listener *changefeed.Listener) *reactor {
+	return &reactor{
+		e:          e,
+		listener:   listener,
+		wake:       make(chan struct{}, 1),
+		markerID:   newRequestID(),
+		sessions:   map[*session]struct{}{},
+		byKey:      map[readKey]map[*subscription]struct{}{},
+		byTable:    map[string]map[*subscription]struct{}{},
+		everything: map[*subscription]struct{}{},
+		dirty:      map[*subscription]struct{}{},
+	}
+}
+
+func (r *reactor) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *reactor) addSession(s *session) {
+	r.mu.Lock()
+	r.sessions[s] = struct{}{}
+	r.mu.Unlock()
+}
+
+func (r *reactor) removeSession(s *session) {
+	r.mu.Lock()
+	delete(r.sessions, s)
+	r.mu.Unlock()
+	r.poke()
+}
+
+// sync waits for a batch whose snapshot was taken after this call, and returns its ts. With a
+// session, that session is sent a transition at ts (empty if nothing changed), so a mutation
+// response carrying ts is answered only after the client can see the mutation's effects.
+func (r *reactor) sync(ctx context.Context, s *session) (uint64, error) {
+	ch := make(chan uint64, 1)
+	r.mu.Lock()
+	r.waiters = append(r.waiters, syncWaiter{session: s, ch: ch})
+	r.mu.Unlock()
+	r.poke()
+	select {
+	case ts := <-ch:
+		return ts, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// clockNext returns a ts above every earlier one and near wall-clock nanoseconds, so ts values
+// are comparable across processes (PROTOCOL.md).
+func (r *reactor) clockNext() uint64 {
+	now := uint64(time.Now().UnixNano())
+	if now <= r.lastTS {
+		now = r.lastTS + 1
+	}
+	r.lastTS = now
+	return now
+}
+
+func (r *reactor) run(ctx context.Context) {
+	events := r.listener.Events()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-events:
+			r.receive(ev)
+		case <-r.wake:
+		}
+		// Coalesce: take everything already queued before starting a batch.
+	drain:
+		for {
+			select {
+			case ev := <-events:
+				r.receive(ev)
+			default:
+				break drain
+			}
+		}
+		for r.needsBatch() {
+			if err := r.batch(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				r.e.logger.Warn("reactor batch failed; retrying", "error", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}
+	}
+}
+
+// receive handles an event between batches. A change that matches no live subscription is
+// dropped at once: every subscription's read set is from a snapshot older than the change, and
+// subscriptions added later run in snapshots that include it.
+func (r *reactor) receive(ev changefeed.Event) {
+	switch ev.Kind {
+	case changefeed.EventReset:
+		r.mu.Lock()
+		r.resetAll = true
+		r.mu.Unlock()
+	case changefeed.EventChange:
+		if r.affects(ev.Change) {
+			r.changes = append(r.changes, ev.Change)
+		} else {
+			r.stats.skippedChanges.Add(1)
+		}
+	}
+}
+
+func (r *reactor) affects(c changefeed.Change) bool {
+	if len(r.everything) > 0 || len(r.byTable[c.Table]) > 0 {
+		return true
+	}
+	if c.All {
+		for k := range r.byKey {
+			if k.table == c.Table {
+				return true
+			}
+		}
+		return false
+	}
+	for col, values := range c.Keys {
+		for _, v := range values {
+			if len(r.byKey[readKey{c.Table, col, v}]) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// invalidate marks the subscriptions a change affects as dirty.
+func (r *reactor) invalidate(c changefeed.Change) {
+	for s := range r.everything {
+		r.dirty[s] = struct{}{}
+	}
+	for s := range r.byTable[c.Table] {
+		r.dirty[s] = struct{}{}
+	}
+	if c.All {
+		for k, subs := range r.byKey {
+			if k.table == c.Table {
+				for s := range subs {
+					r.dirty[s] = struct{}{}
+				}
+			}
+		}
+		return
+	}
+	for col, values := range c.Keys {
+		for _, v := range values {
+			for s := range r.byKey[readKey{c.Table, col, v}] {
+				r.dirty[s] = struct{}{}
+			}
+		}
+	}
+}
+
+func (r *reactor) needsBatch() bool {
+	if len(r.changes) > 0 || len(r.dirty) > 0 {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.resetAll || len(r.waiters) > 0 {
+		return true
+	}
+	for s := range r.sessions {
+		if s.hasPending() {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *reactor) unindex(sub *subscription) {
+	if sub.reads == nil {
+		return
+	}
+	if sub.reads.all {
+		delete(r.everything, sub)
+	}
+	for t := range sub.reads.tables {
+		delete(r.byTable[t], sub)
+		if len(r.byTable[t]) == 0 {
+			delete(r.byTable, t)
+		}
+	}
+	for k := range sub.reads.keys {
+		delete(r.byKey[k], sub)
+		if len(r.byKey[k]) == 0 {
+			delete(r.byKey, k)
+		}
+	}
+	sub.reads = nil
+}
+
+func (r *reactor) index(sub *subscription, reads *ReadSet) {
+	r.unindex(sub)
+	sub.reads = reads
+	if reads.all {
+		r.everything[sub] = struct{}{}
+	}
+	for t := range reads.tables {
+		if r.byTable[t] == nil {
+			r.byTable[t] = map[*subscription]struct{}{}
+		}
+		r.byTable[t][sub] = struct{}{}
+	}
+	for k := range reads.keys {
+		if r.byKey[k] == nil {
+			r.byKey[k] = map[*subscription]struct{}{}
+		}
+		r.byKey[k][sub] = struct{}{}
+	}
+}
+
+// batchWork is what one batch takes from the sessions.
+type sessionWork struct {
+	session  *session
+	pending  sessionPending
+	identity Identity
+	mods     []any
+	needed   bool // send a transition even with no modifications
+}
+
+func (r *reactor) batch(ctx context.Context) error {
+	r.stats.batches.Add(1)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+
+	tx, err := r.e.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	var snapText string
+	if err := tx.QueryRow(ctx, "SELECT pg_current_snapshot()::text").Scan(&snapText); err != nil {
+		return err
+	}
+	snap, ok := changefeed.ParseSnapshot(snapText)
+	if !ok {
+		return fmt.Errorf("unreadable snapshot %q", snapText)
+	}
+	ts := r.clockNext()
+
+	// Read the change stream up to our own marker: every change S sees has arrived by then.
+	marker := r.markerID + ":" + strconv.FormatUint(r.markers.Add(1), 10)
+	if _, err := r.e.pool.Exec(ctx, "SELECT pg_notify($1, $2)", changefeed.Channel(r.e.config.Schema), changefeed.MarkerPrefix+marker); err != nil {
+		return err
+	}
+	events := r.listener.Events()
+	markerTimeout := time.NewTimer(5 * time.Second)
+	defer markerTimeout.Stop()
+wait:
+	for {
+		select {
+		case ev := <-events:
+			switch ev.Kind {
+			case changefeed.EventMarker:
+				if ev.Marker == marker {
+					break wait
+				}
+			case changefeed.EventChange:
+				r.changes = append(r.changes, ev.Change)
+			case changefeed.EventReset:
+				// The marker may have been lost with the connection: start over.
+				r.mu.Lock()
+				r.resetAll = true
+				r.mu.Unlock()
+				return errors.New("change listener reconnected during a batch")
+			}
+		case <-markerTimeout.C:
+			return errors.New("change listener did not deliver the batch marker")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+
+	kept := r.changes[:0]
+	for _, c := range r.changes {
+		if snap.Sees(c.Xid) {
+			r.invalidate(c)
+		} else {
+			kept = append(kept, c)
+		}
+	}
+	r.changes = kept
+
+	// Take the sessions' pending work as of now.
+	r.mu.Lock()
+	resetAll := r.resetAll
+	r.resetAll = false
+	waiters := r.waiters
+	r.waiters = nil
+	work := map[*session]*sessionWork{}
+	for s := range r.sessions {
+		p, identity := s.takePending()
+		w := &sessionWork{session: s, pending: p, identity: identity}
+		if p.any() {
+			w.needed = true
+		}
+		work[s] = w
+	}
+	r.mu.Unlock()
+	for _, wt := range waiters {
+		if w := work[wt.session]; w != nil {
+			w.needed = true
+		}
+	}
+
+	for _, w := range work {
+		s := w.session
+		for _, qid := range w.pending.removes {
+			if sub := s.subs[qid]; sub != nil {
+				r.unindex(sub)
+				delete(r.dirty, sub)
+				delete(s.subs, qid)
+				w.mods = append(w.mods, queryRemoved{Type: "QueryRemoved", QueryID: qid})
+			}
+		}
+		for _, sub := range w.pending.adds {
+			if old := s.subs[sub.queryID]; old != nil {
+				r.unindex(old)
+				delete(r.dirty, old)
+			}
+			s.subs[sub.queryID] = sub
+			r.dirty[sub] = struct{}{}
+		}
+		if w.pending.identityChanged || resetAll {
+			for _, sub := range s.subs {
+				r.dirty[sub] = struct{}{}
+			}
+		}
+		s.queryIdentity = w.identity
+	}
+
+	// Group the dirty subscriptions of sessions that keep up; the others wait (their send
+	// queue is full: computing transitions for them would only be thrown away).
+	type runKey struct{ path, args, identity, journal string }
+	groups := map[runKey][]*subscription{}
+	var order []runKey
+	for sub := range r.dirty {
+		w := work[sub.session]
+		if w == nil { // the session is gone
+			delete(r.dirty, sub)
+			r.unindex(sub)
+			continue
+		}
+		if sub.session.behind() && !w.needed {
+			continue
+		}
+		delete(r.dirty, sub)
+		k := runKey{sub.fn.path, sub.argsKey, sub.session.queryIdentity.key(), sub.journal}
+		if groups[k] == nil {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], sub)
+	}
+
+	for _, k := range order {
+		subs := groups[k]
+		first := subs[0]
+		res := r.e.runQueryInTx(ctx, tx, first.fn, first.args, first.session.queryIdentity, first.journal)
+		if res.err != nil && tx.Conn().IsClosed() {
+			// The connection broke: everything of this group and later must run again.
+			for _, k2 := range order {
+				for _, sub := range groups[k2] {
+					r.dirty[sub] = struct{}{}
+				}
+			}
+			return fmt.Errorf("batch connection lost: %w", res.err)
+		}
+		r.stats.reruns.Add(1)
+		hash := resultHash(&res)
+		for _, sub := range subs {
+			r.index(sub, res.reads)
+			sub.journal = res.journal
+			if sub.hasValue && sub.hash == hash {
+				continue
+			}
+			if sub.hasValue {
+				r.stats.changedReruns.Add(1)
+			}
+			sub.hash, sub.hasValue = hash, true
+			work[sub.session].mods = append(work[sub.session].mods, queryModification(sub.queryID, &res))
+		}
+	}
+	_ = tx.Commit(ctx)
+
+	for _, w := range work {
+		if len(w.mods) == 0 && !w.needed {
+			continue
+		}
+		w.session.sendTransition(ts, w.pending, w.mods)
+	}
+	for _, wt := range waiters {
+		wt.ch <- ts
+	}
+	return nil
+}
+
+func resultHash(res *callResult) [32]byte {
+	h := sha256.New()
+	if res.err != nil {
+		msg, data := res.wireError()
+		buf, _ := json.Marshal(data)
+		h.Write([]byte("error\x00" + msg + "\x00"))
+		h.Write(buf)
+	} else {
+		h.Write([]byte("value\x00"))
+		h.Write(res.value)
+	}
+	h.Write([]byte("\x00journal\x00" + res.journal))
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}

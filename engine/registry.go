@@ -1,0 +1,166 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+)
+
+// FunctionKind is query, mutation or action.
+type FunctionKind string
+
+const (
+	KindQuery    FunctionKind = "query"
+	KindMutation FunctionKind = "mutation"
+	KindAction   FunctionKind = "action"
+)
+
+// FunctionOpts are optional settings of one registered function.
+type FunctionOpts struct {
+	// Internal functions can be called only by other functions, scheduled jobs and admin keys;
+	// a client calling one gets the same error as for an unknown function.
+	Internal bool
+	// Timeout bounds one run. Zero means the Config default for the kind.
+	Timeout time.Duration
+}
+
+type function struct {
+	path     string
+	kind     FunctionKind
+	internal bool
+	timeout  time.Duration
+
+	decode   func(raw json.RawMessage, maxBytes int) (any, error)
+	query    func(*QueryCtx, any) (any, error)
+	mutation func(*MutationCtx, any) (any, error)
+	action   func(*ActionCtx, any) (any, error)
+}
+
+// Registry holds an application's functions and the read-set analysis of its SQL.
+type Registry struct {
+	mu        sync.RWMutex
+	functions map[string]*function
+	readSpecs map[string]ReadSpec
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{functions: map[string]*function{}, readSpecs: map[string]ReadSpec{}}
+}
+
+var pathPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (r *Registry) add(fn *function, opts *FunctionOpts) error {
+	if !pathPattern.MatchString(fn.path) {
+		return fmt.Errorf("function path %q is not of the form module:function", fn.path)
+	}
+	if opts != nil {
+		fn.internal = opts.Internal
+		fn.timeout = opts.Timeout
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.functions[fn.path]; dup {
+		return fmt.Errorf("function %q is registered twice", fn.path)
+	}
+	r.functions[fn.path] = fn
+	return nil
+}
+
+func (r *Registry) lookup(path string) *function {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.functions[path]
+}
+
+// FunctionInfo describes one registered function (for codegen and admin tooling).
+type FunctionInfo struct {
+	Path     string
+	Kind     FunctionKind
+	Internal bool
+}
+
+// Functions lists the registered functions sorted by path.
+func (r *Registry) Functions() []FunctionInfo {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]FunctionInfo, 0, len(r.functions))
+	for _, fn := range r.functions {
+		out = append(out, FunctionInfo{Path: fn.path, Kind: fn.kind, Internal: fn.internal})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// AddReadSpecs registers the generated read-set analysis of sqlc statements, keyed by the name
+// in each statement's `-- name:` header. A statement without a spec is treated as reading
+// everything, which is safe but re-runs its queries on every change.
+func (r *Registry) AddReadSpecs(specs map[string]ReadSpec) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, spec := range specs {
+		r.readSpecs[name] = spec
+	}
+}
+
+func (r *Registry) readSpec(name string) (ReadSpec, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	spec, ok := r.readSpecs[name]
+	return spec, ok
+}
+
+func decoderFor[A any]() func(json.RawMessage, int) (any, error) {
+	return func(raw json.RawMessage, maxBytes int) (any, error) { return decodeArgs[A](raw, maxBytes) }
+}
+
+// AddQuery registers a query and panics on a bad or duplicate path; see AddQuerySafely.
+func AddQuery[A, R any](r *Registry, path string, fn func(*QueryCtx, A) (R, error), opts *FunctionOpts) {
+	if err := AddQuerySafely(r, path, fn, opts); err != nil {
+		panic(err)
+	}
+}
+
+// AddQuerySafely registers a query. Queries read through ctx.DB() in a read-only snapshot; what
+// they read decides when a subscription re-runs.
+func AddQuerySafely[A, R any](r *Registry, path string, fn func(*QueryCtx, A) (R, error), opts *FunctionOpts) error {
+	return r.add(&function{
+		path: path, kind: KindQuery, decode: decoderFor[A](),
+		query: func(ctx *QueryCtx, args any) (any, error) { return fn(ctx, args.(A)) },
+	}, opts)
+}
+
+// AddMutation registers a mutation and panics on a bad or duplicate path.
+func AddMutation[A, R any](r *Registry, path string, fn func(*MutationCtx, A) (R, error), opts *FunctionOpts) {
+	if err := AddMutationSafely(r, path, fn, opts); err != nil {
+		panic(err)
+	}
+}
+
+// AddMutationSafely registers a mutation. It runs in a SERIALIZABLE transaction that is retried
+// on serialization failure, so it must not have side effects outside the database.
+func AddMutationSafely[A, R any](r *Registry, path string, fn func(*MutationCtx, A) (R, error), opts *FunctionOpts) error {
+	return r.add(&function{
+		path: path, kind: KindMutation, decode: decoderFor[A](),
+		mutation: func(ctx *MutationCtx, args any) (any, error) { return fn(ctx, args.(A)) },
+	}, opts)
+}
+
+// AddAction registers an action and panics on a bad or duplicate path.
+func AddAction[A, R any](r *Registry, path string, fn func(*ActionCtx, A) (R, error), opts *FunctionOpts) {
+	if err := AddActionSafely(r, path, fn, opts); err != nil {
+		panic(err)
+	}
+}
+
+// AddActionSafely registers an action: it runs outside any transaction, may call the network,
+// and reaches the database only through RunQuery and RunMutation.
+func AddActionSafely[A, R any](r *Registry, path string, fn func(*ActionCtx, A) (R, error), opts *FunctionOpts) error {
+	return r.add(&function{
+		path: path, kind: KindAction, decode: decoderFor[A](),
+		action: func(ctx *ActionCtx, args any) (any, error) { return fn(ctx, args.(A)) },
+	}, opts)
+}

@@ -1,0 +1,434 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// session is one WebSocket of the sync protocol.
+type session struct {
+	e      *Engine
+	conn   *websocket.Conn
+	out    chan []byte
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mutations chan *clientMessage
+	actions   chan struct{} // semaphore
+
+	// Guarded by mu: state the reader changes and the reactor takes.
+	mu              sync.Mutex
+	sessionID       string
+	querySetVersion int64
+	identityVersion int64
+	identity        Identity // the newest identity (mutations and actions use it at once)
+	pending         sessionPending
+
+	// Owned by the reactor goroutine.
+	subs          map[int64]*subscription
+	queryIdentity Identity // the identity the subscriptions last ran as
+	sent          struct {
+		querySet, identity int64
+		ts                 uint64
+	}
+}
+
+// sessionPending is what the reactor must apply to a session in its next batch.
+type sessionPending struct {
+	adds            []*subscription
+	removes         []int64
+	querySet        int64 // newest query-set version to answer; -1 when unchanged
+	identityChanged bool
+	identityVersion int64 // newest identity version to answer; -1 when unchanged
+}
+
+func (p *sessionPending) any() bool {
+	return len(p.adds) > 0 || len(p.removes) > 0 || p.querySet >= 0 || p.identityChanged
+}
+
+func emptyPending() sessionPending { return sessionPending{querySet: -1, identityVersion: -1} }
+
+func (s *session) hasPending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending.any()
+}
+
+func (s *session) takePending() (sessionPending, Identity) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pending
+	s.pending = emptyPending()
+	return p, s.identity
+}
+
+// behind reports whether the client is not reading fast enough to take more transitions.
+func (s *session) behind() bool { return len(s.out) > cap(s.out)/2 }
+
+// send queues a message without blocking. A client too slow to drain its queue is disconnected
+// (it reconnects and resynchronises) rather than holding up everyone else.
+func (s *session) send(msg any) {
+	buf, err := json.Marshal(msg)
+	if err != nil {
+		s.e.logger.Error("encoding a server message", "error", err)
+		return
+	}
+	s.sendRaw(buf)
+}
+
+func (s *session) sendRaw(buf []byte) {
+	select {
+	case s.out <- buf:
+	default:
+		s.e.logger.Warn("closing a session whose client cannot keep up", "session_id", s.sessionID)
+		s.cancel()
+	}
+}
+
+// sendTransition is called by the reactor with the results of one batch.
+func (s *session) sendTransition(ts uint64, p sessionPending, mods []any) {
+	// Identity is pinned here: the reactor ran this batch's queries as it.
+	start := stateVersion{QuerySet: s.sent.querySet, Identity: s.sent.identity, TS: encodeTS(s.sent.ts)}
+	if p.querySet >= 0 {
+		s.sent.querySet = p.querySet
+	}
+	if p.identityVersion >= 0 {
+		s.sent.identity = p.identityVersion
+	}
+	if ts > s.sent.ts {
+		s.sent.ts = ts
+	}
+	end := stateVersion{QuerySet: s.sent.querySet, Identity: s.sent.identity, TS: encodeTS(s.sent.ts)}
+	if mods == nil {
+		mods = []any{}
+	}
+	buf, err := json.Marshal(transitionMsg{Type: "Transition", StartVersion: start, EndVersion: end, Modifications: mods})
+	if err != nil {
+		s.e.logger.Error("encoding a transition", "error", err)
+		s.cancel()
+		return
+	}
+	limit := s.e.config.TransitionChunkBytes
+	if len(buf) <= limit {
+		s.sendRaw(buf)
+		return
+	}
+	parts := (len(buf) + limit - 1) / limit
+	id := newRequestID()
+	for i := 0; i < parts; i++ {
+		end := min((i+1)*limit, len(buf))
+		s.send(transitionChunk{Type: "TransitionChunk", Chunk: string(buf[i*limit : end]), PartNumber: i, TotalParts: parts, TransitionID: id})
+	}
+}
+
+func (s *session) fatal(msg string) {
+	s.send(fatalErrorMsg{Type: "FatalError", Error: msg})
+	s.e.logger.Info("closing session after a protocol error", "session_id", s.sessionID, "error", msg)
+	// Let the writer flush the FatalError before the socket closes.
+	go func() {
+		select {
+		case <-time.After(time.Second):
+		case <-s.ctx.Done():
+		}
+		s.cancel()
+	}()
+}
+
+func (e *Engine) serveSync(w http.ResponseWriter, r *http.Request) {
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		return
+	}
+	conn.SetReadLimit(int64(e.config.MaxMessageBytes))
+	ctx, cancel := context.WithCancel(e.runCtx)
+	s := &session{
+		e: e, conn: conn, ctx: ctx, cancel: cancel,
+		out:       make(chan []byte, e.config.SendQueueLength),
+		mutations: make(chan *clientMessage, 1024),
+		actions:   make(chan struct{}, 16),
+		pending:   emptyPending(),
+		subs:      map[int64]*subscription{},
+	}
+	e.metrics.sessions.Add(1)
+	defer e.metrics.sessions.Add(-1)
+	e.sessionsWG.Add(1)
+	defer e.sessionsWG.Done()
+
+	e.reactor.addSession(s)
+	defer e.reactor.removeSession(s)
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.writeLoop() }()
+	go func() { defer wg.Done(); s.mutationLoop() }()
+	err = s.readLoop()
+	cancel()
+	wg.Wait()
+	if err != nil && websocket.CloseStatus(err) == -1 && !errors.Is(err, context.Canceled) {
+		e.logger.Debug("sync socket ended", "error", err)
+	}
+	conn.Close(websocket.StatusNormalClosure, "")
+}
+
+func (s *session) writeLoop() {
+	ping := time.NewTicker(s.e.config.PingInterval)
+	defer ping.Stop()
+	pingMsg := []byte(`{"type":"Ping"}`)
+	for {
+		var buf []byte
+		select {
+		case <-s.ctx.Done():
+			// Flush what is queued (a FatalError, say) without waiting on a dead client.
+			for {
+				select {
+				case buf := <-s.out:
+					wctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+					err := s.conn.Write(wctx, websocket.MessageText, buf)
+					cancel()
+					if err != nil {
+						return
+					}
+				default:
+					_ = s.conn.Close(websocket.StatusPolicyViolation, "closing")
+					return
+				}
+			}
+		case buf = <-s.out:
+		case <-ping.C:
+			buf = pingMsg
+		}
+		wctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		err := s.conn.Write(wctx, websocket.MessageText, buf)
+		cancel()
+		if err != nil {
+			s.cancel()
+			return
+		}
+		ping.Reset(s.e.config.PingInterval)
+		if len(s.out) == 0 {
+			// A client that was behind has caught up: let the reactor run what it skipped.
+			s.e.reactor.poke()
+		}
+	}
+}
+
+func (s *session) readLoop() error {
+	connected := false
+	for {
+		typ, data, err := s.conn.Read(s.ctx)
+		if err != nil {
+			if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
+				s.e.logger.Info("closing a sync socket that sent an oversize message")
+			}
+			return err
+		}
+		if typ != websocket.MessageText {
+			s.fatal("binary messages are not part of the protocol")
+			continue
+		}
+		var msg clientMessage
+		if err := json.Unmarshal(data, &msg); err != nil {
+			s.fatal("malformed message: " + err.Error())
+			continue
+		}
+		if !connected && msg.Type != "Connect" {
+			s.fatal("the first message must be Connect")
+			continue
+		}
+		switch msg.Type {
+		case "Connect":
+			if msg.SessionID == "" {
+				s.fatal("Connect needs a sessionId")
+				continue
+			}
+			s.mu.Lock()
+			s.sessionID = msg.SessionID
+			s.mu.Unlock()
+			connected = true
+		case "ModifyQuerySet":
+			if err := s.modifyQuerySet(&msg); err != nil {
+				s.fatal(err.Error())
+			}
+		case "Mutation":
+			if msg.RequestID == nil {
+				s.fatal("Mutation needs a requestId")
+				continue
+			}
+			select {
+			case s.mutations <- &msg:
+			default:
+				s.fatal("too many mutations in flight")
+			}
+		case "Action":
+			if msg.RequestID == nil {
+				s.fatal("Action needs a requestId")
+				continue
+			}
+			s.startAction(&msg)
+		case "Authenticate":
+			s.authenticate(&msg)
+		case "Event":
+			// Client telemetry: accepted and ignored.
+		default:
+			s.fatal(fmt.Sprintf("unknown message type %q", msg.Type))
+		}
+	}
+}
+
+func (s *session) modifyQuerySet(msg *clientMessage) error {
+	if msg.BaseVersion == nil || msg.NewVersion == nil {
+		return errors.New("ModifyQuerySet needs baseVersion and newVersion")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if *msg.BaseVersion != s.querySetVersion {
+		return fmt.Errorf("ModifyQuerySet baseVersion %d does not match the server's %d", *msg.BaseVersion, s.querySetVersion)
+	}
+	if *msg.NewVersion <= *msg.BaseVersion {
+		return fmt.Errorf("ModifyQuerySet newVersion %d must be greater than baseVersion %d", *msg.NewVersion, *msg.BaseVersion)
+	}
+	for _, mod := range msg.Modifications {
+		if mod.QueryID == nil {
+			return errors.New("a query-set modification needs a queryId")
+		}
+		switch mod.Type {
+		case "Add":
+			sub := &subscription{session: s, queryID: *mod.QueryID, argsKey: string(mod.Args)}
+			if mod.Journal != nil {
+				sub.journal = *mod.Journal
+			}
+			fn, err := s.e.resolve(mod.UDFPath, KindQuery, true, s.identity)
+			if err == nil {
+				sub.fn = fn
+				sub.args, err = fn.decode(mod.Args, s.e.config.MaxArgBytes)
+			}
+			if err != nil {
+				sub.fn = &function{path: mod.UDFPath, kind: KindQuery, query: func(*QueryCtx, any) (any, error) { return nil, err }}
+			}
+			s.pending.adds = append(s.pending.adds, sub)
+		case "Remove":
+			s.pending.removes = append(s.pending.removes, *mod.QueryID)
+		default:
+			return fmt.Errorf("unknown query-set modification %q", mod.Type)
+		}
+	}
+	s.querySetVersion = *msg.NewVersion
+	s.pending.querySet = *msg.NewVersion
+	s.e.reactor.poke()
+	return nil
+}
+
+func (s *session) authenticate(msg *clientMessage) {
+	if msg.BaseVersion == nil {
+		s.fatal("Authenticate needs a baseVersion")
+		return
+	}
+	identity, err := s.e.authenticate(s.ctx, msg.TokenType, msg.Value, msg.Impersonating)
+	if err != nil {
+		s.send(authErrorMsg{Type: "AuthError", Error: err.Error(), BaseVersion: *msg.BaseVersion, AuthUpdateAttempted: true})
+		return
+	}
+	s.mu.Lock()
+	s.identity = identity
+	s.identityVersion = *msg.BaseVersion + 1
+	s.pending.identityChanged = true
+	s.pending.identityVersion = s.identityVersion
+	s.mu.Unlock()
+	s.e.reactor.poke()
+}
+
+func (s *session) currentIdentity() (Identity, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.identity, s.sessionID
+}
+
+// mutationLoop runs the session's mutations one at a time, in the order they were sent.
+func (s *session) mutationLoop() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case msg := <-s.mutations:
+			s.runMutation(msg)
+		}
+	}
+}
+
+func (s *session) runMutation(msg *clientMessage) {
+	identity, sessionID := s.currentIdentity()
+	reply := mutationResponse{Type: "MutationResponse", RequestID: *msg.RequestID}
+	fn, err := s.e.resolve(msg.UDFPath, KindMutation, true, identity)
+	var res callResult
+	if err == nil {
+		var args any
+		args, err = fn.decode(msg.Args, s.e.config.MaxArgBytes)
+		if err == nil {
+			res = s.e.runMutation(s.ctx, fn, args, identity, &mutationKey{sessionID: sessionID, requestID: *msg.RequestID})
+		}
+	}
+	if err != nil {
+		res = callResult{err: err, requestID: newRequestID()}
+	}
+	reply.LogLines = res.logLines
+	if reply.LogLines == nil {
+		reply.LogLines = []string{}
+	}
+	if res.err != nil {
+		msgText, data := res.wireError()
+		reply.Result, _ = json.Marshal(msgText)
+		reply.ErrorData = data
+		s.send(reply)
+		return
+	}
+	// Read your writes: answer only once this session has been sent a transition whose snapshot
+	// includes the commit.
+	ts, err := s.e.reactor.sync(s.ctx, s)
+	if err != nil {
+		return // the session is closing; the client will resend the mutation and get its result
+	}
+	reply.Success = true
+	reply.Result = res.value
+	reply.TS = encodeTS(ts)
+	s.send(reply)
+}
+
+func (s *session) startAction(msg *clientMessage) {
+	select {
+	case s.actions <- struct{}{}:
+	case <-s.ctx.Done():
+		return
+	}
+	go func() {
+		defer func() { <-s.actions }()
+		identity, _ := s.currentIdentity()
+		reply := actionResponse{Type: "ActionResponse", RequestID: *msg.RequestID}
+		var res callResult
+		fn, err := s.e.resolve(msg.UDFPath, KindAction, true, identity)
+		if err == nil {
+			res = s.e.call(s.ctx, fn, msg.Args, identity)
+		} else {
+			res = callResult{err: err, requestID: newRequestID()}
+		}
+		reply.LogLines = res.logLines
+		if reply.LogLines == nil {
+			reply.LogLines = []string{}
+		}
+		if res.err != nil {
+			text, data := res.wireError()
+			reply.Result, _ = json.Marshal(text)
+			reply.ErrorData = data
+		} else {
+			reply.Success = true
+			reply.Result = res.value
+		}
+		s.send(reply)
+	}()
+}

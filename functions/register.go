@@ -1,0 +1,17 @@
+// Package functions is the school chat's server functions: one file per domain, registered
+// through Register.
+package functions
+
+import (
+	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/queries"
+)
+
+// Deps are the services the chat's functions use.
+type Deps struct{}
+
+// Register adds every chat function and the read-set analysis of the chat's SQL to reg.
+func Register(reg *engine.Registry, deps *Deps) {
+	reg.AddReadSpecs(queries.ReadSpecs)
+	registerUsers(reg)
+}
