@@ -1,0 +1,263 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/internal/testdb"
+)
+
+// Test functions over the chat tables, with hand-written SQL in sqlc's shape (a `-- name:`
+// header) and hand-written read specs, so the engine is tested without the application.
+
+const (
+	sqlMessagesByConversation = `-- name: TestMessageList :many
+SELECT id, body FROM messages WHERE conversation_id = $1 ORDER BY created_at, id`
+	sqlMessageCount = `-- name: TestMessageCount :one
+SELECT count(*) FROM messages WHERE conversation_id = $1`
+	sqlMessageInsert = `-- name: TestMessageInsert :one
+INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, $3) RETURNING id`
+	sqlUnanalysed = `SELECT count(*) FROM messages`
+)
+
+var testReadSpecs = map[string]engine.ReadSpec{
+	"TestMessageList":  {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
+	"TestMessageCount": {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
+}
+
+type convArgs struct {
+	ConversationID string `json:"conversationId"`
+}
+
+type sendArgs struct {
+	ConversationID string `json:"conversationId"`
+	Body           string `json:"body"`
+}
+
+type message struct {
+	ID   string `json:"_id"`
+	Body string `json:"body"`
+}
+
+func registerTestFunctions(reg *engine.Registry, senderID int64) {
+	reg.AddReadSpecs(testReadSpecs)
+	engine.AddQuery(reg, "messages:list", func(ctx *engine.QueryCtx, args convArgs) ([]message, error) {
+		rows, err := ctx.DB().Query(ctx, sqlMessagesByConversation, mustInt(args.ConversationID))
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		out := []message{}
+		for rows.Next() {
+			var id int64
+			var body string
+			if err := rows.Scan(&id, &body); err != nil {
+				return nil, err
+			}
+			out = append(out, message{ID: strconv.FormatInt(id, 10), Body: body})
+		}
+		return out, rows.Err()
+	}, nil)
+	engine.AddQuery(reg, "messages:count", func(ctx *engine.QueryCtx, args convArgs) (int64, error) {
+		var n int64
+		err := ctx.DB().QueryRow(ctx, sqlMessageCount, mustInt(args.ConversationID)).Scan(&n)
+		return n, err
+	}, nil)
+	engine.AddQuery(reg, "messages:total", func(ctx *engine.QueryCtx, _ struct{}) (int64, error) {
+		var n int64
+		err := ctx.DB().QueryRow(ctx, sqlUnanalysed).Scan(&n)
+		return n, err
+	}, nil)
+	engine.AddMutation(reg, "messages:send", func(ctx *engine.MutationCtx, args sendArgs) (string, error) {
+		if strings.TrimSpace(args.Body) == "" {
+			return "", engine.InvalidArgument("body must not be empty")
+		}
+		var id int64
+		err := ctx.DB().QueryRow(ctx, sqlMessageInsert, senderID, mustInt(args.ConversationID), args.Body).Scan(&id)
+		return strconv.FormatInt(id, 10), err
+	}, nil)
+	engine.AddQuery(reg, "secret:peek", func(ctx *engine.QueryCtx, _ struct{}) (string, error) {
+		return "internal", nil
+	}, &engine.FunctionOpts{Internal: true})
+	engine.AddQuery(reg, "boom:panic", func(ctx *engine.QueryCtx, _ struct{}) (string, error) {
+		panic("boom")
+	}, nil)
+}
+
+func mustInt(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+// testBundle is what setup returns.
+type testBundle struct {
+	db       *testdb.Bundle
+	engine   *engine.Engine
+	server   *httptest.Server
+	senderID int64
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	ctx := context.Background()
+	db := testdb.NewSchema(t)
+	var userID int64
+	require.NoError(t, db.Pool.QueryRow(ctx, "INSERT INTO users (name, email) VALUES ('Ann', 'ann@example.com') RETURNING id").Scan(&userID))
+	reg := engine.NewRegistry()
+	registerTestFunctions(reg, userID)
+	e, err := engine.New(db.Pool, reg, &engine.Config{Schema: db.Schema, DisableJobs: true})
+	require.NoError(t, err)
+	require.NoError(t, e.Start(ctx))
+	srv := httptest.NewServer(e.Handler())
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		require.NoError(t, e.Stop(context.Background()))
+		srv.Close()
+	})
+	return &testBundle{db: db, engine: e, server: srv, senderID: userID}
+}
+
+func (b *testBundle) newConversation(t *testing.T) string {
+	var id int64
+	require.NoError(t, b.db.Pool.QueryRow(context.Background(), "INSERT INTO conversations (type) VALUES ('group') RETURNING id").Scan(&id))
+	return strconv.FormatInt(id, 10)
+}
+
+// syncClient is a minimal protocol client that checks the transition chain as the official
+// client does.
+type syncClient struct {
+	t       *testing.T
+	conn    *websocket.Conn
+	msgs    chan map[string]any
+	mu      sync.Mutex
+	version map[string]any
+	values  map[int64]any
+	nextReq int64
+	qsVer   int64
+}
+
+func dial(t *testing.T, b *testBundle) *syncClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(b.server.URL, "http") + "/api/1.48.0/sync"
+	conn, _, err := websocket.Dial(ctx, url, nil)
+	require.NoError(t, err)
+	conn.SetReadLimit(64 << 20)
+	c := &syncClient{t: t, conn: conn, msgs: make(chan map[string]any, 1024), values: map[int64]any{}}
+	go func() {
+		defer close(c.msgs)
+		for {
+			_, data, err := conn.Read(context.Background())
+			if err != nil {
+				return
+			}
+			var m map[string]any
+			if json.Unmarshal(data, &m) == nil {
+				c.msgs <- m
+			}
+		}
+	}()
+	t.Cleanup(func() { conn.Close(websocket.StatusNormalClosure, "") })
+	c.send(map[string]any{"type": "Connect", "sessionId": "s-" + t.Name(), "connectionCount": 0, "lastCloseReason": nil, "clientTs": time.Now().UnixMilli()})
+	return c
+}
+
+func (c *syncClient) send(m any) {
+	buf, err := json.Marshal(m)
+	require.NoError(c.t, err)
+	require.NoError(c.t, c.conn.Write(context.Background(), websocket.MessageText, buf))
+}
+
+func (c *syncClient) subscribe(queryID int64, path string, args any) {
+	c.send(map[string]any{"type": "ModifyQuerySet", "baseVersion": c.qsVer, "newVersion": c.qsVer + 1,
+		"modifications": []any{map[string]any{"type": "Add", "queryId": queryID, "udfPath": path, "args": []any{args}}}})
+	c.qsVer++
+}
+
+func (c *syncClient) mutate(path string, args any) int64 {
+	c.nextReq++
+	c.send(map[string]any{"type": "Mutation", "requestId": c.nextReq, "udfPath": path, "args": []any{args}})
+	return c.nextReq
+}
+
+func decodeTS(s string) uint64 {
+	raw, _ := base64.StdEncoding.DecodeString(s)
+	if len(raw) != 8 {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(raw)
+}
+
+// next returns the next message other than Ping, applying transitions to c.values and checking
+// their version chain.
+func (c *syncClient) next() map[string]any {
+	c.t.Helper()
+	for {
+		select {
+		case m, ok := <-c.msgs:
+			require.True(c.t, ok, "socket closed")
+			switch m["type"] {
+			case "Ping":
+				continue
+			case "Transition":
+				start := m["startVersion"].(map[string]any)
+				if c.version == nil {
+					require.Equal(c.t, float64(0), start["querySet"])
+					require.Equal(c.t, encodeTSForTest(0), start["ts"])
+				} else {
+					require.Equal(c.t, c.version, start, "transition chain is broken")
+				}
+				c.version = m["endVersion"].(map[string]any)
+				for _, raw := range m["modifications"].([]any) {
+					mod := raw.(map[string]any)
+					qid := int64(mod["queryId"].(float64))
+					switch mod["type"] {
+					case "QueryUpdated":
+						c.values[qid] = mod["value"]
+					case "QueryFailed":
+						c.values[qid] = map[string]any{"error": mod["errorMessage"], "data": mod["errorData"]}
+					case "QueryRemoved":
+						delete(c.values, qid)
+					}
+				}
+			}
+			return m
+		case <-time.After(15 * time.Second):
+			c.t.Fatal("timed out waiting for a server message")
+		}
+	}
+}
+
+func encodeTSForTest(ts uint64) string {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], ts)
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+// waitFor reads messages until cond holds on the client's state.
+func (c *syncClient) waitFor(cond func() bool) {
+	c.t.Helper()
+	for !cond() {
+		c.next()
+	}
+}
+
+func (c *syncClient) ts() uint64 {
+	if c.version == nil {
+		return 0
+	}
+	return decodeTS(c.version["ts"].(string))
+}

@@ -1,0 +1,114 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestSubscriptionSeesMutationsAndOutsideWrites(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	conv := b.newConversation(t)
+	other := b.newConversation(t)
+	c := dial(t, b)
+
+	c.subscribe(1, "messages:list", map[string]any{"conversationId": conv})
+	c.waitFor(func() bool { _, ok := c.values[1]; return ok })
+	require.Equal(t, []any{}, c.values[1])
+
+	// Read your writes: when the response arrives, the transition with the write is applied.
+	req := c.mutate("messages:send", map[string]any{"conversationId": conv, "body": "hello"})
+	for {
+		m := c.next()
+		if m["type"] == "MutationResponse" {
+			require.Equal(t, float64(req), m["requestId"])
+			require.Equal(t, true, m["success"], "%v", m)
+			require.GreaterOrEqual(t, c.ts(), decodeTS(m["ts"].(string)))
+			break
+		}
+	}
+	require.Len(t, c.values[1], 1)
+
+	// A write from outside Ripple reaches the subscriber too.
+	_, err := b.db.Pool.Exec(context.Background(), "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, 'from psql')", b.senderID, mustInt(conv))
+	require.NoError(t, err)
+	c.waitFor(func() bool { return len(c.values[1].([]any)) == 2 })
+
+	// A write to another conversation does not re-run the subscription.
+	before := b.engine.Stats()
+	_, err = b.db.Pool.Exec(context.Background(), "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, 'elsewhere')", b.senderID, mustInt(other))
+	require.NoError(t, err)
+	_, err = b.engine.Sync(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, before.Reruns, b.engine.Stats().Reruns)
+}
+
+func TestBadInputGetsErrorsAndServerKeepsServing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	conv := b.newConversation(t)
+
+	t.Run("unknown and internal functions fail the query only", func(t *testing.T) {
+		c := dial(t, b)
+		c.subscribe(1, "nope:missing", map[string]any{})
+		c.subscribe(2, "secret:peek", map[string]any{})
+		c.subscribe(3, "messages:list", map[string]any{"conversationId": 42})
+		c.subscribe(4, "messages:list", map[string]any{"conversationId": conv, "extra": true})
+		c.subscribe(5, "boom:panic", map[string]any{})
+		c.waitFor(func() bool { return len(c.values) == 5 })
+		for qid := int64(1); qid <= 5; qid++ {
+			failure, ok := c.values[qid].(map[string]any)
+			require.True(t, ok, "query %d should fail: %v", qid, c.values[qid])
+			msg := fmt.Sprint(failure["error"])
+			switch qid {
+			case 1, 2:
+				require.Contains(t, msg, "could not find public query function")
+			case 3:
+				require.Contains(t, msg, `argument "conversationId"`)
+			case 4:
+				require.Contains(t, msg, `"extra"`)
+			case 5:
+				require.Contains(t, msg, "Server error (request")
+				require.NotContains(t, msg, "boom")
+			}
+		}
+	})
+
+	t.Run("wrong baseVersion is fatal", func(t *testing.T) {
+		c := dial(t, b)
+		c.send(map[string]any{"type": "ModifyQuerySet", "baseVersion": 7, "newVersion": 8, "modifications": []any{}})
+		m := c.next()
+		require.Equal(t, "FatalError", m["type"])
+	})
+
+	t.Run("malformed JSON and unknown types are fatal", func(t *testing.T) {
+		for _, raw := range []string{"{not json", `{"type":"Nope"}`} {
+			c := dial(t, b)
+			require.NoError(t, c.conn.Write(context.Background(), 1, []byte(raw)))
+			m := c.next()
+			require.Equal(t, "FatalError", m["type"], raw)
+		}
+	})
+
+	t.Run("a 10 MB frame closes only that socket", func(t *testing.T) {
+		c := dial(t, b)
+		big := make([]byte, 10<<20)
+		for i := range big {
+			big[i] = 'a'
+		}
+		_ = c.conn.Write(context.Background(), 1, big)
+		_, ok := <-c.msgs
+		for ok {
+			_, ok = <-c.msgs
+		}
+	})
+
+	// After all that, a fresh client is served normally.
+	c := dial(t, b)
+	c.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+	c.waitFor(func() bool { return c.values[1] != nil })
+	require.Equal(t, float64(0), c.values[1])
+}
