@@ -42,3 +42,24 @@ func (s *Service) VerifyAdminKey(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// UserIDAuthenticator adapts a Service to the engine's Authenticator interface, whose
+// VerifyAccessToken returns only the user ID: engine.Config{Auth: svc.Authenticator()}.
+type UserIDAuthenticator struct{ s *Service }
+
+// Authenticator returns the Service as an engine.Authenticator.
+func (s *Service) Authenticator() UserIDAuthenticator { return UserIDAuthenticator{s} }
+
+// VerifyAccessToken returns the user ID of a valid access token (see Service.VerifyAccessToken).
+func (a UserIDAuthenticator) VerifyAccessToken(ctx context.Context, token string) (string, error) {
+	c, err := a.s.VerifyAccessToken(ctx, token)
+	if err != nil {
+		return "", err
+	}
+	return c.UserID, nil
+}
+
+// VerifyAdminKey is Service.VerifyAdminKey.
+func (a UserIDAuthenticator) VerifyAdminKey(ctx context.Context, key string) error {
+	return a.s.VerifyAdminKey(ctx, key)
+}

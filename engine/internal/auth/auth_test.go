@@ -159,12 +159,14 @@ func TestRefreshRotation(t *testing.T) {
 	p3 := h.authOK("/api/auth/refresh", map[string]string{"refreshToken": p2.RefreshToken})
 	require.NotEqual(t, p2.RefreshToken, p3.RefreshToken)
 
-	// Only hashes are stored.
-	var plain int
+	// Only the SHA-256 of a refresh token is stored.
+	var stored int
 	require.NoError(t, h.db.Pool.QueryRow(h.ctx, `SELECT count(*) FROM ripple_auth_refresh_tokens
-		WHERE position(convert_to($1, 'UTF8') in token_hash) > 0 OR encode(token_hash, 'escape') LIKE '%' || $1 || '%'`,
-		p3.RefreshToken).Scan(&plain))
-	require.Zero(t, plain)
+		WHERE token_hash = sha256(convert_to($1, 'UTF8'))`, p3.RefreshToken).Scan(&stored))
+	require.Equal(t, 1, stored)
+	var rowsText string
+	require.NoError(t, h.db.Pool.QueryRow(h.ctx, `SELECT coalesce(string_agg(t::text, ' '), '') FROM ripple_auth_refresh_tokens t`).Scan(&rowsText))
+	require.NotContains(t, rowsText, p3.RefreshToken)
 
 	requireAPIError(t, h.refresh("not-a-token"), http.StatusUnauthorized, "UNAUTHENTICATED")
 }
@@ -534,6 +536,15 @@ func TestAdminKeys(t *testing.T) {
 	var found int
 	require.NoError(t, h.db.Pool.QueryRow(h.ctx, `SELECT count(*) FROM ripple_auth_admin_keys WHERE encode(key_hash, 'escape') LIKE '%' || $1 || '%'`, key).Scan(&found))
 	require.Zero(t, found)
+	a := h.svc.Authenticator()
+	require.NoError(t, a.VerifyAdminKey(h.ctx, key))
+	p := h.signUp("admin@example.com", pw, "Admin")
+	uid, err := a.VerifyAccessToken(h.ctx, p.AccessToken)
+	require.NoError(t, err)
+	require.Equal(t, p.User.ID, uid)
+	_, err = a.VerifyAccessToken(h.ctx, "x")
+	require.ErrorIs(t, err, ErrInvalidToken)
+
 	_, err = h.db.Pool.Exec(h.ctx, `UPDATE ripple_auth_admin_keys SET revoked_at = now()`)
 	require.NoError(t, err)
 	require.ErrorIs(t, h.svc.VerifyAdminKey(h.ctx, key), ErrInvalidAdminKey)
