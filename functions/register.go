@@ -4,14 +4,21 @@ package functions
 
 import (
 	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/engine/embedding"
 	"github.com/ripplehq/ripple/queries"
 )
 
 // Deps are the services the chat's functions use.
-type Deps struct{}
+type Deps struct {
+	// Embedder makes the vectors of messages and search queries.
+	Embedder embedding.Provider
+}
 
 // Register adds every chat function and the read-set analysis of the chat's SQL to reg.
 func Register(reg *engine.Registry, deps *Deps) {
 	reg.AddReadSpecs(queries.ReadSpecs)
 	registerUsers(reg)
+	registerConversations(reg)
+	registerMessages(reg)
+	registerSearch(reg, deps)
 }

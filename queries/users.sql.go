@@ -25,3 +25,42 @@ func (q *Queries) UserGet(ctx context.Context, db DBTX, id int64) (UserGetRow, e
 	err := row.Scan(&i.ID, &i.Name, &i.Email)
 	return i, err
 }
+
+const userGetByEmail = `-- name: UserGetByEmail :one
+SELECT id, name, email FROM users WHERE lower(email) = lower($1)
+`
+
+type UserGetByEmailRow struct {
+	ID    int64
+	Name  string
+	Email string
+}
+
+func (q *Queries) UserGetByEmail(ctx context.Context, db DBTX, lower string) (UserGetByEmailRow, error) {
+	row := db.QueryRow(ctx, userGetByEmail, lower)
+	var i UserGetByEmailRow
+	err := row.Scan(&i.ID, &i.Name, &i.Email)
+	return i, err
+}
+
+const userInsert = `-- name: UserInsert :one
+INSERT INTO users (name, email) VALUES ($1, $2) RETURNING id, name, email
+`
+
+type UserInsertParams struct {
+	Name  string
+	Email string
+}
+
+type UserInsertRow struct {
+	ID    int64
+	Name  string
+	Email string
+}
+
+func (q *Queries) UserInsert(ctx context.Context, db DBTX, arg UserInsertParams) (UserInsertRow, error) {
+	row := db.QueryRow(ctx, userInsert, arg.Name, arg.Email)
+	var i UserInsertRow
+	err := row.Scan(&i.ID, &i.Name, &i.Email)
+	return i, err
+}

@@ -1,0 +1,179 @@
+package functions
+
+import (
+	"context"
+	"errors"
+	"net/mail"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/queries"
+)
+
+func registerConversations(reg *engine.Registry) {
+	engine.AddMutation(reg, "conversations:getOrCreateDirect", conversationsGetOrCreateDirect, nil)
+	engine.AddQuery(reg, "conversations:list", conversationsList, nil)
+}
+
+type getOrCreateDirectArgs struct {
+	Email string `json:"email"`
+}
+
+// conversationsGetOrCreateDirect returns the direct conversation between the caller and the
+// user with the email, creating it once. Both sides get the same ID; concurrent calls race on
+// the unique (low, high) pair and the loser retries (SERIALIZABLE) and finds the winner's row.
+func conversationsGetOrCreateDirect(ctx *engine.MutationCtx, args getOrCreateDirectArgs) (string, error) {
+	me, err := callerID(ctx)
+	if err != nil {
+		return "", err
+	}
+	email := strings.ToLower(strings.TrimSpace(args.Email))
+	if _, err := mail.ParseAddress(email); err != nil || len(email) > 320 {
+		return "", engine.InvalidArgument("argument %q is not an email address", "email")
+	}
+	q := queries.New()
+	other, err := q.UserGetByEmail(ctx, ctx.DB(), email)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", engine.NotFound("no user has the email %s", email)
+	}
+	if err != nil {
+		return "", err
+	}
+	if other.ID == me {
+		return "", engine.InvalidArgument("you cannot start a conversation with yourself")
+	}
+	low, high := min(me, other.ID), max(me, other.ID)
+	pair := queries.ConversationDirectGetParams{DirectUserLow: &low, DirectUserHigh: &high}
+	id, err := q.ConversationDirectGet(ctx, ctx.DB(), pair)
+	if err == nil {
+		return formatID(id), nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return "", err
+	}
+	id, err = q.ConversationDirectInsert(ctx, ctx.DB(), queries.ConversationDirectInsertParams{DirectUserLow: &low, DirectUserHigh: &high})
+	if err != nil {
+		// ErrNoRows here means another transaction inserted the pair; under SERIALIZABLE that
+		// surfaces as a serialization failure, which the engine retries.
+		return "", err
+	}
+	for _, uid := range []int64{low, high} {
+		if err := q.ParticipantInsert(ctx, ctx.DB(), queries.ParticipantInsertParams{ConversationID: id, UserID: uid}); err != nil {
+			return "", err
+		}
+	}
+	return formatID(id), nil
+}
+
+// Participant is a conversation member as clients see it.
+type Participant struct {
+	ID    string `json:"_id"`
+	Name  string `json:"name"`
+	Email string `json:"email"`
+}
+
+// LastMessage summarises a conversation's newest message.
+type LastMessage struct {
+	Body         string  `json:"body"`
+	SenderID     string  `json:"senderId"`
+	CreationTime float64 `json:"_creationTime"`
+}
+
+// Conversation is one entry of conversations:list.
+type Conversation struct {
+	ID              string        `json:"_id"`
+	Type            string        `json:"type"`
+	Participants    []Participant `json:"participants"`
+	LastMessageTime *float64      `json:"lastMessageTime"`
+	LastMessage     *LastMessage  `json:"lastMessage"`
+}
+
+// conversationsList lists the caller's conversations, most recent activity first. The last
+// message comes from the same snapshot as any message list the client shows, so the two never
+// disagree; last activity is the newer of the stored last_message_time (set by the
+// handleSentMessage job) and that message.
+func conversationsList(ctx *engine.QueryCtx, _ struct{}) ([]Conversation, error) {
+	me, err := callerID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := queries.New()
+	convs, err := q.ConversationListForUser(ctx, ctx.DB(), me)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Conversation, 0, len(convs))
+	if len(convs) == 0 {
+		return out, nil
+	}
+	ids := make([]int64, len(convs))
+	for i, c := range convs {
+		ids[i] = c.ID
+	}
+	participants, err := q.ParticipantListForConversations(ctx, ctx.DB(), ids)
+	if err != nil {
+		return nil, err
+	}
+	lasts, err := q.MessageLastForConversations(ctx, ctx.DB(), ids)
+	if err != nil {
+		return nil, err
+	}
+	byConv := map[int64][]Participant{}
+	for _, p := range participants {
+		byConv[p.ConversationID] = append(byConv[p.ConversationID], Participant{ID: formatID(p.ID), Name: p.Name, Email: p.Email})
+	}
+	lastByConv := map[int64]queries.MessageLastForConversationsRow{}
+	for _, m := range lasts {
+		lastByConv[m.ConversationID] = m
+	}
+	type sortable struct {
+		conv     Conversation
+		activity pgtype.Timestamptz
+		id       int64
+	}
+	rows := make([]sortable, 0, len(convs))
+	for _, c := range convs {
+		conv := Conversation{ID: formatID(c.ID), Type: c.Type, Participants: byConv[c.ID]}
+		if conv.Participants == nil {
+			conv.Participants = []Participant{}
+		}
+		activity := c.LastMessageTime
+		if m, ok := lastByConv[c.ID]; ok {
+			conv.LastMessage = &LastMessage{Body: m.Body, SenderID: formatID(m.SenderID), CreationTime: millis(m.CreatedAt)}
+			if !activity.Valid || m.CreatedAt.Time.After(activity.Time) {
+				activity = m.CreatedAt
+			}
+		}
+		if activity.Valid {
+			t := millis(activity)
+			conv.LastMessageTime = &t
+		} else {
+			activity = c.CreatedAt
+		}
+		rows = append(rows, sortable{conv: conv, activity: activity, id: c.ID})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if !rows[i].activity.Time.Equal(rows[j].activity.Time) {
+			return rows[i].activity.Time.After(rows[j].activity.Time)
+		}
+		return rows[i].id > rows[j].id
+	})
+	for _, r := range rows {
+		out = append(out, r.conv)
+	}
+	return out, nil
+}
+
+// requireParticipant gives FORBIDDEN both for a conversation the caller is not in and for one
+// that does not exist, so a caller cannot probe for conversations.
+func requireParticipant(ctx context.Context, db engine.DBTX, conversationID, userID int64) error {
+	_, err := queries.New().ParticipantGet(ctx, db, queries.ParticipantGetParams{ConversationID: conversationID, UserID: userID})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return engine.Forbidden("you are not a participant of this conversation")
+	}
+	return err
+}

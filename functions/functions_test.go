@@ -1,0 +1,275 @@
+package functions_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/engine/embedding"
+	"github.com/ripplehq/ripple/functions"
+	"github.com/ripplehq/ripple/internal/testdb"
+)
+
+type testBundle struct {
+	db     *testdb.Bundle
+	engine *engine.Engine
+}
+
+type setupOpts struct {
+	embedder embedding.Provider
+}
+
+func setup(t *testing.T, opts *setupOpts) *testBundle {
+	t.Helper()
+	ctx := context.Background()
+	db := testdb.NewSchema(t)
+	embedder := opts.embedder
+	if embedder == nil {
+		var err error
+		embedder, err = embedding.New(embedding.Config{Provider: embedding.ProviderLocal})
+		require.NoError(t, err)
+	}
+	reg := engine.NewRegistry()
+	functions.Register(reg, &functions.Deps{Embedder: embedder})
+	e, err := engine.New(db.Pool, reg, &engine.Config{Schema: db.Schema, JobWorkers: 4})
+	require.NoError(t, err)
+	require.NoError(t, e.Start(ctx))
+	t.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, e.Stop(stopCtx))
+	})
+	return &testBundle{db: db, engine: e}
+}
+
+func (b *testBundle) user(t *testing.T, name string) engine.Identity {
+	var id int64
+	require.NoError(t, b.db.Pool.QueryRow(context.Background(),
+		"INSERT INTO users (name, email) VALUES ($1, $2) RETURNING id", name, name+"@school.test").Scan(&id))
+	return engine.Identity{UserID: strconv.FormatInt(id, 10)}
+}
+
+func (b *testBundle) call(t *testing.T, who engine.Identity, path string, args any, out any) error {
+	t.Helper()
+	return b.engine.Call(context.Background(), path, args, who, out)
+}
+
+func requireCode(t *testing.T, err error, code engine.ErrorCode) {
+	t.Helper()
+	require.Error(t, err)
+	e, ok := engine.AsError(err)
+	require.True(t, ok, "want a %s error, got %v", code, err)
+	require.Equal(t, code, e.Code, e.Message)
+}
+
+func (b *testBundle) direct(t *testing.T, a, c engine.Identity, cName string) string {
+	var id string
+	require.NoError(t, b.call(t, a, "conversations:getOrCreateDirect", map[string]any{"email": cName + "@school.test"}, &id))
+	return id
+}
+
+func TestUsersMe(t *testing.T) {
+	t.Parallel()
+	b := setup(t, &setupOpts{})
+	ann := b.user(t, "ann")
+	var me *functions.User
+	require.NoError(t, b.call(t, engine.Identity{}, "users:me", map[string]any{}, &me))
+	require.Nil(t, me)
+	require.NoError(t, b.call(t, ann, "users:me", map[string]any{}, &me))
+	require.Equal(t, &functions.User{ID: ann.UserID, Name: "ann", Email: "ann@school.test"}, me)
+}
+
+func TestGetOrCreateDirect(t *testing.T) {
+	t.Parallel()
+	b := setup(t, &setupOpts{})
+	ann, bob := b.user(t, "ann"), b.user(t, "bob")
+
+	requireCode(t, b.call(t, engine.Identity{}, "conversations:getOrCreateDirect", map[string]any{"email": "bob@school.test"}, nil), engine.CodeUnauthenticated)
+	requireCode(t, b.call(t, ann, "conversations:getOrCreateDirect", map[string]any{"email": "nobody@school.test"}, nil), engine.CodeNotFound)
+	requireCode(t, b.call(t, ann, "conversations:getOrCreateDirect", map[string]any{"email": "ANN@school.test"}, nil), engine.CodeInvalidArgument)
+	requireCode(t, b.call(t, ann, "conversations:getOrCreateDirect", map[string]any{"email": 7}, nil), engine.CodeInvalidArgument)
+
+	// Both sides at once, many times: one conversation.
+	var wg sync.WaitGroup
+	ids := make([]string, 16)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			who, other := ann, "bob"
+			if i%2 == 1 {
+				who, other = bob, "ann"
+			}
+			require.NoError(t, b.call(t, who, "conversations:getOrCreateDirect", map[string]any{"email": " " + other + "@School.test "}, &ids[i]))
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		require.Equal(t, ids[0], id)
+	}
+	var n int
+	require.NoError(t, b.db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM conversations").Scan(&n))
+	require.Equal(t, 1, n)
+}
+
+func TestConversationsListAndMessages(t *testing.T) {
+	t.Parallel()
+	b := setup(t, &setupOpts{})
+	ann, bob, cat := b.user(t, "ann"), b.user(t, "bob"), b.user(t, "cat")
+	withBob := b.direct(t, ann, bob, "bob")
+	withCat := b.direct(t, ann, cat, "cat")
+
+	var sent string
+	require.NoError(t, b.call(t, ann, "messages:send", map[string]any{"conversationId": withBob, "body": "  hi bob  "}, &sent))
+	requireCode(t, b.call(t, ann, "messages:send", map[string]any{"conversationId": withBob, "body": "   "}, nil), engine.CodeInvalidArgument)
+	requireCode(t, b.call(t, ann, "messages:send", map[string]any{"conversationId": withBob, "body": string(make([]byte, 4001))}, nil), engine.CodeInvalidArgument)
+	requireCode(t, b.call(t, engine.Identity{}, "messages:send", map[string]any{"conversationId": withBob, "body": "x"}, nil), engine.CodeUnauthenticated)
+
+	// cat is not in ann+bob's conversation, and cannot tell it from one that does not exist.
+	requireCode(t, b.call(t, cat, "messages:send", map[string]any{"conversationId": withBob, "body": "sneaky"}, nil), engine.CodeForbidden)
+	page := map[string]any{"numItems": 10, "cursor": nil}
+	requireCode(t, b.call(t, cat, "messages:list", map[string]any{"conversationId": withBob, "paginationOpts": page}, nil), engine.CodeForbidden)
+	requireCode(t, b.call(t, cat, "messages:list", map[string]any{"conversationId": "999999", "paginationOpts": page}, nil), engine.CodeForbidden)
+	requireCode(t, b.call(t, cat, "messages:search", map[string]any{"conversationId": withBob, "query": "hi"}, nil), engine.CodeForbidden)
+
+	var list []functions.Conversation
+	require.NoError(t, b.call(t, ann, "conversations:list", map[string]any{}, &list))
+	require.Len(t, list, 2)
+	require.Equal(t, withBob, list[0].ID, "most recent activity first")
+	require.Equal(t, "direct", list[0].Type)
+	require.Equal(t, "hi bob", list[0].LastMessage.Body)
+	require.Equal(t, ann.UserID, list[0].LastMessage.SenderID)
+	require.Len(t, list[0].Participants, 2)
+	require.Equal(t, withCat, list[1].ID)
+	require.Nil(t, list[1].LastMessage)
+
+	// Pages, newest first, with cursors.
+	for i := 0; i < 25; i++ {
+		require.NoError(t, b.call(t, bob, "messages:send", map[string]any{"conversationId": withBob, "body": fmt.Sprintf("m%d", i)}, nil))
+	}
+	var first functions.PaginationResult[functions.Message]
+	require.NoError(t, b.call(t, bob, "messages:list", map[string]any{"conversationId": withBob, "paginationOpts": map[string]any{"numItems": 10, "cursor": nil}}, &first))
+	require.Len(t, first.Page, 10)
+	require.False(t, first.IsDone)
+	require.Equal(t, "m24", first.Page[0].Body)
+	var second functions.PaginationResult[functions.Message]
+	require.NoError(t, b.call(t, bob, "messages:list", map[string]any{"conversationId": withBob, "paginationOpts": map[string]any{"numItems": 20, "cursor": first.ContinueCursor}}, &second))
+	require.Len(t, second.Page, 16)
+	require.True(t, second.IsDone)
+	require.Equal(t, "m14", second.Page[0].Body)
+	require.Equal(t, "hi bob", second.Page[15].Body)
+
+	// endCursor pins a page: (cursor, endCursor] even after new messages arrive.
+	require.NoError(t, b.call(t, ann, "messages:send", map[string]any{"conversationId": withBob, "body": "newer"}, nil))
+	var pinned functions.PaginationResult[functions.Message]
+	require.NoError(t, b.call(t, bob, "messages:list", map[string]any{"conversationId": withBob, "paginationOpts": map[string]any{"numItems": 10, "cursor": first.ContinueCursor, "endCursor": second.ContinueCursor}}, &pinned))
+	require.Len(t, pinned.Page, 16)
+	require.NoError(t, b.call(t, bob, "messages:list", map[string]any{"conversationId": withBob, "paginationOpts": map[string]any{"numItems": 10, "cursor": nil, "endCursor": first.ContinueCursor}}, &pinned))
+	require.Len(t, pinned.Page, 11)
+	require.Equal(t, "newer", pinned.Page[0].Body)
+}
+
+func TestWorkflowEmbedsEveryMessageOnceAndSearchFindsIt(t *testing.T) {
+	t.Parallel()
+	b := setup(t, &setupOpts{})
+	ann, bob, cat := b.user(t, "ann"), b.user(t, "bob"), b.user(t, "cat")
+	conv := b.direct(t, ann, bob, "bob")
+	otherConv := b.direct(t, ann, cat, "cat")
+
+	bodies := []string{
+		"The maths test is on Friday, revise chapter four",
+		"Can you bring the football to practice tomorrow?",
+		"Lunch at the cafeteria was pizza again",
+	}
+	for i := 0; i < 200; i++ {
+		body := fmt.Sprintf("message number %d about the weekend", i)
+		if i < len(bodies) {
+			body = bodies[i]
+		}
+		who := ann
+		if i%2 == 1 {
+			who = bob
+		}
+		require.NoError(t, b.call(t, who, "messages:send", map[string]any{"conversationId": conv, "body": body}, nil))
+	}
+	// The same text in a conversation bob is not in must never come back to bob.
+	require.NoError(t, b.call(t, ann, "messages:send", map[string]any{"conversationId": otherConv, "body": bodies[0]}, nil))
+
+	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embeddings").Scan(&n))
+		return n == 201
+	}, 60*time.Second, 50*time.Millisecond)
+	var dup int
+	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM (SELECT message_id FROM message_embeddings GROUP BY 1 HAVING count(*) > 1) d").Scan(&dup))
+	require.Zero(t, dup)
+
+	var last, stored time.Time
+	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT max(created_at) FROM messages WHERE conversation_id = $1", conv).Scan(&last))
+	require.Eventually(t, func() bool {
+		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT coalesce(last_message_time, 'epoch') FROM conversations WHERE id = $1", conv).Scan(&stored))
+		return stored.Equal(last)
+	}, 30*time.Second, 50*time.Millisecond)
+
+	var hits []functions.SearchHit
+	require.NoError(t, b.call(t, bob, "messages:search", map[string]any{"conversationId": conv, "query": "when is the math exam", "limit": 5}, &hits))
+	require.NotEmpty(t, hits)
+	require.Equal(t, bodies[0], hits[0].Body)
+	for _, h := range hits {
+		var c string
+		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT conversation_id::text FROM messages WHERE id = $1", h.ID).Scan(&c))
+		require.Equal(t, conv, c)
+	}
+	requireCode(t, b.call(t, bob, "messages:search", map[string]any{"conversationId": conv, "query": "x", "limit": 51}, nil), engine.CodeInvalidArgument)
+	requireCode(t, b.call(t, bob, "messages:search", map[string]any{"conversationId": otherConv, "query": "maths"}, nil), engine.CodeForbidden)
+}
+
+// cohereServer speaks Cohere's v2 embed API: 429, then 500, then success.
+func TestCohereRateLimitSnoozesThenSucceedsOnce(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch calls.Add(1) {
+		case 1:
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"message":"rate limited"}`))
+		case 2:
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = w.Write([]byte(`{"message":"oops"}`))
+		default:
+			vec := make([]float64, 1536)
+			vec[0] = 1
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = fmt.Fprintf(w, `{"id":"x","embeddings":{"float":[%s]},"texts":["t"],"meta":{}}`, mustJSON(vec))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	embedder, err := embedding.New(embedding.Config{Provider: embedding.ProviderCohere, APIKey: "test-key", BaseURL: srv.URL})
+	require.NoError(t, err)
+	b := setup(t, &setupOpts{embedder: embedder})
+	ann, bob := b.user(t, "ann"), b.user(t, "bob")
+	conv := b.direct(t, ann, bob, "bob")
+	require.NoError(t, b.call(t, ann, "messages:send", map[string]any{"conversationId": conv, "body": "hello"}, nil))
+
+	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embeddings").Scan(&n))
+		return n == 1
+	}, 60*time.Second, 50*time.Millisecond)
+	require.GreaterOrEqual(t, calls.Load(), int32(3))
+	var model string
+	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT model FROM message_embeddings").Scan(&model))
+	require.Equal(t, embedder.Model(), model)
+}

@@ -1,0 +1,218 @@
+package functions
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/queries"
+)
+
+// MaxBodyLength is the longest message body, in characters.
+const MaxBodyLength = 4000
+
+func registerMessages(reg *engine.Registry) {
+	engine.AddQuery(reg, "messages:list", messagesList, nil)
+	engine.AddMutation(reg, "messages:send", messagesSend, nil)
+}
+
+// Message is a message as clients see it.
+type Message struct {
+	ID             string  `json:"_id"`
+	CreationTime   float64 `json:"_creationTime"`
+	ConversationID string  `json:"conversationId"`
+	SenderID       string  `json:"senderId"`
+	Body           string  `json:"body"`
+}
+
+func toMessage(m queries.Message) Message {
+	return Message{ID: formatID(m.ID), CreationTime: millis(m.CreatedAt), ConversationID: formatID(m.ConversationID), SenderID: formatID(m.SenderID), Body: m.Body}
+}
+
+type sendArgs struct {
+	ConversationID string `json:"conversationId"`
+	Body           string `json:"body"`
+}
+
+// messagesSend stores a message and, in the same transaction, schedules handleSentMessage
+// (last activity and embedding), so the send stays fast and the work is never lost.
+func messagesSend(ctx *engine.MutationCtx, args sendArgs) (string, error) {
+	me, err := callerID(ctx)
+	if err != nil {
+		return "", err
+	}
+	convID, err := parseID("conversationId", args.ConversationID)
+	if err != nil {
+		return "", err
+	}
+	body := strings.TrimSpace(args.Body)
+	if body == "" {
+		return "", engine.InvalidArgument("argument %q must not be empty", "body")
+	}
+	if n := utf8.RuneCountInString(body); n > MaxBodyLength {
+		return "", engine.InvalidArgument("argument %q is %d characters; the limit is %d", "body", n, MaxBodyLength)
+	}
+	if err := requireParticipant(ctx, ctx.DB(), convID, me); err != nil {
+		return "", err
+	}
+	msg, err := queries.New().MessageInsert(ctx, ctx.DB(), queries.MessageInsertParams{SenderID: me, ConversationID: convID, Body: body})
+	if err != nil {
+		return "", err
+	}
+	if _, err := ctx.RunAfter(0, "messages:handleSentMessage", handleSentArgs{MessageID: formatID(msg.ID)}); err != nil {
+		return "", err
+	}
+	return formatID(msg.ID), nil
+}
+
+// PaginationOpts are Convex's pagination options (PROTOCOL.md, Pagination).
+type PaginationOpts struct {
+	NumItems        int     `json:"numItems"`
+	Cursor          *string `json:"cursor"`
+	EndCursor       *string `json:"endCursor,omitempty"`
+	ID              *int64  `json:"id,omitempty"`
+	MaximumRowsRead *int    `json:"maximumRowsRead,omitempty"`
+}
+
+// PaginationResult is Convex's paginated result.
+type PaginationResult[T any] struct {
+	Page           []T     `json:"page"`
+	IsDone         bool    `json:"isDone"`
+	ContinueCursor string  `json:"continueCursor"`
+	SplitCursor    *string `json:"splitCursor,omitempty"`
+	PageStatus     *string `json:"pageStatus,omitempty"`
+}
+
+type listArgs struct {
+	ConversationID string         `json:"conversationId"`
+	PaginationOpts PaginationOpts `json:"paginationOpts"`
+}
+
+// Cursors are positions in (created_at DESC, id DESC) order. endOfList marks "everything to
+// the oldest message".
+const endOfList = "end"
+
+type position struct {
+	at time.Time
+	id int64
+}
+
+func encodeCursor(p position) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(p.at.UnixMicro(), 10) + ":" + strconv.FormatInt(p.id, 10)))
+}
+
+func decodeCursor(field, s string) (*position, error) {
+	if s == endOfList {
+		return nil, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	micros, id, ok := strings.Cut(string(raw), ":")
+	if err != nil || !ok {
+		return nil, engine.InvalidArgument("argument %q is not a cursor", field)
+	}
+	us, err1 := strconv.ParseInt(micros, 10, 64)
+	n, err2 := strconv.ParseInt(id, 10, 64)
+	if err1 != nil || err2 != nil {
+		return nil, engine.InvalidArgument("argument %q is not a cursor", field)
+	}
+	return &position{at: time.UnixMicro(us).UTC(), id: n}, nil
+}
+
+const maxPageItems = 200
+
+// messagesList pages through a conversation newest first. A first page without endCursor is
+// pinned through the subscription's journal: its end is recorded on the first run and reused by
+// every re-run, so new messages grow the page instead of pushing older ones out of view.
+func messagesList(ctx *engine.QueryCtx, args listArgs) (*PaginationResult[Message], error) {
+	me, err := callerID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	convID, err := parseID("conversationId", args.ConversationID)
+	if err != nil {
+		return nil, err
+	}
+	opts := args.PaginationOpts
+	if opts.NumItems < 1 || opts.NumItems > maxPageItems {
+		return nil, engine.InvalidArgument("argument %q must be between 1 and %d", "paginationOpts.numItems", maxPageItems)
+	}
+	if err := requireParticipant(ctx, ctx.DB(), convID, me); err != nil {
+		return nil, err
+	}
+
+	params := queries.MessagePageParams{ConversationID: convID}
+	if opts.Cursor != nil {
+		start, err := decodeCursor("paginationOpts.cursor", *opts.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		if start == nil { // the cursor is the end: nothing is older
+			return &PaginationResult[Message]{Page: []Message{}, IsDone: true, ContinueCursor: endOfList}, nil
+		}
+		params.Column2 = pgtype.Timestamptz{Time: start.at, Valid: true}
+		params.Column3 = start.id
+	}
+	endCursor := opts.EndCursor
+	if endCursor == nil && ctx.Journal() != "" {
+		j := ctx.Journal()
+		endCursor = &j
+	}
+
+	q := queries.New()
+	if endCursor != nil {
+		// A pinned page: everything in (cursor, endCursor], however many that is now.
+		end, err := decodeCursor("paginationOpts.endCursor", *endCursor)
+		if err != nil {
+			return nil, err
+		}
+		if end != nil {
+			params.Column4 = pgtype.Timestamptz{Time: end.at, Valid: true}
+			params.Column5 = end.id
+		}
+		params.Limit = 10_000
+		rows, err := q.MessagePage(ctx, ctx.DB(), params)
+		if err != nil {
+			return nil, err
+		}
+		res := &PaginationResult[Message]{Page: make([]Message, len(rows)), IsDone: end == nil, ContinueCursor: *endCursor}
+		for i, m := range rows {
+			res.Page[i] = toMessage(m)
+		}
+		if len(rows) > 2*opts.NumItems {
+			split := encodeCursor(position{at: rows[opts.NumItems-1].CreatedAt.Time, id: rows[opts.NumItems-1].ID})
+			status := "SplitRecommended"
+			res.SplitCursor, res.PageStatus = &split, &status
+		}
+		if opts.EndCursor == nil {
+			ctx.SetJournal(*endCursor)
+		}
+		return res, nil
+	}
+
+	params.Limit = int32(opts.NumItems + 1)
+	rows, err := q.MessagePage(ctx, ctx.DB(), params)
+	if err != nil {
+		return nil, err
+	}
+	res := &PaginationResult[Message]{IsDone: len(rows) <= opts.NumItems}
+	if !res.IsDone {
+		rows = rows[:opts.NumItems]
+	}
+	res.Page = make([]Message, len(rows))
+	for i, m := range rows {
+		res.Page[i] = toMessage(m)
+	}
+	if res.IsDone {
+		res.ContinueCursor = endOfList
+	} else {
+		last := rows[len(rows)-1]
+		res.ContinueCursor = encodeCursor(position{at: last.CreatedAt.Time, id: last.ID})
+	}
+	ctx.SetJournal(res.ContinueCursor)
+	return res, nil
+}

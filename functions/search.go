@@ -1,0 +1,290 @@
+package functions
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pgvector/pgvector-go"
+
+	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/engine/embedding"
+	"github.com/ripplehq/ripple/queries"
+)
+
+// ExactSearchMaxRows is the conversation size (in embeddings) up to which search scans every
+// vector of the conversation exactly; above it, search walks the HNSW index with pgvector's
+// iterative scan. See README ("Search") for how it was measured.
+const ExactSearchMaxRows = 20_000
+
+// embedWindow is how far back (in message IDs) one job looks for other messages still lacking
+// an embedding, so a burst of messages is embedded in few provider calls.
+const embedWindow = 2000
+
+func registerSearch(reg *engine.Registry, deps *Deps) {
+	engine.AddAction(reg, "messages:search", func(ctx *engine.ActionCtx, args searchArgs) ([]SearchHit, error) {
+		return messagesSearch(ctx, deps, args)
+	}, nil)
+	engine.AddQuery(reg, "messages:searchVectors", messagesSearchVectors, &engine.FunctionOpts{Internal: true})
+	engine.AddAction(reg, "messages:handleSentMessage", func(ctx *engine.ActionCtx, args handleSentArgs) (any, error) {
+		return nil, handleSentMessage(ctx, deps, args)
+	}, &engine.FunctionOpts{Internal: true})
+	engine.AddQuery(reg, "messages:pendingEmbeddings", messagesPendingEmbeddings, &engine.FunctionOpts{Internal: true})
+	engine.AddMutation(reg, "messages:storeEmbeddings", messagesStoreEmbeddings, &engine.FunctionOpts{Internal: true})
+	engine.AddMutation(reg, "messages:touchConversation", messagesTouchConversation, &engine.FunctionOpts{Internal: true})
+}
+
+type searchArgs struct {
+	ConversationID string `json:"conversationId"`
+	Query          string `json:"query"`
+	Limit          *int   `json:"limit"`
+}
+
+// SearchHit is one result of messages:search.
+type SearchHit struct {
+	ID           string  `json:"_id"`
+	CreationTime float64 `json:"_creationTime"`
+	SenderID     string  `json:"senderId"`
+	Body         string  `json:"body"`
+	Score        float64 `json:"score"`
+}
+
+// messagesSearch embeds the query and searches one conversation's messages. Membership is
+// checked (by the internal query, in the same snapshot as the search) before any vector is read.
+func messagesSearch(ctx *engine.ActionCtx, deps *Deps, args searchArgs) ([]SearchHit, error) {
+	if _, err := callerID(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := parseID("conversationId", args.ConversationID); err != nil {
+		return nil, err
+	}
+	limit := 10
+	if args.Limit != nil {
+		limit = *args.Limit
+	}
+	if limit < 1 || limit > 50 {
+		return nil, engine.InvalidArgument("argument %q must be between 1 and 50", "limit")
+	}
+	text := strings.TrimSpace(args.Query)
+	if text == "" || len(text) > 2000 {
+		return nil, engine.InvalidArgument("argument %q must be 1 to 2000 characters", "query")
+	}
+	// Refuse non-members before spending a provider call.
+	var hits []SearchHit
+	if err := ctx.RunQuery("messages:searchVectors", searchVectorsArgs{ConversationID: args.ConversationID, Limit: limit}, &hits); err != nil {
+		return nil, err
+	}
+	vectors, err := deps.Embedder.Embed(ctx, []string{text}, embedding.InputQuery)
+	if err != nil {
+		var limited *embedding.RateLimitedError
+		if errors.As(err, &limited) {
+			return nil, engine.NewError(engine.CodeRateLimited, "search is busy; try again shortly")
+		}
+		return nil, fmt.Errorf("embedding the search query: %w", err)
+	}
+	err = ctx.RunQuery("messages:searchVectors", searchVectorsArgs{
+		ConversationID: args.ConversationID, Vector: vectors[0], Limit: limit, Model: deps.Embedder.Model(),
+	}, &hits)
+	return hits, err
+}
+
+type searchVectorsArgs struct {
+	ConversationID string    `json:"conversationId"`
+	Vector         []float32 `json:"vector,omitempty"`
+	Model          string    `json:"model,omitempty"`
+	Limit          int       `json:"limit"`
+}
+
+// messagesSearchVectors checks membership, then returns the nearest messages of that one
+// conversation (with no vector, only the membership check runs).
+func messagesSearchVectors(ctx *engine.QueryCtx, args searchVectorsArgs) ([]SearchHit, error) {
+	me, err := callerID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	convID, err := parseID("conversationId", args.ConversationID)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireParticipant(ctx, ctx.DB(), convID, me); err != nil {
+		return nil, err
+	}
+	hits := []SearchHit{}
+	if len(args.Vector) == 0 {
+		return hits, nil
+	}
+	q := queries.New()
+	count, err := q.EmbeddingCountForConversation(ctx, ctx.DB(), convID)
+	if err != nil {
+		return nil, err
+	}
+	vec := pgvector.NewVector(args.Vector)
+	if count <= ExactSearchMaxRows {
+		rows, err := q.EmbeddingSearchExact(ctx, ctx.DB(), queries.EmbeddingSearchExactParams{ConversationID: convID, Embedding: vec, Limit: int32(args.Limit)})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			hits = append(hits, SearchHit{ID: formatID(r.ID), CreationTime: millis(r.CreatedAt), SenderID: formatID(r.SenderID), Body: r.Body, Score: r.Score})
+		}
+		return hits, nil
+	}
+	// Large conversation: HNSW with iterative scans keeps going until enough rows of this
+	// conversation are found (pgvector 0.8).
+	for _, stmt := range []string{"SET LOCAL hnsw.iterative_scan = relaxed_order", "SET LOCAL hnsw.ef_search = 200", "SET LOCAL hnsw.max_scan_tuples = 100000"} {
+		if _, err := ctx.DB().Exec(ctx, stmt); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := q.EmbeddingSearchIndexed(ctx, ctx.DB(), queries.EmbeddingSearchIndexedParams{ConversationID: convID, Embedding: vec, Limit: int32(args.Limit)})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		hits = append(hits, SearchHit{ID: formatID(r.ID), CreationTime: millis(r.CreatedAt), SenderID: formatID(r.SenderID), Body: r.Body, Score: r.Score})
+	}
+	return hits, nil
+}
+
+type handleSentArgs struct {
+	MessageID string `json:"messageId"`
+}
+
+type pendingArgs struct {
+	MessageID string `json:"messageId"`
+	Limit     int    `json:"limit"`
+}
+
+type pendingEmbedding struct {
+	MessageID      string `json:"messageId"`
+	ConversationID string `json:"conversationId"`
+	SenderID       string `json:"senderId"`
+	Body           string `json:"body"`
+}
+
+type storeEmbeddingsArgs struct {
+	Model    string            `json:"model"`
+	Items    []storedEmbedding `json:"items"`
+	Failures []failedEmbedding `json:"failures,omitempty"`
+}
+
+type storedEmbedding struct {
+	MessageID string    `json:"messageId"`
+	Vector    []float32 `json:"vector"`
+}
+
+type failedEmbedding struct {
+	MessageID string `json:"messageId"`
+	Reason    string `json:"reason"`
+}
+
+// handleSentMessage is the job messages:send schedules: it records the conversation's last
+// activity and embeds the message, together with any other recent messages still lacking an
+// embedding (one provider call for a burst). Storing is idempotent, so a retried or concurrent
+// job never stores an embedding twice.
+func handleSentMessage(ctx *engine.ActionCtx, deps *Deps, args handleSentArgs) error {
+	if err := ctx.RunMutation("messages:touchConversation", args, nil); err != nil {
+		return err
+	}
+	var pending []pendingEmbedding
+	if err := ctx.RunQuery("messages:pendingEmbeddings", pendingArgs{MessageID: args.MessageID, Limit: deps.Embedder.MaxBatch()}, &pending); err != nil {
+		return err
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	texts := make([]string, len(pending))
+	for i, p := range pending {
+		texts[i] = p.Body
+	}
+	vectors, err := deps.Embedder.Embed(ctx, texts, embedding.InputDocument)
+	if err != nil {
+		var limited *embedding.RateLimitedError
+		switch {
+		case errors.As(err, &limited):
+			wait := limited.RetryAfter
+			if wait <= 0 {
+				wait = 5 * time.Second
+			}
+			return engine.Snooze(wait)
+		case errors.Is(err, embedding.ErrPermanent):
+			store := storeEmbeddingsArgs{Model: deps.Embedder.Model()}
+			for _, p := range pending {
+				store.Failures = append(store.Failures, failedEmbedding{MessageID: p.MessageID, Reason: err.Error()})
+			}
+			if err := ctx.RunMutation("messages:storeEmbeddings", store, nil); err != nil {
+				return err
+			}
+			return nil
+		}
+		return err
+	}
+	store := storeEmbeddingsArgs{Model: deps.Embedder.Model(), Items: make([]storedEmbedding, len(pending))}
+	for i, p := range pending {
+		store.Items[i] = storedEmbedding{MessageID: p.MessageID, Vector: vectors[i]}
+	}
+	return ctx.RunMutation("messages:storeEmbeddings", store, nil)
+}
+
+func messagesPendingEmbeddings(ctx *engine.QueryCtx, args pendingArgs) ([]pendingEmbedding, error) {
+	id, err := parseID("messageId", args.MessageID)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := queries.New().MessagePendingEmbeddings(ctx, ctx.DB(), queries.MessagePendingEmbeddingsParams{Column1: id, Column2: embedWindow, Limit: int32(max(1, args.Limit))})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]pendingEmbedding, len(rows))
+	for i, r := range rows {
+		out[i] = pendingEmbedding{MessageID: formatID(r.ID), ConversationID: formatID(r.ConversationID), SenderID: formatID(r.SenderID), Body: r.Body}
+	}
+	return out, nil
+}
+
+func messagesStoreEmbeddings(ctx *engine.MutationCtx, args storeEmbeddingsArgs) (int64, error) {
+	q := queries.New()
+	var stored int64
+	for _, item := range args.Items {
+		id, err := parseID("messageId", item.MessageID)
+		if err != nil {
+			return 0, err
+		}
+		m, err := q.MessageGet(ctx, ctx.DB(), id)
+		if err != nil {
+			return 0, err
+		}
+		n, err := q.EmbeddingInsert(ctx, ctx.DB(), queries.EmbeddingInsertParams{
+			MessageID: m.ID, ConversationID: m.ConversationID, SenderID: m.SenderID,
+			Embedding: pgvector.NewVector(item.Vector), Model: args.Model,
+		})
+		if err != nil {
+			return 0, err
+		}
+		stored += n
+	}
+	for _, f := range args.Failures {
+		id, err := parseID("messageId", f.MessageID)
+		if err != nil {
+			return 0, err
+		}
+		if err := q.EmbeddingFailureInsert(ctx, ctx.DB(), queries.EmbeddingFailureInsertParams{MessageID: id, Reason: f.Reason}); err != nil {
+			return 0, err
+		}
+	}
+	return stored, nil
+}
+
+func messagesTouchConversation(ctx *engine.MutationCtx, args handleSentArgs) (any, error) {
+	id, err := parseID("messageId", args.MessageID)
+	if err != nil {
+		return nil, err
+	}
+	q := queries.New()
+	m, err := q.MessageGet(ctx, ctx.DB(), id)
+	if err != nil {
+		return nil, err
+	}
+	return nil, q.ConversationTouch(ctx, ctx.DB(), queries.ConversationTouchParams{ID: m.ConversationID, LastMessageTime: m.CreatedAt})
+}

@@ -1,0 +1,74 @@
+-- name: MessageInsert :one
+INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, $3)
+RETURNING id, created_at;
+
+-- name: MessageGet :one
+SELECT id, sender_id, conversation_id, body, created_at FROM messages WHERE id = $1;
+
+-- name: MessageLastForConversations :many
+SELECT DISTINCT ON (conversation_id) conversation_id, id, sender_id, body, created_at
+FROM messages
+WHERE conversation_id = ANY($1::bigint[])
+ORDER BY conversation_id, created_at DESC, id DESC;
+
+-- MessagePage lists a conversation's messages newest first, strictly older than the "before"
+-- position (when given) and no older than the "until" position (when given).
+-- name: MessagePage :many
+SELECT id, sender_id, conversation_id, body, created_at
+FROM messages
+WHERE conversation_id = $1
+  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::bigint))
+  AND ($4::timestamptz IS NULL OR (created_at, id) >= ($4::timestamptz, $5::bigint))
+ORDER BY created_at DESC, id DESC
+LIMIT $6;
+
+-- name: MessagePendingEmbeddings :many
+SELECT m.id, m.conversation_id, m.sender_id, m.body
+FROM messages m
+WHERE m.id BETWEEN $1::bigint - $2::bigint AND $1::bigint
+  AND NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id)
+  AND NOT EXISTS (SELECT 1 FROM message_embedding_failures f WHERE f.message_id = m.id)
+ORDER BY m.id DESC
+LIMIT $3;
+
+-- name: EmbeddingInsert :execrows
+INSERT INTO message_embeddings (message_id, conversation_id, sender_id, embedding, model)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (message_id) DO NOTHING;
+
+-- name: EmbeddingFailureInsert :exec
+INSERT INTO message_embedding_failures (message_id, reason) VALUES ($1, $2)
+ON CONFLICT (message_id) DO UPDATE SET reason = EXCLUDED.reason, failed_at = now();
+
+-- name: EmbeddingCountForConversation :one
+SELECT count(*) FROM message_embeddings WHERE conversation_id = $1;
+
+-- EmbeddingSearchExact scans every vector of one conversation (through the B-tree on
+-- conversation_id): exact, and fastest for small conversations.
+-- name: EmbeddingSearchExact :many
+WITH candidates AS MATERIALIZED (
+  SELECT e.message_id, e.embedding <=> $2 AS distance
+  FROM message_embeddings e
+  WHERE e.conversation_id = $1
+)
+SELECT m.id, m.sender_id, m.body, m.created_at, (1 - c.distance)::float8 AS score
+FROM candidates c
+JOIN messages m ON m.id = c.message_id
+ORDER BY c.distance, m.id
+LIMIT $3;
+
+-- EmbeddingSearchIndexed walks the HNSW index with pgvector's iterative scan (the caller sets
+-- hnsw.iterative_scan), filtering to one conversation as it goes.
+-- name: EmbeddingSearchIndexed :many
+SELECT m.id, m.sender_id, m.body, m.created_at, (1 - (e.embedding <=> $2))::float8 AS score
+FROM message_embeddings e
+JOIN messages m ON m.id = e.message_id
+WHERE e.conversation_id = $1
+ORDER BY e.embedding <=> $2
+LIMIT $3;
+
+-- name: EmbeddingModelCounts :many
+SELECT model, count(*) FROM message_embeddings GROUP BY model ORDER BY model;
+
+-- name: EmbeddingDeleteOtherModels :execrows
+DELETE FROM message_embeddings WHERE model <> $1;
