@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the command could not do its job
+	exitUsage = 2 // the command line was wrong
+)
+
+// Environment variables the binary reads (the embedding and auth ones are read by the packages
+// that use them).
+const (
+	envDatabaseURL = "DATABASE_URL"
+	envAddr        = "RIPPLE_ADDR"
+	envLogLevel    = "RIPPLE_LOG_LEVEL"
+)
+
+const defaultAddr = "127.0.0.1:3210"
+
+// usageError is a mistake on the command line: exit code 2.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// env is what a command receives besides its flags.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+type command struct {
+	name    string
+	summary string
+	// flags returns the command's flag set and the function that runs it once they are parsed.
+	flags func(e *env) (*flag.FlagSet, func(ctx context.Context, args []string) error)
+}
+
+func commands() []command {
+	return []command{
+		{name: "serve", summary: "migrate the database, then serve the engine over HTTP and WebSocket", flags: serveFlags},
+		{name: "migrate", summary: "apply every outstanding migration and exit", flags: migrateFlags},
+	}
+}
+
+func findCommand(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// run is the whole process but for signals and os.Exit: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
+	err := dispatch(ctx, e, args)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(stderr, "ripple: "+oneLine(err.Error()))
+		return exitUsage
+	default:
+		fmt.Fprintln(stderr, "ripple: "+oneLine(err.Error()))
+		return exitError
+	}
+}
+
+func dispatch(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usagef(`no command given; run "ripple help"`)
+	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		return help(e, rest)
+	}
+	cmd, ok := findCommand(name)
+	if !ok {
+		return usagef(`unknown command %q; run "ripple help"`, name)
+	}
+	fs, runCmd := cmd.flags(e)
+	fs.SetOutput(io.Discard) // errors are reported as one line by run
+	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printCommandHelp(e.stdout, cmd)
+			return nil
+		}
+		return usagef("%s: %v (see \"ripple help %s\")", name, err, name)
+	}
+	return runCmd(ctx, fs.Args())
+}
+
+func help(e *env, args []string) error {
+	switch len(args) {
+	case 0:
+		printHelp(e.stdout)
+		return nil
+	case 1:
+		cmd, ok := findCommand(args[0])
+		if !ok {
+			return usagef("help: unknown command %q", args[0])
+		}
+		printCommandHelp(e.stdout, cmd)
+		return nil
+	default:
+		return usagef("help: takes at most one command")
+	}
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprintln(w, "Ripple is a self-hosted reactive backend on PostgreSQL.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: ripple <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "  %-8s %s\n", "help", "show this help, or a command's flags")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Environment:")
+	fmt.Fprintln(w, "  DATABASE_URL      PostgreSQL connection string (required by serve and migrate)")
+	fmt.Fprintln(w, "  RIPPLE_ADDR       serve's default --addr (default "+defaultAddr+")")
+	fmt.Fprintln(w, "  RIPPLE_LOG_LEVEL  debug, info (default), warn or error")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, `Run "ripple help <command>" for a command's flags.`)
+}
+
+func printCommandHelp(w io.Writer, cmd command) {
+	fs, _ := cmd.flags(&env{getenv: func(string) string { return "" }})
+	fmt.Fprintf(w, "Usage: ripple %s [flags]\n\n%s.\n\nFlags:\n", cmd.name, capitalize(cmd.summary))
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// oneLine folds a multi-line error message (the driver reports each connection attempt on a
+// line of its own) onto one line, dropping repeated lines.
+func oneLine(s string) string {
+	var b strings.Builder
+	prev := ""
+	for _, line := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		line = strings.TrimSpace(line)
+		if line == "" || line == prev {
+			continue
+		}
+		if b.Len() > 0 {
+			if strings.HasSuffix(prev, ":") {
+				b.WriteString(" ")
+			} else {
+				b.WriteString("; ")
+			}
+		}
+		b.WriteString(line)
+		prev = line
+	}
+	return b.String()
+}
+
+// newLogger is a text logger on stderr at RIPPLE_LOG_LEVEL.
+func newLogger(e *env) (*slog.Logger, error) {
+	level := slog.LevelInfo
+	if s := strings.TrimSpace(e.getenv(envLogLevel)); s != "" {
+		if err := level.UnmarshalText([]byte(s)); err != nil {
+			return nil, fmt.Errorf("%s=%q: want debug, info, warn or error", envLogLevel, s)
+		}
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})), nil
+}
+
+// databaseURL returns $DATABASE_URL, or an error that says how to set it.
+func databaseURL(e *env) (string, error) {
+	u := strings.TrimSpace(e.getenv(envDatabaseURL))
+	if u == "" {
+		return "", fmt.Errorf("%s is not set; point it at a PostgreSQL server with pgvector, "+
+			"e.g. postgres://ripple:ripple@127.0.0.1:5432/ripple?sslmode=disable (`make run` sets it)", envDatabaseURL)
+	}
+	return u, nil
+}
+
+func noArgs(cmd string, args []string) error {
+	if len(args) > 0 {
+		return usagef("%s: unexpected argument %q (see \"ripple help %s\")", cmd, args[0], cmd)
+	}
+	return nil
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/functions"
+)
+
+const (
+	// startTimeout bounds starting the engine (capture catalog, change listener, job workers).
+	startTimeout = 30 * time.Second
+	// shutdownTimeout bounds each shutdown step: draining HTTP requests, then stopping the engine.
+	shutdownTimeout = 10 * time.Second
+)
+
+func serveFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string) error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	addrDefault := defaultAddr
+	if v := strings.TrimSpace(e.getenv(envAddr)); v != "" {
+		addrDefault = v
+	}
+	addr := fs.String("addr", addrDefault, "`host:port` to listen on ($"+envAddr+" sets the default)")
+	schemaName := fs.String("schema", "public", "`name` of the Postgres schema holding the application's tables")
+	noMigrate := fs.Bool("no-migrate", false, "do not apply outstanding migrations at start-up")
+	return fs, func(ctx context.Context, args []string) error {
+		if err := noArgs("serve", args); err != nil {
+			return err
+		}
+		if *schemaName == "" {
+			return usagef("serve: --schema must not be empty")
+		}
+		return runServe(ctx, e, serveOpts{addr: *addr, schema: *schemaName, migrate: !*noMigrate})
+	}
+}
+
+type serveOpts struct {
+	addr    string
+	schema  string
+	migrate bool
+}
+
+func runServe(ctx context.Context, e *env, opts serveOpts) error {
+	logger, err := newLogger(e)
+	if err != nil {
+		return err
+	}
+	dbURL, err := databaseURL(e)
+	if err != nil {
+		return err
+	}
+
+	// Listen first: a port in use is reported before anything touches the database.
+	ln, err := net.Listen("tcp", opts.addr)
+	if err != nil {
+		return listenError(opts.addr, err)
+	}
+	defer ln.Close()
+
+	pool, err := openPool(ctx, dbURL, opts.schema)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	if opts.migrate {
+		if _, err := migrate(ctx, pool, opts.schema, logger); err != nil {
+			return err
+		}
+	}
+
+	reg := engine.NewRegistry()
+	if err := registerFunctions(reg); err != nil {
+		return err
+	}
+	eng, err := engine.New(pool, reg, &engine.Config{Schema: opts.schema, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("creating the engine: %w", err)
+	}
+	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
+	err = eng.Start(startCtx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return errors.New("interrupted while starting the engine")
+		}
+		hint := ""
+		if !opts.migrate {
+			hint = " (with --no-migrate, run \"ripple migrate\" first)"
+		}
+		return fmt.Errorf("starting the engine: %w%s", err, hint)
+	}
+
+	srv := &http.Server{
+		Handler:           rootHandler(eng),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// No read or write timeout: the sync WebSocket lives as long as the client stays.
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("serving on http://"+ln.Addr().String(), "schema", opts.schema)
+
+	var failure error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case err := <-serveErr:
+		failure = fmt.Errorf("serving HTTP: %w", err)
+	}
+
+	// Stop accepting and let in-flight requests finish; sync sockets are hijacked connections,
+	// which Shutdown leaves to the engine's Stop.
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		logger.Warn("HTTP requests still running at the shutdown deadline; closing them", "err", err)
+		_ = srv.Close()
+		if failure == nil {
+			failure = fmt.Errorf("shutting down HTTP: %w", err)
+		}
+	}
+	stopCtx, cancel2 := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel2()
+	if err := eng.Stop(stopCtx); err != nil && failure == nil {
+		failure = fmt.Errorf("stopping the engine: %w", err)
+	}
+	pool.Close()
+	if failure == nil {
+		logger.Info("stopped")
+	}
+	return failure
+}
+
+// rootHandler is every route the process serves.
+func rootHandler(eng *engine.Engine) http.Handler {
+	mux := http.NewServeMux()
+
+	// The engine: sync WebSocket, HTTP function API, health endpoints.
+	api := eng.Handler()
+	mux.Handle("/api/", api)
+	mux.Handle("GET /healthz", api)
+	mux.Handle("GET /readyz", api)
+
+	// Other routes are mounted here, beside the engine, as they arrive:
+	//   mux.Handle("/auth/", authHandler)                    // sign-up, sign-in, refresh, JWKS
+	//   mux.Handle("/", webHandler)                           // the chat web app (web/dist, embedded)
+	// Until the web app exists, "/" says what this server is.
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "Ripple is running.\n\n"+
+			"  GET  /api/{version}/sync   sync WebSocket\n"+
+			"  POST /api/query, /api/mutation, /api/action, /api/function\n"+
+			"  GET  /healthz, /readyz\n")
+	})
+	return mux
+}
+
+// registerFunctions adds the application's functions; a registration mistake panics in the
+// registry, and is reported here as one line instead.
+func registerFunctions(reg *engine.Registry) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("registering functions: %v", r)
+		}
+	}()
+	functions.Register(reg, &functions.Deps{})
+	return nil
+}
+
+// listenError says why addr could not be listened on, naming it once.
+func listenError(addr string, err error) error {
+	cause := err
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Err != nil {
+		cause = opErr.Err
+	}
+	var sysErr *os.SyscallError
+	if errors.As(cause, &sysErr) {
+		cause = sysErr.Err
+	}
+	if errors.Is(cause, syscall.EADDRINUSE) {
+		return fmt.Errorf("cannot listen on %s: address already in use (is another ripple running?)", addr)
+	}
+	return fmt.Errorf("cannot listen on %s: %v", addr, cause)
+}
