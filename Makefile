@@ -3,8 +3,9 @@ SHELL := /bin/bash
 export DATABASE_URL ?=
 GO ?= go
 SQLC := $(GO) tool -modfile=tools/go.mod sqlc
+DEFAULT_DATABASE_URL := postgres://ripple:ripple@127.0.0.1:5432/ripple?sslmode=disable
 
-.PHONY: run test db build generate check-generated vet test-go
+.PHONY: run test db build generate check-generated vet test-go test-ts
 
 # Postgres with pgvector on this machine, unless DATABASE_URL points elsewhere.
 db:
@@ -13,9 +14,11 @@ db:
 build:
 	$(GO) build -o bin/ripple ./cmd/ripple
 
+# Serves on $RIPPLE_ADDR (default 127.0.0.1:3210) against $DATABASE_URL (default: `make db`'s).
 run: db build
-	DATABASE_URL="$${DATABASE_URL:-postgres://ripple:ripple@127.0.0.1:5432/ripple?sslmode=disable}" ./bin/ripple serve --addr "$${RIPPLE_ADDR:-127.0.0.1:3210}"
+	DATABASE_URL="$${DATABASE_URL:-$(DEFAULT_DATABASE_URL)}" ./bin/ripple serve --addr "$${RIPPLE_ADDR:-127.0.0.1:3210}"
 
+# Once the read-set generator lands, it joins here: go run ./cmd/ripple codegen readsets
 generate:
 	$(SQLC) generate
 
@@ -29,4 +32,13 @@ vet:
 test-go: db
 	$(GO) test -race -count=1 ./...
 
-test: db vet check-generated test-go
+# The TypeScript client's suite; a no-op until client-ts/ exists.
+test-ts:
+	@if [ -f client-ts/package.json ]; then \
+		cd client-ts && npm ci --no-audit --no-fund && npm test; \
+	else \
+		echo "test-ts: no client-ts/package.json yet; skipping"; \
+	fi
+
+# Later suites (the browser end-to-end tests) join this list.
+test: db vet check-generated test-go test-ts
