@@ -154,6 +154,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 type Stats struct {
 	Sessions        int64
 	Batches         int64
+	Executions      int64
 	Reruns          int64
 	ChangedReruns   int64
 	SkippedChanges  int64
@@ -166,6 +167,7 @@ func (e *Engine) Stats() Stats {
 	return Stats{
 		Sessions:        e.metrics.sessions.Load(),
 		Batches:         e.reactor.stats.batches.Load(),
+		Executions:      e.reactor.stats.executions.Load(),
 		Reruns:          e.reactor.stats.reruns.Load(),
 		ChangedReruns:   e.reactor.stats.changedReruns.Load(),
 		SkippedChanges:  e.reactor.stats.skippedChanges.Load(),

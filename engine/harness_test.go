@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -30,10 +31,20 @@ SELECT count(*) FROM messages WHERE conversation_id = $1`
 	sqlMessageInsert = `-- name: TestMessageInsert :one
 INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, $3) RETURNING id`
 	sqlUnanalysed = `SELECT count(*) FROM messages`
+	sqlLatest     = `-- name: TestMessageLatest :many
+SELECT id, body FROM messages WHERE conversation_id = $1 ORDER BY created_at DESC, id DESC LIMIT 3`
+	sqlWithConversation = `-- name: TestMessageWithConversation :many
+SELECT c.id, coalesce(to_char(c.last_message_time, 'HH24:MI:SS.US'), '-'), m.id, m.body FROM messages m JOIN conversations c ON c.id = m.conversation_id
+WHERE m.conversation_id = $1 ORDER BY m.id`
 )
 
 var testReadSpecs = map[string]engine.ReadSpec{
-	"TestMessageList":  {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
+	"TestMessageList":   {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
+	"TestMessageLatest": {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
+	"TestMessageWithConversation": {Tables: []engine.TableRead{
+		{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 1},
+		{Table: "conversations", Kind: engine.ReadOutput, Column: "id", Output: 0},
+	}},
 	"TestMessageCount": {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
 }
 
@@ -75,6 +86,41 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 		err := ctx.DB().QueryRow(ctx, sqlMessageCount, mustInt(args.ConversationID)).Scan(&n)
 		return n, err
 	}, nil)
+	engine.AddQuery(reg, "messages:latest", func(ctx *engine.QueryCtx, args convArgs) ([]message, error) {
+		rows, err := ctx.DB().Query(ctx, sqlLatest, mustInt(args.ConversationID))
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		out := []message{}
+		for rows.Next() {
+			var id int64
+			var body string
+			if err := rows.Scan(&id, &body); err != nil {
+				return nil, err
+			}
+			out = append(out, message{ID: strconv.FormatInt(id, 10), Body: body})
+		}
+		return out, rows.Err()
+	}, nil)
+	engine.AddQuery(reg, "messages:withConversation", func(ctx *engine.QueryCtx, args convArgs) ([]string, error) {
+		rows, err := ctx.DB().Query(ctx, sqlWithConversation, mustInt(args.ConversationID))
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		out := []string{}
+		for rows.Next() {
+			var convID, msgID int64
+			var typ, body string
+			if err := rows.Scan(&convID, &typ, &msgID, &body); err != nil {
+				return nil, err
+			}
+			out = append(out, typ+"/"+body)
+		}
+		return out, rows.Err()
+	}, nil)
+	engine.AddMutation(reg, "test:noop", func(ctx *engine.MutationCtx, _ struct{}) (bool, error) { return true, nil }, nil)
 	engine.AddQuery(reg, "messages:total", func(ctx *engine.QueryCtx, _ struct{}) (int64, error) {
 		var n int64
 		err := ctx.DB().QueryRow(ctx, sqlUnanalysed).Scan(&n)
@@ -111,10 +157,15 @@ type testBundle struct {
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
+	return setupOn(t, testdb.NewSchema(t))
+}
+
+// setupOn starts an engine (a "process") on an existing schema.
+func setupOn(t *testing.T, db *testdb.Bundle) *testBundle {
+	t.Helper()
 	ctx := context.Background()
-	db := testdb.NewSchema(t)
 	var userID int64
-	require.NoError(t, db.Pool.QueryRow(ctx, "INSERT INTO users (name, email) VALUES ('Ann', 'ann@example.com') RETURNING id").Scan(&userID))
+	require.NoError(t, db.Pool.QueryRow(ctx, "INSERT INTO users (name, email) VALUES ('Ann', 'ann-'||gen_random_uuid()||'@example.com') RETURNING id").Scan(&userID))
 	reg := engine.NewRegistry()
 	registerTestFunctions(reg, userID)
 	e, err := engine.New(db.Pool, reg, &engine.Config{Schema: db.Schema, DisableJobs: true})
@@ -171,7 +222,7 @@ func dial(t *testing.T, b *testBundle) *syncClient {
 		}
 	}()
 	t.Cleanup(func() { conn.Close(websocket.StatusNormalClosure, "") })
-	c.send(map[string]any{"type": "Connect", "sessionId": "s-" + t.Name(), "connectionCount": 0, "lastCloseReason": nil, "clientTs": time.Now().UnixMilli()})
+	c.send(map[string]any{"type": "Connect", "sessionId": fmt.Sprintf("s-%s-%d", t.Name(), time.Now().UnixNano()), "connectionCount": 0, "lastCloseReason": nil, "clientTs": time.Now().UnixMilli()})
 	return c
 }
 
@@ -260,4 +311,18 @@ func (c *syncClient) ts() uint64 {
 		return 0
 	}
 	return decodeTS(c.version["ts"].(string))
+}
+
+// settle makes sure the client has applied every transition up to now: a mutation's response
+// comes after a transition that reflects all earlier commits.
+func (c *syncClient) settle() {
+	c.t.Helper()
+	req := c.mutate("test:noop", map[string]any{})
+	for {
+		m := c.next()
+		if m["type"] == "MutationResponse" && m["requestId"] == float64(req) {
+			require.Equal(c.t, true, m["success"], "%v", m)
+			return
+		}
+	}
 }

@@ -71,7 +71,10 @@ type reactor struct {
 }
 
 type reactorStats struct {
-	batches, reruns, changedReruns, skippedChanges atomic.Int64
+	// reruns counts subscriptions re-run after their first result; changedReruns those whose
+	// result changed (precision = changedReruns / reruns); executions counts query runs after
+	// deduplication.
+	batches, executions, reruns, changedReruns, skippedChanges atomic.Int64
 }
 
 func newReactor(e *Engine, listener *changefeed.Listener) *reactor {
@@ -454,11 +457,14 @@ wait:
 			}
 			return fmt.Errorf("batch connection lost: %w", res.err)
 		}
-		r.stats.reruns.Add(1)
+		r.stats.executions.Add(1)
 		hash := resultHash(&res)
 		for _, sub := range subs {
 			r.index(sub, res.reads)
 			sub.journal = res.journal
+			if sub.hasValue {
+				r.stats.reruns.Add(1)
+			}
 			if sub.hasValue && sub.hash == hash {
 				continue
 			}

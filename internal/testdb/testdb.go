@@ -92,3 +92,15 @@ func newSchema(t testing.TB, migrate bool) *Bundle {
 	}
 	return &Bundle{Pool: pool, Schema: name, URL: URL()}
 }
+
+// NewPoolFor opens a second pool on an existing test schema, as another process would.
+func NewPoolFor(t testing.TB, b *Bundle) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := schema.PoolConfig(b.URL, b.Schema)
+	require.NoError(t, err)
+	cfg.MaxConns = 8
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
+}
