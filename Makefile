@@ -18,9 +18,12 @@ build:
 run: db build
 	DATABASE_URL="$${DATABASE_URL:-$(DEFAULT_DATABASE_URL)}" ./bin/ripple serve --addr "$${RIPPLE_ADDR:-127.0.0.1:3210}"
 
-# Once the read-set generator lands, it joins here: go run ./cmd/ripple codegen readsets
+READSETGEN := $(GO) -C tools run ./readsetgen -C ..
+
+# sqlc's Go code, then the read-set analysis of the same SQL (tools/readsetgen).
 generate:
 	$(SQLC) generate
+	$(READSETGEN)
 
 # Fails when the committed generated code differs from what `make generate` writes.
 check-generated:
@@ -31,6 +34,7 @@ vet:
 
 test-go: db
 	$(GO) test -race -count=1 ./...
+	$(GO) -C tools test -count=1 ./readsetgen/
 
 # The TypeScript client's suite; a no-op until client-ts/ exists.
 test-ts:

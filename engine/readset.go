@@ -178,6 +178,12 @@ func (db *trackingDB) plan(sql string, args []any) (outputs []TableRead) {
 			}
 			outputs = append(outputs, tr)
 		default:
+			if db.catalog == nil || db.catalog.watched[tr.Table] == nil {
+				// A view or anything else the triggers do not watch: changes arrive under
+				// other names, so only "everything" is safe.
+				db.reads.all = true
+				continue
+			}
 			db.reads.addTable(tr.Table)
 		}
 	}
