@@ -52,6 +52,8 @@ func commands() []command {
 	return []command{
 		{name: "serve", summary: "migrate the database, then serve the engine over HTTP and WebSocket", flags: serveFlags},
 		{name: "migrate", summary: "apply every outstanding migration and exit", flags: migrateFlags},
+		{name: "admin-key", summary: "create an admin key (printed once) for Authorization: Convex <key>", flags: adminKeyFlags},
+		{name: "bench", summary: "measure write-to-subscriber latency, alone and with many idle subscriptions", flags: benchFlags},
 	}
 }
 

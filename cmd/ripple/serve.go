@@ -14,7 +14,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/engine/embedding"
 	"github.com/ripplehq/ripple/functions"
 )
 
@@ -80,11 +83,21 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 		}
 	}
 
-	reg := engine.NewRegistry()
-	if err := registerFunctions(reg); err != nil {
+	authService, err := newAuthService(ctx, e, pool, logger)
+	if err != nil {
 		return err
 	}
-	eng, err := engine.New(pool, reg, &engine.Config{Schema: opts.schema, Logger: logger})
+	embedder, err := embedding.New(embedding.ConfigFromEnv(e.getenv))
+	if err != nil {
+		return fmt.Errorf("embedding provider: %w", err)
+	}
+	logger.Info("embedding provider", "model", embedder.Model())
+
+	reg := engine.NewRegistry()
+	if err := registerFunctions(reg, &functions.Deps{Embedder: embedder}); err != nil {
+		return err
+	}
+	eng, err := engine.New(pool, reg, &engine.Config{Schema: opts.schema, Logger: logger, Auth: authService.Authenticator()})
 	if err != nil {
 		return fmt.Errorf("creating the engine: %w", err)
 	}
@@ -103,7 +116,7 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 	}
 
 	srv := &http.Server{
-		Handler:           rootHandler(eng),
+		Handler:           rootHandler(eng, authService),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -145,8 +158,11 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 }
 
 // rootHandler is every route the process serves.
-func rootHandler(eng *engine.Engine) http.Handler {
+func rootHandler(eng *engine.Engine, authService *engine.AuthService) http.Handler {
 	mux := http.NewServeMux()
+
+	// Accounts: /api/auth/signup|signin|refresh|signout and /.well-known/jwks.json.
+	authService.Routes(mux)
 
 	// The engine: sync WebSocket, HTTP function API, health endpoints.
 	api := eng.Handler()
@@ -155,7 +171,6 @@ func rootHandler(eng *engine.Engine) http.Handler {
 	mux.Handle("GET /readyz", api)
 
 	// Other routes are mounted here, beside the engine, as they arrive:
-	//   mux.Handle("/auth/", authHandler)                    // sign-up, sign-in, refresh, JWKS
 	//   mux.Handle("/", webHandler)                           // the chat web app (web/dist, embedded)
 	// Until the web app exists, "/" says what this server is.
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -170,14 +185,37 @@ func rootHandler(eng *engine.Engine) http.Handler {
 
 // registerFunctions adds the application's functions; a registration mistake panics in the
 // registry, and is reported here as one line instead.
-func registerFunctions(reg *engine.Registry) (err error) {
+func registerFunctions(reg *engine.Registry, deps *functions.Deps) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("registering functions: %v", r)
 		}
 	}()
-	functions.Register(reg, &functions.Deps{})
+	functions.Register(reg, deps)
 	return nil
+}
+
+// newAuthService starts the accounts service with the key-encryption key from the environment
+// (without one, signing keys are stored for development only, and the service says so).
+func newAuthService(ctx context.Context, e *env, pool *pgxpool.Pool, logger *slog.Logger) (*engine.AuthService, error) {
+	cfg := &engine.AuthConfig{Logger: logger}
+	if v := strings.TrimSpace(e.getenv(engine.KeyEncryptionKeyEnv)); v != "" {
+		key, err := engine.ParseKeyEncryptionKey(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", engine.KeyEncryptionKeyEnv, err)
+		}
+		cfg.KeyEncryptionKey = key
+	}
+	svc, err := engine.NewAuthService(pool, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	if err := svc.Start(startCtx); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return svc, nil
 }
 
 // listenError says why addr could not be listened on, naming it once.
