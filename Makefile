@@ -36,10 +36,13 @@ test-go: db
 	$(GO) test -race -count=1 ./...
 	$(GO) -C tools test -count=1 ./readsetgen/
 
-# The TypeScript client's suite; a no-op until client-ts/ exists.
+# The TypeScript client's suite; a no-op until client-ts/ exists. Dependencies are installed
+# from the lockfile in CI, or when node_modules is missing.
 test-ts:
 	@if [ -f client-ts/package.json ]; then \
-		cd client-ts && npm ci --no-audit --no-fund && npm test; \
+		cd client-ts && \
+		if [ -n "$${CI:-}" ] || [ ! -d node_modules ]; then npm ci --no-audit --no-fund; fi && \
+		npm test; \
 	else \
 		echo "test-ts: no client-ts/package.json yet; skipping"; \
 	fi
