@@ -1,0 +1,176 @@
+import { ConvexClient, ConvexHttpClient } from "convex/browser";
+import { makeFunctionReference } from "convex/server";
+import WebSocket from "ws";
+
+export type Message = { _id: string; body: string };
+
+export const api = {
+  messages: {
+    list: makeFunctionReference<"query", { conversationId: string }, Message[]>("messages:list"),
+    count: makeFunctionReference<"query", { conversationId: string }, number>("messages:count"),
+    send: makeFunctionReference<"mutation", { conversationId: string; body: string }, string>("messages:send"),
+    slowSend: makeFunctionReference<
+      "mutation",
+      { conversationId: string; body: string; delayMs: number },
+      string
+    >("messages:slowSend"),
+  },
+  conversations: {
+    create: makeFunctionReference<"mutation", Record<string, never>, string>("conversations:create"),
+  },
+};
+
+type Version = { querySet: number; identity: number; ts: string };
+
+/** What a recording socket saw: every server message, and any broken transition chain. */
+export type SocketLog = {
+  received: any[];
+  /** Transitions whose startVersion did not equal the previous endVersion on the same socket. */
+  chainErrors: string[];
+  /** Errors the official client threw while handling a server message. */
+  clientErrors: unknown[];
+};
+
+const ZERO_TS = Buffer.alloc(8).toString("base64");
+
+/**
+ * A `ws` WebSocket subclass per client that records its instances (so a test can kill the
+ * client's socket), checks the transition chain independently of the client, and records
+ * exceptions the client throws from its message handler (it throws on a broken chain).
+ */
+export function recordingWebSocket() {
+  const sockets: RecordingSocket[] = [];
+  const log: SocketLog = { received: [], chainErrors: [], clientErrors: [] };
+
+  class RecordingSocket extends WebSocket {
+    private lastEnd: Version | null = null;
+
+    constructor(address: string, protocols?: string | string[]) {
+      super(address, protocols);
+      sockets.push(this);
+      // The client assigns `ws.onmessage = handler`; `ws` implements onmessage as an accessor on
+      // its prototype. Shadow it on the instance to check each message and record what the
+      // client's handler throws.
+      const attr = Object.getOwnPropertyDescriptor(WebSocket.prototype, "onmessage")!;
+      Object.defineProperty(this, "onmessage", {
+        configurable: true,
+        get: () => attr.get!.call(this),
+        set: (handler: ((ev: WebSocket.MessageEvent) => void) | null) => {
+          attr.set!.call(
+            this,
+            handler &&
+              ((ev: WebSocket.MessageEvent) => {
+                this.check(ev.data);
+                try {
+                  handler(ev);
+                } catch (err) {
+                  log.clientErrors.push(err);
+                  throw err;
+                }
+              }),
+          );
+        },
+      });
+    }
+
+    private check(data: WebSocket.Data) {
+      let msg: any;
+      try {
+        msg = JSON.parse(String(data));
+      } catch {
+        log.chainErrors.push(`unparseable server message: ${String(data).slice(0, 200)}`);
+        return;
+      }
+      if (msg.type !== "Ping") log.received.push(msg);
+      if (msg.type !== "Transition") return;
+      const start: Version = msg.startVersion;
+      const expected: Version = this.lastEnd ?? { querySet: 0, identity: 0, ts: ZERO_TS };
+      if (
+        start.querySet !== expected.querySet ||
+        start.identity !== expected.identity ||
+        start.ts !== expected.ts
+      ) {
+        log.chainErrors.push(
+          `Transition.startVersion ${JSON.stringify(start)} != previous endVersion ${JSON.stringify(expected)}`,
+        );
+      }
+      this.lastEnd = msg.endVersion;
+    }
+  }
+
+  return { WebSocketClass: RecordingSocket, sockets, log };
+}
+
+export type TestClient = {
+  client: ConvexClient;
+  sockets: WebSocket[];
+  log: SocketLog;
+  /** Kill the current socket abruptly (no close handshake), as a network drop would. */
+  killSocket(): void;
+};
+
+const openClients: ConvexClient[] = [];
+
+export function newClient(url: string): TestClient {
+  const { WebSocketClass, sockets, log } = recordingWebSocket();
+  const client = new ConvexClient(url, {
+    skipConvexDeploymentUrlCheck: true,
+    webSocketConstructor: WebSocketClass as unknown as typeof globalThis.WebSocket,
+    unsavedChangesWarning: false,
+  });
+  openClients.push(client);
+  return {
+    client,
+    sockets,
+    log,
+    killSocket() {
+      const ws = sockets.at(-1);
+      if (!ws) throw new Error("client has no socket yet");
+      ws.terminate();
+    },
+  };
+}
+
+export async function closeClients() {
+  const all = openClients.splice(0);
+  await Promise.all(all.map((c) => c.close()));
+}
+
+export function httpClient(url: string) {
+  return new ConvexHttpClient(url, { skipConvexDeploymentUrlCheck: true });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls cond until it returns true; fails with describe() after timeoutMs. */
+export async function waitFor(cond: () => boolean, describe: () => string, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting: ${describe()}`);
+    await sleep(10);
+  }
+}
+
+/**
+ * Runs a mutation through the official client, failing after timeoutMs with the last server
+ * messages this client received (a mutation that never resolves is the typical symptom of a
+ * server that breaks the client's ordering rules).
+ */
+export async function mutate<T>(c: TestClient, ref: any, args: Record<string, unknown>, timeoutMs = 10_000): Promise<T> {
+  return within(c.client.mutation(ref, args) as Promise<T>, timeoutMs, `mutation ${JSON.stringify(args)}`, c);
+}
+
+export async function within<T>(p: Promise<T>, timeoutMs: number, what: string, c?: TestClient): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const recent = c ? ` Last server messages: ${JSON.stringify(c.log.received.slice(-4))}` : "";
+      reject(new Error(`${what} did not settle within ${timeoutMs} ms.${recent}`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
