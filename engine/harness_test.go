@@ -322,6 +322,8 @@ func (c *syncClient) settle() {
 		m := c.next()
 		if m["type"] == "MutationResponse" && m["requestId"] == float64(req) {
 			require.Equal(c.t, true, m["success"], "%v", m)
+			ts := decodeTS(m["ts"].(string))
+			c.waitFor(func() bool { return c.ts() >= ts })
 			return
 		}
 	}

@@ -45,6 +45,10 @@ type subscription struct {
 type syncWaiter struct {
 	session *session // nil: no transition is needed
 	ch      chan uint64
+	// beforeTransition runs on the reactor goroutine just before the session's transition at
+	// ts is queued. The official client resolves a mutation on the first transition at or past
+	// the response's ts that arrives after the response, so the response goes first.
+	beforeTransition func(ts uint64)
 }
 
 type reactor struct {
@@ -115,9 +119,15 @@ func (r *reactor) removeSession(s *session) {
 // session, that session is sent a transition at ts (empty if nothing changed), so a mutation
 // response carrying ts is answered only after the client can see the mutation's effects.
 func (r *reactor) sync(ctx context.Context, s *session) (uint64, error) {
+	return r.syncThen(ctx, s, nil)
+}
+
+// syncThen is sync with a callback that queues a message to the session right before the
+// transition that covers the commit.
+func (r *reactor) syncThen(ctx context.Context, s *session, beforeTransition func(ts uint64)) (uint64, error) {
 	ch := make(chan uint64, 1)
 	r.mu.Lock()
-	r.waiters = append(r.waiters, syncWaiter{session: s, ch: ch})
+	r.waiters = append(r.waiters, syncWaiter{session: s, ch: ch, beforeTransition: beforeTransition})
 	r.mu.Unlock()
 	r.poke()
 	select {
@@ -477,9 +487,18 @@ wait:
 	}
 	_ = tx.Commit(ctx)
 
+	before := map[*session][]func(uint64){}
+	for _, wt := range waiters {
+		if wt.beforeTransition != nil && work[wt.session] != nil {
+			before[wt.session] = append(before[wt.session], wt.beforeTransition)
+		}
+	}
 	for _, w := range work {
 		if len(w.mods) == 0 && !w.needed {
 			continue
+		}
+		for _, fn := range before[w.session] {
+			fn(ts)
 		}
 		w.session.sendTransition(ts, w.pending, w.mods)
 	}

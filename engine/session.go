@@ -388,16 +388,15 @@ func (s *session) runMutation(msg *clientMessage) {
 		s.send(reply)
 		return
 	}
-	// Read your writes: answer only once this session has been sent a transition whose snapshot
-	// includes the commit.
-	ts, err := s.e.reactor.sync(s.ctx, s)
-	if err != nil {
-		return // the session is closing; the client will resend the mutation and get its result
-	}
+	// Read your writes: the response is queued right before the first transition whose
+	// snapshot includes the commit, and carries that transition's ts.
 	reply.Success = true
 	reply.Result = res.value
-	reply.TS = encodeTS(ts)
-	s.send(reply)
+	_, _ = s.e.reactor.syncThen(s.ctx, s, func(ts uint64) {
+		reply.TS = encodeTS(ts)
+		s.send(reply)
+	})
+	// On error the session is closing; the client resends the mutation and gets its result.
 }
 
 func (s *session) startAction(msg *clientMessage) {

@@ -19,17 +19,21 @@ func TestSubscriptionSeesMutationsAndOutsideWrites(t *testing.T) {
 	c.waitFor(func() bool { _, ok := c.values[1]; return ok })
 	require.Equal(t, []any{}, c.values[1])
 
-	// Read your writes: when the response arrives, the transition with the write is applied.
+	// Read your writes, as the official client sees them: the response comes first, and the very
+	// next transition reaches its ts and holds the write.
 	req := c.mutate("messages:send", map[string]any{"conversationId": conv, "body": "hello"})
+	var respTS uint64
 	for {
 		m := c.next()
 		if m["type"] == "MutationResponse" {
 			require.Equal(t, float64(req), m["requestId"])
 			require.Equal(t, true, m["success"], "%v", m)
-			require.GreaterOrEqual(t, c.ts(), decodeTS(m["ts"].(string)))
+			respTS = decodeTS(m["ts"].(string))
 			break
 		}
 	}
+	require.Equal(t, "Transition", c.next()["type"])
+	require.GreaterOrEqual(t, c.ts(), respTS)
 	require.Len(t, c.values[1], 1)
 
 	// A write from outside Ripple reaches the subscriber too.
