@@ -31,6 +31,9 @@ type Config struct {
 	// half full gets no new transitions computed until it catches up; one whose queue is full is
 	// disconnected. Default 256.
 	SendQueueLength int
+	// WriteTimeout bounds writing one message to a socket; a client that takes longer is
+	// disconnected. Default 10 s.
+	WriteTimeout time.Duration
 	// PingInterval is how long a socket may be idle before the server sends Ping. The client gives
 	// up after 60 s of silence. Default 15 s.
 	PingInterval time.Duration
@@ -76,6 +79,7 @@ func (c *Config) WithDefaults() *Config {
 	setDefault(&out.TransitionChunkBytes, 4<<20)
 	setDefault(&out.SendQueueLength, 256)
 	setDefault(&out.PingInterval, 15*time.Second)
+	setDefault(&out.WriteTimeout, 10*time.Second)
 	setDefault(&out.QueryTimeout, 10*time.Second)
 	setDefault(&out.MutationTimeout, 10*time.Second)
 	setDefault(&out.ActionTimeout, 2*time.Minute)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -102,14 +103,23 @@ func (e *Engine) finish(base *baseCtx, fn *function, value any, err error) callR
 
 // runQueryInTx runs a query inside tx (a read-only snapshot shared by a batch) under a savepoint,
 // so one failing query does not abort the others.
+//
+// The query's time limit is enforced by Postgres (statement_timeout), so a slow query fails
+// alone; the context deadline is only a backstop, since a cancelled context breaks the shared
+// connection.
 func (e *Engine) runQueryInTx(ctx context.Context, tx pgx.Tx, fn *function, args any, identity Identity, journal string) callResult {
 	base := e.newBaseCtx(ctx, fn.path, identity)
-	ctx, cancel := context.WithTimeout(ctx, e.timeoutFor(fn))
+	timeout := e.timeoutFor(fn)
+	ctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
 	defer cancel()
 	base.Context = ctx
 
 	sp, err := tx.Begin(ctx)
 	if err != nil {
+		return callResult{err: err, requestID: base.requestID, reads: &ReadSet{all: true}}
+	}
+	if _, err := sp.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", strconv.FormatInt(timeout.Milliseconds(), 10)); err != nil {
+		_ = sp.Rollback(ctx)
 		return callResult{err: err, requestID: base.requestID, reads: &ReadSet{all: true}}
 	}
 	qctx := &QueryCtx{baseCtx: base, journal: journal, db: &trackingDB{tx: sp, reg: e.registry, catalog: e.catalog(), reads: newReadSet()}}
@@ -169,6 +179,10 @@ func (e *Engine) runMutation(ctx context.Context, fn *function, args any, identi
 		}
 		e.metrics.mutationRetries.Add(1)
 		if attempt+1 >= e.config.MutationMaxRetries {
+			if res.err != nil { // the database stayed unreachable
+				res.err = e.internalErr("begin mutation", res.err)
+				return res
+			}
 			e.logger.Warn("mutation gave up after serialization failures", "function", fn.path, "attempts", attempt+1)
 			res.err = NewError(CodeConflict, "too much contention; try again")
 			return res
@@ -188,6 +202,11 @@ func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identi
 	base := e.newBaseCtx(ctx, fn.path, identity)
 	tx, err := e.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
 	if err != nil {
+		// Nothing ran yet, so a dead pooled connection (Postgres restarted, say) is retried on
+		// a fresh one.
+		if ctx.Err() == nil {
+			return callResult{err: err, requestID: base.requestID}, true
+		}
 		return callResult{err: e.internalErr("begin mutation", err), requestID: base.requestID}, false
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()

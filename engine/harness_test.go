@@ -137,6 +137,10 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 	engine.AddQuery(reg, "secret:peek", func(ctx *engine.QueryCtx, _ struct{}) (string, error) {
 		return "internal", nil
 	}, &engine.FunctionOpts{Internal: true})
+	engine.AddQuery(reg, "slow:sleep", func(ctx *engine.QueryCtx, _ struct{}) (bool, error) {
+		_, err := ctx.DB().Exec(ctx, "SELECT pg_sleep(5)")
+		return true, err
+	}, nil)
 	engine.AddQuery(reg, "boom:panic", func(ctx *engine.QueryCtx, _ struct{}) (string, error) {
 		panic("boom")
 	}, nil)
@@ -163,12 +167,22 @@ func setup(t *testing.T) *testBundle {
 // setupOn starts an engine (a "process") on an existing schema.
 func setupOn(t *testing.T, db *testdb.Bundle) *testBundle {
 	t.Helper()
+	return setupWith(t, db, nil)
+}
+
+// setupWith is setupOn with a chance to change the engine's configuration.
+func setupWith(t *testing.T, db *testdb.Bundle, configure func(*engine.Config)) *testBundle {
+	t.Helper()
 	ctx := context.Background()
 	var userID int64
 	require.NoError(t, db.Pool.QueryRow(ctx, "INSERT INTO users (name, email) VALUES ('Ann', 'ann-'||gen_random_uuid()||'@example.com') RETURNING id").Scan(&userID))
 	reg := engine.NewRegistry()
 	registerTestFunctions(reg, userID)
-	e, err := engine.New(db.Pool, reg, &engine.Config{Schema: db.Schema, DisableJobs: true})
+	cfg := &engine.Config{Schema: db.Schema, DisableJobs: true}
+	if configure != nil {
+		configure(cfg)
+	}
+	e, err := engine.New(db.Pool, reg, cfg)
 	require.NoError(t, err)
 	require.NoError(t, e.Start(ctx))
 	srv := httptest.NewServer(e.Handler())
@@ -190,6 +204,8 @@ func (b *testBundle) newConversation(t *testing.T) string {
 // client does.
 type syncClient struct {
 	t       *testing.T
+	chunks  []string
+	chunked int
 	conn    *websocket.Conn
 	msgs    chan map[string]any
 	mu      sync.Mutex
@@ -262,6 +278,20 @@ func (c *syncClient) next() map[string]any {
 			require.True(c.t, ok, "socket closed")
 			switch m["type"] {
 			case "Ping":
+				continue
+			case "TransitionChunk":
+				c.chunks = append(c.chunks, m["chunk"].(string))
+				if int(m["partNumber"].(float64)) != len(c.chunks)-1 {
+					c.t.Fatalf("chunk %v arrived out of order", m["partNumber"])
+				}
+				if len(c.chunks) < int(m["totalParts"].(float64)) {
+					continue
+				}
+				var whole map[string]any
+				require.NoError(c.t, json.Unmarshal([]byte(strings.Join(c.chunks, "")), &whole))
+				c.chunks = nil
+				c.chunked++
+				c.msgs <- whole // handled as a normal transition on the next read
 				continue
 			case "Transition":
 				start := m["startVersion"].(map[string]any)

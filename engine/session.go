@@ -204,7 +204,7 @@ func (s *session) writeLoop() {
 		case <-ping.C:
 			buf = pingMsg
 		}
-		wctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		wctx, cancel := context.WithTimeout(s.ctx, s.e.config.WriteTimeout)
 		err := s.conn.Write(wctx, websocket.MessageText, buf)
 		cancel()
 		if err != nil {

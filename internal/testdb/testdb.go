@@ -68,6 +68,8 @@ func newSchema(t testing.TB, migrate bool) *Bundle {
 	cfg, err := schema.PoolConfig(URL(), name)
 	require.NoError(t, err)
 	cfg.MaxConns = 8
+	// Tests find their own backends by this name (to terminate them, say).
+	cfg.ConnConfig.RuntimeParams["application_name"] = name
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(t, err)
 
@@ -99,6 +101,7 @@ func NewPoolFor(t testing.TB, b *Bundle) *pgxpool.Pool {
 	cfg, err := schema.PoolConfig(b.URL, b.Schema)
 	require.NoError(t, err)
 	cfg.MaxConns = 8
+	cfg.ConnConfig.RuntimeParams["application_name"] = b.Schema
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)

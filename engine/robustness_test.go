@@ -1,0 +1,115 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/internal/testdb"
+)
+
+func TestLargeTransitionsArriveInChunks(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, testdb.NewSchema(t), func(c *engine.Config) { c.TransitionChunkBytes = 1024 })
+	conv := b.newConversation(t)
+	_, err := b.db.Pool.Exec(context.Background(), "INSERT INTO messages (sender_id, conversation_id, body) SELECT $1, $2, repeat('x', 500) || g FROM generate_series(1, 20) g", b.senderID, mustInt(conv))
+	require.NoError(t, err)
+	c := dial(t, b)
+	c.subscribe(1, "messages:list", map[string]any{"conversationId": conv})
+	c.waitFor(func() bool { list, _ := c.values[1].([]any); return len(list) == 20 })
+	require.Positive(t, c.chunked)
+}
+
+// A client that stops reading is cut off after the write timeout; others keep getting updates.
+func TestSlowClientDoesNotBlockOthers(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, testdb.NewSchema(t), func(c *engine.Config) {
+		c.WriteTimeout = 300 * time.Millisecond
+		c.SendQueueLength = 8
+	})
+	ctx := context.Background()
+	conv := b.newConversation(t)
+
+	// The stalled client: connects, subscribes, never reads again.
+	url := "ws" + strings.TrimPrefix(b.server.URL, "http") + "/api/1.48.0/sync"
+	stalled, _, err := websocket.Dial(ctx, url, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { stalled.CloseNow() })
+	for _, m := range []map[string]any{
+		{"type": "Connect", "sessionId": "stalled", "connectionCount": 0},
+		{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": []any{map[string]any{"type": "Add", "queryId": 1, "udfPath": "messages:list", "args": []any{map[string]any{"conversationId": conv}}}}},
+	} {
+		buf, _ := json.Marshal(m)
+		require.NoError(t, stalled.Write(ctx, websocket.MessageText, buf))
+	}
+
+	healthy := dial(t, b)
+	healthy.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+	healthy.settle()
+
+	// Large results fill the stalled socket's buffers quickly.
+	big := strings.Repeat("y", 3900)
+	for i := 1; i <= 150; i++ {
+		_, err := b.db.Pool.Exec(ctx, "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, $3)", b.senderID, mustInt(conv), big)
+		require.NoError(t, err)
+		want := float64(i)
+		healthy.waitFor(func() bool { return healthy.values[1] == want })
+	}
+	require.Eventually(t, func() bool { return b.engine.Stats().Sessions == 1 }, 30*time.Second, 20*time.Millisecond,
+		"the stalled client should be disconnected")
+}
+
+// Every connection of the engine dies at once (as when Postgres restarts): subscriptions
+// resume and no committed write is lost.
+func TestAllConnectionsTerminated(t *testing.T) {
+	t.Parallel()
+	db := testdb.NewSchema(t)
+	b := setupOn(t, db)
+	ctx := context.Background()
+	conv := b.newConversation(t)
+	c := dial(t, b)
+	c.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+	c.settle()
+
+	admin := testdb.NewPoolFor(t, &testdb.Bundle{URL: db.URL, Schema: "public"})
+	_, err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()", db.Schema)
+	require.NoError(t, err)
+
+	// Mutations retry on fresh connections; the subscription catches up after the listener's
+	// reset.
+	for i := 0; i < 5; i++ {
+		var res string
+		require.Eventually(t, func() bool {
+			err := b.engine.Call(ctx, "messages:send", map[string]any{"conversationId": conv, "body": "after"}, engine.Identity{}, &res)
+			if err != nil {
+				t.Logf("send: %v", err)
+			}
+			return err == nil
+		}, 10*time.Second, 20*time.Millisecond)
+	}
+	c.waitFor(func() bool { return c.values[1] == float64(5) })
+	var n int
+	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM messages WHERE conversation_id = $1", mustInt(conv)).Scan(&n))
+	require.Equal(t, 5, n, "each mutation committed exactly once")
+}
+
+func TestQueryTimeoutFailsOnlyThatQuery(t *testing.T) {
+	t.Parallel()
+	db := testdb.NewSchema(t)
+	b := setupWith(t, db, func(c *engine.Config) { c.QueryTimeout = 200 * time.Millisecond })
+	conv := b.newConversation(t)
+	c := dial(t, b)
+	c.subscribe(1, "slow:sleep", map[string]any{})
+	c.subscribe(2, "messages:count", map[string]any{"conversationId": conv})
+	c.waitFor(func() bool { return c.values[1] != nil && c.values[2] != nil })
+	failure, ok := c.values[1].(map[string]any)
+	require.True(t, ok, "%v", c.values[1])
+	require.Contains(t, failure["error"], "Server error")
+	require.Equal(t, float64(0), c.values[2])
+}
