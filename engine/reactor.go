@@ -60,6 +60,7 @@ type reactor struct {
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
+	closed   []*session // removed sessions whose subscriptions are still indexed
 	resetAll bool
 	waiters  []syncWaiter
 
@@ -68,7 +69,10 @@ type reactor struct {
 	byTable    map[string]map[*subscription]struct{}
 	everything map[*subscription]struct{}
 	dirty      map[*subscription]struct{}
-	changes    []changefeed.Change // received, not yet applied (not visible in the last snapshot)
+	// slow holds invalidated subscriptions of sessions whose send queue is backed up: they are
+	// re-run once the client catches up, not before (their results would only pile up).
+	slow    map[*subscription]struct{}
+	changes []changefeed.Change // received, not yet applied (not visible in the last snapshot)
 	lastTS     uint64
 
 	stats reactorStats
@@ -92,6 +96,7 @@ func newReactor(e *Engine, listener *changefeed.Listener) *reactor {
 		byTable:    map[string]map[*subscription]struct{}{},
 		everything: map[*subscription]struct{}{},
 		dirty:      map[*subscription]struct{}{},
+		slow:       map[*subscription]struct{}{},
 	}
 }
 
@@ -111,8 +116,35 @@ func (r *reactor) addSession(s *session) {
 func (r *reactor) removeSession(s *session) {
 	r.mu.Lock()
 	delete(r.sessions, s)
+	r.closed = append(r.closed, s)
 	r.mu.Unlock()
 	r.poke()
+}
+
+// dropClosed unindexes the subscriptions of sessions that have gone.
+func (r *reactor) dropClosed() {
+	r.mu.Lock()
+	closed := r.closed
+	r.closed = nil
+	r.mu.Unlock()
+	for _, s := range closed {
+		for _, sub := range s.subs {
+			r.unindex(sub)
+			delete(r.dirty, sub)
+			delete(r.slow, sub)
+		}
+		s.subs = nil
+	}
+}
+
+// resumeCaughtUp moves the skipped subscriptions of clients that caught up back to dirty.
+func (r *reactor) resumeCaughtUp() {
+	for sub := range r.slow {
+		if !sub.session.behind() {
+			delete(r.slow, sub)
+			r.dirty[sub] = struct{}{}
+		}
+	}
 }
 
 // sync waits for a batch whose snapshot was taken after this call, and returns its ts. With a
@@ -169,6 +201,8 @@ func (r *reactor) run(ctx context.Context) {
 				break drain
 			}
 		}
+		r.dropClosed()
+		r.resumeCaughtUp()
 		for r.needsBatch() {
 			if err := r.batch(ctx); err != nil {
 				if ctx.Err() != nil {
@@ -411,6 +445,7 @@ wait:
 			if sub := s.subs[qid]; sub != nil {
 				r.unindex(sub)
 				delete(r.dirty, sub)
+				delete(r.slow, sub)
 				delete(s.subs, qid)
 				w.mods = append(w.mods, queryRemoved{Type: "QueryRemoved", QueryID: qid})
 			}
@@ -419,6 +454,7 @@ wait:
 			if old := s.subs[sub.queryID]; old != nil {
 				r.unindex(old)
 				delete(r.dirty, old)
+				delete(r.slow, old)
 			}
 			s.subs[sub.queryID] = sub
 			r.dirty[sub] = struct{}{}
@@ -444,6 +480,8 @@ wait:
 			continue
 		}
 		if sub.session.behind() && !w.needed {
+			delete(r.dirty, sub)
+			r.slow[sub] = struct{}{}
 			continue
 		}
 		delete(r.dirty, sub)
@@ -510,11 +548,13 @@ wait:
 
 func resultHash(res *callResult) [32]byte {
 	h := sha256.New()
-	if res.err != nil {
-		msg, data := res.wireError()
-		buf, _ := json.Marshal(data)
-		h.Write([]byte("error\x00" + msg + "\x00"))
+	if e, ok := AsError(res.err); ok {
+		buf, _ := json.Marshal(e.errorData())
+		h.Write([]byte("error\x00" + e.Message + "\x00"))
 		h.Write(buf)
+	} else if res.err != nil {
+		// An internal error's message carries a fresh request id; it is the same failure.
+		h.Write([]byte("internal error"))
 	} else {
 		h.Write([]byte("value\x00"))
 		h.Write(res.value)
