@@ -45,6 +45,10 @@ type Config struct {
 	// Default 10.
 	MutationMaxRetries int
 
+	// MutationLogRetention is how long a mutation's outcome is kept to answer a client that
+	// resends it after reconnecting. Default 24 h.
+	MutationLogRetention time.Duration
+
 	// JobWorkers is how many scheduled functions run at once. Default 10.
 	JobWorkers int
 	// DisableJobs turns off River's job processing in this process (jobs can still be scheduled;
@@ -85,6 +89,7 @@ func (c *Config) WithDefaults() *Config {
 	setDefault(&out.ActionTimeout, 2*time.Minute)
 	setDefault(&out.MutationMaxRetries, 10)
 	setDefault(&out.JobWorkers, 10)
+	setDefault(&out.MutationLogRetention, 24*time.Hour)
 	return &out
 }
 
