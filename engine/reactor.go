@@ -73,7 +73,7 @@ type reactor struct {
 	// re-run once the client catches up, not before (their results would only pile up).
 	slow    map[*subscription]struct{}
 	changes []changefeed.Change // received, not yet applied (not visible in the last snapshot)
-	lastTS     uint64
+	lastTS  uint64
 
 	stats reactorStats
 }
