@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ripplehq/ripple/engine"
@@ -69,17 +70,7 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 		if err != nil {
 			return nil, err
 		}
-		defer rows.Close()
-		out := []message{}
-		for rows.Next() {
-			var id int64
-			var body string
-			if err := rows.Scan(&id, &body); err != nil {
-				return nil, err
-			}
-			out = append(out, message{ID: strconv.FormatInt(id, 10), Body: body})
-		}
-		return out, rows.Err()
+		return scanMessages(rows)
 	}, nil)
 	engine.AddQuery(reg, "messages:count", func(ctx *engine.QueryCtx, args convArgs) (int64, error) {
 		var n int64
@@ -91,17 +82,7 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 		if err != nil {
 			return nil, err
 		}
-		defer rows.Close()
-		out := []message{}
-		for rows.Next() {
-			var id int64
-			var body string
-			if err := rows.Scan(&id, &body); err != nil {
-				return nil, err
-			}
-			out = append(out, message{ID: strconv.FormatInt(id, 10), Body: body})
-		}
-		return out, rows.Err()
+		return scanMessages(rows)
 	}, nil)
 	engine.AddQuery(reg, "messages:withConversation", func(ctx *engine.QueryCtx, args convArgs) ([]string, error) {
 		rows, err := ctx.DB().Query(ctx, sqlWithConversation, mustInt(args.ConversationID))
@@ -144,6 +125,20 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 	engine.AddQuery(reg, "boom:panic", func(ctx *engine.QueryCtx, _ struct{}) (string, error) {
 		panic("boom")
 	}, nil)
+}
+
+func scanMessages(rows pgx.Rows) ([]message, error) {
+	defer rows.Close()
+	out := []message{}
+	for rows.Next() {
+		var id int64
+		var body string
+		if err := rows.Scan(&id, &body); err != nil {
+			return nil, err
+		}
+		out = append(out, message{ID: strconv.FormatInt(id, 10), Body: body})
+	}
+	return out, rows.Err()
 }
 
 func mustInt(s string) int64 {

@@ -126,7 +126,7 @@ func messagesSearchVectors(ctx *engine.QueryCtx, args searchVectorsArgs) ([]Sear
 			return nil, err
 		}
 		for _, r := range rows {
-			hits = append(hits, SearchHit{ID: formatID(r.ID), CreationTime: millis(r.CreatedAt), SenderID: formatID(r.SenderID), Body: r.Body, Score: r.Score})
+			hits = append(hits, searchHit(queries.EmbeddingSearchIndexedRow(r)))
 		}
 		return hits, nil
 	}
@@ -142,9 +142,14 @@ func messagesSearchVectors(ctx *engine.QueryCtx, args searchVectorsArgs) ([]Sear
 		return nil, err
 	}
 	for _, r := range rows {
-		hits = append(hits, SearchHit{ID: formatID(r.ID), CreationTime: millis(r.CreatedAt), SenderID: formatID(r.SenderID), Body: r.Body, Score: r.Score})
+		hits = append(hits, searchHit(r))
 	}
 	return hits, nil
+}
+
+// searchHit converts a row of either search statement (they return the same columns).
+func searchHit(r queries.EmbeddingSearchIndexedRow) SearchHit {
+	return SearchHit{ID: formatID(r.ID), CreationTime: millis(r.CreatedAt), SenderID: formatID(r.SenderID), Body: r.Body, Score: r.Score}
 }
 
 type handleSentArgs struct {

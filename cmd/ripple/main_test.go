@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ripplehq/ripple/internal/testdb"
+	"github.com/ripplehq/ripple/internal/testlog"
 )
 
 // binary is the ripple command, built once by TestMain.
@@ -188,23 +188,8 @@ func TestHelp(t *testing.T) {
 	assert.Contains(t, res.stdout, "-no-migrate")
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects output written concurrently.
+type syncBuffer = testlog.Buffer
 
 func TestServeAndGracefulShutdown(t *testing.T) {
 	t.Parallel()
