@@ -142,6 +142,13 @@ func (s *session) fatal(msg string) {
 }
 
 func (e *Engine) serveSync(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	started := e.started
+	e.mu.Unlock()
+	if !started {
+		http.Error(w, "the engine is not running", http.StatusServiceUnavailable)
+		return
+	}
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		return
