@@ -112,7 +112,12 @@ func (e *Engine) schedule(ctx context.Context, tx pgx.Tx, at time.Time, path str
 		return 0, fmt.Errorf("encoding arguments for %s: %w", path, err)
 	}
 	jobArgs := functionJobArgs{Path: path, Args: raw, UserID: identity.UserID}
-	opts := &river.InsertOpts{ScheduledAt: at}
+	// River makes a job with any ScheduledAt wait for its scheduler (every few seconds), so
+	// "now" is left unset to run at once.
+	opts := &river.InsertOpts{}
+	if at.After(time.Now()) {
+		opts.ScheduledAt = at
+	}
 	if tx != nil {
 		res, err := e.river.InsertTx(ctx, tx, jobArgs, opts)
 		if err != nil {

@@ -282,13 +282,10 @@ func TestJobsRunAfterFromMutationRunsAfterCommitAsTheCaller(t *testing.T) {
 }
 
 // TestJobsRunAfterZeroIsAvailableAtOnce: a function scheduled with no delay (messages:send's
-// handleSentMessage) should be inserted ready to run. engine.schedule always sets
-// InsertOpts.ScheduledAt, and River inserts any job with a ScheduledAt as "scheduled", which only
-// its leader's scheduler (every 5 s) makes available: such a job waits up to 5 s for nothing.
+// handleSentMessage) must be inserted ready to run: River inserts any job with a ScheduledAt as
+// "scheduled", which only its leader's scheduler (every 5 s) makes available.
 func TestJobsRunAfterZeroIsAvailableAtOnce(t *testing.T) {
 	t.Parallel()
-	t.Skip("known engine bug: schedule() passes ScheduledAt even when it is not in the future; " +
-		"fix: set river.InsertOpts.ScheduledAt only when at.After(time.Now())")
 	j := startJobs(t, nil, func(cfg *engine.Config) { cfg.DisableJobs = true })
 	id := j.enqueue(t, engine.Identity{UserID: "7"}, enqueueArgs{Target: "jobs:observeAction"})
 	require.Equal(t, "available", j.job(t, id).State)
