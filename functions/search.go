@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/pgvector/pgvector-go"
 
 	"github.com/ripplehq/ripple/engine"
@@ -30,9 +31,8 @@ func registerSearch(reg *engine.Registry, deps *Deps) {
 	engine.AddAction(reg, "messages:handleSentMessage", func(ctx *engine.ActionCtx, args handleSentArgs) (any, error) {
 		return nil, handleSentMessage(ctx, deps, args)
 	}, &engine.FunctionOpts{Internal: true})
-	engine.AddQuery(reg, "messages:pendingEmbeddings", messagesPendingEmbeddings, &engine.FunctionOpts{Internal: true})
+	engine.AddMutation(reg, "messages:claimEmbeddings", messagesClaimEmbeddings, &engine.FunctionOpts{Internal: true})
 	engine.AddMutation(reg, "messages:storeEmbeddings", messagesStoreEmbeddings, &engine.FunctionOpts{Internal: true})
-	engine.AddMutation(reg, "messages:touchConversation", messagesTouchConversation, &engine.FunctionOpts{Internal: true})
 }
 
 type searchArgs struct {
@@ -121,7 +121,7 @@ func messagesSearchVectors(ctx *engine.QueryCtx, args searchVectorsArgs) ([]Sear
 	}
 	vec := pgvector.NewVector(args.Vector)
 	if count <= ExactSearchMaxRows {
-		rows, err := q.EmbeddingSearchExact(ctx, ctx.DB(), queries.EmbeddingSearchExactParams{ConversationID: convID, Embedding: vec, Limit: int32(args.Limit)})
+		rows, err := q.EmbeddingSearchExact(ctx, ctx.DB(), queries.EmbeddingSearchExactParams{ConversationID: convID, Embedding: vec, Limit: int32(args.Limit), Model: args.Model})
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +137,7 @@ func messagesSearchVectors(ctx *engine.QueryCtx, args searchVectorsArgs) ([]Sear
 			return nil, err
 		}
 	}
-	rows, err := q.EmbeddingSearchIndexed(ctx, ctx.DB(), queries.EmbeddingSearchIndexedParams{ConversationID: convID, Embedding: vec, Limit: int32(args.Limit)})
+	rows, err := q.EmbeddingSearchIndexed(ctx, ctx.DB(), queries.EmbeddingSearchIndexedParams{ConversationID: convID, Embedding: vec, Limit: int32(args.Limit), Model: args.Model})
 	if err != nil {
 		return nil, err
 	}
@@ -189,11 +189,8 @@ type failedEmbedding struct {
 // embedding (one provider call for a burst). Storing is idempotent, so a retried or concurrent
 // job never stores an embedding twice.
 func handleSentMessage(ctx *engine.ActionCtx, deps *Deps, args handleSentArgs) error {
-	if err := ctx.RunMutation("messages:touchConversation", args, nil); err != nil {
-		return err
-	}
 	var pending []pendingEmbedding
-	if err := ctx.RunQuery("messages:pendingEmbeddings", pendingArgs{MessageID: args.MessageID, Limit: deps.Embedder.MaxBatch()}, &pending); err != nil {
+	if err := ctx.RunMutation("messages:claimEmbeddings", pendingArgs{MessageID: args.MessageID, Limit: deps.Embedder.MaxBatch()}, &pending); err != nil {
 		return err
 	}
 	if len(pending) == 0 {
@@ -232,12 +229,19 @@ func handleSentMessage(ctx *engine.ActionCtx, deps *Deps, args handleSentArgs) e
 	return ctx.RunMutation("messages:storeEmbeddings", store, nil)
 }
 
-func messagesPendingEmbeddings(ctx *engine.QueryCtx, args pendingArgs) ([]pendingEmbedding, error) {
+// messagesClaimEmbeddings leases the recent messages this job will embed (its own and others
+// of the same burst that no other job is working on).
+func messagesClaimEmbeddings(ctx *engine.MutationCtx, args pendingArgs) ([]pendingEmbedding, error) {
 	id, err := parseID("messageId", args.MessageID)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := queries.New().MessagePendingEmbeddings(ctx, ctx.DB(), queries.MessagePendingEmbeddingsParams{Column1: id, Column2: embedWindow, Limit: int32(max(1, args.Limit))})
+	q := queries.New()
+	ids, err := q.EmbeddingClaim(ctx, ctx.DB(), queries.EmbeddingClaimParams{Column1: id, Column2: embedWindow, Limit: int32(max(1, args.Limit))})
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	rows, err := q.MessageListByIDs(ctx, ctx.DB(), ids)
 	if err != nil {
 		return nil, err
 	}
@@ -248,8 +252,12 @@ func messagesPendingEmbeddings(ctx *engine.QueryCtx, args pendingArgs) ([]pendin
 	return out, nil
 }
 
+// messagesStoreEmbeddings stores a batch's vectors (or failures), releases its claims, and
+// records each conversation's last activity once per batch rather than once per message, so
+// the jobs of a burst do not all update the same conversation row.
 func messagesStoreEmbeddings(ctx *engine.MutationCtx, args storeEmbeddingsArgs) (int64, error) {
 	q := queries.New()
+	latest := lastActivity{}
 	var stored int64
 	for _, item := range args.Items {
 		id, err := parseID("messageId", item.MessageID)
@@ -260,6 +268,7 @@ func messagesStoreEmbeddings(ctx *engine.MutationCtx, args storeEmbeddingsArgs) 
 		if err != nil {
 			return 0, err
 		}
+		latest.note(m)
 		n, err := q.EmbeddingInsert(ctx, ctx.DB(), queries.EmbeddingInsertParams{
 			MessageID: m.ID, ConversationID: m.ConversationID, SenderID: m.SenderID,
 			Embedding: pgvector.NewVector(item.Vector), Model: args.Model,
@@ -269,27 +278,39 @@ func messagesStoreEmbeddings(ctx *engine.MutationCtx, args storeEmbeddingsArgs) 
 		}
 		stored += n
 	}
+	released := make([]int64, 0, len(args.Items)+len(args.Failures))
+	for _, item := range args.Items {
+		id, _ := parseID("messageId", item.MessageID)
+		released = append(released, id)
+	}
 	for _, f := range args.Failures {
 		id, err := parseID("messageId", f.MessageID)
 		if err != nil {
 			return 0, err
 		}
+		m, err := q.MessageGet(ctx, ctx.DB(), id)
+		if err != nil {
+			return 0, err
+		}
+		latest.note(m)
 		if err := q.EmbeddingFailureInsert(ctx, ctx.DB(), queries.EmbeddingFailureInsertParams{MessageID: id, Reason: f.Reason}); err != nil {
 			return 0, err
 		}
+		released = append(released, id)
 	}
-	return stored, nil
+	for conv, at := range latest {
+		if err := q.ConversationTouch(ctx, ctx.DB(), queries.ConversationTouchParams{ID: conv, LastMessageTime: at}); err != nil {
+			return 0, err
+		}
+	}
+	return stored, q.EmbeddingClaimRelease(ctx, ctx.DB(), released)
 }
 
-func messagesTouchConversation(ctx *engine.MutationCtx, args handleSentArgs) (any, error) {
-	id, err := parseID("messageId", args.MessageID)
-	if err != nil {
-		return nil, err
+// lastActivity is the newest message time per conversation of a batch.
+type lastActivity map[int64]pgtype.Timestamptz
+
+func (l lastActivity) note(m queries.Message) {
+	if cur, ok := l[m.ConversationID]; !ok || m.CreatedAt.Time.After(cur.Time) {
+		l[m.ConversationID] = m.CreatedAt
 	}
-	q := queries.New()
-	m, err := q.MessageGet(ctx, ctx.DB(), id)
-	if err != nil {
-		return nil, err
-	}
-	return nil, q.ConversationTouch(ctx, ctx.DB(), queries.ConversationTouchParams{ID: m.ConversationID, LastMessageTime: m.CreatedAt})
 }

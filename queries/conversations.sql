@@ -30,5 +30,5 @@ ORDER BY p.conversation_id, p.joined_at, u.id;
 
 -- name: ConversationTouch :exec
 UPDATE conversations
-SET last_message_time = GREATEST(coalesce(last_message_time, $2), $2)
-WHERE id = $1;
+SET last_message_time = $2
+WHERE id = $1 AND (last_message_time IS NULL OR last_message_time < $2);

@@ -88,8 +88,8 @@ func (q *Queries) ConversationListForUser(ctx context.Context, db DBTX, userID i
 
 const conversationTouch = `-- name: ConversationTouch :exec
 UPDATE conversations
-SET last_message_time = GREATEST(coalesce(last_message_time, $2), $2)
-WHERE id = $1
+SET last_message_time = $2
+WHERE id = $1 AND (last_message_time IS NULL OR last_message_time < $2)
 `
 
 type ConversationTouchParams struct {

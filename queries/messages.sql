@@ -22,14 +22,31 @@ WHERE conversation_id = $1
 ORDER BY created_at DESC, id DESC
 LIMIT $6;
 
--- name: MessagePendingEmbeddings :many
-SELECT m.id, m.conversation_id, m.sender_id, m.body
+-- EmbeddingClaim leases up to $3 recent messages (ids in ($1 - $2, $1]) that have neither an
+-- embedding nor a recorded failure to the job handling message $1, skipping live leases of
+-- other jobs.
+-- name: EmbeddingClaim :many
+INSERT INTO message_embedding_claims (message_id, claimer, claimed_until)
+SELECT m.id, $1::bigint, now() + interval '2 minutes'
 FROM messages m
-WHERE m.id BETWEEN $1::bigint - $2::bigint AND $1::bigint
+WHERE m.id > $1::bigint - $2::bigint AND m.id <= $1::bigint
   AND NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id)
   AND NOT EXISTS (SELECT 1 FROM message_embedding_failures f WHERE f.message_id = m.id)
 ORDER BY m.id DESC
-LIMIT $3;
+LIMIT $3
+ON CONFLICT (message_id) DO UPDATE
+  SET claimer = EXCLUDED.claimer, claimed_until = EXCLUDED.claimed_until
+  WHERE message_embedding_claims.claimed_until < now()
+     OR message_embedding_claims.claimer = EXCLUDED.claimer
+RETURNING message_id;
+
+-- name: EmbeddingClaimRelease :exec
+DELETE FROM message_embedding_claims WHERE message_id = ANY($1::bigint[]);
+
+-- name: MessageListByIDs :many
+SELECT id, sender_id, conversation_id, body, created_at FROM messages
+WHERE id = ANY($1::bigint[])
+ORDER BY id;
 
 -- name: EmbeddingInsert :execrows
 INSERT INTO message_embeddings (message_id, conversation_id, sender_id, embedding, model)
@@ -49,7 +66,7 @@ SELECT count(*) FROM message_embeddings WHERE conversation_id = $1;
 WITH candidates AS MATERIALIZED (
   SELECT e.message_id, e.embedding <=> $2 AS distance
   FROM message_embeddings e
-  WHERE e.conversation_id = $1
+  WHERE e.conversation_id = $1 AND e.model = $4
 )
 SELECT m.id, m.sender_id, m.body, m.created_at, (1 - c.distance)::float8 AS score
 FROM candidates c
@@ -63,7 +80,7 @@ LIMIT $3;
 SELECT m.id, m.sender_id, m.body, m.created_at, (1 - (e.embedding <=> $2))::float8 AS score
 FROM message_embeddings e
 JOIN messages m ON m.id = e.message_id
-WHERE e.conversation_id = $1
+WHERE e.conversation_id = $1 AND e.model = $4
 ORDER BY e.embedding <=> $2
 LIMIT $3;
 

@@ -12,6 +12,60 @@ import (
 	pgvector "github.com/pgvector/pgvector-go"
 )
 
+const embeddingClaim = `-- name: EmbeddingClaim :many
+INSERT INTO message_embedding_claims (message_id, claimer, claimed_until)
+SELECT m.id, $1::bigint, now() + interval '2 minutes'
+FROM messages m
+WHERE m.id > $1::bigint - $2::bigint AND m.id <= $1::bigint
+  AND NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id)
+  AND NOT EXISTS (SELECT 1 FROM message_embedding_failures f WHERE f.message_id = m.id)
+ORDER BY m.id DESC
+LIMIT $3
+ON CONFLICT (message_id) DO UPDATE
+  SET claimer = EXCLUDED.claimer, claimed_until = EXCLUDED.claimed_until
+  WHERE message_embedding_claims.claimed_until < now()
+     OR message_embedding_claims.claimer = EXCLUDED.claimer
+RETURNING message_id
+`
+
+type EmbeddingClaimParams struct {
+	Column1 int64
+	Column2 int64
+	Limit   int32
+}
+
+// EmbeddingClaim leases up to $3 recent messages (ids in ($1 - $2, $1]) that have neither an
+// embedding nor a recorded failure to the job handling message $1, skipping live leases of
+// other jobs.
+func (q *Queries) EmbeddingClaim(ctx context.Context, db DBTX, arg EmbeddingClaimParams) ([]int64, error) {
+	rows, err := db.Query(ctx, embeddingClaim, arg.Column1, arg.Column2, arg.Limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var message_id int64
+		if err := rows.Scan(&message_id); err != nil {
+			return nil, err
+		}
+		items = append(items, message_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const embeddingClaimRelease = `-- name: EmbeddingClaimRelease :exec
+DELETE FROM message_embedding_claims WHERE message_id = ANY($1::bigint[])
+`
+
+func (q *Queries) EmbeddingClaimRelease(ctx context.Context, db DBTX, dollar_1 []int64) error {
+	_, err := db.Exec(ctx, embeddingClaimRelease, dollar_1)
+	return err
+}
+
 const embeddingCountForConversation = `-- name: EmbeddingCountForConversation :one
 SELECT count(*) FROM message_embeddings WHERE conversation_id = $1
 `
@@ -111,7 +165,7 @@ const embeddingSearchExact = `-- name: EmbeddingSearchExact :many
 WITH candidates AS MATERIALIZED (
   SELECT e.message_id, e.embedding <=> $2 AS distance
   FROM message_embeddings e
-  WHERE e.conversation_id = $1
+  WHERE e.conversation_id = $1 AND e.model = $4
 )
 SELECT m.id, m.sender_id, m.body, m.created_at, (1 - c.distance)::float8 AS score
 FROM candidates c
@@ -124,6 +178,7 @@ type EmbeddingSearchExactParams struct {
 	ConversationID int64
 	Embedding      pgvector.Vector
 	Limit          int32
+	Model          string
 }
 
 type EmbeddingSearchExactRow struct {
@@ -137,7 +192,12 @@ type EmbeddingSearchExactRow struct {
 // EmbeddingSearchExact scans every vector of one conversation (through the B-tree on
 // conversation_id): exact, and fastest for small conversations.
 func (q *Queries) EmbeddingSearchExact(ctx context.Context, db DBTX, arg EmbeddingSearchExactParams) ([]EmbeddingSearchExactRow, error) {
-	rows, err := db.Query(ctx, embeddingSearchExact, arg.ConversationID, arg.Embedding, arg.Limit)
+	rows, err := db.Query(ctx, embeddingSearchExact,
+		arg.ConversationID,
+		arg.Embedding,
+		arg.Limit,
+		arg.Model,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +226,7 @@ const embeddingSearchIndexed = `-- name: EmbeddingSearchIndexed :many
 SELECT m.id, m.sender_id, m.body, m.created_at, (1 - (e.embedding <=> $2))::float8 AS score
 FROM message_embeddings e
 JOIN messages m ON m.id = e.message_id
-WHERE e.conversation_id = $1
+WHERE e.conversation_id = $1 AND e.model = $4
 ORDER BY e.embedding <=> $2
 LIMIT $3
 `
@@ -175,6 +235,7 @@ type EmbeddingSearchIndexedParams struct {
 	ConversationID int64
 	Embedding      pgvector.Vector
 	Limit          int32
+	Model          string
 }
 
 type EmbeddingSearchIndexedRow struct {
@@ -188,7 +249,12 @@ type EmbeddingSearchIndexedRow struct {
 // EmbeddingSearchIndexed walks the HNSW index with pgvector's iterative scan (the caller sets
 // hnsw.iterative_scan), filtering to one conversation as it goes.
 func (q *Queries) EmbeddingSearchIndexed(ctx context.Context, db DBTX, arg EmbeddingSearchIndexedParams) ([]EmbeddingSearchIndexedRow, error) {
-	rows, err := db.Query(ctx, embeddingSearchIndexed, arg.ConversationID, arg.Embedding, arg.Limit)
+	rows, err := db.Query(ctx, embeddingSearchIndexed,
+		arg.ConversationID,
+		arg.Embedding,
+		arg.Limit,
+		arg.Model,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -294,6 +360,38 @@ func (q *Queries) MessageLastForConversations(ctx context.Context, db DBTX, doll
 	return items, nil
 }
 
+const messageListByIDs = `-- name: MessageListByIDs :many
+SELECT id, sender_id, conversation_id, body, created_at FROM messages
+WHERE id = ANY($1::bigint[])
+ORDER BY id
+`
+
+func (q *Queries) MessageListByIDs(ctx context.Context, db DBTX, dollar_1 []int64) ([]Message, error) {
+	rows, err := db.Query(ctx, messageListByIDs, dollar_1)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Message
+	for rows.Next() {
+		var i Message
+		if err := rows.Scan(
+			&i.ID,
+			&i.SenderID,
+			&i.ConversationID,
+			&i.Body,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const messagePage = `-- name: MessagePage :many
 SELECT id, sender_id, conversation_id, body, created_at
 FROM messages
@@ -337,54 +435,6 @@ func (q *Queries) MessagePage(ctx context.Context, db DBTX, arg MessagePageParam
 			&i.ConversationID,
 			&i.Body,
 			&i.CreatedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const messagePendingEmbeddings = `-- name: MessagePendingEmbeddings :many
-SELECT m.id, m.conversation_id, m.sender_id, m.body
-FROM messages m
-WHERE m.id BETWEEN $1::bigint - $2::bigint AND $1::bigint
-  AND NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id)
-  AND NOT EXISTS (SELECT 1 FROM message_embedding_failures f WHERE f.message_id = m.id)
-ORDER BY m.id DESC
-LIMIT $3
-`
-
-type MessagePendingEmbeddingsParams struct {
-	Column1 int64
-	Column2 int64
-	Limit   int32
-}
-
-type MessagePendingEmbeddingsRow struct {
-	ID             int64
-	ConversationID int64
-	SenderID       int64
-	Body           string
-}
-
-func (q *Queries) MessagePendingEmbeddings(ctx context.Context, db DBTX, arg MessagePendingEmbeddingsParams) ([]MessagePendingEmbeddingsRow, error) {
-	rows, err := db.Query(ctx, messagePendingEmbeddings, arg.Column1, arg.Column2, arg.Limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []MessagePendingEmbeddingsRow
-	for rows.Next() {
-		var i MessagePendingEmbeddingsRow
-		if err := rows.Scan(
-			&i.ID,
-			&i.ConversationID,
-			&i.SenderID,
-			&i.Body,
 		); err != nil {
 			return nil, err
 		}
