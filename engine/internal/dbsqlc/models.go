@@ -42,6 +42,12 @@ type MessageEmbedding struct {
 	CreatedAt      pgtype.Timestamptz
 }
 
+type MessageEmbeddingClaim struct {
+	MessageID    int64
+	Claimer      int64
+	ClaimedUntil pgtype.Timestamptz
+}
+
 type MessageEmbeddingFailure struct {
 	MessageID int64
 	Reason    string
