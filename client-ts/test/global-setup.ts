@@ -1,8 +1,12 @@
 // Builds and starts internal/testserver (a Ripple engine with test functions over a fresh
-// Postgres schema) once for the whole run, and provides its URL to tests as "serverUrl".
+// Postgres schema) once for the whole run, and provides its URL to tests as "serverUrl" and the
+// built binary as "serverBin" (so a test file can start a server of its own with other flags,
+// e.g. auth.test.ts with a short --access-token-ttl; see startServer/stopServer below).
 //
 // Environment:
-//   RIPPLE_TEST_SERVER_URL  use an already-running server instead of building one
+//   RIPPLE_TEST_SERVER_URL  use an already-running server instead of building one ("serverBin"
+//     is then empty, and tests that need their own server use RIPPLE_TEST_SHORT_TTL_SERVER_URL
+//     or are skipped)
 //   RIPPLE_TESTSERVER_VERBOSE=1  pass -v to the server (engine logs on stderr)
 //   DATABASE_URL / TEST_DATABASE_URL  passed through to the server
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
@@ -16,6 +20,7 @@ import type { TestProject } from "vitest/node";
 declare module "vitest" {
   export interface ProvidedContext {
     serverUrl: string;
+    serverBin: string;
   }
 }
 
@@ -25,6 +30,7 @@ export default async function setup(project: TestProject) {
   const external = process.env.RIPPLE_TEST_SERVER_URL;
   if (external) {
     project.provide("serverUrl", external);
+    project.provide("serverBin", "");
     return;
   }
 
@@ -36,23 +42,41 @@ export default async function setup(project: TestProject) {
     timeout: 300_000,
   });
 
-  const args = process.env.RIPPLE_TESTSERVER_VERBOSE ? ["-v"] : [];
-  // stdin stays a pipe: if this process dies, the server sees EOF and drops its schema.
-  const child = spawn(bin, args, { cwd: repoRoot, stdio: ["pipe", "pipe", "inherit"] });
-  let url: string;
+  let server: RunningServer;
   try {
-    url = await firstLine(child, 120_000);
+    server = await startServer(bin);
   } catch (err) {
-    await stop(child);
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  project.provide("serverUrl", url);
+  project.provide("serverUrl", server.url);
+  project.provide("serverBin", bin);
 
   return async () => {
-    await stop(child);
+    await stopServer(server);
     rmSync(dir, { recursive: true, force: true });
   };
+}
+
+export type RunningServer = { url: string; child: ChildProcess };
+
+/**
+ * Starts a built testserver with extra flags and waits until it listens. Its stdin stays a
+ * pipe: if the starting process dies, the server sees EOF and drops its schema.
+ */
+export async function startServer(bin: string, extraArgs: string[] = []): Promise<RunningServer> {
+  const args = [...(process.env.RIPPLE_TESTSERVER_VERBOSE ? ["-v"] : []), ...extraArgs];
+  const child = spawn(bin, args, { cwd: repoRoot, stdio: ["pipe", "pipe", "inherit"] });
+  try {
+    return { url: await firstLine(child, 120_000), child };
+  } catch (err) {
+    await stop(child);
+    throw err;
+  }
+}
+
+export async function stopServer(server: RunningServer): Promise<void> {
+  await stop(server.child);
 }
 
 function firstLine(child: ChildProcess, timeoutMs: number): Promise<string> {

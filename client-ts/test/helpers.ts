@@ -1,4 +1,4 @@
-import { ConvexClient, ConvexHttpClient } from "convex/browser";
+import { ConvexClient, ConvexHttpClient, type ConvexClientOptions } from "convex/browser";
 import { makeFunctionReference } from "convex/server";
 import WebSocket from "ws";
 
@@ -17,6 +17,12 @@ export const api = {
   },
   conversations: {
     create: makeFunctionReference<"mutation", Record<string, never>, string>("conversations:create"),
+  },
+  auth: {
+    /** The caller's user id, or null when anonymous. */
+    whoami: makeFunctionReference<"query", Record<string, never>, string | null>("auth:whoami"),
+    /** Posts a message as the signed-in user; UNAUTHENTICATED when anonymous. */
+    send: makeFunctionReference<"mutation", { conversationId: string; body: string }, string>("auth:send"),
   },
 };
 
@@ -111,9 +117,10 @@ export type TestClient = {
 
 const openClients: ConvexClient[] = [];
 
-export function newClient(url: string): TestClient {
+export function newClient(url: string, options: ConvexClientOptions = {}): TestClient {
   const { WebSocketClass, sockets, log } = recordingWebSocket();
   const client = new ConvexClient(url, {
+    ...options,
     skipConvexDeploymentUrlCheck: true,
     webSocketConstructor: WebSocketClass as unknown as typeof globalThis.WebSocket,
     unsavedChangesWarning: false,
@@ -173,4 +180,92 @@ export async function within<T>(p: Promise<T>, timeoutMs: number, what: string, 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** A logger for the official client that keeps what it warns and errs about. */
+export function recordingLogger() {
+  const warnings: string[] = [];
+  const errors: string[] = [];
+  const verbose: string[] = [];
+  const text = (args: any[]) => args.map((a) => (a instanceof Error ? a.message : String(a))).join(" ");
+  return {
+    warnings,
+    errors,
+    verbose,
+    logger: {
+      logVerbose: (...args: any[]) => void verbose.push(text(args)),
+      log: () => {},
+      warn: (...args: any[]) => void warnings.push(text(args)),
+      error: (...args: any[]) => void errors.push(text(args)),
+    },
+  };
+}
+
+// Ripple's accounts (PROTOCOL.md, "Ripple auth").
+
+export type AuthSession = {
+  accessToken: string;
+  refreshToken: string;
+  expiresAt: number;
+  user: { _id: string; email: string; name: string };
+};
+
+async function authPost(url: string, route: string, body: unknown): Promise<AuthSession> {
+  const res = await fetch(`${url}/api/auth/${route}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`POST /api/auth/${route}: ${res.status} ${text}`);
+  return JSON.parse(text) as AuthSession;
+}
+
+let emailCounter = 0;
+
+/** Signs up a new user with a unique email address. */
+export function signUp(url: string, name = "Test User", password = "correct horse battery staple") {
+  const email = `user-${process.pid}-${Date.now()}-${++emailCounter}@example.com`;
+  return authPost(url, "signup", { email, password, name });
+}
+
+export function refreshSession(url: string, refreshToken: string) {
+  return authPost(url, "refresh", { refreshToken });
+}
+
+/** The claims of a JWT (not verified). */
+export function jwtClaims(token: string): { sub: string; iat: number; exp: number; [k: string]: unknown } {
+  return JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString("utf8"));
+}
+
+/**
+ * A fetchToken for ConvexClient.setAuth, as an app would write it: the current access token,
+ * or, when the client asks for a fresh one (forceRefreshToken), the result of /api/auth/refresh.
+ * Counts its calls and keeps every token it handed out.
+ */
+export function tokenSource(url: string, session: AuthSession) {
+  let current = session;
+  let refreshing: Promise<AuthSession> | null = null;
+  const calls = { cached: 0, forced: 0, failed: 0 };
+  const issued: string[] = [session.accessToken];
+  const fetchToken = async ({ forceRefreshToken }: { forceRefreshToken: boolean }) => {
+    if (!forceRefreshToken) {
+      calls.cached++;
+      return current.accessToken;
+    }
+    calls.forced++;
+    // One refresh at a time: a refresh token is single use.
+    refreshing ??= refreshSession(url, current.refreshToken).finally(() => {
+      refreshing = null;
+    });
+    try {
+      current = await refreshing;
+    } catch {
+      calls.failed++;
+      return null;
+    }
+    issued.push(current.accessToken);
+    return current.accessToken;
+  };
+  return { fetchToken, calls, issued, current: () => current };
 }

@@ -3,6 +3,10 @@
 //
 // It prints "listening on http://HOST:PORT" as its first stdout line once it accepts
 // connections, and drops its schema when it gets SIGINT/SIGTERM or its stdin reaches EOF.
+//
+// It also serves Ripple's accounts (/api/auth/signup|signin|refresh|signout and
+// /.well-known/jwks.json) and accepts their access tokens; --access-token-ttl shortens their
+// lifetime so that tests can watch a client refresh its token mid-session.
 package main
 
 import (
@@ -34,14 +38,15 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
 	verbose := flag.Bool("v", false, "log engine activity to stderr")
+	ttl := flag.Duration("access-token-ttl", 15*time.Minute, "lifetime of the access tokens the auth routes issue (at least 1s)")
 	flag.Parse()
-	if err := run(*addr, *verbose); err != nil {
+	if err := run(*addr, *verbose, *ttl); err != nil {
 		fmt.Fprintln(os.Stderr, "testserver:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string, verbose bool) error {
+func run(addr string, verbose bool, accessTokenTTL time.Duration) error {
 	url := os.Getenv("DATABASE_URL")
 	if url == "" {
 		url = testdb.URL()
@@ -70,9 +75,29 @@ func run(addr string, verbose bool) error {
 	if err := pool.QueryRow(ctx, "INSERT INTO users (name, email) VALUES ('Ann', 'ann@example.com') RETURNING id").Scan(&senderID); err != nil {
 		return fmt.Errorf("inserting sender: %w", err)
 	}
+	// Accounts. Every test signs up from 127.0.0.1, so the per-address limits are raised. The
+	// signing keys live in the throwaway schema under the development key-encryption key, whose
+	// warning is only noise here (it shows with -v).
+	authLogger := logger
+	if !verbose {
+		authLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	}
+	accounts, err := engine.NewAuthService(pool, &engine.AuthConfig{
+		AccessTokenTTL:           accessTokenTTL,
+		SignUpsPerAddress:        100_000,
+		SignInFailuresPerAddress: 100_000,
+		Logger:                   authLogger,
+	})
+	if err != nil {
+		return err
+	}
+	if err := accounts.Start(ctx); err != nil {
+		return err
+	}
+
 	reg := engine.NewRegistry()
 	registerFunctions(reg, senderID)
-	e, err := engine.New(pool, reg, &engine.Config{Schema: name, DisableJobs: true, Logger: logger})
+	e, err := engine.New(pool, reg, &engine.Config{Schema: name, DisableJobs: true, Logger: logger, Auth: accounts.Authenticator()})
 	if err != nil {
 		return err
 	}
@@ -91,7 +116,13 @@ func run(addr string, verbose bool) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	mux := http.NewServeMux()
+	accounts.Routes(mux)
+	api := e.Handler()
+	mux.Handle("/api/", api)
+	mux.Handle("GET /healthz", api)
+	mux.Handle("GET /readyz", api)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Printf("listening on http://%s\n", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -278,6 +309,37 @@ func registerFunctions(reg *engine.Registry, senderID int64) {
 	engine.AddMutation(reg, "conversations:create", func(ctx *engine.MutationCtx, _ struct{}) (string, error) {
 		var id int64
 		err := ctx.DB().QueryRow(ctx, sqlConversationInsert).Scan(&id)
+		return strconv.FormatInt(id, 10), err
+	}, nil)
+
+	// auth:whoami depends only on the caller's identity: the signed-in user's id, or null.
+	engine.AddQuery(reg, "auth:whoami", func(ctx *engine.QueryCtx, _ struct{}) (*string, error) {
+		id := ctx.Identity()
+		if id.UserID == "" {
+			return nil, nil
+		}
+		return &id.UserID, nil
+	}, nil)
+
+	// auth:send posts a message as the signed-in user; anonymous callers get UNAUTHENTICATED.
+	engine.AddMutation(reg, "auth:send", func(ctx *engine.MutationCtx, args sendArgs) (string, error) {
+		userID, err := engine.RequireAuth(ctx)
+		if err != nil {
+			return "", err
+		}
+		if strings.TrimSpace(args.Body) == "" {
+			return "", engine.InvalidArgument("body must not be empty")
+		}
+		conv, err := parseID(args.ConversationID)
+		if err != nil {
+			return "", err
+		}
+		sender, err := strconv.ParseInt(userID, 10, 64)
+		if err != nil {
+			return "", engine.Unauthenticated("user id %q is not an id", userID)
+		}
+		var id int64
+		err = ctx.DB().QueryRow(ctx, sqlMessageInsert, sender, conv, args.Body).Scan(&id)
 		return strconv.FormatInt(id, 10), err
 	}, nil)
 }

@@ -236,6 +236,7 @@ func (s *Service) issueAccessToken(ctx context.Context, userID, sessionID int64)
 			Audience:  jwt.ClaimStrings{s.cfg.Audience},
 			IssuedAt:  jwt.NewNumericDate(iat),
 			ExpiresAt: jwt.NewNumericDate(exp),
+			ID:        randomString(12), // jti: two tokens issued in one second still differ
 		},
 		SessionID: strconv.FormatInt(sessionID, 10),
 	}), exp, nil

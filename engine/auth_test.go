@@ -1,0 +1,634 @@
+package engine_test
+
+// Auth through the engine: Ripple's auth service (sign-up over HTTP, EdDSA access tokens,
+// admin keys) in front of the sync socket and the HTTP function API. See PROTOCOL.md
+// (Authenticate, AuthError) and DESIGN.md (Auth).
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/internal/testdb"
+	"github.com/ripplehq/ripple/internal/testlog"
+)
+
+// whoami is what the identity-dependent test functions return.
+type whoami struct {
+	UserID *string `json:"userId"`
+	Name   *string `json:"name"`
+	Admin  bool    `json:"admin"`
+}
+
+const sqlUserName = `-- name: TestUserName :one
+SELECT name FROM users WHERE id = $1`
+
+func registerAuthTestFunctions(reg *engine.Registry) {
+	reg.AddReadSpecs(map[string]engine.ReadSpec{
+		"TestUserName": {Tables: []engine.TableRead{{Table: "users", Kind: engine.ReadParam, Column: "id", Param: 1}}},
+	})
+	// whoami:get depends on nothing but the identity (and the signed-in user's row).
+	engine.AddQuery(reg, "whoami:get", func(ctx *engine.QueryCtx, _ struct{}) (whoami, error) {
+		id := ctx.Identity()
+		out := whoami{Admin: id.Admin}
+		if id.UserID == "" {
+			return out, nil
+		}
+		uid := id.UserID
+		out.UserID = &uid
+		var name string
+		if err := ctx.DB().QueryRow(ctx, sqlUserName, mustInt(uid)).Scan(&name); err == nil {
+			out.Name = &name
+		}
+		return out, nil
+	}, nil)
+	// whoami:mutate reports the identity a mutation ran as.
+	engine.AddMutation(reg, "whoami:mutate", func(ctx *engine.MutationCtx, _ struct{}) (whoami, error) {
+		id := ctx.Identity()
+		out := whoami{Admin: id.Admin}
+		if id.UserID != "" {
+			uid := id.UserID
+			out.UserID = &uid
+		}
+		return out, nil
+	}, nil)
+	// whoami:require fails for an anonymous caller.
+	engine.AddMutation(reg, "whoami:require", func(ctx *engine.MutationCtx, _ struct{}) (string, error) {
+		return engine.RequireAuth(ctx)
+	}, nil)
+	// whoami:slow holds the session's mutation queue for a moment.
+	engine.AddMutation(reg, "whoami:slow", func(ctx *engine.MutationCtx, _ struct{}) (bool, error) {
+		_, err := ctx.DB().Exec(ctx, "SELECT pg_sleep(0.4)")
+		return true, err
+	}, nil)
+}
+
+// authBundle is an engine with Ripple's auth service, both served from one mux.
+type authBundle struct {
+	*testBundle
+	svc *engine.AuthService
+}
+
+// setupAuth starts the auth service and an engine using it on a fresh schema. logs, when not
+// nil, receives both the engine's and the auth service's logs at debug level.
+func setupAuth(t *testing.T, logs io.Writer) *authBundle {
+	t.Helper()
+	ctx := context.Background()
+	db := testdb.NewSchema(t)
+	var logger *slog.Logger
+	if logs != nil {
+		logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	svc, err := engine.NewAuthService(db.Pool, &engine.AuthConfig{Logger: logger})
+	require.NoError(t, err)
+	require.NoError(t, svc.Start(ctx))
+
+	var senderID int64
+	require.NoError(t, db.Pool.QueryRow(ctx, "INSERT INTO users (name, email) VALUES ('Ann', 'ann-'||gen_random_uuid()||'@example.com') RETURNING id").Scan(&senderID))
+	reg := engine.NewRegistry()
+	registerTestFunctions(reg, senderID)
+	registerAuthTestFunctions(reg)
+	e, err := engine.New(db.Pool, reg, &engine.Config{Schema: db.Schema, DisableJobs: true, Auth: svc.Authenticator(), Logger: logger})
+	require.NoError(t, err)
+	require.NoError(t, e.Start(ctx))
+
+	mux := http.NewServeMux()
+	svc.Routes(mux)
+	mux.Handle("/api/", e.Handler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		require.NoError(t, e.Stop(context.Background()))
+		srv.Close()
+	})
+	return &authBundle{testBundle: &testBundle{db: db, engine: e, server: srv, senderID: senderID}, svc: svc}
+}
+
+type authUser struct {
+	ID    string `json:"_id"`
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
+type authResponse struct {
+	AccessToken  string   `json:"accessToken"`
+	RefreshToken string   `json:"refreshToken"`
+	ExpiresAt    int64    `json:"expiresAt"`
+	User         authUser `json:"user"`
+}
+
+// postJSON posts body to url+path and returns the status and the decoded JSON reply.
+func postJSON(t *testing.T, url, path string, header http.Header, body any) (int, map[string]any) {
+	t.Helper()
+	buf, err := json.Marshal(body)
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodPost, url+path, bytes.NewReader(buf))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(raw, &out), "reply to %s: %s", path, raw)
+	return resp.StatusCode, out
+}
+
+// authCall posts to one of the auth routes and decodes a successful reply.
+func authCall(t *testing.T, url, path string, body any) authResponse {
+	t.Helper()
+	status, out := postJSON(t, url, path, nil, body)
+	require.Equal(t, http.StatusOK, status, "%s: %v", path, out)
+	raw, _ := json.Marshal(out)
+	var resp authResponse
+	require.NoError(t, json.Unmarshal(raw, &resp))
+	require.NotEmpty(t, resp.AccessToken)
+	return resp
+}
+
+func signUp(t *testing.T, url, email, password, name string) authResponse {
+	t.Helper()
+	return authCall(t, url, "/api/auth/signup", map[string]string{"email": email, "password": password, "name": name})
+}
+
+// callAs calls a function over HTTP with an Authorization header (empty: none).
+func callAs(t *testing.T, url, endpoint, authorization, path string, args any) (int, map[string]any) {
+	t.Helper()
+	h := http.Header{}
+	if authorization != "" {
+		h.Set("Authorization", authorization)
+	}
+	return postJSON(t, url, endpoint, h, map[string]any{"path": path, "format": "convex_encoded_json", "args": []any{args}})
+}
+
+// authenticate sends an Authenticate message.
+func (c *syncClient) authenticate(tokenType, value string, baseVersion int64, impersonating any) {
+	m := map[string]any{"type": "Authenticate", "tokenType": tokenType, "baseVersion": baseVersion}
+	if tokenType != "None" {
+		m["value"] = value
+	}
+	if impersonating != nil {
+		m["impersonating"] = impersonating
+	}
+	c.send(m)
+}
+
+func (c *syncClient) identityVersion() int64 {
+	if c.version == nil {
+		return 0
+	}
+	return int64(c.version["identity"].(float64))
+}
+
+// nextOf reads messages until one of the given type arrives.
+func (c *syncClient) nextOf(typ string) map[string]any {
+	c.t.Helper()
+	for {
+		if m := c.next(); m["type"] == typ {
+			return m
+		}
+	}
+}
+
+// mutateResult runs a mutation and returns its MutationResponse.
+func (c *syncClient) mutateResult(path string, args any) map[string]any {
+	c.t.Helper()
+	req := c.mutate(path, args)
+	for {
+		m := c.nextOf("MutationResponse")
+		if m["requestId"] == float64(req) {
+			return m
+		}
+	}
+}
+
+// whoamiValue is the user id a whoami result names, or "" for anonymous.
+func whoamiValue(t *testing.T, v any) string {
+	t.Helper()
+	m, ok := v.(map[string]any)
+	require.True(t, ok, "whoami result %v", v)
+	if m["userId"] == nil {
+		return ""
+	}
+	return m["userId"].(string)
+}
+
+func TestAuthSignUpThenAuthenticateOverSync(t *testing.T) {
+	t.Parallel()
+	b := setupAuth(t, nil)
+	conv := b.newConversation(t)
+	bea := signUp(t, b.server.URL, "bea@example.com", "correct horse battery", "Bea")
+	require.Equal(t, "Bea", bea.User.Name)
+
+	c := dial(t, b.testBundle)
+	c.subscribe(1, "whoami:get", map[string]any{})
+	c.subscribe(2, "messages:list", map[string]any{"conversationId": conv})
+	c.waitFor(func() bool { return c.values[1] != nil && c.values[2] != nil })
+	require.Equal(t, "", whoamiValue(t, c.values[1]))
+	require.Equal(t, int64(0), c.identityVersion())
+
+	// Sign in on the open socket: the next transition answers identity version 1 and re-runs
+	// the identity-dependent query as Bea.
+	c.authenticate("User", bea.AccessToken, 0, nil)
+	tr := c.nextOf("Transition")
+	require.Equal(t, float64(1), tr["endVersion"].(map[string]any)["identity"])
+	require.Equal(t, float64(0), tr["startVersion"].(map[string]any)["identity"])
+	require.Equal(t, bea.User.ID, whoamiValue(t, c.values[1]))
+	require.Equal(t, "Bea", c.values[1].(map[string]any)["name"])
+	res := c.mutateResult("whoami:mutate", map[string]any{})
+	require.Equal(t, bea.User.ID, res["result"].(map[string]any)["userId"])
+	res = c.mutateResult("whoami:require", map[string]any{})
+	require.Equal(t, true, res["success"], "%v", res)
+
+	// Other subscriptions keep working as the new identity.
+	c.mutateResult("messages:send", map[string]any{"conversationId": conv, "body": "hi"})
+	c.waitFor(func() bool { return len(c.values[2].([]any)) == 1 })
+
+	// A refreshed token for the same user replaces the identity: version 2, same user.
+	next := authCall(t, b.server.URL, "/api/auth/refresh", map[string]string{"refreshToken": bea.RefreshToken})
+	// Issued within the same second, it must still differ: the official client takes an equal
+	// token for "no new token" and then stops scheduling refreshes.
+	require.NotEqual(t, bea.AccessToken, next.AccessToken)
+	c.authenticate("User", next.AccessToken, 1, nil)
+	c.waitFor(func() bool { return c.identityVersion() == 2 })
+	require.Equal(t, bea.User.ID, whoamiValue(t, c.values[1]))
+
+	// Another user on the same socket.
+	cal := signUp(t, b.server.URL, "cal@example.com", "another long password", "Cal")
+	c.authenticate("User", cal.AccessToken, 2, nil)
+	c.waitFor(func() bool { return c.identityVersion() == 3 })
+	require.Equal(t, cal.User.ID, whoamiValue(t, c.values[1]))
+	require.Equal(t, "Cal", c.values[1].(map[string]any)["name"])
+
+	// tokenType None signs out: everything re-runs anonymously.
+	c.authenticate("None", "", 3, nil)
+	c.waitFor(func() bool { return c.identityVersion() == 4 })
+	require.Equal(t, "", whoamiValue(t, c.values[1]))
+	res = c.mutateResult("whoami:mutate", map[string]any{})
+	require.Nil(t, res["result"].(map[string]any)["userId"])
+	res = c.mutateResult("whoami:require", map[string]any{})
+	require.Equal(t, false, res["success"])
+	require.Equal(t, "UNAUTHENTICATED", res["errorData"].(map[string]any)["code"])
+	require.Len(t, c.values[2], 1, "non-identity subscriptions keep their value")
+
+	// HTTP: a bearer token is the same identity.
+	status, out := callAs(t, b.server.URL, "/api/query", "Bearer "+cal.AccessToken, "whoami:get", map[string]any{})
+	require.Equal(t, http.StatusOK, status, "%v", out)
+	require.Equal(t, cal.User.ID, whoamiValue(t, out["value"]))
+	status, out = callAs(t, b.server.URL, "/api/query", "", "whoami:get", map[string]any{})
+	require.Equal(t, http.StatusOK, status, "%v", out)
+	require.Equal(t, "", whoamiValue(t, out["value"]))
+}
+
+// altService is a second auth service on the same database (so the same signing keys), with a
+// different configuration, serving its own routes: it mints tokens the main service refuses.
+func altService(t *testing.T, db *testdb.Bundle, cfg *engine.AuthConfig) string {
+	t.Helper()
+	svc, err := engine.NewAuthService(db.Pool, cfg)
+	require.NoError(t, err)
+	require.NoError(t, svc.Start(context.Background()))
+	mux := http.NewServeMux()
+	svc.Routes(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+type jwkSet struct {
+	Keys []struct {
+		Kid string `json:"kid"`
+		X   string `json:"x"`
+		Alg string `json:"alg"`
+	} `json:"keys"`
+}
+
+func fetchJWKS(t *testing.T, url string) jwkSet {
+	t.Helper()
+	resp, err := http.Get(url + "/.well-known/jwks.json")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var set jwkSet
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&set))
+	require.NotEmpty(t, set.Keys)
+	return set
+}
+
+// forge signs claims with the given method and key, with a kid header.
+func forge(t *testing.T, method jwt.SigningMethod, key any, kid string, claims jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(method, claims)
+	if kid != "" {
+		tok.Header["kid"] = kid
+	}
+	s, err := tok.SignedString(key)
+	require.NoError(t, err)
+	return s
+}
+
+// tamper rewrites a token's payload and keeps its header and signature.
+func tamper(t *testing.T, token string, change func(map[string]any)) string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	require.Len(t, parts, 3)
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	require.NoError(t, err)
+	var claims map[string]any
+	require.NoError(t, json.Unmarshal(raw, &claims))
+	change(claims)
+	raw, err = json.Marshal(claims)
+	require.NoError(t, err)
+	parts[1] = base64.RawURLEncoding.EncodeToString(raw)
+	return strings.Join(parts, ".")
+}
+
+func tokenClaims(t *testing.T, token string) map[string]any {
+	t.Helper()
+	var claims map[string]any
+	tamper(t, token, func(c map[string]any) { claims = c })
+	return claims
+}
+
+func TestAuthRefusesForgedAndInvalidTokens(t *testing.T) {
+	t.Parallel()
+	b := setupAuth(t, nil)
+	password := "correct horse battery"
+	dee := signUp(t, b.server.URL, "dee@example.com", password, "Dee")
+	valid := tokenClaims(t, dee.AccessToken)
+	anns := strconv.FormatInt(b.senderID, 10) // another user, whom forgers would like to be
+
+	jwks := fetchJWKS(t, b.server.URL)
+	kid := jwks.Keys[0].Kid
+	require.Equal(t, "EdDSA", jwks.Keys[0].Alg)
+	pub, err := base64.RawURLEncoding.DecodeString(jwks.Keys[0].X)
+	require.NoError(t, err)
+	_, foreignKey, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+
+	// Claims a forger would send: a valid shape for Ann.
+	forged := func() jwt.MapClaims {
+		now := time.Now()
+		return jwt.MapClaims{"iss": valid["iss"], "aud": valid["aud"], "sub": anns, "sid": valid["sid"],
+			"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()}
+	}
+	signIn := func(url string) string {
+		return authCall(t, url, "/api/auth/signin", map[string]string{"email": "dee@example.com", "password": password}).AccessToken
+	}
+	hour := -time.Hour
+	cases := []struct {
+		name, token string
+	}{
+		{"alg none", forge(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, kid, forged())},
+		{"HS256 keyed with the public key", forge(t, jwt.SigningMethodHS256, []byte(pub), kid, forged())},
+		{"HS256 keyed with the JWK x", forge(t, jwt.SigningMethodHS256, []byte(jwks.Keys[0].X), kid, forged())},
+		{"foreign EdDSA key, unknown kid", forge(t, jwt.SigningMethodEdDSA, foreignKey, "not-a-kid", forged())},
+		{"foreign EdDSA key, real kid", forge(t, jwt.SigningMethodEdDSA, foreignKey, kid, forged())},
+		{"no kid", forge(t, jwt.SigningMethodEdDSA, foreignKey, "", forged())},
+		{"tampered subject", tamper(t, dee.AccessToken, func(c map[string]any) { c["sub"] = anns })},
+		{"tampered expiry", tamper(t, dee.AccessToken, func(c map[string]any) { c["exp"] = time.Now().Add(24 * time.Hour).Unix() })},
+		{"signature stripped", strings.Join(strings.Split(dee.AccessToken, ".")[:2], ".") + "."},
+		{"wrong issuer", signIn(altService(t, b.db, &engine.AuthConfig{Issuer: "someone-else"}))},
+		{"wrong audience", signIn(altService(t, b.db, &engine.AuthConfig{Audience: "another-app"}))},
+		{"expired", signIn(altService(t, b.db, &engine.AuthConfig{Now: func() time.Time { return time.Now().Add(hour) }}))},
+		{"not a JWT", "definitely-not-a-jwt"},
+		{"empty", ""},
+	}
+	// The signing key really is shared: the alternative services' tokens differ only in what
+	// is checked.
+	require.Equal(t, "someone-else", tokenClaims(t, cases[9].token)["iss"])
+	require.Equal(t, []any{"another-app"}, tokenClaims(t, cases[10].token)["aud"])
+	require.Less(t, tokenClaims(t, cases[11].token)["exp"].(float64), float64(time.Now().Unix()))
+
+	c := dial(t, b.testBundle)
+	c.subscribe(1, "whoami:get", map[string]any{})
+	c.authenticate("User", dee.AccessToken, 0, nil)
+	c.waitFor(func() bool { return c.identityVersion() == 1 && c.values[1] != nil })
+	require.Equal(t, dee.User.ID, whoamiValue(t, c.values[1]))
+
+	for _, tc := range cases {
+		// Over the socket: AuthError naming the attempt, and nothing else changes.
+		c.authenticate("User", tc.token, 1, nil)
+		m := c.nextOf("AuthError")
+		require.Equal(t, float64(1), m["baseVersion"], tc.name)
+		require.Equal(t, true, m["authUpdateAttempted"], tc.name)
+		require.NotEmpty(t, m["error"], tc.name)
+		if len(tc.token) > 20 {
+			require.NotContains(t, m["error"], tc.token, tc.name)
+		}
+		res := c.mutateResult("whoami:mutate", map[string]any{})
+		require.Equal(t, dee.User.ID, res["result"].(map[string]any)["userId"], "%s: identity must be unchanged", tc.name)
+		require.Equal(t, int64(1), c.identityVersion(), tc.name)
+		require.Equal(t, dee.User.ID, whoamiValue(t, c.values[1]), tc.name)
+
+		// Over HTTP: 401, for queries and mutations alike.
+		for _, endpoint := range []string{"/api/query", "/api/mutation"} {
+			path := map[string]string{"/api/query": "whoami:get", "/api/mutation": "whoami:mutate"}[endpoint]
+			status, out := callAs(t, b.server.URL, endpoint, "Bearer "+tc.token, path, map[string]any{})
+			require.Equal(t, http.StatusUnauthorized, status, "%s %s: %v", tc.name, endpoint, out)
+			require.Equal(t, "Unauthenticated", out["code"], tc.name)
+		}
+	}
+
+	// The socket is still usable: a valid token still works after all that.
+	fresh := authCall(t, b.server.URL, "/api/auth/signin", map[string]string{"email": "dee@example.com", "password": password})
+	c.authenticate("User", fresh.AccessToken, 1, nil)
+	c.waitFor(func() bool { return c.identityVersion() == 2 })
+	require.Equal(t, dee.User.ID, whoamiValue(t, c.values[1]))
+
+	// A token type the server does not know is refused the same way, and so is an Authorization
+	// scheme it does not know.
+	c.authenticate("Magic", "x", 2, nil)
+	require.Equal(t, float64(2), c.nextOf("AuthError")["baseVersion"])
+	status, out := callAs(t, b.server.URL, "/api/query", "Basic "+base64.StdEncoding.EncodeToString([]byte("dee:"+password)), "whoami:get", map[string]any{})
+	require.Equal(t, http.StatusUnauthorized, status, "%v", out)
+}
+
+func TestAuthAdminKey(t *testing.T) {
+	t.Parallel()
+	b := setupAuth(t, nil)
+	ctx := context.Background()
+	key, err := b.svc.CreateAdminKey(ctx)
+	require.NoError(t, err)
+	eve := signUp(t, b.server.URL, "eve@example.com", "correct horse battery", "Eve")
+
+	// HTTP: the admin key reaches an internal function; a user token and no token do not.
+	status, out := callAs(t, b.server.URL, "/api/query", "Convex "+key, "secret:peek", map[string]any{})
+	require.Equal(t, http.StatusOK, status, "%v", out)
+	require.Equal(t, "internal", out["value"])
+	for _, authz := range []string{"Bearer " + eve.AccessToken, ""} {
+		status, out := callAs(t, b.server.URL, "/api/query", authz, "secret:peek", map[string]any{})
+		require.Equal(t, 560, status, "%q: %v", authz, out)
+		require.Contains(t, out["errorMessage"], "could not find", authz)
+	}
+	// An access token is not an admin key, nor is a made-up key.
+	for _, bad := range []string{eve.AccessToken, "ripple_admin_" + strings.Repeat("A", 43), key + "x"} {
+		status, out := callAs(t, b.server.URL, "/api/query", "Convex "+bad, "secret:peek", map[string]any{})
+		require.Equal(t, http.StatusUnauthorized, status, "%v", out)
+	}
+	// Acting as a user over HTTP.
+	h := http.Header{"Authorization": {"Convex " + key}, "X-Ripple-Acting-As": {eve.User.ID}}
+	status, out = postJSON(t, b.server.URL, "/api/query", h, map[string]any{"path": "whoami:get", "args": []any{map[string]any{}}})
+	require.Equal(t, http.StatusOK, status, "%v", out)
+	require.Equal(t, eve.User.ID, whoamiValue(t, out["value"]))
+	require.Equal(t, true, out["value"].(map[string]any)["admin"])
+
+	// Over the socket: Admin impersonating a user.
+	c := dial(t, b.testBundle)
+	c.subscribe(1, "whoami:get", map[string]any{})
+	c.waitFor(func() bool { return c.values[1] != nil })
+	c.authenticate("Admin", key, 0, map[string]any{"subject": eve.User.ID})
+	c.waitFor(func() bool { return c.identityVersion() == 1 })
+	require.Equal(t, eve.User.ID, whoamiValue(t, c.values[1]))
+	require.Equal(t, true, c.values[1].(map[string]any)["admin"])
+	// A refused admin key is an AuthError too.
+	c.authenticate("Admin", "ripple_admin_nope", 1, nil)
+	require.Equal(t, float64(1), c.nextOf("AuthError")["baseVersion"])
+	res := c.mutateResult("whoami:mutate", map[string]any{})
+	require.Equal(t, true, res["result"].(map[string]any)["admin"])
+}
+
+// TestAuthIdentityDowngradeClosesInternalSubscriptions: a subscription to an internal function
+// made with an admin key must stop answering once the socket's identity is no longer admin.
+func TestAuthIdentityDowngradeClosesInternalSubscriptions(t *testing.T) {
+	t.Parallel()
+	t.Skip("engine bug, reported: session.modifyQuerySet resolves a subscription's function once, " +
+		"with the identity of the moment, and the reactor never re-checks fn.internal when the identity changes")
+	b := setupAuth(t, nil)
+	key, err := b.svc.CreateAdminKey(context.Background())
+	require.NoError(t, err)
+	c := dial(t, b.testBundle)
+	c.authenticate("Admin", key, 0, nil)
+	c.subscribe(1, "secret:peek", map[string]any{})
+	c.waitFor(func() bool { return c.values[1] != nil })
+	require.Equal(t, "internal", c.values[1])
+
+	c.authenticate("None", "", 1, nil)
+	c.waitFor(func() bool { return c.identityVersion() == 2 })
+	c.settle()
+	failure, ok := c.values[1].(map[string]any)
+	require.True(t, ok, "after signing out, the internal query still answers %v", c.values[1])
+	require.Contains(t, fmt.Sprint(failure["error"]), "could not find")
+}
+
+// TestAuthMutationRunsAsTheIdentityItWasSentWith: messages on one socket take effect in order,
+// so a mutation sent before an Authenticate runs as the identity before it.
+func TestAuthMutationRunsAsTheIdentityItWasSentWith(t *testing.T) {
+	t.Parallel()
+	t.Skip("engine bug, reported: session.runMutation takes s.currentIdentity() when the mutation " +
+		"leaves the queue, not when the reader received it, so a later Authenticate changes who it runs as")
+	b := setupAuth(t, nil)
+	fay := signUp(t, b.server.URL, "fay@example.com", "correct horse battery", "Fay")
+	c := dial(t, b.testBundle)
+	c.authenticate("User", fay.AccessToken, 0, nil)
+	c.settle()
+
+	slow := c.mutate("whoami:slow", map[string]any{}) // holds the mutation queue
+	asFay := c.mutate("whoami:mutate", map[string]any{})
+	c.authenticate("None", "", 1, nil)
+	asNobody := c.mutate("whoami:mutate", map[string]any{})
+	results := map[float64]map[string]any{}
+	for len(results) < 3 {
+		m := c.nextOf("MutationResponse")
+		results[m["requestId"].(float64)] = m
+	}
+	require.Equal(t, true, results[float64(slow)]["success"])
+	require.Equal(t, fay.User.ID, results[float64(asFay)]["result"].(map[string]any)["userId"],
+		"a mutation sent before signing out ran as %v", results[float64(asFay)]["result"])
+	require.Nil(t, results[float64(asNobody)]["result"].(map[string]any)["userId"])
+}
+
+// TestAuthSecretsNeverLogged runs every flow that handles a secret through an engine and an
+// auth service logging at debug level into one buffer, then looks for the secrets in it.
+func TestAuthSecretsNeverLogged(t *testing.T) {
+	t.Parallel()
+	var logs testlog.Buffer
+	b := setupAuth(t, &logs)
+	ctx := context.Background()
+	password := "hunter2-but-much-longer"
+	wrongPassword := "not-the-password-at-all"
+
+	gus := signUp(t, b.server.URL, "gus@example.com", password, "Gus")
+	signedIn := authCall(t, b.server.URL, "/api/auth/signin", map[string]string{"email": "gus@example.com", "password": password})
+	status, _ := postJSON(t, b.server.URL, "/api/auth/signin", nil, map[string]string{"email": "gus@example.com", "password": wrongPassword})
+	require.Equal(t, http.StatusUnauthorized, status)
+	status, _ = postJSON(t, b.server.URL, "/api/auth/signup", nil, map[string]string{"email": "gus@example.com", "password": wrongPassword, "name": "Gus"})
+	require.Equal(t, http.StatusConflict, status)
+	refreshed := authCall(t, b.server.URL, "/api/auth/refresh", map[string]string{"refreshToken": signedIn.RefreshToken})
+	// Reusing the spent token within the grace window gets the same pair back.
+	again := authCall(t, b.server.URL, "/api/auth/refresh", map[string]string{"refreshToken": signedIn.RefreshToken})
+	require.Equal(t, refreshed.RefreshToken, again.RefreshToken)
+	status, _ = postJSON(t, b.server.URL, "/api/auth/refresh", nil, map[string]string{"refreshToken": "made-up-refresh-token"})
+	require.Equal(t, http.StatusUnauthorized, status)
+	key, err := b.svc.CreateAdminKey(ctx)
+	require.NoError(t, err)
+	expired := authCall(t, altService(t, b.db, &engine.AuthConfig{Now: func() time.Time { return time.Now().Add(-time.Hour) }}),
+		"/api/auth/signin", map[string]string{"email": "gus@example.com", "password": password}).AccessToken
+	tampered := tamper(t, gus.AccessToken, func(c map[string]any) { c["sub"] = "1" })
+
+	c := dial(t, b.testBundle)
+	c.subscribe(1, "whoami:get", map[string]any{})
+	c.authenticate("User", gus.AccessToken, 0, nil)
+	c.waitFor(func() bool { return c.identityVersion() == 1 })
+	c.authenticate("User", expired, 1, nil)
+	c.nextOf("AuthError")
+	c.authenticate("User", tampered, 1, nil)
+	c.nextOf("AuthError")
+	c.authenticate("User", refreshed.AccessToken, 1, nil)
+	c.waitFor(func() bool { return c.identityVersion() == 2 })
+	c.authenticate("Admin", key, 2, map[string]any{"subject": gus.User.ID})
+	c.waitFor(func() bool { return c.identityVersion() == 3 })
+	c.authenticate("Admin", key+"x", 3, nil)
+	c.nextOf("AuthError")
+	c.settle()
+	for _, authz := range []string{"Bearer " + gus.AccessToken, "Bearer " + expired, "Bearer " + tampered, "Convex " + key, "Convex " + key + "x"} {
+		callAs(t, b.server.URL, "/api/query", authz, "whoami:get", map[string]any{})
+		callAs(t, b.server.URL, "/api/mutation", authz, "whoami:require", map[string]any{})
+	}
+	status, _ = postJSON(t, b.server.URL, "/api/auth/signout", nil, map[string]string{"refreshToken": refreshed.RefreshToken})
+	require.Equal(t, http.StatusOK, status)
+	// After sign-out the session's refresh token is refused.
+	status, _ = postJSON(t, b.server.URL, "/api/auth/refresh", nil, map[string]string{"refreshToken": refreshed.RefreshToken})
+	require.Equal(t, http.StatusUnauthorized, status)
+
+	out := logs.String()
+	require.Contains(t, out, "signed up", "the auth service's logs reach the buffer")
+	secrets := map[string]string{
+		"password":                  password,
+		"wrong password":            wrongPassword,
+		"admin key":                 key,
+		"admin key's random part":   strings.TrimPrefix(key, "ripple_admin_"),
+		"sign-up refresh token":     gus.RefreshToken,
+		"sign-in refresh token":     signedIn.RefreshToken,
+		"refreshed refresh token":   refreshed.RefreshToken,
+		"made-up refresh token":     "made-up-refresh-token",
+		"expired token's signature": strings.Split(expired, ".")[2],
+	}
+	for name, tok := range map[string]string{"sign-up": gus.AccessToken, "sign-in": signedIn.AccessToken, "refreshed": refreshed.AccessToken, "expired": expired, "tampered": tampered} {
+		secrets[name+" access token"] = tok
+		secrets[name+" access token's signature"] = strings.Split(tok, ".")[2]
+		secrets[name+" access token's payload"] = strings.Split(tok, ".")[1]
+	}
+	for name, secret := range secrets {
+		require.NotContains(t, out, secret, "the %s appears in the logs", name)
+	}
+}
