@@ -511,8 +511,6 @@ func TestAuthAdminKey(t *testing.T) {
 // made with an admin key must stop answering once the socket's identity is no longer admin.
 func TestAuthIdentityDowngradeClosesInternalSubscriptions(t *testing.T) {
 	t.Parallel()
-	t.Skip("engine bug, reported: session.modifyQuerySet resolves a subscription's function once, " +
-		"with the identity of the moment, and the reactor never re-checks fn.internal when the identity changes")
 	b := setupAuth(t, nil)
 	key, err := b.svc.CreateAdminKey(context.Background())
 	require.NoError(t, err)
@@ -534,8 +532,6 @@ func TestAuthIdentityDowngradeClosesInternalSubscriptions(t *testing.T) {
 // so a mutation sent before an Authenticate runs as the identity before it.
 func TestAuthMutationRunsAsTheIdentityItWasSentWith(t *testing.T) {
 	t.Parallel()
-	t.Skip("engine bug, reported: session.runMutation takes s.currentIdentity() when the mutation " +
-		"leaves the queue, not when the reader received it, so a later Authenticate changes who it runs as")
 	b := setupAuth(t, nil)
 	fay := signUp(t, b.server.URL, "fay@example.com", "correct horse battery", "Fay")
 	c := dial(t, b.testBundle)

@@ -126,6 +126,10 @@ type clientMessage struct {
 	TokenType     string          `json:"tokenType"`
 	Value         string          `json:"value"`
 	Impersonating json.RawMessage `json:"impersonating"`
+
+	// identity is the session's identity when the message arrived: a mutation or action runs
+	// as it, even if an Authenticate that came later is processed first.
+	identity Identity
 }
 
 type querySetModification struct {

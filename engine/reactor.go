@@ -359,6 +359,21 @@ func (r *reactor) batch(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 
+	// Waiters are taken before the snapshot, so each one's commit (made before it asked) is in
+	// the snapshot whose ts it is answered with. A failed batch hands them to the next.
+	r.mu.Lock()
+	waiters := r.waiters
+	r.waiters = nil
+	r.mu.Unlock()
+	answered := false
+	defer func() {
+		if !answered {
+			r.mu.Lock()
+			r.waiters = append(waiters, r.waiters...)
+			r.mu.Unlock()
+		}
+	}()
+
 	tx, err := r.e.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return err
@@ -421,8 +436,6 @@ wait:
 	r.mu.Lock()
 	resetAll := r.resetAll
 	r.resetAll = false
-	waiters := r.waiters
-	r.waiters = nil
 	work := map[*session]*sessionWork{}
 	for s := range r.sessions {
 		p, identity := s.takePending()
@@ -495,7 +508,13 @@ wait:
 	for _, k := range order {
 		subs := groups[k]
 		first := subs[0]
-		res := r.e.runQueryInTx(ctx, tx, first.fn, first.args, first.session.queryIdentity, first.journal)
+		var res callResult
+		if first.fn.internal && !first.session.queryIdentity.Admin {
+			// The admin who subscribed signed out: internal data stops here.
+			res = callResult{err: errUnknownFunction(first.fn.path, KindQuery), reads: newReadSet(), requestID: newRequestID()}
+		} else {
+			res = r.e.runQueryInTx(ctx, tx, first.fn, first.args, first.session.queryIdentity, first.journal)
+		}
 		if res.err != nil && tx.Conn().IsClosed() {
 			// The connection broke: everything of this group and later must run again.
 			for _, k2 := range order {
@@ -540,6 +559,7 @@ wait:
 		}
 		w.session.sendTransition(ts, w.pending, w.mods)
 	}
+	answered = true
 	for _, wt := range waiters {
 		wt.ch <- ts
 	}

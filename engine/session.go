@@ -268,6 +268,7 @@ func (s *session) readLoop() error {
 				s.fatal("Mutation needs a requestId")
 				continue
 			}
+			msg.identity, _ = s.currentIdentity()
 			select {
 			case s.mutations <- &msg:
 			default:
@@ -278,6 +279,7 @@ func (s *session) readLoop() error {
 				s.fatal("Action needs a requestId")
 				continue
 			}
+			msg.identity, _ = s.currentIdentity()
 			s.startAction(&msg)
 		case "Authenticate":
 			s.authenticate(&msg)
@@ -370,7 +372,8 @@ func (s *session) mutationLoop() {
 }
 
 func (s *session) runMutation(msg *clientMessage) {
-	identity, sessionID := s.currentIdentity()
+	_, sessionID := s.currentIdentity()
+	identity := msg.identity
 	reply := mutationResponse{Type: "MutationResponse", RequestID: *msg.RequestID}
 	fn, err := s.e.resolve(msg.UDFPath, KindMutation, true, identity)
 	var res callResult
@@ -414,7 +417,7 @@ func (s *session) startAction(msg *clientMessage) {
 	}
 	go func() {
 		defer func() { <-s.actions }()
-		identity, _ := s.currentIdentity()
+		identity := msg.identity
 		reply := actionResponse{Type: "ActionResponse", RequestID: *msg.RequestID}
 		var res callResult
 		fn, err := s.e.resolve(msg.UDFPath, KindAction, true, identity)
