@@ -178,9 +178,27 @@ func TestConversationsListAndMessages(t *testing.T) {
 	require.Equal(t, "newer", pinned.Page[0].Body)
 }
 
+// countingEmbedder counts provider calls and texts, to show a burst is embedded in batches and
+// no text is sent twice.
+type countingEmbedder struct {
+	embedding.Provider
+	calls, texts atomic.Int64
+}
+
+func (c *countingEmbedder) Embed(ctx context.Context, texts []string, input embedding.InputType) ([][]float32, error) {
+	if input == embedding.InputDocument {
+		c.calls.Add(1)
+		c.texts.Add(int64(len(texts)))
+	}
+	return c.Provider.Embed(ctx, texts, input)
+}
+
 func TestWorkflowEmbedsEveryMessageOnceAndSearchFindsIt(t *testing.T) {
 	t.Parallel()
-	b := setup(t, &setupOpts{})
+	local, err := embedding.New(embedding.Config{Provider: embedding.ProviderLocal})
+	require.NoError(t, err)
+	counter := &countingEmbedder{Provider: local}
+	b := setup(t, &setupOpts{embedder: counter})
 	ann, bob, cat := b.user(t, "ann"), b.user(t, "bob"), b.user(t, "cat")
 	conv := b.direct(t, ann, bob, "bob")
 	otherConv := b.direct(t, ann, cat, "cat")
@@ -213,6 +231,9 @@ func TestWorkflowEmbedsEveryMessageOnceAndSearchFindsIt(t *testing.T) {
 	var dup int
 	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM (SELECT message_id FROM message_embeddings GROUP BY 1 HAVING count(*) > 1) d").Scan(&dup))
 	require.Zero(t, dup)
+	// Jobs lease what they embed: no text goes to the provider twice, and bursts share calls.
+	require.Equal(t, int64(201), counter.texts.Load())
+	t.Logf("provider calls for 201 messages: %d", counter.calls.Load())
 
 	var last, stored time.Time
 	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT max(created_at) FROM messages WHERE conversation_id = $1", conv).Scan(&last))
@@ -272,4 +293,34 @@ func TestCohereRateLimitSnoozesThenSucceedsOnce(t *testing.T) {
 	var model string
 	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT model FROM message_embeddings").Scan(&model))
 	require.Equal(t, embedder.Model(), model)
+}
+
+// A message the provider refuses for good is recorded as failed, and the job ends.
+func TestPermanentEmbeddingFailureIsRecorded(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"message":"invalid input"}`))
+	}))
+	t.Cleanup(srv.Close)
+	embedder, err := embedding.New(embedding.Config{Provider: embedding.ProviderCohere, APIKey: "test-key", BaseURL: srv.URL})
+	require.NoError(t, err)
+	b := setup(t, &setupOpts{embedder: embedder})
+	ann, bob := b.user(t, "ann"), b.user(t, "bob")
+	conv := b.direct(t, ann, bob, "bob")
+	var id string
+	require.NoError(t, b.call(t, ann, "messages:send", map[string]any{"conversationId": conv, "body": "refused"}, &id))
+
+	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		var state string
+		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT state::text FROM river_job WHERE kind = 'ripple.function' ORDER BY id DESC LIMIT 1").Scan(&state))
+		return state == "completed"
+	}, 30*time.Second, 20*time.Millisecond)
+	var reason string
+	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT reason FROM message_embedding_failures WHERE message_id = $1", id).Scan(&reason))
+	require.Contains(t, reason, "400")
+	require.Equal(t, int32(1), calls.Load(), "a permanent failure is not retried")
 }

@@ -17,7 +17,7 @@ import (
 // ExactSearchMaxRows is the conversation size (in embeddings) up to which search scans every
 // vector of the conversation exactly; above it, search walks the HNSW index with pgvector's
 // iterative scan. See README ("Search") for how it was measured.
-const ExactSearchMaxRows = 20_000
+const ExactSearchMaxRows = 3_000
 
 // embedWindow is how far back (in message IDs) one job looks for other messages still lacking
 // an embedding, so a burst of messages is embedded in few provider calls.
@@ -131,8 +131,10 @@ func messagesSearchVectors(ctx *engine.QueryCtx, args searchVectorsArgs) ([]Sear
 		return hits, nil
 	}
 	// Large conversation: HNSW with iterative scans keeps going until enough rows of this
-	// conversation are found (pgvector 0.8).
-	for _, stmt := range []string{"SET LOCAL hnsw.iterative_scan = relaxed_order", "SET LOCAL hnsw.ef_search = 200", "SET LOCAL hnsw.max_scan_tuples = 100000"} {
+	// conversation are found (pgvector 0.8). enable_sort = off makes the planner take the index
+	// (it prices a distance as cheap and would sort the conversation's rows instead); jit = off
+	// keeps the disabled sort's cost from triggering JIT. See README ("Search").
+	for _, stmt := range []string{"SET LOCAL hnsw.iterative_scan = relaxed_order", "SET LOCAL hnsw.ef_search = 300", "SET LOCAL hnsw.max_scan_tuples = 100000", "SET LOCAL enable_sort = off", "SET LOCAL jit = off"} {
 		if _, err := ctx.DB().Exec(ctx, stmt); err != nil {
 			return nil, err
 		}
@@ -170,7 +172,7 @@ type pendingEmbedding struct {
 
 type storeEmbeddingsArgs struct {
 	Model    string            `json:"model"`
-	Items    []storedEmbedding `json:"items"`
+	Items    []storedEmbedding `json:"items,omitempty"`
 	Failures []failedEmbedding `json:"failures,omitempty"`
 }
 
