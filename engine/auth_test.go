@@ -89,13 +89,20 @@ type authBundle struct {
 // nil, receives both the engine's and the auth service's logs at debug level.
 func setupAuth(t *testing.T, logs io.Writer) *authBundle {
 	t.Helper()
+	return setupAuthWith(t, logs, &engine.AuthConfig{})
+}
+
+// setupAuthWith is setupAuth with the auth service's configuration (its Logger is set here).
+func setupAuthWith(t *testing.T, logs io.Writer, authCfg *engine.AuthConfig) *authBundle {
+	t.Helper()
 	ctx := context.Background()
 	db := testdb.NewSchema(t)
 	var logger *slog.Logger
 	if logs != nil {
 		logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	svc, err := engine.NewAuthService(db.Pool, &engine.AuthConfig{Logger: logger})
+	authCfg.Logger = logger
+	svc, err := engine.NewAuthService(db.Pool, authCfg)
 	require.NoError(t, err)
 	require.NoError(t, svc.Start(ctx))
 
@@ -626,5 +633,30 @@ func TestAuthSecretsNeverLogged(t *testing.T) {
 	}
 	for name, secret := range secrets {
 		require.NotContains(t, out, secret, "the %s appears in the logs", name)
+	}
+}
+
+// A socket whose token expires without being replaced is told (AuthError, no update attempted)
+// and closed, so nothing keeps running as a stale identity.
+func TestAuthExpiredTokenEndsTheSocketsIdentity(t *testing.T) {
+	t.Parallel()
+	b := setupAuthWith(t, nil, &engine.AuthConfig{AccessTokenTTL: time.Second})
+	gus := signUp(t, b.server.URL, "gus@example.com", "correct horse battery", "Gus")
+	c := dial(t, b.testBundle)
+	c.subscribe(1, "whoami:get", map[string]any{})
+	c.authenticate("User", gus.AccessToken, 0, nil)
+	c.waitFor(func() bool { return c.identityVersion() == 1 && c.values[1] != nil })
+	require.Equal(t, gus.User.ID, whoamiValue(t, c.values[1]))
+
+	var authErr map[string]any
+	for authErr == nil {
+		if m := c.next(); m["type"] == "AuthError" {
+			authErr = m
+		}
+	}
+	require.Equal(t, false, authErr["authUpdateAttempted"])
+	require.Equal(t, float64(0), authErr["baseVersion"])
+	require.NotContains(t, fmt.Sprint(authErr), gus.AccessToken)
+	for range c.msgs { // the server closes the socket
 	}
 }

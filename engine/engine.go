@@ -30,6 +30,14 @@ type Authenticator interface {
 	VerifyAdminKey(ctx context.Context, key string) error
 }
 
+// ExpiringAuthenticator is an Authenticator that also says when an access token expires. With
+// one, a socket whose token expires gets AuthError and is closed, as Convex does: the client
+// fetches a fresh token and reconnects, and nothing runs under the stale identity.
+type ExpiringAuthenticator interface {
+	Authenticator
+	VerifyAccessTokenExpiry(ctx context.Context, token string) (userID string, expiresAt time.Time, err error)
+}
+
 // ErrAuth is returned (wrapped) for a refused token or admin key.
 var ErrAuth = errors.New("authentication failed")
 
@@ -310,6 +318,27 @@ func (e *Engine) identityFromHeader(r *http.Request) (Identity, error) {
 
 // authenticate turns presented credentials into an identity.
 func (e *Engine) authenticate(ctx context.Context, tokenType, value string, impersonating json.RawMessage) (Identity, error) {
+	id, _, err := e.authenticateUntil(ctx, tokenType, value, impersonating)
+	return id, err
+}
+
+// authenticateUntil is authenticate that also returns when a user token expires (zero when
+// unknown or not applicable).
+func (e *Engine) authenticateUntil(ctx context.Context, tokenType, value string, impersonating json.RawMessage) (Identity, time.Time, error) {
+	if tokenType == "User" {
+		if auth, ok := e.config.Auth.(ExpiringAuthenticator); ok {
+			userID, expires, err := auth.VerifyAccessTokenExpiry(ctx, value)
+			if err != nil {
+				return Identity{}, time.Time{}, fmt.Errorf("%w: %v", ErrAuth, err)
+			}
+			return Identity{UserID: userID}, expires, nil
+		}
+	}
+	id, err := e.authenticateOnce(ctx, tokenType, value, impersonating)
+	return id, time.Time{}, err
+}
+
+func (e *Engine) authenticateOnce(ctx context.Context, tokenType, value string, impersonating json.RawMessage) (Identity, error) {
 	switch tokenType {
 	case "None", "":
 		return Identity{}, nil

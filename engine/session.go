@@ -29,6 +29,7 @@ type session struct {
 	querySetVersion int64
 	identityVersion int64
 	identity        Identity // the newest identity (mutations and actions use it at once)
+	expiry          *time.Timer
 	pending         sessionPending
 
 	// Owned by the reactor goroutine.
@@ -131,7 +132,11 @@ func (s *session) sendTransition(ts uint64, p sessionPending, mods []any) {
 func (s *session) fatal(msg string) {
 	s.send(fatalErrorMsg{Type: "FatalError", Error: msg})
 	s.e.logger.Info("closing session after a protocol error", "session_id", s.sessionID, "error", msg)
-	// Let the writer flush the FatalError before the socket closes.
+	s.closeAfterFlush()
+}
+
+// closeAfterFlush closes the socket once the writer has had a moment to send what is queued.
+func (s *session) closeAfterFlush() {
 	go func() {
 		select {
 		case <-time.After(time.Second):
@@ -178,6 +183,11 @@ func (e *Engine) serveSync(w http.ResponseWriter, r *http.Request) {
 	err = s.readLoop()
 	cancel()
 	wg.Wait()
+	s.mu.Lock()
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	s.mu.Unlock()
 	if err != nil && websocket.CloseStatus(err) == -1 && !errors.Is(err, context.Canceled) {
 		e.logger.Debug("sync socket ended", "error", err)
 	}
@@ -339,7 +349,7 @@ func (s *session) authenticate(msg *clientMessage) {
 		s.fatal("Authenticate needs a baseVersion")
 		return
 	}
-	identity, err := s.e.authenticate(s.ctx, msg.TokenType, msg.Value, msg.Impersonating)
+	identity, expires, err := s.e.authenticateUntil(s.ctx, msg.TokenType, msg.Value, msg.Impersonating)
 	if err != nil {
 		s.send(authErrorMsg{Type: "AuthError", Error: err.Error(), BaseVersion: *msg.BaseVersion, AuthUpdateAttempted: true})
 		return
@@ -347,10 +357,36 @@ func (s *session) authenticate(msg *clientMessage) {
 	s.mu.Lock()
 	s.identity = identity
 	s.identityVersion = *msg.BaseVersion + 1
+	if s.expiry != nil {
+		s.expiry.Stop()
+		s.expiry = nil
+	}
+	if !expires.IsZero() {
+		version := s.identityVersion
+		s.expiry = time.AfterFunc(time.Until(expires), func() { s.expireIdentity(version) })
+	}
 	s.pending.identityChanged = true
 	s.pending.identityVersion = s.identityVersion
 	s.mu.Unlock()
 	s.e.reactor.poke()
+}
+
+// expireIdentity ends an identity whose token expired without being replaced: nothing more
+// runs as it, the client is told (it fetches a fresh token), and the socket closes so the client
+// reconnects with that token rather than seeing anonymous results.
+func (s *session) expireIdentity(version int64) {
+	s.mu.Lock()
+	current := s.identityVersion == version
+	if current {
+		s.identity = Identity{}
+		s.expiry = nil
+	}
+	s.mu.Unlock()
+	if !current {
+		return
+	}
+	s.send(authErrorMsg{Type: "AuthError", Error: "the access token expired", BaseVersion: version - 1, AuthUpdateAttempted: false})
+	s.closeAfterFlush()
 }
 
 func (s *session) currentIdentity() (Identity, string) {

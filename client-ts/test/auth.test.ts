@@ -81,7 +81,9 @@ describe("Ripple auth with the official ConvexClient", () => {
     c.client.setAuth(tokens.fetchToken, (ok) => void changes.push(ok));
     await waitFor(() => who.current() === session.user._id, () => `whoami = ${who.current()}`);
     await waitFor(() => changes.length > 0, () => "onChange");
-    expect(changes).toEqual([true]);
+    // convex@1.48 reports true again after each confirmed refresh, which may already have come.
+    expect(changes.length).toBeGreaterThan(0);
+    expect(changes.every((ok) => ok)).toBe(true);
     expect(tokens.calls.cached).toBe(1);
     // Once the server confirms the cached token, the client fetches a fresh one at once
     // (initialAuthTokenReuse is off by default), and the server confirms that too.
@@ -253,12 +255,12 @@ describe.skipIf(!canRunShortTTL)(`access tokens that expire mid-session (--acces
     expectHealthy(c, logs);
   }, 40_000);
 
-  it("recovers when the socket reconnects holding an expired token: AuthError, refresh, same user", async () => {
+  it("recovers when the server ends an expired token's identity: AuthError, refresh, same user", async () => {
     // A fetcher that hands back the same token when first asked for a fresh one, so the client
     // schedules no refresh (it stops refetching when a "fresh" token equals the one it has).
-    // Once that token has expired, the socket drops: the official client resends the expired
-    // token on reconnect, the server refuses it with AuthError, and the client fetches a fresh
-    // one (now really refreshed) and carries on as the same user.
+    // Once that token is no longer accepted, the server sends AuthError and closes the socket;
+    // the official client fetches a fresh token (now really refreshed), reconnects and carries
+    // on as the same user.
     const logs = recordingLogger();
     const c = newClient(shortUrl, { logger: logs.logger });
     const session = await signUp(shortUrl, "Kai");
@@ -287,11 +289,10 @@ describe.skipIf(!canRunShortTTL)(`access tokens that expire mid-session (--acces
     await waitFor(() => forced >= 1, () => "first forced fetch");
 
     const exp = jwtClaims(session.accessToken).exp;
-    await sleep(Math.max(0, (exp + SERVER_LEEWAY_SECONDS + 0.5) * 1000 - Date.now()));
-    holdRefresh = false;
     const before = authErrors(c).length;
-    c.killSocket();
-    await waitFor(() => authErrors(c).length > before, () => "AuthError for the expired token");
+    await sleep(Math.max(0, (exp + 1) * 1000 - Date.now()));
+    holdRefresh = false;
+    await waitFor(() => authErrors(c).length > before, () => "AuthError for the expired token", (SERVER_LEEWAY_SECONDS + 5) * 1000);
     await waitFor(() => current !== session.accessToken, () => "a refreshed token");
     const conv = await mutate<string>(c, api.conversations.create, {});
     const id = await mutate<string>(c, api.auth.send, { conversationId: conv, body: "recovered" });

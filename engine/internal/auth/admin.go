@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -57,6 +58,16 @@ func (a UserIDAuthenticator) VerifyAccessToken(ctx context.Context, token string
 		return "", err
 	}
 	return c.UserID, nil
+}
+
+// VerifyAccessTokenExpiry is VerifyAccessToken that also returns when the token stops being
+// accepted (its exp plus the clock-skew leeway), so the engine can end a socket's identity then.
+func (a UserIDAuthenticator) VerifyAccessTokenExpiry(ctx context.Context, token string) (string, time.Time, error) {
+	c, err := a.s.VerifyAccessToken(ctx, token)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return c.UserID, c.ExpiresAt.Add(clockLeeway), nil
 }
 
 // VerifyAdminKey is Service.VerifyAdminKey.
