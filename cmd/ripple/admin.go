@@ -51,6 +51,9 @@ func benchFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string)
 	samples := fs.Int("samples", 3000, "timed writes per configuration")
 	idle := fs.Int("idle", 10_000, "idle, unrelated subscriptions held in the second configuration")
 	return fs, func(ctx context.Context, args []string) error {
+		if len(args) > 0 && args[0] == "search" {
+			return benchSearch(ctx, e, args[1:])
+		}
 		if err := noArgs("bench", args); err != nil {
 			return err
 		}

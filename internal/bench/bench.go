@@ -43,11 +43,14 @@ type Result struct {
 }
 
 // Percentile returns the p-th percentile (0..100) of the samples.
-func (r *Result) Percentile(p float64) time.Duration {
-	if len(r.Samples) == 0 {
+func (r *Result) Percentile(p float64) time.Duration { return percentile(r.Samples, p) }
+
+// percentile returns the p-th percentile (0..100) of samples (nearest rank, rounding down).
+func percentile(samples []time.Duration, p float64) time.Duration {
+	if len(samples) == 0 {
 		return 0
 	}
-	s := append([]time.Duration{}, r.Samples...)
+	s := append([]time.Duration{}, samples...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	idx := int(float64(len(s)-1) * p / 100)
 	return s[idx]
@@ -92,28 +95,39 @@ func (e *env) close() {
 	}
 }
 
-func newEnv(ctx context.Context, databaseURL string) (*env, error) {
+// privateSchema migrates a new, uniquely named schema and returns a pool whose connections use
+// it, and a function that drops the schema and closes the pool.
+func privateSchema(ctx context.Context, databaseURL string, maxConns int32) (*pgxpool.Pool, string, func(), error) {
 	var suffix [6]byte
 	_, _ = rand.Read(suffix[:])
 	name := "bench_" + hex.EncodeToString(suffix[:])
 	cfg, err := schema.PoolConfig(databaseURL, name)
 	if err != nil {
-		return nil, err
+		return nil, "", nil, err
 	}
-	cfg.MaxConns = 16
+	cfg.MaxConns = maxConns
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	drop := func() {
+		_, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE")
+		pool.Close()
+	}
+	if _, err := schema.Migrate(ctx, pool, &schema.MigrateOpts{Schema: name}); err != nil {
+		drop()
+		return nil, "", nil, err
+	}
+	return pool, name, drop, nil
+}
+
+func newEnv(ctx context.Context, databaseURL string) (*env, error) {
+	pool, name, drop, err := privateSchema(ctx, databaseURL, 16)
 	if err != nil {
 		return nil, err
 	}
 	e := &env{pool: pool}
-	e.cleanups = append(e.cleanups, func() {
-		_, _ = pool.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{name}.Sanitize()+" CASCADE")
-		pool.Close()
-	})
-	if _, err := schema.Migrate(ctx, pool, &schema.MigrateOpts{Schema: name}); err != nil {
-		e.close()
-		return nil, err
-	}
+	e.cleanups = append(e.cleanups, drop)
 	if err := pool.QueryRow(ctx, "INSERT INTO users (name, email) VALUES ('bench', 'bench@example.com') RETURNING id").Scan(&e.userID); err != nil {
 		e.close()
 		return nil, err
