@@ -3,6 +3,7 @@ package functions
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -146,6 +147,8 @@ func messagesSearchVectors(ctx *engine.QueryCtx, args searchVectorsArgs) ([]Sear
 	for _, r := range rows {
 		hits = append(hits, searchHit(r))
 	}
+	// relaxed_order may return neighbours slightly out of order; the caller expects best first.
+	sort.SliceStable(hits, func(i, j int) bool { return hits[i].Score > hits[j].Score })
 	return hits, nil
 }
 

@@ -166,6 +166,8 @@ WITH candidates AS MATERIALIZED (
   SELECT e.message_id, e.embedding <=> $2 AS distance
   FROM message_embeddings e
   WHERE e.conversation_id = $1 AND e.model = $4
+  ORDER BY distance, e.message_id
+  LIMIT $3
 )
 SELECT m.id, m.sender_id, m.body, m.created_at, (1 - c.distance)::float8 AS score
 FROM candidates c
@@ -191,6 +193,7 @@ type EmbeddingSearchExactRow struct {
 
 // EmbeddingSearchExact scans every vector of one conversation (through the B-tree on
 // conversation_id): exact, and fastest for small conversations.
+// The nearest rows are chosen before the join, so only those few messages are read.
 func (q *Queries) EmbeddingSearchExact(ctx context.Context, db DBTX, arg EmbeddingSearchExactParams) ([]EmbeddingSearchExactRow, error) {
 	rows, err := db.Query(ctx, embeddingSearchExact,
 		arg.ConversationID,
