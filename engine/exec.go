@@ -104,15 +104,14 @@ func (e *Engine) finish(base *baseCtx, fn *function, value any, err error) callR
 // runQueryInTx runs a query inside tx (a read-only snapshot shared by a batch) under a savepoint,
 // so one failing query does not abort the others.
 //
-// The query's time limit is enforced by Postgres (statement_timeout), so a slow query fails
-// alone; the context deadline is only a backstop, since a cancelled context breaks the shared
-// connection.
+// The query's time limit is enforced without ever cancelling the shared connection (pgx closes
+// a connection whose context ends mid-statement): Postgres bounds each statement with
+// statement_timeout, and the tracking DB refuses to start a statement once the query's budget
+// is spent.
 func (e *Engine) runQueryInTx(ctx context.Context, tx pgx.Tx, fn *function, args any, identity Identity, journal string) callResult {
+	ctx = context.WithoutCancel(ctx)
 	base := e.newBaseCtx(ctx, fn.path, identity)
 	timeout := e.timeoutFor(fn)
-	ctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
-	defer cancel()
-	base.Context = ctx
 
 	sp, err := tx.Begin(ctx)
 	if err != nil {
@@ -122,7 +121,7 @@ func (e *Engine) runQueryInTx(ctx context.Context, tx pgx.Tx, fn *function, args
 		_ = sp.Rollback(ctx)
 		return callResult{err: err, requestID: base.requestID, reads: &ReadSet{all: true}}
 	}
-	qctx := &QueryCtx{baseCtx: base, journal: journal, db: &trackingDB{tx: sp, reg: e.registry, catalog: e.catalog(), reads: newReadSet()}}
+	qctx := &QueryCtx{baseCtx: base, journal: journal, db: &trackingDB{tx: sp, reg: e.registry, catalog: e.catalog(), reads: newReadSet(), deadline: time.Now().Add(timeout)}}
 	value, callErr := invoke(func() (any, error) { return fn.query(qctx, args) })
 	if callErr != nil {
 		_ = sp.Rollback(ctx)

@@ -101,6 +101,23 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 		}
 		return out, rows.Err()
 	}, nil)
+	// test:breakOnce lists messages, and once per armed token terminates its own backend: the
+	// shared snapshot's connection breaks in the middle of a batch.
+	engine.AddQuery(reg, "test:breakOnce", func(ctx *engine.QueryCtx, args breakArgs) ([]message, error) {
+		rows, err := ctx.DB().Query(ctx, sqlMessagesByConversation, mustInt(args.ConversationID))
+		if err != nil {
+			return nil, err
+		}
+		out, err := scanMessages(rows)
+		if err != nil {
+			return nil, err
+		}
+		if _, armed := breakTokens.LoadAndDelete(args.Token); armed {
+			_, err := ctx.DB().Exec(ctx, "SELECT pg_terminate_backend(pg_backend_pid())")
+			return nil, err
+		}
+		return out, nil
+	}, nil)
 	engine.AddMutation(reg, "test:noop", func(ctx *engine.MutationCtx, _ struct{}) (bool, error) { return true, nil }, nil)
 	engine.AddQuery(reg, "messages:total", func(ctx *engine.QueryCtx, _ struct{}) (int64, error) {
 		var n int64
@@ -140,6 +157,14 @@ func scanMessages(rows pgx.Rows) ([]message, error) {
 	}
 	return out, rows.Err()
 }
+
+type breakArgs struct {
+	ConversationID string `json:"conversationId"`
+	Token          string `json:"token"`
+}
+
+// breakTokens arms test:breakOnce (token -> struct{}).
+var breakTokens sync.Map
 
 func mustInt(s string) int64 {
 	n, _ := strconv.ParseInt(s, 10, 64)

@@ -72,8 +72,17 @@ type reactor struct {
 	// slow holds invalidated subscriptions of sessions whose send queue is backed up: they are
 	// re-run once the client catches up, not before (their results would only pile up).
 	slow    map[*subscription]struct{}
-	changes []changefeed.Change // received, not yet applied (not visible in the last snapshot)
-	lastTS  uint64
+	changes []changefeed.Change
+	// carry holds what a failed batch took from a session (removals, versions) for the next.
+	carry map[*session]*sessionWork
+	// poisoned counts batches a query group broke; at 2 it is failed without running, so one
+	// bad query cannot stall every socket.
+	poisoned map[string]int
+	// retry holds subscriptions whose last run failed internally (a timeout, say); they run
+	// again after retryDelay even if nothing they read changes.
+	retry      map[*subscription]time.Time
+	retryTimer *time.Timer // received, not yet applied (not visible in the last snapshot)
+	lastTS     uint64
 
 	stats reactorStats
 }
@@ -97,6 +106,23 @@ func newReactor(e *Engine, listener *changefeed.Listener) *reactor {
 		everything: map[*subscription]struct{}{},
 		dirty:      map[*subscription]struct{}{},
 		slow:       map[*subscription]struct{}{},
+		carry:      map[*session]*sessionWork{},
+		poisoned:   map[string]int{},
+		retry:      map[*subscription]time.Time{},
+	}
+}
+
+// retryDelay is how long a subscription whose run failed internally waits before running again.
+const retryDelay = 2 * time.Second
+
+// resumeRetries moves subscriptions whose retry time has come back to dirty.
+func (r *reactor) resumeRetries() {
+	now := time.Now()
+	for sub, at := range r.retry {
+		if !now.Before(at) {
+			delete(r.retry, sub)
+			r.dirty[sub] = struct{}{}
+		}
 	}
 }
 
@@ -132,8 +158,10 @@ func (r *reactor) dropClosed() {
 			r.unindex(sub)
 			delete(r.dirty, sub)
 			delete(r.slow, sub)
+			delete(r.retry, sub)
 		}
 		s.subs = nil
+		delete(r.carry, s)
 	}
 }
 
@@ -203,6 +231,7 @@ func (r *reactor) run(ctx context.Context) {
 		}
 		r.dropClosed()
 		r.resumeCaughtUp()
+		r.resumeRetries()
 		for r.needsBatch() {
 			if err := r.batch(ctx); err != nil {
 				if ctx.Err() != nil {
@@ -287,7 +316,7 @@ func (r *reactor) invalidate(c changefeed.Change) {
 }
 
 func (r *reactor) needsBatch() bool {
-	if len(r.changes) > 0 || len(r.dirty) > 0 {
+	if len(r.changes) > 0 || len(r.dirty) > 0 || len(r.carry) > 0 {
 		return true
 	}
 	r.mu.Lock()
@@ -352,6 +381,15 @@ type sessionWork struct {
 	identity Identity
 	mods     []any
 	needed   bool // send a transition even with no modifications
+	parked   bool // the client is behind: its invalidated queries wait
+}
+
+// merge folds the work a failed batch took from the same session into w.
+func (w *sessionWork) merge(prev *sessionWork) {
+	w.mods = append(prev.mods, w.mods...)
+	w.pending.querySet = max(w.pending.querySet, prev.pending.querySet)
+	w.pending.identityVersion = max(w.pending.identityVersion, prev.pending.identityVersion)
+	w.needed = true
 }
 
 func (r *reactor) batch(ctx context.Context) error {
@@ -416,7 +454,9 @@ wait:
 				return errors.New("change listener reconnected during a batch")
 			}
 		case <-markerTimeout.C:
-			return errors.New("change listener did not deliver the batch marker")
+			// The LISTEN connection may be half-open: replace it (which re-runs everything).
+			r.listener.Reconnect()
+			return errors.New("change listener did not deliver the batch marker; reconnecting it")
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -451,6 +491,29 @@ wait:
 			w.needed = true
 		}
 	}
+	for sess, prev := range r.carry {
+		if w := work[sess]; w != nil {
+			w.merge(prev)
+		}
+	}
+	r.carry = map[*session]*sessionWork{}
+	failed := true
+	defer func() {
+		if failed {
+			// Whatever this batch took from the sessions goes to the next one.
+			for sess, w := range work {
+				if w.needed || len(w.mods) > 0 {
+					carried := &sessionWork{pending: w.pending}
+					for _, m := range w.mods {
+						if _, removal := m.(queryRemoved); removal {
+							carried.mods = append(carried.mods, m)
+						}
+					}
+					r.carry[sess] = carried
+				}
+			}
+		}
+	}()
 
 	for _, w := range work {
 		s := w.session
@@ -478,6 +541,14 @@ wait:
 			}
 		}
 		s.queryIdentity = w.identity
+		// Decided once per session, so one transition never mixes fresh and parked results.
+		w.parked = s.behind() && !w.needed
+	}
+	for sub := range r.slow {
+		if w := work[sub.session]; w != nil && !w.parked {
+			delete(r.slow, sub)
+			r.dirty[sub] = struct{}{}
+		}
 	}
 
 	// Group the dirty subscriptions of sessions that keep up; the others wait (their send
@@ -492,7 +563,7 @@ wait:
 			r.unindex(sub)
 			continue
 		}
-		if sub.session.behind() && !w.needed {
+		if w.parked {
 			delete(r.dirty, sub)
 			r.slow[sub] = struct{}{}
 			continue
@@ -505,30 +576,57 @@ wait:
 		groups[k] = append(groups[k], sub)
 	}
 
-	for _, k := range order {
+	// Run every group, then apply the results only if all ran: a batch that breaks half-way
+	// leaves every subscription as it was, to run again in the next batch.
+	type result struct {
+		subs []*subscription
+		res  callResult
+	}
+	results := make([]result, 0, len(order))
+	for i, k := range order {
 		subs := groups[k]
 		first := subs[0]
+		groupKey := k.path + "\x00" + k.args + "\x00" + k.identity + "\x00" + k.journal
 		var res callResult
-		if first.fn.internal && !first.session.queryIdentity.Admin {
+		switch {
+		case first.fn.internal && !first.session.queryIdentity.Admin:
 			// The admin who subscribed signed out: internal data stops here.
 			res = callResult{err: errUnknownFunction(first.fn.path, KindQuery), reads: newReadSet(), requestID: newRequestID()}
-		} else {
+		case r.poisoned[groupKey] >= 2:
+			r.e.logger.Error("query broke its batch twice; failing it without running", "function", first.fn.path)
+			delete(r.poisoned, groupKey)
+			res = callResult{err: errors.New("query broke the shared snapshot"), reads: &ReadSet{all: true}, requestID: newRequestID()}
+		default:
 			res = r.e.runQueryInTx(ctx, tx, first.fn, first.args, first.session.queryIdentity, first.journal)
 		}
 		if res.err != nil && tx.Conn().IsClosed() {
-			// The connection broke: everything of this group and later must run again.
-			for _, k2 := range order {
+			r.poisoned[groupKey]++
+			for _, k2 := range order[i:] {
 				for _, sub := range groups[k2] {
+					r.dirty[sub] = struct{}{}
+				}
+			}
+			for _, done := range results {
+				for _, sub := range done.subs {
 					r.dirty[sub] = struct{}{}
 				}
 			}
 			return fmt.Errorf("batch connection lost: %w", res.err)
 		}
+		delete(r.poisoned, groupKey)
+		results = append(results, result{subs: subs, res: res})
+	}
+	for i := range results {
+		res := &results[i].res
 		r.stats.executions.Add(1)
-		hash := resultHash(&res)
-		for _, sub := range subs {
+		hash := resultHash(res)
+		_, userErr := AsError(res.err)
+		for _, sub := range results[i].subs {
 			r.index(sub, res.reads)
 			sub.journal = res.journal
+			if res.err != nil && !userErr {
+				r.retry[sub] = time.Now().Add(retryDelay)
+			}
 			if sub.hasValue {
 				r.stats.reruns.Add(1)
 			}
@@ -539,8 +637,14 @@ wait:
 				r.stats.changedReruns.Add(1)
 			}
 			sub.hash, sub.hasValue = hash, true
-			work[sub.session].mods = append(work[sub.session].mods, queryModification(sub.queryID, &res))
+			work[sub.session].mods = append(work[sub.session].mods, queryModification(sub.queryID, res))
 		}
+	}
+	if len(r.retry) > 0 {
+		if r.retryTimer != nil {
+			r.retryTimer.Stop()
+		}
+		r.retryTimer = time.AfterFunc(retryDelay, r.poke)
 	}
 	_ = tx.Commit(ctx)
 
@@ -559,6 +663,7 @@ wait:
 		}
 		w.session.sendTransition(ts, w.pending, w.mods)
 	}
+	failed = false
 	answered = true
 	for _, wt := range waiters {
 		wt.ch <- ts

@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -134,6 +136,18 @@ type trackingDB struct {
 	reg     *Registry
 	catalog *captureCatalog
 	reads   *ReadSet
+	// deadline is when the query's time budget ends; no statement starts after it.
+	deadline time.Time
+}
+
+// errQueryTimeout is returned for a statement a query tries to start after its time budget.
+var errQueryTimeout = errors.New("the query exceeded its time limit")
+
+func (db *trackingDB) checkBudget() error {
+	if !db.deadline.IsZero() && time.Now().After(db.deadline) {
+		return errQueryTimeout
+	}
+	return nil
 }
 
 func statementName(sql string) string {
@@ -191,11 +205,17 @@ func (db *trackingDB) plan(sql string, args []any) (outputs []TableRead) {
 }
 
 func (db *trackingDB) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if err := db.checkBudget(); err != nil {
+		return pgconn.CommandTag{}, err
+	}
 	db.plan(sql, args)
 	return db.tx.Exec(ctx, sql, args...)
 }
 
 func (db *trackingDB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := db.checkBudget(); err != nil {
+		return nil, err
+	}
 	outputs := db.plan(sql, args)
 	rows, err := db.tx.Query(ctx, sql, args...)
 	if err != nil || len(outputs) == 0 {
@@ -205,6 +225,9 @@ func (db *trackingDB) Query(ctx context.Context, sql string, args ...any) (pgx.R
 }
 
 func (db *trackingDB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := db.checkBudget(); err != nil {
+		return errRow{err}
+	}
 	outputs := db.plan(sql, args)
 	row := db.tx.QueryRow(ctx, sql, args...)
 	if len(outputs) == 0 {
@@ -212,6 +235,11 @@ func (db *trackingDB) QueryRow(ctx context.Context, sql string, args ...any) pgx
 	}
 	return &trackingRow{row: row, db: db, outputs: outputs}
 }
+
+// errRow is a pgx.Row that only fails.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 type trackingRows struct {
 	pgx.Rows

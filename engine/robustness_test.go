@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -112,4 +113,59 @@ func TestQueryTimeoutFailsOnlyThatQuery(t *testing.T) {
 	require.True(t, ok, "%v", c.values[1])
 	require.Contains(t, failure["error"], "Server error")
 	require.Equal(t, float64(0), c.values[2])
+}
+
+// A batch whose connection breaks half-way applies nothing: the next batch runs everything
+// again and the client misses no update.
+func TestBrokenBatchLosesNoUpdate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	conv := b.newConversation(t)
+	for round := 0; round < 5; round++ {
+		token := fmt.Sprintf("%s-%d", t.Name(), round)
+		c := dial(t, b)
+		c.subscribe(1, "messages:list", map[string]any{"conversationId": conv})
+		c.subscribe(2, "test:breakOnce", map[string]any{"conversationId": conv, "token": token})
+		c.settle()
+		breakTokens.Store(token, struct{}{})
+		_, err := b.db.Pool.Exec(ctx, "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, 'r')", b.senderID, mustInt(conv))
+		require.NoError(t, err)
+		c.settle()
+		require.Len(t, c.values[1], round+1, "round %d", round)
+		require.Len(t, c.values[2], round+1, "round %d", round)
+		c.conn.CloseNow()
+	}
+}
+
+// Adding and removing a query before the reactor sees either leaves nothing behind.
+func TestAddThenRemoveBeforeABatch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	conv := b.newConversation(t)
+	c := dial(t, b)
+	c.subscribe(7, "messages:list", map[string]any{"conversationId": conv})
+	c.send(map[string]any{"type": "ModifyQuerySet", "baseVersion": c.qsVer, "newVersion": c.qsVer + 1,
+		"modifications": []any{map[string]any{"type": "Remove", "queryId": 7}}})
+	c.qsVer++
+	c.settle()
+	_, err := b.db.Pool.Exec(context.Background(), "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, 'x')", b.senderID, mustInt(conv))
+	require.NoError(t, err)
+	c.settle()
+	require.NotContains(t, c.values, int64(7))
+}
+
+// Chunks are cut on character boundaries.
+func TestChunksKeepMultibyteText(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, testdb.NewSchema(t), func(cfg *engine.Config) { cfg.TransitionChunkBytes = 64 })
+	conv := b.newConversation(t)
+	body := strings.Repeat("héllo wörld 😀 ", 20)
+	_, err := b.db.Pool.Exec(context.Background(), "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, $3)", b.senderID, mustInt(conv), body)
+	require.NoError(t, err)
+	c := dial(t, b)
+	c.subscribe(1, "messages:list", map[string]any{"conversationId": conv})
+	c.waitFor(func() bool { return c.values[1] != nil })
+	require.Equal(t, body, c.values[1].([]any)[0].(map[string]any)["body"])
+	require.Positive(t, c.chunked)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 )
@@ -20,6 +21,7 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	sendMu    sync.Mutex // keeps a message's frames together in out
 	mutations chan *clientMessage
 	actions   chan struct{} // semaphore
 
@@ -84,12 +86,18 @@ func (s *session) send(msg any) {
 	s.sendRaw(buf)
 }
 
-func (s *session) sendRaw(buf []byte) {
-	select {
-	case s.out <- buf:
-	default:
-		s.e.logger.Warn("closing a session whose client cannot keep up", "session_id", s.sessionID)
+// sendRaw queues frames back to back: senders on other goroutines (mutation and action
+// replies, the reactor) never interleave with them.
+func (s *session) sendRaw(frames ...[]byte) {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if cap(s.out)-len(s.out) < len(frames) {
+		s.e.logger.Warn("closing a session whose client cannot keep up")
 		s.cancel()
+		return
+	}
+	for _, f := range frames {
+		s.out <- f
 	}
 }
 
@@ -121,12 +129,23 @@ func (s *session) sendTransition(ts uint64, p sessionPending, mods []any) {
 		s.sendRaw(buf)
 		return
 	}
-	parts := (len(buf) + limit - 1) / limit
-	id := newRequestID()
-	for i := 0; i < parts; i++ {
-		end := min((i+1)*limit, len(buf))
-		s.send(transitionChunk{Type: "TransitionChunk", Chunk: string(buf[i*limit : end]), PartNumber: i, TotalParts: parts, TransitionID: id})
+	// Cut on UTF-8 boundaries (the client joins the chunks as strings), and queue every part
+	// together so no other message lands between them.
+	var pieces []string
+	for start := 0; start < len(buf); {
+		end := min(start+limit, len(buf))
+		for end < len(buf) && end > start+1 && !utf8.RuneStart(buf[end]) {
+			end--
+		}
+		pieces = append(pieces, string(buf[start:end]))
+		start = end
 	}
+	id := newRequestID()
+	frames := make([][]byte, len(pieces))
+	for i, piece := range pieces {
+		frames[i], _ = json.Marshal(transitionChunk{Type: "TransitionChunk", Chunk: piece, PartNumber: i, TotalParts: len(pieces), TransitionID: id})
+	}
+	s.sendRaw(frames...)
 }
 
 func (s *session) fatal(msg string) {
@@ -333,6 +352,14 @@ func (s *session) modifyQuerySet(msg *clientMessage) error {
 			}
 			s.pending.adds = append(s.pending.adds, sub)
 		case "Remove":
+			// An add of the same query still waiting for the reactor is dropped with it.
+			kept := s.pending.adds[:0]
+			for _, add := range s.pending.adds {
+				if add.queryID != *mod.QueryID {
+					kept = append(kept, add)
+				}
+			}
+			s.pending.adds = kept
 			s.pending.removes = append(s.pending.removes, *mod.QueryID)
 		default:
 			return fmt.Errorf("unknown query-set modification %q", mod.Type)
@@ -380,6 +407,7 @@ func (s *session) expireIdentity(version int64) {
 	if current {
 		s.identity = Identity{}
 		s.expiry = nil
+		s.pending.identityChanged = true
 	}
 	s.mu.Unlock()
 	if !current {

@@ -66,6 +66,17 @@ type Listener struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
+	// connCancel ends the current connection's wait (Reconnect).
+	connCancel atomic.Pointer[context.CancelFunc]
+}
+
+// Reconnect drops the current connection and connects again, delivering EventReset. The
+// reactor calls it when a marker it sent does not come back: a half-open TCP connection looks
+// alive until keepalives give up, which can take many minutes.
+func (l *Listener) Reconnect() {
+	if cancel := l.connCancel.Load(); cancel != nil {
+		(*cancel)()
+	}
 }
 
 // New returns a listener; call Start.
@@ -143,20 +154,29 @@ func (l *Listener) run(ctx context.Context, conn *pgx.Conn) {
 	defer close(l.done)
 	backoff := l.cfg.MinBackoff
 	for {
+		connCtx, connCancel := context.WithCancel(ctx)
+		l.connCancel.Store(&connCancel)
 		for {
-			n, err := conn.WaitForNotification(ctx)
+			n, err := conn.WaitForNotification(connCtx)
 			if err != nil {
 				break
 			}
 			backoff = l.cfg.MinBackoff
 			if ev, ok := parse(n.Payload); ok {
-				l.events <- ev
+				select {
+				case l.events <- ev:
+				case <-ctx.Done():
+					return
+				}
 			} else {
 				l.cfg.Logger.Warn("ignoring malformed change notification", "bytes", len(n.Payload))
 			}
 		}
+		connCancel()
 		l.connected.Store(false)
-		conn.Close(context.Background())
+		closeCtx, cancelClose := context.WithTimeout(context.Background(), time.Second)
+		conn.Close(closeCtx)
+		cancelClose()
 		if ctx.Err() != nil {
 			return
 		}
@@ -179,7 +199,12 @@ func (l *Listener) run(ctx context.Context, conn *pgx.Conn) {
 			l.cfg.Logger.Warn("change listener reconnect failed", "error", err)
 		}
 		l.cfg.Logger.Info("change listener reconnected; re-running every subscription")
-		l.events <- Event{Kind: EventReset}
+		select {
+		case l.events <- Event{Kind: EventReset}:
+		case <-ctx.Done():
+			conn.Close(context.Background())
+			return
+		}
 	}
 }
 
