@@ -18,7 +18,7 @@ import (
 // ExactSearchMaxRows is the conversation size (in embeddings) up to which search scans every
 // vector of the conversation exactly; above it, search walks the HNSW index with pgvector's
 // iterative scan. See README ("Search") for how it was measured.
-const ExactSearchMaxRows = 3_000
+const ExactSearchMaxRows = 8_000
 
 // embedWindow is how far back (in message IDs) one job looks for other messages still lacking
 // an embedding, so a burst of messages is embedded in few provider calls.
