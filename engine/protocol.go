@@ -20,6 +20,14 @@ func encodeTS(ts uint64) string {
 	return base64.StdEncoding.EncodeToString(b[:])
 }
 
+func decodeTS(s string) (uint64, bool) {
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(raw) != 8 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(raw), true
+}
+
 type transitionMsg struct {
 	Type          string       `json:"type"`
 	StartVersion  stateVersion `json:"startVersion"`
@@ -110,7 +118,8 @@ type clientMessage struct {
 	Type string `json:"type"`
 
 	// Connect
-	SessionID string `json:"sessionId"`
+	SessionID            string `json:"sessionId"`
+	MaxObservedTimestamp string `json:"maxObservedTimestamp"`
 
 	// ModifyQuerySet
 	BaseVersion   *int64                 `json:"baseVersion"`

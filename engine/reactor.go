@@ -57,6 +57,8 @@ type reactor struct {
 	wake     chan struct{}
 	markerID string
 	markers  atomic.Uint64
+	// floorTS is the newest ts a reconnecting client has seen (possibly from another process).
+	floorTS atomic.Uint64
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -198,10 +200,23 @@ func (r *reactor) syncThen(ctx context.Context, s *session, beforeTransition fun
 	}
 }
 
+// observe raises the clock's floor to a ts a client has already seen.
+func (r *reactor) observe(ts uint64) {
+	for {
+		cur := r.floorTS.Load()
+		if ts <= cur || r.floorTS.CompareAndSwap(cur, ts) {
+			return
+		}
+	}
+}
+
 // clockNext returns a ts above every earlier one and near wall-clock nanoseconds, so ts values
 // are comparable across processes (PROTOCOL.md).
 func (r *reactor) clockNext() uint64 {
 	now := uint64(time.Now().UnixNano())
+	if floor := r.floorTS.Load(); now <= floor {
+		now = floor + 1
+	}
 	if now <= r.lastTS {
 		now = r.lastTS + 1
 	}

@@ -255,6 +255,24 @@ func (r *trackingRows) Scan(dest ...any) error {
 	return nil
 }
 
+// Values and RawValues bypass Scan, so the returned keys cannot be recorded: the tables read
+// through the output fall back to whole-table reads.
+func (r *trackingRows) Values() ([]any, error) {
+	r.wholeTables()
+	return r.Rows.Values()
+}
+
+func (r *trackingRows) RawValues() [][]byte {
+	r.wholeTables()
+	return r.Rows.RawValues()
+}
+
+func (r *trackingRows) wholeTables() {
+	for _, tr := range r.outputs {
+		r.db.reads.addTable(tr.Table)
+	}
+}
+
 type trackingRow struct {
 	row     pgx.Row
 	db      *trackingDB

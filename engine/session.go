@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -21,7 +22,8 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	sendMu    sync.Mutex // keeps a message's frames together in out
+	sendMu    sync.Mutex  // keeps a message's frames together in out
+	failed    atomic.Bool // a FatalError was sent: read nothing more
 	mutations chan *clientMessage
 	actions   chan struct{} // semaphore
 
@@ -149,6 +151,7 @@ func (s *session) sendTransition(ts uint64, p sessionPending, mods []any) {
 }
 
 func (s *session) fatal(msg string) {
+	s.failed.Store(true)
 	s.send(fatalErrorMsg{Type: "FatalError", Error: msg})
 	s.e.logger.Info("closing session after a protocol error", "session_id", s.sessionID, "error", msg)
 	s.closeAfterFlush()
@@ -240,7 +243,12 @@ func (s *session) writeLoop() {
 		case <-ping.C:
 			buf = pingMsg
 		}
-		wctx, cancel := context.WithTimeout(s.ctx, s.e.config.WriteTimeout)
+		parent, timeout := s.ctx, s.e.config.WriteTimeout
+		if s.ctx.Err() != nil {
+			// Closing: still flush this message (a FatalError, say), briefly.
+			parent, timeout = context.Background(), 100*time.Millisecond
+		}
+		wctx, cancel := context.WithTimeout(parent, timeout)
 		err := s.conn.Write(wctx, websocket.MessageText, buf)
 		cancel()
 		if err != nil {
@@ -258,6 +266,9 @@ func (s *session) writeLoop() {
 func (s *session) readLoop() error {
 	connected := false
 	for {
+		if s.failed.Load() {
+			return errors.New("closed after a protocol error")
+		}
 		typ, data, err := s.conn.Read(s.ctx)
 		if err != nil {
 			if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
@@ -287,6 +298,10 @@ func (s *session) readLoop() error {
 			s.mu.Lock()
 			s.sessionID = msg.SessionID
 			s.mu.Unlock()
+			if ts, ok := decodeTS(msg.MaxObservedTimestamp); ok {
+				// A client that saw a newer ts (from another process) must not see time go back.
+				s.e.reactor.observe(ts)
+			}
 			connected = true
 		case "ModifyQuerySet":
 			if err := s.modifyQuerySet(&msg); err != nil {
