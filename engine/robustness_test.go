@@ -169,3 +169,22 @@ func TestChunksKeepMultibyteText(t *testing.T) {
 	require.Equal(t, body, c.values[1].([]any)[0].(map[string]any)["body"])
 	require.Positive(t, c.chunked)
 }
+
+// Rows written as a replica would write them (logical replication, pg_restore) are captured.
+func TestReplicaRoleWritesAreCaptured(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	conv := b.newConversation(t)
+	c := dial(t, b)
+	c.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+	c.settle()
+	tx, err := b.db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "SET LOCAL session_replication_role = replica")
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, 'replicated')", b.senderID, mustInt(conv))
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+	c.waitFor(func() bool { return c.values[1] == float64(1) })
+}
