@@ -57,6 +57,7 @@ type Engine struct {
 
 	mu         sync.Mutex
 	started    bool
+	stopped    bool
 	runCtx     context.Context
 	stop       context.CancelFunc
 	reactorWG  sync.WaitGroup
@@ -116,6 +117,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.started {
 		return nil
 	}
+	if e.stopped {
+		return errors.New("engine: a stopped engine cannot start again; create a new one")
+	}
 	if err := e.loadCatalog(ctx); err != nil {
 		return err
 	}
@@ -154,6 +158,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		return nil
 	}
 	e.started = false
+	e.stopped = true
 	var err error
 	if !e.config.DisableJobs {
 		err = e.river.Stop(ctx)

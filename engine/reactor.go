@@ -55,6 +55,7 @@ type reactor struct {
 	e        *Engine
 	listener *changefeed.Listener
 	wake     chan struct{}
+	done     chan struct{} // closed when run returns
 	markerID string
 	markers  atomic.Uint64
 	// floorTS is the newest ts a reconnecting client has seen (possibly from another process).
@@ -101,6 +102,7 @@ func newReactor(e *Engine, listener *changefeed.Listener) *reactor {
 		e:          e,
 		listener:   listener,
 		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
 		markerID:   newRequestID(),
 		sessions:   map[*session]struct{}{},
 		byKey:      map[readKey]map[*subscription]struct{}{},
@@ -197,6 +199,8 @@ func (r *reactor) syncThen(ctx context.Context, s *session, beforeTransition fun
 		return ts, nil
 	case <-ctx.Done():
 		return 0, ctx.Err()
+	case <-r.done:
+		return 0, errors.New("engine stopped")
 	}
 }
 
@@ -225,6 +229,7 @@ func (r *reactor) clockNext() uint64 {
 }
 
 func (r *reactor) run(ctx context.Context) {
+	defer close(r.done)
 	events := r.listener.Events()
 	for {
 		select {
