@@ -263,17 +263,27 @@ func messagesClaimEmbeddings(ctx *engine.MutationCtx, args pendingArgs) ([]pendi
 func messagesStoreEmbeddings(ctx *engine.MutationCtx, args storeEmbeddingsArgs) (int64, error) {
 	q := queries.New()
 	latest := lastActivity{}
-	var stored int64
-	for _, item := range args.Items {
-		id, err := parseID("messageId", item.MessageID)
+	released := make([]int64, 0, len(args.Items)+len(args.Failures))
+	// message loads a message of the batch and notes it for last activity and release.
+	message := func(messageID string) (queries.Message, error) {
+		id, err := parseID("messageId", messageID)
 		if err != nil {
-			return 0, err
+			return queries.Message{}, err
 		}
 		m, err := q.MessageGet(ctx, ctx.DB(), id)
 		if err != nil {
-			return 0, err
+			return queries.Message{}, err
 		}
 		latest.note(m)
+		released = append(released, id)
+		return m, nil
+	}
+	var stored int64
+	for _, item := range args.Items {
+		m, err := message(item.MessageID)
+		if err != nil {
+			return 0, err
+		}
 		n, err := q.EmbeddingInsert(ctx, ctx.DB(), queries.EmbeddingInsertParams{
 			MessageID: m.ID, ConversationID: m.ConversationID, SenderID: m.SenderID,
 			Embedding: pgvector.NewVector(item.Vector), Model: args.Model,
@@ -283,25 +293,14 @@ func messagesStoreEmbeddings(ctx *engine.MutationCtx, args storeEmbeddingsArgs) 
 		}
 		stored += n
 	}
-	released := make([]int64, 0, len(args.Items)+len(args.Failures))
-	for _, item := range args.Items {
-		id, _ := parseID("messageId", item.MessageID)
-		released = append(released, id)
-	}
 	for _, f := range args.Failures {
-		id, err := parseID("messageId", f.MessageID)
+		m, err := message(f.MessageID)
 		if err != nil {
 			return 0, err
 		}
-		m, err := q.MessageGet(ctx, ctx.DB(), id)
-		if err != nil {
+		if err := q.EmbeddingFailureInsert(ctx, ctx.DB(), queries.EmbeddingFailureInsertParams{MessageID: m.ID, Reason: f.Reason}); err != nil {
 			return 0, err
 		}
-		latest.note(m)
-		if err := q.EmbeddingFailureInsert(ctx, ctx.DB(), queries.EmbeddingFailureInsertParams{MessageID: id, Reason: f.Reason}); err != nil {
-			return 0, err
-		}
-		released = append(released, id)
 	}
 	for conv, at := range latest {
 		if err := q.ConversationTouch(ctx, ctx.DB(), queries.ConversationTouchParams{ID: conv, LastMessageTime: at}); err != nil {
