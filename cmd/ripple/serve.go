@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"github.com/ripplehq/ripple/engine"
 	"github.com/ripplehq/ripple/engine/embedding"
 	"github.com/ripplehq/ripple/functions"
+	"github.com/ripplehq/ripple/web"
 )
 
 const (
@@ -173,16 +173,9 @@ func rootHandler(eng *engine.Engine, authService *engine.AuthService) http.Handl
 	mux.Handle("GET /healthz", api)
 	mux.Handle("GET /readyz", api)
 
-	// Other routes are mounted here, beside the engine, as they arrive:
-	//   mux.Handle("/", webHandler)                           // the chat web app (web/dist, embedded)
-	// Until the web app exists, "/" says what this server is.
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "Ripple is running.\n\n"+
-			"  GET  /api/{version}/sync   sync WebSocket\n"+
-			"  POST /api/query, /api/mutation, /api/action, /api/function\n"+
-			"  GET  /healthz, /readyz\n")
-	})
+	// The chat web app (web/dist, embedded at build time), with client-side routes falling back
+	// to index.html.
+	mux.Handle("/", web.Handler())
 	return mux
 }
 
