@@ -5,14 +5,21 @@ GO ?= go
 SQLC := $(GO) tool -modfile=tools/go.mod sqlc
 DEFAULT_DATABASE_URL := postgres://ripple:ripple@127.0.0.1:5432/ripple?sslmode=disable
 
-.PHONY: run test db build generate check-generated vet test-go test-ts
+.PHONY: run test db build build-web generate check-generated vet test-go test-ts test-web
 
 # Postgres with pgvector on this machine, unless DATABASE_URL points elsewhere.
 db:
 	@bash scripts/postgres.sh
 
-build:
+# The web app (web/, React + Vite) is built into web/dist first: the binary embeds it. Its
+# dependencies are installed from the lockfile in CI, or when node_modules is missing.
+build: build-web
 	$(GO) build -o bin/ripple ./cmd/ripple
+
+build-web:
+	cd web && \
+	if [ -n "$${CI:-}" ] || [ ! -d node_modules ]; then npm ci --no-audit --no-fund; fi && \
+	npm run build
 
 # Serves on $RIPPLE_ADDR (default 127.0.0.1:3210) against $DATABASE_URL (default: `make db`'s).
 run: db build
@@ -47,5 +54,10 @@ test-ts:
 		echo "test-ts: no client-ts/package.json yet; skipping"; \
 	fi
 
-# Later suites (the browser end-to-end tests) join this list.
-test: db vet check-generated test-go test-ts
+# The browser end-to-end suite (web/e2e): Debian's Chromium driven by playwright-core against a
+# `ripple serve` built with the web app `build` just made.
+test-web: db build
+	bash scripts/chromium.sh
+	cd web && RIPPLE_E2E_SKIP_BUILD=1 npm test
+
+test: db vet check-generated test-go test-ts test-web
