@@ -2,11 +2,19 @@
 # Ripple's one binary on Debian bookworm. Serves on 0.0.0.0:3210; needs DATABASE_URL pointing
 # at PostgreSQL 15+ with pgvector (see docker-compose.yml).
 
+FROM node:20-bookworm AS web
+WORKDIR /src/web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web/ ./
+RUN npm run build
+
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
+COPY --from=web /src/web/dist ./web/dist
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ripple ./cmd/ripple
