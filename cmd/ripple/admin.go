@@ -16,11 +16,7 @@ func adminKeyFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []stri
 		if err := noArgs("admin-key", args); err != nil {
 			return err
 		}
-		logger, err := newLogger(e)
-		if err != nil {
-			return err
-		}
-		dbURL, err := databaseURL(e)
+		logger, dbURL, err := loggerAndDatabaseURL(e)
 		if err != nil {
 			return err
 		}

@@ -32,11 +32,7 @@ func migrateFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []strin
 }
 
 func runMigrate(ctx context.Context, e *env, schemaName string) error {
-	logger, err := newLogger(e)
-	if err != nil {
-		return err
-	}
-	dbURL, err := databaseURL(e)
+	logger, dbURL, err := loggerAndDatabaseURL(e)
 	if err != nil {
 		return err
 	}

@@ -35,11 +35,7 @@ func reembedFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []strin
 }
 
 func runReembed(ctx context.Context, e *env, schemaName string, apply bool, batch int) error {
-	logger, err := newLogger(e)
-	if err != nil {
-		return err
-	}
-	dbURL, err := databaseURL(e)
+	logger, dbURL, err := loggerAndDatabaseURL(e)
 	if err != nil {
 		return err
 	}

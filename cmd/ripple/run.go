@@ -193,6 +193,16 @@ func newLogger(e *env) (*slog.Logger, error) {
 }
 
 // databaseURL returns $DATABASE_URL, or an error that says how to set it.
+// loggerAndDatabaseURL is the prologue of every command that talks to the database.
+func loggerAndDatabaseURL(e *env) (*slog.Logger, string, error) {
+	logger, err := newLogger(e)
+	if err != nil {
+		return nil, "", err
+	}
+	dbURL, err := databaseURL(e)
+	return logger, dbURL, err
+}
+
 func databaseURL(e *env) (string, error) {
 	u := strings.TrimSpace(e.getenv(envDatabaseURL))
 	if u == "" {

@@ -55,11 +55,7 @@ type serveOpts struct {
 }
 
 func runServe(ctx context.Context, e *env, opts serveOpts) error {
-	logger, err := newLogger(e)
-	if err != nil {
-		return err
-	}
-	dbURL, err := databaseURL(e)
+	logger, dbURL, err := loggerAndDatabaseURL(e)
 	if err != nil {
 		return err
 	}
