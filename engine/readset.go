@@ -66,11 +66,16 @@ type ReadSet struct {
 	perTbl map[string]int
 }
 
-func newReadSet() *ReadSet {
-	return &ReadSet{tables: map[string]struct{}{}, keys: map[readKey]struct{}{}, perTbl: map[string]int{}}
-}
+// newReadSet returns an empty read set. Its maps are made on first use: thousands of live
+// subscriptions each hold one, and empty maps would only add to what the GC scans.
+func newReadSet() *ReadSet { return &ReadSet{} }
 
-func (rs *ReadSet) addTable(table string) { rs.tables[table] = struct{}{} }
+func (rs *ReadSet) addTable(table string) {
+	if rs.tables == nil {
+		rs.tables = map[string]struct{}{}
+	}
+	rs.tables[table] = struct{}{}
+}
 
 func (rs *ReadSet) addKey(table, column, value string) {
 	if _, whole := rs.tables[table]; whole {
@@ -80,6 +85,10 @@ func (rs *ReadSet) addKey(table, column, value string) {
 	if _, ok := rs.keys[k]; ok {
 		return
 	}
+	if rs.keys == nil {
+		rs.keys = map[readKey]struct{}{}
+		rs.perTbl = map[string]int{}
+	}
 	rs.perTbl[table]++
 	if rs.perTbl[table] > readSetLimit {
 		rs.addTable(table)
@@ -88,13 +97,15 @@ func (rs *ReadSet) addKey(table, column, value string) {
 	rs.keys[k] = struct{}{}
 }
 
-// compact drops keys of tables that are read whole.
+// compact drops keys of tables that are read whole, and the per-table counts only recording
+// needed.
 func (rs *ReadSet) compact() {
 	for k := range rs.keys {
 		if _, whole := rs.tables[k.table]; whole {
 			delete(rs.keys, k)
 		}
 	}
+	rs.perTbl = nil
 }
 
 // String describes the read set for logs and tests.
