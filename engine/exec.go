@@ -101,24 +101,35 @@ func (e *Engine) finish(base *baseCtx, fn *function, value any, err error) callR
 	return res
 }
 
-// runQueryInTx runs a query inside tx (a read-only snapshot shared by a batch) under a savepoint,
-// so one failing query does not abort the others.
+// snapshotTx is a read-only snapshot transaction that queries run in, one after another.
+type snapshotTx struct {
+	tx pgx.Tx
+	// statementTimeout is the statement_timeout set on tx (zero: the server's default), so it is
+	// set again only when a query needs a different one.
+	statementTimeout time.Duration
+}
+
+// runQueryInTx runs a query inside a snapshot (shared by a batch) under a savepoint, so one
+// failing query does not abort the others.
 //
 // The query's time limit is enforced without ever cancelling the shared connection (pgx closes
 // a connection whose context ends mid-statement): Postgres bounds each statement with
 // statement_timeout, and the tracking DB refuses to start a statement once the query's budget
 // is spent.
-func (e *Engine) runQueryInTx(ctx context.Context, tx pgx.Tx, fn *function, args any, identity Identity, journal string) callResult {
+func (e *Engine) runQueryInTx(ctx context.Context, snap *snapshotTx, fn *function, args any, identity Identity, journal string) callResult {
 	ctx = context.WithoutCancel(ctx)
 	base := e.newBaseCtx(ctx, fn.path, identity)
 	timeout := e.timeoutFor(fn)
 
-	sp, err := tx.Begin(ctx)
-	if err != nil {
-		return callResult{err: err, requestID: base.requestID, reads: &ReadSet{all: true}}
+	// Set outside the savepoint, so a failed query's rollback does not undo it.
+	if snap.statementTimeout != timeout {
+		if _, err := snap.tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", strconv.FormatInt(timeout.Milliseconds(), 10)); err != nil {
+			return callResult{err: err, requestID: base.requestID, reads: &ReadSet{all: true}}
+		}
+		snap.statementTimeout = timeout
 	}
-	if _, err := sp.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", strconv.FormatInt(timeout.Milliseconds(), 10)); err != nil {
-		_ = sp.Rollback(ctx)
+	sp, err := snap.tx.Begin(ctx)
+	if err != nil {
 		return callResult{err: err, requestID: base.requestID, reads: &ReadSet{all: true}}
 	}
 	qctx := &QueryCtx{baseCtx: base, journal: journal, db: &trackingDB{tx: sp, reg: e.registry, catalog: e.catalog(), reads: newReadSet(), deadline: time.Now().Add(timeout)}}
@@ -142,7 +153,7 @@ func (e *Engine) runQuery(ctx context.Context, fn *function, args any, identity 
 		return callResult{err: e.internalErr("begin query", err), requestID: newRequestID()}
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	return e.runQueryInTx(ctx, tx, fn, args, identity, "")
+	return e.runQueryInTx(ctx, &snapshotTx{tx: tx}, fn, args, identity, "")
 }
 
 func (e *Engine) internalErr(what string, err error) error {

@@ -603,6 +603,7 @@ wait:
 		res  callResult
 	}
 	results := make([]result, 0, len(order))
+	snapshot := &snapshotTx{tx: tx}
 	for i, k := range order {
 		subs := groups[k]
 		first := subs[0]
@@ -617,7 +618,7 @@ wait:
 			delete(r.poisoned, groupKey)
 			res = callResult{err: errors.New("query broke the shared snapshot"), reads: &ReadSet{all: true}, requestID: newRequestID()}
 		default:
-			res = r.e.runQueryInTx(ctx, tx, first.fn, first.args, first.session.queryIdentity, first.journal)
+			res = r.e.runQueryInTx(ctx, snapshot, first.fn, first.args, first.session.queryIdentity, first.journal)
 		}
 		if res.err != nil && tx.Conn().IsClosed() {
 			r.poisoned[groupKey]++
