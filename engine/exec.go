@@ -282,12 +282,7 @@ func (e *Engine) call(ctx context.Context, fn *function, rawArgs json.RawMessage
 	case KindQuery:
 		return e.runQuery(ctx, fn, args, identity)
 	case KindMutation:
-		res := e.runMutation(ctx, fn, args, identity, nil)
-		if res.err == nil {
-			// Commits made outside a sync session still wake the reactor promptly.
-			e.reactor.poke()
-		}
-		return res
+		return e.runMutation(ctx, fn, args, identity, nil)
 	default:
 		return e.runAction(ctx, fn, args, identity)
 	}

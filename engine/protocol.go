@@ -74,23 +74,39 @@ func queryModification(queryID int64, res *callResult) any {
 	return queryUpdated{Type: "QueryUpdated", QueryID: queryID, Value: res.value, LogLines: logLines, Journal: journal}
 }
 
-type mutationResponse struct {
-	Type      string          `json:"type"`
-	RequestID int64           `json:"requestId"`
+// outcome is a call's result in the fields MutationResponse and ActionResponse share: the
+// value on success, else the error message as the result plus errorData.
+type outcome struct {
 	Success   bool            `json:"success"`
 	Result    json.RawMessage `json:"result"`
-	TS        string          `json:"ts,omitempty"`
 	LogLines  []string        `json:"logLines"`
 	ErrorData map[string]any  `json:"errorData,omitempty"`
 }
 
+func (r *callResult) outcome() outcome {
+	o := outcome{Success: r.err == nil, Result: r.value, LogLines: r.logLines}
+	if o.LogLines == nil {
+		o.LogLines = []string{}
+	}
+	if r.err != nil {
+		msg, data := r.wireError()
+		o.Result, _ = json.Marshal(msg)
+		o.ErrorData = data
+	}
+	return o
+}
+
+type mutationResponse struct {
+	Type      string `json:"type"`
+	RequestID int64  `json:"requestId"`
+	outcome
+	TS string `json:"ts,omitempty"`
+}
+
 type actionResponse struct {
-	Type      string          `json:"type"`
-	RequestID int64           `json:"requestId"`
-	Success   bool            `json:"success"`
-	Result    json.RawMessage `json:"result"`
-	LogLines  []string        `json:"logLines"`
-	ErrorData map[string]any  `json:"errorData,omitempty"`
+	Type      string `json:"type"`
+	RequestID int64  `json:"requestId"`
+	outcome
 }
 
 type authErrorMsg struct {

@@ -466,21 +466,13 @@ func (s *session) runMutation(msg *clientMessage) {
 	if err != nil {
 		res = callResult{err: err, requestID: newRequestID()}
 	}
-	reply.LogLines = res.logLines
-	if reply.LogLines == nil {
-		reply.LogLines = []string{}
-	}
+	reply.outcome = res.outcome()
 	if res.err != nil {
-		msgText, data := res.wireError()
-		reply.Result, _ = json.Marshal(msgText)
-		reply.ErrorData = data
 		s.send(reply)
 		return
 	}
 	// Read your writes: the response is queued right before the first transition whose
 	// snapshot includes the commit, and carries that transition's ts.
-	reply.Success = true
-	reply.Result = res.value
 	_, _ = s.e.reactor.syncThen(s.ctx, s, func(ts uint64) {
 		reply.TS = encodeTS(ts)
 		s.send(reply)
@@ -505,18 +497,7 @@ func (s *session) startAction(msg *clientMessage) {
 		} else {
 			res = callResult{err: err, requestID: newRequestID()}
 		}
-		reply.LogLines = res.logLines
-		if reply.LogLines == nil {
-			reply.LogLines = []string{}
-		}
-		if res.err != nil {
-			text, data := res.wireError()
-			reply.Result, _ = json.Marshal(text)
-			reply.ErrorData = data
-		} else {
-			reply.Success = true
-			reply.Result = res.value
-		}
+		reply.outcome = res.outcome()
 		s.send(reply)
 	}()
 }
