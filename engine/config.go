@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"time"
@@ -44,6 +45,12 @@ type Config struct {
 	// MutationMaxRetries bounds the attempts of a mutation that keeps failing serialization.
 	// Default 10.
 	MutationMaxRetries int
+
+	// Housekeeping are clean-ups (an auth service's Prune, say) run with the engine's own (the
+	// mutation log's) as a River periodic job every HousekeepingInterval, by one process at a
+	// time. Default interval 5 min.
+	Housekeeping         []func(context.Context) error
+	HousekeepingInterval time.Duration
 
 	// MutationLogRetention is how long a mutation's outcome is kept to answer a client that
 	// resends it after reconnecting. Default 24 h.
@@ -90,6 +97,7 @@ func (c *Config) WithDefaults() *Config {
 	setDefault(&out.MutationMaxRetries, 10)
 	setDefault(&out.JobWorkers, 10)
 	setDefault(&out.MutationLogRetention, 24*time.Hour)
+	setDefault(&out.HousekeepingInterval, 5*time.Minute)
 	return &out
 }
 

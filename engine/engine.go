@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
@@ -132,11 +131,6 @@ func (e *Engine) Start(ctx context.Context) error {
 	go func() {
 		defer e.reactorWG.Done()
 		e.reactor.run(runCtx)
-	}()
-	e.reactorWG.Add(1)
-	go func() {
-		defer e.reactorWG.Done()
-		e.pruneMutationLog(runCtx)
 	}()
 	if !e.config.DisableJobs {
 		if err := e.river.Start(runCtx); err != nil {
@@ -393,24 +387,4 @@ func (e *Engine) Call(ctx context.Context, path string, args any, identity Ident
 		return res.err
 	}
 	return decodeInto(res.value, out)
-}
-
-// pruneMutationLog deletes stored mutation outcomes older than the retention, every so often.
-func (e *Engine) pruneMutationLog(ctx context.Context) {
-	interval := min(e.config.MutationLogRetention/4, 10*time.Minute)
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			n, err := dbsqlc.New().MutationLogPrune(ctx, e.pool, pgtype.Timestamptz{Time: time.Now().Add(-e.config.MutationLogRetention), Valid: true})
-			if err != nil && ctx.Err() == nil {
-				e.logger.Warn("pruning the mutation log", "error", err)
-			} else if n > 0 {
-				e.logger.Debug("pruned the mutation log", "rows", n)
-			}
-		}
-	}
 }

@@ -8,8 +8,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/ripplehq/ripple/engine/internal/dbsqlc"
 )
 
 // Scheduled functions run as River jobs of one kind. A job's function runs as the identity that
@@ -72,12 +75,43 @@ func (w *functionWorker) Work(ctx context.Context, job *river.Job[functionJobArg
 	return res.err
 }
 
+// housekeepingArgs is the periodic job that prunes the mutation log and runs
+// Config.Housekeeping; River's leader election makes one process do it.
+type housekeepingArgs struct{}
+
+func (housekeepingArgs) Kind() string { return "ripple.housekeeping" }
+
+type housekeepingWorker struct {
+	river.WorkerDefaults[housekeepingArgs]
+	e *Engine
+}
+
+func (w *housekeepingWorker) Work(ctx context.Context, _ *river.Job[housekeepingArgs]) error {
+	before := pgtype.Timestamptz{Time: time.Now().Add(-w.e.config.MutationLogRetention), Valid: true}
+	n, err := dbsqlc.New().MutationLogPrune(ctx, w.e.pool, before)
+	if err != nil {
+		return fmt.Errorf("pruning the mutation log: %w", err)
+	}
+	if n > 0 {
+		w.e.logger.Debug("pruned the mutation log", "rows", n)
+	}
+	var errs []error
+	for _, clean := range w.e.config.Housekeeping {
+		errs = append(errs, clean(ctx))
+	}
+	return errors.Join(errs...)
+}
+
 func (e *Engine) newRiverClient() (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &functionWorker{e: e}); err != nil {
 		return nil, err
 	}
-	var periodic []*river.PeriodicJob
+	if err := river.AddWorkerSafely(workers, &housekeepingWorker{e: e}); err != nil {
+		return nil, err
+	}
+	periodic := []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(e.config.HousekeepingInterval),
+		func() (river.JobArgs, *river.InsertOpts) { return housekeepingArgs{}, nil }, nil)}
 	for _, p := range e.config.PeriodicFunctions {
 		raw, err := json.Marshal(p.Args)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ripplehq/ripple/engine"
@@ -455,4 +456,39 @@ func requireErrorCode(t *testing.T, err error, code engine.ErrorCode) {
 	e, ok := engine.AsError(err)
 	require.True(t, ok, "want a %s error, got %v", code, err)
 	require.Equal(t, code, e.Code, e.Message)
+}
+
+// Housekeeping runs as a River periodic job: it prunes old mutation outcomes and runs the
+// configured clean-ups.
+func TestHousekeepingPrunesAndRunsCleanups(t *testing.T) {
+	t.Parallel()
+	ran := make(chan struct{}, 16)
+	j := startJobs(t, nil, func(cfg *engine.Config) {
+		cfg.HousekeepingInterval = 100 * time.Millisecond
+		cfg.MutationLogRetention = time.Hour
+		cfg.Housekeeping = []func(context.Context) error{func(context.Context) error {
+			select {
+			case ran <- struct{}{}:
+			default:
+			}
+			return nil
+		}}
+	})
+	ctx := context.Background()
+	_, err := j.db.Pool.Exec(ctx, `INSERT INTO ripple_mutation_log (session_id, request_id, success, created_at)
+		VALUES ('old', 1, true, now() - interval '2 hours'), ('new', 1, true, now())`)
+	require.NoError(t, err)
+	select {
+	case <-ran:
+	case <-time.After(30 * time.Second):
+		t.Fatal("housekeeping did not run")
+	}
+	require.Eventually(t, func() bool {
+		var sessions []string
+		rows, err := j.db.Pool.Query(ctx, "SELECT session_id FROM ripple_mutation_log ORDER BY 1")
+		require.NoError(t, err)
+		sessions, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return len(sessions) == 1 && sessions[0] == "new"
+	}, 30*time.Second, 20*time.Millisecond)
 }

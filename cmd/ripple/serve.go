@@ -93,7 +93,9 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 	if err := registerFunctions(reg, &functions.Deps{Embedder: embedder}); err != nil {
 		return err
 	}
-	eng, err := engine.New(pool, reg, &engine.Config{Schema: opts.schema, Logger: logger, Auth: authService.Authenticator()})
+	eng, err := engine.New(pool, reg, &engine.Config{Schema: opts.schema, Logger: logger, Auth: authService.Authenticator(),
+		// Spent refresh tokens, retired keys and old rate-limit windows.
+		Housekeeping: []func(context.Context) error{authService.Prune}})
 	if err != nil {
 		return fmt.Errorf("creating the engine: %w", err)
 	}
@@ -120,9 +122,6 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	housekeepingCtx, stopHousekeeping := context.WithCancel(ctx)
-	defer stopHousekeeping()
-	go pruneAuth(housekeepingCtx, authService, logger)
 	logger.Info("serving on http://"+ln.Addr().String(), "schema", opts.schema)
 
 	var failure error
@@ -225,21 +224,4 @@ func listenError(addr string, err error) error {
 		return fmt.Errorf("cannot listen on %s: address already in use (is another ripple running?)", addr)
 	}
 	return fmt.Errorf("cannot listen on %s: %v", addr, cause)
-}
-
-// pruneAuth clears spent refresh tokens, retired keys and old rate-limit windows every few
-// minutes. Every process does it; the deletes are idempotent.
-func pruneAuth(ctx context.Context, svc *engine.AuthService, logger *slog.Logger) {
-	ticker := time.NewTicker(5 * time.Minute)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			if err := svc.Prune(ctx); err != nil && ctx.Err() == nil {
-				logger.Warn("auth housekeeping failed", "error", err)
-			}
-		}
-	}
 }
