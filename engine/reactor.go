@@ -423,9 +423,9 @@ func (r *reactor) batch(ctx context.Context) error {
 	waiters := r.waiters
 	r.waiters = nil
 	r.mu.Unlock()
-	answered := false
+	succeeded := false // set once every result is applied and every waiter answered
 	defer func() {
-		if !answered {
+		if !succeeded {
 			r.mu.Lock()
 			r.waiters = append(waiters, r.waiters...)
 			r.mu.Unlock()
@@ -517,9 +517,8 @@ wait:
 		}
 	}
 	r.carry = map[*session]*sessionWork{}
-	failed := true
 	defer func() {
-		if failed {
+		if !succeeded {
 			// Whatever this batch took from the sessions goes to the next one.
 			for sess, w := range work {
 				if w.needed || len(w.mods) > 0 {
@@ -684,8 +683,7 @@ wait:
 		}
 		w.session.sendTransition(ts, w.pending, w.mods)
 	}
-	failed = false
-	answered = true
+	succeeded = true
 	for _, wt := range waiters {
 		wt.ch <- ts
 	}
