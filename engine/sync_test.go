@@ -116,3 +116,47 @@ func TestBadInputGetsErrorsAndServerKeepsServing(t *testing.T) {
 	c.waitFor(func() bool { return c.values[1] != nil })
 	require.Equal(t, float64(0), c.values[1])
 }
+
+// Identical (function, args, identity) subscriptions run once per batch, and a re-run whose
+// result did not change sends nothing.
+func TestIdenticalSubscriptionsRunOnceAndUnchangedResultsAreNotSent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	conv := b.newConversation(t)
+	c1, c2 := dial(t, b), dial(t, b)
+	for _, c := range []*syncClient{c1, c2} {
+		c.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+		c.settle()
+	}
+	var msgID int64
+	require.NoError(t, b.db.Pool.QueryRow(ctx, "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, 'x') RETURNING id", b.senderID, mustInt(conv)).Scan(&msgID))
+	for _, c := range []*syncClient{c1, c2} {
+		c.waitFor(func() bool { return c.values[1] == float64(1) })
+	}
+
+	// An update re-runs both subscriptions (same key) as one execution; the count is unchanged,
+	// so no QueryUpdated is sent.
+	before := b.engine.Stats()
+	_, err := b.db.Pool.Exec(ctx, "UPDATE messages SET body = 'y' WHERE id = $1", msgID)
+	require.NoError(t, err)
+	_, err = b.engine.Sync(ctx)
+	require.NoError(t, err)
+	after := b.engine.Stats()
+	require.Equal(t, before.Executions+1, after.Executions)
+	require.Equal(t, before.Reruns+2, after.Reruns)
+	require.Equal(t, before.ChangedReruns, after.ChangedReruns)
+	// No transition carried a modification for the unchanged result.
+	for _, c := range []*syncClient{c1, c2} {
+		req := c.mutate("test:noop", map[string]any{})
+		for {
+			m := c.next()
+			if m["type"] == "Transition" {
+				require.Empty(t, m["modifications"], "an unchanged result was sent")
+			}
+			if m["type"] == "MutationResponse" && m["requestId"] == float64(req) {
+				break
+			}
+		}
+	}
+}
