@@ -2,6 +2,7 @@
 //
 //	ripple serve    [--addr 127.0.0.1:3210] [--schema public] [--no-migrate]
 //	ripple migrate  [--schema public]
+//	ripple bench chat [--scenario latency|knee|idle|devices|throughput|all] [--json FILE]
 //	ripple help     [command]
 //
 // Every error is reported as one line, "ripple: <cause>", on stderr. The exit code is 2 for a
@@ -22,7 +23,12 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	var code int
+	if isBenchChat(os.Args[1:]) { // `bench` parses its own flags; `bench chat` has its own set
+		code = runBenchChat(ctx, os.Args[3:], os.Stdout, os.Stderr, os.Getenv)
+	} else {
+		code = run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	}
 	stop()
 	os.Exit(code)
 }

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ripplehq/ripple/internal/benchchat"
+)
+
+// benchChatUsage is the first lines of `ripple bench chat -h`.
+const benchChatUsage = `Usage: ripple bench chat [flags]
+
+Load the chat the way its users do: real accounts on real sync sockets, the web app's
+subscriptions, messages:send mutations, against a fresh ripple serve per scenario (or --url).
+Latency is Mutation frame sent -> the other user's socket has the Transition showing it.
+
+Flags:`
+
+// isBenchChat says whether args (without the program name) are `bench chat ...`. The bench
+// command parses its own flags first, so this is dispatched before it.
+func isBenchChat(args []string) bool {
+	return len(args) >= 2 && args[0] == "bench" && args[1] == "chat"
+}
+
+// runBenchChat is `ripple bench chat`, reporting errors the way run does.
+func runBenchChat(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	err := benchChat(ctx, &env{stdout: stdout, stderr: stderr, getenv: getenv}, args)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(stderr, "ripple: "+oneLine(err.Error()))
+		return exitUsage
+	default:
+		fmt.Fprintln(stderr, "ripple: "+oneLine(err.Error()))
+		return exitError
+	}
+}
+
+func benchChat(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("bench chat", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	scenario := fs.String("scenario", "latency", "`name`s, comma-separated: latency, knee, idle, devices, throughput, or all")
+	target := fs.String("url", "", "base `URL` of a running server on this machine (default: start ripple serve per scenario)")
+	serverPID := fs.Int("server-pid", 0, "`pid` of the --url server, for CPU and RSS figures")
+	jsonPath := fs.String("json", "", "write every result to `file` as JSON")
+	pageSize := fs.Int("page-size", 20, "usePaginatedQuery's numItems")
+	drain := fs.Duration("drain", 15*time.Second, "longest wait for outstanding deliveries after a phase's last send")
+	quietOut := fs.Bool("quiet", false, "no progress lines on stderr")
+	// latency
+	rate := fs.Float64("rate", 20, "latency, idle: msg/s of the measured pair")
+	messages := fs.Int("messages", 500, "latency: messages per phase")
+	history := fs.Int("history", 1000, "latency: messages of history before the second phase (-1 skips it)")
+	// knee
+	pairs := fs.Int("pairs", 50, "knee: pairs chatting; throughput: pairs sending closed loop (default 100 there)")
+	rates := fs.String("rates", "50,100,200,400,800,1200", "knee: total msg/s `steps`")
+	step := fs.Duration("step", 10*time.Second, "knee: how long each rate is held")
+	maxP99 := fs.Duration("max-p99", 50*time.Millisecond, "knee: p99 bar of a passing step")
+	// idle
+	idle := fs.String("idle", "0,10000,50000", "idle: cumulative `counts` of extra idle clients")
+	idleAccounts := fs.Int("idle-accounts", 100, "idle, throughput: accounts the idle clients share")
+	idleMessages := fs.Int("idle-messages", 200, "idle: messages of the measured pair per step")
+	quiet := fs.Duration("quiet-window", 15*time.Second, "idle: window over which idle CPU is measured")
+	// devices
+	devices := fs.String("devices", "1000,10000", "devices: `counts` of sockets of the one user")
+	writes := fs.Int("writes", 3, "devices: writes per count")
+	// throughput
+	clients := fs.Int("clients", 10000, "throughput: clients connected in total")
+	duration := fs.Duration("duration", 20*time.Second, "throughput: send window")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(e.stdout, benchChatUsage)
+			fs.SetOutput(e.stdout)
+			fs.PrintDefaults()
+			return nil
+		}
+		return usagef("bench chat: %v (see \"ripple bench chat -h\")", err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("bench chat: unexpected argument %q (see \"ripple bench chat -h\")", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	cfg := &benchchat.Config{Out: e.stdout, JSONPath: *jsonPath, PageSize: *pageSize, DrainTimeout: *drain}
+	if !*quietOut {
+		cfg.Progress = e.stderr
+	}
+	for _, s := range strings.Split(*scenario, ",") {
+		s = strings.TrimSpace(s)
+		if s == "all" {
+			cfg.Scenarios = append(cfg.Scenarios, benchchat.Scenarios...)
+		} else if s != "" {
+			cfg.Scenarios = append(cfg.Scenarios, s)
+		}
+	}
+	var err error
+	cfg.Latency = benchchat.LatencyOpts{Rate: *rate, Messages: *messages, History: *history}
+	if *history == 0 {
+		cfg.Latency.History = -1
+	}
+	cfg.Knee = benchchat.KneeOpts{Pairs: *pairs, Step: *step, MaxP99: *maxP99}
+	if cfg.Knee.Rates, err = parseFloats(*rates); err != nil {
+		return usagef("bench chat: --rates: %v", err)
+	}
+	cfg.Idle = benchchat.IdleOpts{Accounts: *idleAccounts, Rate: *rate, Messages: *idleMessages, Quiet: *quiet}
+	if cfg.Idle.Counts, err = parseCounts(*idle); err != nil {
+		return usagef("bench chat: --idle: %v", err)
+	}
+	if len(cfg.Idle.Counts) == 0 || cfg.Idle.Counts[0] != 0 {
+		// K = 0 is the baseline every other step is compared with.
+		cfg.Idle.Counts = append([]int{0}, cfg.Idle.Counts...)
+	}
+	cfg.Devices = benchchat.DevicesOpts{Writes: *writes}
+	if cfg.Devices.Counts, err = parseInts(*devices); err != nil {
+		return usagef("bench chat: --devices: %v", err)
+	}
+	cfg.Throughput = benchchat.ThroughputOpts{Clients: *clients, IdleAccounts: *idleAccounts, Duration: *duration}
+	if set["pairs"] {
+		cfg.Throughput.Pairs = *pairs
+	}
+
+	if u := strings.TrimSpace(e.getenv(envDatabaseURL)); u != "" {
+		cfg.DatabaseURL = u
+	}
+	if *target != "" {
+		if err := loopbackURL(*target); err != nil {
+			return usagef("bench chat: --url: %v", err)
+		}
+		cfg.Launch = benchchat.ExistingServer(*target, *serverPID)
+	} else if set["server-pid"] {
+		return usagef("bench chat: --server-pid needs --url")
+	}
+	// Bounded as a whole too: every phase is bounded, this catches what is not.
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Hour)
+	defer cancel()
+	_, err = benchchat.Run(ctx, cfg)
+	if err != nil && strings.Contains(err.Error(), "sizes must") || err != nil && strings.Contains(err.Error(), "unknown scenario") {
+		return usagef("bench chat: %v", err)
+	}
+	return err
+}
+
+// loopbackURL accepts only http URLs on this machine: the bench's sockets come from loopback
+// source addresses.
+func loopbackURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("%q is not an http:// URL", s)
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address", host)
+	}
+	return nil
+}
+
+// parseCounts parses "0,10000" into non-negative integers.
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.ReplaceAll(f, "_", ""))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%q is not a count", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func parseFloats(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.ReplaceAll(f, "_", ""), 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

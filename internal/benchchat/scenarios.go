@@ -1,0 +1,228 @@
+package benchchat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// pair is two clients of one direct conversation.
+type pair struct{ a, b *client }
+
+func pairsOf(cl []*client) []pair {
+	out := make([]pair, 0, len(cl)/2)
+	for i := 0; i+1 < len(cl); i += 2 {
+		out = append(out, pair{cl[i], cl[i+1]})
+	}
+	return out
+}
+
+// disconnect closes clients and forgets them.
+func (e *env) disconnect(cl ...*client) {
+	drop := map[*client]bool{}
+	for _, c := range cl {
+		drop[c] = true
+	}
+	e.mu.Lock()
+	kept := e.clients[:0]
+	for _, c := range e.clients {
+		if !drop[c] {
+			kept = append(kept, c)
+		}
+	}
+	e.clients = kept
+	e.mu.Unlock()
+	closeAll(cl)
+}
+
+func (e *env) connectedClients() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.clients)
+}
+
+// phase measures one tracker's messages: CPU from just before the first send to the end of the
+// drain (and of the scheduled jobs the sends caused).
+type phase struct {
+	e     *env
+	t     *tracker
+	s0    sample
+	errs0 int64
+	start time.Time
+	r     Result
+}
+
+func (e *env) beginPhase(ctx context.Context, name string, t *tracker) *phase {
+	// Work left over from set-up (embeddings of seeded history, say) is not this phase's.
+	e.waitJobs(ctx)
+	e.progress("%s: %s", e.scenario, name)
+	p := &phase{e: e, t: t, r: Result{Scenario: e.scenario, Name: name}}
+	e.tracker.Store(t)
+	p.errs0 = e.protocolErrors()
+	p.s0 = e.meter.sample(ctx)
+	p.start = time.Now()
+	return p
+}
+
+// end waits for the deliveries and mutation responses (bounded by DrainTimeout), then for the
+// jobs, and fills the result.
+func (p *phase) end(ctx context.Context) Result {
+	e, t := p.e, p.t
+	deadline := time.Now().Add(e.cfg.DrainTimeout)
+	t.wait(ctx, e.cfg.DrainTimeout)
+	for ctx.Err() == nil && time.Now().Before(deadline) && int(t.committed.Load()+t.failed.Load()) < t.sentCount() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	wall := time.Since(p.start)
+	e.waitJobs(ctx)
+	s1 := e.meter.sample(ctx)
+	e.tracker.Store(nil)
+	r := p.r
+	t.fill(&r)
+	r.DurationSec = wall.Seconds()
+	r.Clients = e.connectedClients()
+	delta(p.s0, s1).perMessage(&r, r.Delivered)
+	r.ServerRSSBytes = e.meter.rss()
+	if r.ServerRSSBytes > 0 && r.Clients > 0 {
+		r.RSSPerClientBytes = fptr(float64(r.ServerRSSBytes) / float64(r.Clients))
+	}
+	r.ProtocolErrors = e.protocolErrors() - p.errs0
+	if r.Delivered < r.Expected {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d of %d deliveries missing after the %s drain", r.Expected-r.Delivered, r.Expected, e.cfg.DrainTimeout))
+	}
+	return r
+}
+
+// openLoop sends count messages at rate (msg/s in total) over the pairs, round robin, each
+// pair alternating direction, on schedule whatever the responses do (users do not wait for each
+// other). It expects one delivery per message, on the other side of the pair.
+func (e *env) openLoop(ctx context.Context, name string, pairs []pair, rate float64, count int) Result {
+	t := newTracker(fmt.Sprintf("%s%d", randomHex(3), count), count)
+	t.expect(count)
+	p := e.beginPhase(ctx, name, t)
+	p.r.RatePerSec = rate
+	interval := time.Duration(float64(time.Second) / rate)
+	for k := 0; k < count && ctx.Err() == nil; k++ {
+		if wait := time.Until(p.start.Add(time.Duration(k) * interval)); wait > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+		}
+		pr := pairs[k%len(pairs)]
+		from, to := pr.a, pr.b
+		if (k/len(pairs))%2 == 1 {
+			from, to = to, from
+		}
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, _ = t.send(sctx, from, k, to)
+		cancel()
+	}
+	return p.end(ctx)
+}
+
+// seed sends n messages through messages:send on the given sockets, a window in flight each.
+func seed(ctx context.Context, socks []*client, n int) error {
+	g, gctx := newGroup(ctx, len(socks))
+	for i, c := range socks {
+		g.Go(func() error {
+			window := make(chan struct{}, 16)
+			errc := make(chan error, 1)
+			for k := i; k < n; k += len(socks) {
+				select {
+				case window <- struct{}{}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				ch, err := c.send(gctx, fmt.Sprintf("history message %d", k))
+				if err != nil {
+					return err
+				}
+				go func() {
+					if r := <-ch; !r.ok {
+						select {
+						case errc <- errors.New("seeding: " + r.errMsg):
+						default:
+						}
+					}
+					<-window
+				}()
+				select {
+				case err := <-errc:
+					return err
+				default:
+				}
+			}
+			for range cap(window) {
+				select {
+				case window <- struct{}{}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			select {
+			case err := <-errc:
+				return err
+			default:
+				return nil
+			}
+		})
+	}
+	return g.Wait()
+}
+
+// latency: one pair chatting at Rate; then a fresh pair after History messages, with the
+// receiver scrolled to the top (every page loaded).
+func (e *env) latency(ctx context.Context) ([]Result, error) {
+	o := e.cfg.Latency
+	n := 2
+	if o.History >= 0 {
+		n = 4
+	}
+	accts, err := e.api.signUp(ctx, n, "lat"+randomHex(4))
+	if err != nil {
+		return nil, err
+	}
+	if err := e.api.pairUp(ctx, accts); err != nil {
+		return nil, err
+	}
+	cl, err := e.connect(ctx, accts[:2], 2, true)
+	if err != nil {
+		return nil, err
+	}
+	var results []Result
+	results = append(results, e.openLoop(ctx, fmt.Sprintf("1 pair, %g msg/s", o.Rate), pairsOf(cl), o.Rate, o.Messages))
+	if o.History < 0 {
+		return results, ctx.Err()
+	}
+	e.disconnect(cl...)
+
+	// History goes in through the real path, on sockets with no screen attached.
+	e.progress("latency: seeding %d messages of history", o.History)
+	var socks []*client
+	for _, a := range accts[2:] {
+		c, err := e.headless(ctx, a)
+		if err != nil {
+			return results, err
+		}
+		socks = append(socks, c)
+	}
+	if err := seed(ctx, socks, o.History); err != nil {
+		return results, err
+	}
+	e.disconnect(socks...)
+	cl, err = e.connect(ctx, accts[2:], 2, true)
+	if err != nil {
+		return results, err
+	}
+	// The receiver of the first message scrolls to the top, like a user reading back.
+	pages, err := cl[1].loadAll(ctx, o.History/e.cfg.PageSize+10)
+	if err != nil {
+		return results, fmt.Errorf("loading history: %w", err)
+	}
+	r := e.openLoop(ctx, fmt.Sprintf("1 pair, %g msg/s, after %d messages of history (receiver holds %d pages)", o.Rate, o.History, pages), pairsOf(cl), o.Rate, o.Messages)
+	r.Extra = map[string]any{"history": o.History, "receiverPagesLoaded": pages, "receiverPagesAtEnd": cl[1].pageCount(), "senderPagesAtEnd": cl[0].pageCount()}
+	results = append(results, r)
+	return results, ctx.Err()
+}
