@@ -96,12 +96,19 @@ func (e *Engine) loadCatalog(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the capture catalog (is the schema migrated?): %w", err)
 	}
-	c := &captureCatalog{watched: map[string]map[string]bool{}, pk: map[string][]string{}}
-	for _, r := range rows {
-		c.watched[r.TableName] = map[string]bool{}
-		for _, col := range r.Watched {
-			c.watched[r.TableName][col] = true
+	c := &captureCatalog{watched: map[string]map[string]bool{}, pk: map[string][]string{},
+		captured: map[string]map[string]bool{}, ordered: map[string]map[string]bool{}}
+	set := func(cols []string) map[string]bool {
+		m := make(map[string]bool, len(cols))
+		for _, col := range cols {
+			m[col] = true
 		}
+		return m
+	}
+	for _, r := range rows {
+		c.watched[r.TableName] = set(r.Watched)
+		c.captured[r.TableName] = set(r.RowColumns)
+		c.ordered[r.TableName] = set(r.Ordered)
 		c.pk[r.TableName] = r.PrimaryKey
 	}
 	e.catalogPtr.Store(c)

@@ -140,6 +140,7 @@ func (e *Engine) runQueryInTx(ctx context.Context, snap *snapshotTx, fn *functio
 		callErr = err
 	}
 	res := e.finish(&base, fn, value, callErr)
+	qctx.db.finishPending()
 	qctx.db.reads.compact()
 	res.reads = qctx.db.reads
 	res.journal = qctx.journal

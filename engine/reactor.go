@@ -70,6 +70,7 @@ type reactor struct {
 	// Owned by the run goroutine.
 	byKey      map[readKey]map[*subscription]struct{}
 	byTable    map[string]map[*subscription]struct{}
+	ranges     rangeTables
 	everything map[*subscription]struct{}
 	dirty      map[*subscription]struct{}
 	// slow holds invalidated subscriptions of sessions whose send queue is backed up: they are
@@ -107,6 +108,7 @@ func newReactor(e *Engine, listener *changefeed.Listener) *reactor {
 		sessions:   map[*session]struct{}{},
 		byKey:      map[readKey]map[*subscription]struct{}{},
 		byTable:    map[string]map[*subscription]struct{}{},
+		ranges:     rangeTables{},
 		everything: map[*subscription]struct{}{},
 		dirty:      map[*subscription]struct{}{},
 		slow:       map[*subscription]struct{}{},
@@ -287,52 +289,57 @@ func (r *reactor) receive(ev changefeed.Event) {
 }
 
 func (r *reactor) affects(c changefeed.Change) bool {
-	if len(r.everything) > 0 || len(r.byTable[c.Table]) > 0 {
-		return true
-	}
-	if c.All {
-		for k := range r.byKey {
-			if k.table == c.Table {
-				return true
-			}
-		}
+	affected := false
+	r.matching(c, func(*subscription) bool {
+		affected = true
 		return false
-	}
-	for col, values := range c.Keys {
-		for _, v := range values {
-			if len(r.byKey[readKey{c.Table, col, v}]) > 0 {
-				return true
-			}
-		}
-	}
-	return false
+	})
+	return affected
 }
 
 // invalidate marks the subscriptions a change affects as dirty.
 func (r *reactor) invalidate(c changefeed.Change) {
-	for s := range r.everything {
+	r.matching(c, func(s *subscription) bool {
 		r.dirty[s] = struct{}{}
+		return true
+	})
+}
+
+// matching calls visit for every subscription whose read set a change may touch (some more
+// than once), until visit returns false.
+func (r *reactor) matching(c changefeed.Change, visit func(*subscription) bool) {
+	for s := range r.everything {
+		if !visit(s) {
+			return
+		}
 	}
 	for s := range r.byTable[c.Table] {
-		r.dirty[s] = struct{}{}
+		if !visit(s) {
+			return
+		}
 	}
 	if c.All {
 		for k, subs := range r.byKey {
 			if k.table == c.Table {
 				for s := range subs {
-					r.dirty[s] = struct{}{}
+					if !visit(s) {
+						return
+					}
 				}
 			}
 		}
-		return
-	}
-	for col, values := range c.Keys {
-		for _, v := range values {
-			for s := range r.byKey[readKey{c.Table, col, v}] {
-				r.dirty[s] = struct{}{}
+	} else {
+		for col, values := range c.Keys {
+			for _, v := range values {
+				for s := range r.byKey[readKey{c.Table, col, v}] {
+					if !visit(s) {
+						return
+					}
+				}
 			}
 		}
 	}
+	r.ranges.matching(c, visit)
 }
 
 func (r *reactor) needsBatch() bool {
@@ -371,6 +378,9 @@ func (r *reactor) unindex(sub *subscription) {
 			delete(r.byKey, k)
 		}
 	}
+	for _, rr := range sub.reads.ranges {
+		r.ranges.remove(sub, rr)
+	}
 	sub.reads = nil
 }
 
@@ -391,6 +401,9 @@ func (r *reactor) index(sub *subscription, reads *ReadSet) {
 			r.byKey[k] = map[*subscription]struct{}{}
 		}
 		r.byKey[k][sub] = struct{}{}
+	}
+	for _, rr := range reads.ranges {
+		r.ranges.add(sub, rr)
 	}
 }
 

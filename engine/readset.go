@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,9 @@ const (
 	// ReadOutput: the table is reached through a join on its Column (its primary key), and the
 	// statement returns that column at output position Output; only the returned rows matter.
 	ReadOutput
+	// ReadRange: the statement reads one index range of the table, described by Range; only
+	// changes to rows inside the range it actually scanned matter.
+	ReadRange
 )
 
 // TableRead is one table's part of a ReadSpec.
@@ -42,6 +46,7 @@ type TableRead struct {
 	Column string
 	Param  int // 1-based, for ReadParam
 	Output int // 0-based, for ReadOutput
+	Range  *RangeSpec
 }
 
 // ReadSpec is the generated read-set analysis of one sqlc statement.
@@ -63,6 +68,7 @@ type ReadSet struct {
 	all    bool // read something unanalysed: any change re-runs it
 	tables map[string]struct{}
 	keys   map[readKey]struct{}
+	ranges []rangeRead
 	perTbl map[string]int
 }
 
@@ -97,6 +103,21 @@ func (rs *ReadSet) addKey(table, column, value string) {
 	rs.keys[k] = struct{}{}
 }
 
+func (rs *ReadSet) addRange(r rangeRead) {
+	if _, whole := rs.tables[r.shape.table]; whole {
+		return
+	}
+	if rs.perTbl == nil {
+		rs.perTbl = map[string]int{}
+	}
+	rs.perTbl[r.shape.table]++
+	if rs.perTbl[r.shape.table] > readSetLimit {
+		rs.addTable(r.shape.table)
+		return
+	}
+	rs.ranges = append(rs.ranges, r)
+}
+
 // compact drops keys of tables that are read whole, and the per-table counts only recording
 // needed.
 func (rs *ReadSet) compact() {
@@ -105,6 +126,10 @@ func (rs *ReadSet) compact() {
 			delete(rs.keys, k)
 		}
 	}
+	rs.ranges = slices.DeleteFunc(rs.ranges, func(r rangeRead) bool {
+		_, whole := rs.tables[r.shape.table]
+		return whole
+	})
 	rs.perTbl = nil
 }
 
@@ -120,6 +145,9 @@ func (rs *ReadSet) String() string {
 	for k := range rs.keys {
 		parts = append(parts, fmt.Sprintf("%s.%s=%s", k.table, k.column, k.value))
 	}
+	for _, r := range rs.ranges {
+		parts = append(parts, r.String())
+	}
 	return strings.Join(parts, " ")
 }
 
@@ -127,6 +155,9 @@ func (rs *ReadSet) String() string {
 type captureCatalog struct {
 	watched map[string]map[string]bool // table -> column -> watched
 	pk      map[string][]string
+	// captured: the columns of the row images; ordered: those ranges may order by.
+	captured map[string]map[string]bool
+	ordered  map[string]map[string]bool
 }
 
 func (c *captureCatalog) isWatched(table, column string) bool {
@@ -149,6 +180,8 @@ type trackingDB struct {
 	reads   *ReadSet
 	// deadline is when the query's time budget ends; no statement starts after it.
 	deadline time.Time
+	// pending are range scans whose rows may not have been closed yet (finishPending).
+	pending []*rangeScan
 }
 
 // errQueryTimeout is returned for a statement a query tries to start after its time budget.
@@ -170,38 +203,42 @@ func statementName(sql string) string {
 	return name
 }
 
-// plan records what can be known before the statement runs and returns the output columns to
-// collect from its rows.
-func (db *trackingDB) plan(sql string, args []any) (outputs []TableRead) {
+// statementReads is what one statement still has to record once its rows are seen: the keys of
+// ReadOutput tables and the edges of ReadRange ranges.
+type statementReads struct {
+	outputs []TableRead
+	ranges  []*rangeScan
+}
+
+func (sr *statementReads) empty() bool { return len(sr.outputs) == 0 && len(sr.ranges) == 0 }
+
+// plan records what can be known before the statement runs and returns what its rows must
+// still tell.
+func (db *trackingDB) plan(sql string, args []any) *statementReads {
+	sr := &statementReads{}
 	if db.reads == nil {
-		return nil
+		return sr
 	}
 	spec, ok := db.reg.readSpec(statementName(sql))
 	if !ok {
 		db.reads.all = true
-		return nil
+		return sr
 	}
 	for _, tr := range spec.Tables {
 		switch tr.Kind {
 		case ReadParam:
-			if !db.catalog.isWatched(tr.Table, tr.Column) || tr.Param < 1 || tr.Param > len(args) {
-				db.reads.addTable(tr.Table)
-				continue
-			}
-			values, ok := keyValues(args[tr.Param-1])
-			if !ok {
-				db.reads.addTable(tr.Table)
-				continue
-			}
-			for _, v := range values {
-				db.reads.addKey(tr.Table, tr.Column, v)
-			}
+			db.planParam(tr.Table, tr.Column, tr.Param, args)
 		case ReadOutput:
 			if !db.catalog.isWatched(tr.Table, tr.Column) || !db.catalog.isPrimaryKey(tr.Table, tr.Column) {
 				db.reads.addTable(tr.Table)
 				continue
 			}
-			outputs = append(outputs, tr)
+			sr.outputs = append(sr.outputs, tr)
+		case ReadRange:
+			if scan := db.planRange(tr, args); scan != nil {
+				db.pending = append(db.pending, scan)
+				sr.ranges = append(sr.ranges, scan)
+			}
 		default:
 			if db.catalog == nil || db.catalog.watched[tr.Table] == nil {
 				// A view or anything else the triggers do not watch: changes arrive under
@@ -212,14 +249,209 @@ func (db *trackingDB) plan(sql string, args []any) (outputs []TableRead) {
 			db.reads.addTable(tr.Table)
 		}
 	}
-	return outputs
+	return sr
+}
+
+// planParam records `table.column = $param` (or `= ANY($param)`).
+func (db *trackingDB) planParam(table, column string, param int, args []any) {
+	if !db.catalog.isWatched(table, column) || param < 1 || param > len(args) {
+		db.reads.addTable(table)
+		return
+	}
+	values, ok := keyValues(args[param-1])
+	if !ok {
+		db.reads.addTable(table)
+		return
+	}
+	for _, v := range values {
+		db.reads.addKey(table, column, v)
+	}
+}
+
+// planRange turns a ReadRange spec and the bound parameters into a range scan whose edge the
+// returned rows will settle. When the range cannot be expressed exactly (a column the triggers
+// do not capture, a parameter of an unknown type), it records a coarser read instead: the key
+// of a watched equality column, else the whole table. A nil result means nothing is left to do.
+func (db *trackingDB) planRange(tr TableRead, args []any) *rangeScan {
+	spec := tr.Range
+	coarser := func() *rangeScan {
+		for _, eq := range spec.Eq {
+			if db.catalog.isWatched(tr.Table, eq.Column) {
+				db.planParam(tr.Table, eq.Column, eq.Param, args)
+				return nil
+			}
+		}
+		db.reads.addTable(tr.Table)
+		return nil
+	}
+	arg := func(n int) (any, bool) {
+		if n < 1 || n > len(args) {
+			return nil, false
+		}
+		return args[n-1], true
+	}
+	if db.catalog == nil || len(spec.Order) == 0 {
+		return coarser()
+	}
+	eqVals := make([]string, len(spec.Eq))
+	eqCols := make([]string, len(spec.Eq))
+	for i, eq := range spec.Eq {
+		v, ok := arg(eq.Param)
+		if !ok || !db.catalog.captured[tr.Table][eq.Column] {
+			return coarser()
+		}
+		vals, ok := keyValues(v)
+		if !ok || len(vals) > 1 {
+			return coarser()
+		}
+		if len(vals) == 0 {
+			return nil // `column = NULL` matches no row
+		}
+		eqVals[i], eqCols[i] = vals[0], eq.Column
+	}
+	for _, col := range spec.Order {
+		if !db.catalog.ordered[tr.Table][col] {
+			return coarser()
+		}
+	}
+	scan := &rangeScan{
+		read: rangeRead{
+			shape:  rangeShape{table: tr.Table, eq: strings.Join(eqCols, ","), order: strings.Join(spec.Order, ",")},
+			eqVals: strings.Join(eqVals, "\x00"),
+			lo:     bound{inf: true},
+			hi:     bound{inf: true},
+		},
+		spec:  spec,
+		limit: -1,
+	}
+	for _, b := range spec.Bounds {
+		if b.Guard > 0 {
+			if g, ok := arg(b.Guard); !ok {
+				return coarser()
+			} else if _, null, _ := orderValue(g); null {
+				continue // `$g IS NULL OR …`: no bound this time
+			}
+		}
+		p := make([]int64, len(b.Params))
+		usable := len(b.Params) <= len(spec.Order)
+		for i, n := range b.Params {
+			v, ok := arg(n)
+			if !ok {
+				return coarser()
+			}
+			x, null, ok := orderValue(v)
+			if !ok {
+				return coarser()
+			}
+			// A NULL makes the comparison NULL or true for some rows: treat the bound as absent.
+			usable = usable && !null
+			p[i] = x
+		}
+		if !usable {
+			continue
+		}
+		lo, hi, ok := tupleBound(b.Op, p, len(spec.Order))
+		if !ok {
+			return coarser()
+		}
+		if cmpLo(lo, scan.read.lo) > 0 {
+			scan.read.lo = lo
+		}
+		if cmpHi(hi, scan.read.hi) < 0 {
+			scan.read.hi = hi
+		}
+	}
+	switch {
+	case spec.Limit > 0:
+		v, ok := arg(spec.Limit)
+		if !ok {
+			return coarser()
+		}
+		n, null, ok := orderValue(v)
+		if !ok {
+			return coarser()
+		}
+		if !null { // LIMIT NULL is no limit
+			scan.limit = max(n, 0)
+		}
+	case spec.LimitConst > 0:
+		scan.limit = spec.LimitConst
+	}
+	if scan.limit < 0 || len(spec.Outputs) != len(spec.Order) {
+		// No LIMIT: the rows returned cannot narrow the range.
+		db.reads.addRange(scan.read)
+		scan.done = true
+		return nil
+	}
+	return scan
+}
+
+// rangeScan follows the rows of one statement over a range read with a LIMIT: once the limit
+// is reached (or the caller stops reading), the last row returned is the far edge of what the
+// result depends on.
+type rangeScan struct {
+	read     rangeRead
+	spec     *RangeSpec
+	limit    int64
+	rows     int64
+	last     []int64
+	lastNull bool // the last row's order tuple has a NULL (or a value it cannot compare)
+	done     bool
+}
+
+func (s *rangeScan) row(dest []any) {
+	s.rows++
+	s.lastNull = false
+	s.last = s.last[:0]
+	for _, pos := range s.spec.Outputs {
+		if pos < 0 || pos >= len(dest) {
+			s.lastNull = true
+			return
+		}
+		x, null, ok := orderValue(dest[pos])
+		if null || !ok {
+			s.lastNull = true
+			return
+		}
+		s.last = append(s.last, x)
+	}
+}
+
+// finish records the range. exhausted says the rows ended without an error.
+func (s *rangeScan) finish(reads *ReadSet, exhausted bool) {
+	if s.done {
+		return
+	}
+	s.done = true
+	r := s.read
+	if s.rows > 0 && !s.lastNull && (s.rows >= s.limit || !exhausted) {
+		edge := bound{vals: slices.Clone(s.last), incl: true}
+		if s.spec.Desc {
+			r.lo = edge
+		} else {
+			r.hi = edge
+		}
+	}
+	reads.addRange(r)
+}
+
+// finishPending records the ranges of statements whose rows were never closed, as if they had
+// been read to their end without reaching the limit (the widest range).
+func (db *trackingDB) finishPending() {
+	for _, s := range db.pending {
+		s.finish(db.reads, false)
+	}
+	db.pending = nil
 }
 
 func (db *trackingDB) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	if err := db.checkBudget(); err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	db.plan(sql, args)
+	for _, s := range db.plan(sql, args).ranges {
+		s.rows, s.limit = 0, -1 // Exec returns no rows: the whole range counts
+		s.finish(db.reads, true)
+	}
 	return db.tx.Exec(ctx, sql, args...)
 }
 
@@ -227,24 +459,24 @@ func (db *trackingDB) Query(ctx context.Context, sql string, args ...any) (pgx.R
 	if err := db.checkBudget(); err != nil {
 		return nil, err
 	}
-	outputs := db.plan(sql, args)
+	sr := db.plan(sql, args)
 	rows, err := db.tx.Query(ctx, sql, args...)
-	if err != nil || len(outputs) == 0 {
+	if err != nil || sr.empty() {
 		return rows, err
 	}
-	return &trackingRows{Rows: rows, db: db, outputs: outputs}, nil
+	return &trackingRows{Rows: rows, db: db, sr: sr}, nil
 }
 
 func (db *trackingDB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if err := db.checkBudget(); err != nil {
 		return errRow{err}
 	}
-	outputs := db.plan(sql, args)
+	sr := db.plan(sql, args)
 	row := db.tx.QueryRow(ctx, sql, args...)
-	if len(outputs) == 0 {
+	if sr.empty() {
 		return row
 	}
-	return &trackingRow{row: row, db: db, outputs: outputs}
+	return &trackingRow{row: row, db: db, sr: sr}
 }
 
 // errRow is a pgx.Row that only fails.
@@ -254,20 +486,40 @@ func (r errRow) Scan(...any) error { return r.err }
 
 type trackingRows struct {
 	pgx.Rows
-	db      *trackingDB
-	outputs []TableRead
+	db *trackingDB
+	sr *statementReads
 }
 
 func (r *trackingRows) Scan(dest ...any) error {
 	if err := r.Rows.Scan(dest...); err != nil {
 		return err
 	}
-	r.db.recordOutputs(r.outputs, dest)
+	r.db.recordRow(r.sr, dest)
 	return nil
 }
 
+func (r *trackingRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.finish()
+	return false
+}
+
+func (r *trackingRows) Close() {
+	r.Rows.Close()
+	r.finish()
+}
+
+func (r *trackingRows) finish() {
+	exhausted := r.Rows.Err() == nil
+	for _, s := range r.sr.ranges {
+		s.finish(r.db.reads, exhausted)
+	}
+}
+
 // Values and RawValues bypass Scan, so the returned keys cannot be recorded: the tables read
-// through the output fall back to whole-table reads.
+// through the output fall back to whole-table reads, and ranges to the whole range.
 func (r *trackingRows) Values() ([]any, error) {
 	r.wholeTables()
 	return r.Rows.Values()
@@ -279,27 +531,38 @@ func (r *trackingRows) RawValues() [][]byte {
 }
 
 func (r *trackingRows) wholeTables() {
-	for _, tr := range r.outputs {
+	for _, tr := range r.sr.outputs {
 		r.db.reads.addTable(tr.Table)
+	}
+	for _, s := range r.sr.ranges {
+		s.rows, s.limit = 0, -1
+		s.finish(r.db.reads, true)
 	}
 }
 
 type trackingRow struct {
-	row     pgx.Row
-	db      *trackingDB
-	outputs []TableRead
+	row pgx.Row
+	db  *trackingDB
+	sr  *statementReads
 }
 
 func (r *trackingRow) Scan(dest ...any) error {
-	if err := r.row.Scan(dest...); err != nil {
-		return err
+	err := r.row.Scan(dest...)
+	if err == nil {
+		r.db.recordRow(r.sr, dest)
 	}
-	r.db.recordOutputs(r.outputs, dest)
-	return nil
+	// One row read at most: the caller saw that row, or learned there was none.
+	for _, s := range r.sr.ranges {
+		s.finish(r.db.reads, errors.Is(err, pgx.ErrNoRows))
+	}
+	return err
 }
 
-func (db *trackingDB) recordOutputs(outputs []TableRead, dest []any) {
-	for _, tr := range outputs {
+func (db *trackingDB) recordRow(sr *statementReads, dest []any) {
+	for _, s := range sr.ranges {
+		s.row(dest)
+	}
+	for _, tr := range sr.outputs {
 		if tr.Output < 0 || tr.Output >= len(dest) {
 			db.reads.addTable(tr.Table)
 			continue

@@ -154,8 +154,8 @@ func messagesList(ctx *engine.QueryCtx, args listArgs) (*PaginationResult[Messag
 		if start == nil { // the cursor is the end: nothing is older
 			return &PaginationResult[Message]{Page: []Message{}, IsDone: true, ContinueCursor: endOfList}, nil
 		}
-		params.Column2 = pgtype.Timestamptz{Time: start.at, Valid: true}
-		params.Column3 = start.id
+		params.BeforeAt = pgtype.Timestamptz{Time: start.at, Valid: true}
+		params.BeforeID = &start.id
 	}
 	endCursor := opts.EndCursor
 	if endCursor == nil && ctx.Journal() != "" {
@@ -171,10 +171,10 @@ func messagesList(ctx *engine.QueryCtx, args listArgs) (*PaginationResult[Messag
 			return nil, err
 		}
 		if end != nil {
-			params.Column4 = pgtype.Timestamptz{Time: end.at, Valid: true}
-			params.Column5 = end.id
+			params.UntilAt = pgtype.Timestamptz{Time: end.at, Valid: true}
+			params.UntilID = &end.id
 		}
-		params.Limit = 10_000
+		params.MaxRows = 10_000
 		rows, err := q.MessagePage(ctx, ctx.DB(), params)
 		if err != nil {
 			return nil, err
@@ -194,7 +194,7 @@ func messagesList(ctx *engine.QueryCtx, args listArgs) (*PaginationResult[Messag
 		return res, nil
 	}
 
-	params.Limit = int32(opts.NumItems + 1)
+	params.MaxRows = int32(opts.NumItems + 1)
 	rows, err := q.MessagePage(ctx, ctx.DB(), params)
 	if err != nil {
 		return nil, err

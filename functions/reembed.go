@@ -244,7 +244,7 @@ func storeBatch(ctx context.Context, pool *pgxpool.Pool, model string, msgs []qu
 			if vectors[i] == nil {
 				continue // failed
 			}
-			n, err := q.ReembedStore(ctx, tx, queries.ReembedStoreParams{ID: m.ID, Column2: pgvector.NewVector(vectors[i]), Column3: model})
+			n, err := q.ReembedStore(ctx, tx, queries.ReembedStoreParams{MessageID: m.ID, Embedding: pgvector.NewVector(vectors[i]), Model: model})
 			if err != nil {
 				return err
 			}

@@ -242,7 +242,7 @@ func messagesClaimEmbeddings(ctx *engine.MutationCtx, args pendingArgs) ([]pendi
 		return nil, err
 	}
 	q := queries.New()
-	ids, err := q.EmbeddingClaim(ctx, ctx.DB(), queries.EmbeddingClaimParams{Column1: id, Column2: embedWindow, Limit: int32(max(1, args.Limit))})
+	ids, err := q.EmbeddingClaim(ctx, ctx.DB(), queries.EmbeddingClaimParams{Claimer: id, WindowSize: embedWindow, MaxRows: int32(max(1, args.Limit))})
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}

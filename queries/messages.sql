@@ -12,28 +12,31 @@ WHERE conversation_id = ANY($1::bigint[])
 ORDER BY conversation_id, created_at DESC, id DESC;
 
 -- MessagePage lists a conversation's messages newest first, strictly older than the "before"
--- position (when given) and no older than the "until" position (when given).
+-- position (when given) and no older than the "until" position (when given). It reads one
+-- range of messages_conversation_created, which is all a live page depends on.
 -- name: MessagePage :many
 SELECT id, sender_id, conversation_id, body, created_at
 FROM messages
-WHERE conversation_id = $1
-  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::bigint))
-  AND ($4::timestamptz IS NULL OR (created_at, id) >= ($4::timestamptz, $5::bigint))
+WHERE conversation_id = sqlc.arg(conversation_id)
+  AND (sqlc.narg(before_at)::timestamptz IS NULL
+       OR (created_at, id) < (sqlc.narg(before_at)::timestamptz, sqlc.narg(before_id)::bigint))
+  AND (sqlc.narg(until_at)::timestamptz IS NULL
+       OR (created_at, id) >= (sqlc.narg(until_at)::timestamptz, sqlc.narg(until_id)::bigint))
 ORDER BY created_at DESC, id DESC
-LIMIT $6;
+LIMIT sqlc.arg(max_rows);
 
--- EmbeddingClaim leases up to $3 recent messages (ids in ($1 - $2, $1]) that have neither an
--- embedding nor a recorded failure to the job handling message $1, skipping live leases of
--- other jobs.
+-- EmbeddingClaim leases up to max_rows recent messages (ids in (claimer - window_size,
+-- claimer]) that have neither an embedding nor a recorded failure to the job handling message
+-- claimer, skipping live leases of other jobs.
 -- name: EmbeddingClaim :many
 INSERT INTO message_embedding_claims (message_id, claimer, claimed_until)
-SELECT m.id, $1::bigint, now() + interval '2 minutes'
+SELECT m.id, sqlc.arg(claimer)::bigint, now() + interval '2 minutes'
 FROM messages m
-WHERE m.id > $1::bigint - $2::bigint AND m.id <= $1::bigint
+WHERE m.id > sqlc.arg(claimer)::bigint - sqlc.arg(window_size)::bigint AND m.id <= sqlc.arg(claimer)::bigint
   AND NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id)
   AND NOT EXISTS (SELECT 1 FROM message_embedding_failures f WHERE f.message_id = m.id)
 ORDER BY m.id DESC
-LIMIT $3
+LIMIT sqlc.arg(max_rows)
 ON CONFLICT (message_id) DO UPDATE
   SET claimer = EXCLUDED.claimer, claimed_until = EXCLUDED.claimed_until
   WHERE message_embedding_claims.claimed_until < now()

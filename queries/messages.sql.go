@@ -29,16 +29,16 @@ RETURNING message_id
 `
 
 type EmbeddingClaimParams struct {
-	Column1 int64
-	Column2 int64
-	Limit   int32
+	Claimer    int64
+	WindowSize int64
+	MaxRows    int32
 }
 
-// EmbeddingClaim leases up to $3 recent messages (ids in ($1 - $2, $1]) that have neither an
-// embedding nor a recorded failure to the job handling message $1, skipping live leases of
-// other jobs.
+// EmbeddingClaim leases up to max_rows recent messages (ids in (claimer - window_size,
+// claimer]) that have neither an embedding nor a recorded failure to the job handling message
+// claimer, skipping live leases of other jobs.
 func (q *Queries) EmbeddingClaim(ctx context.Context, db DBTX, arg EmbeddingClaimParams) ([]int64, error) {
-	rows, err := db.Query(ctx, embeddingClaim, arg.Column1, arg.Column2, arg.Limit)
+	rows, err := db.Query(ctx, embeddingClaim, arg.Claimer, arg.WindowSize, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}
@@ -399,31 +399,34 @@ const messagePage = `-- name: MessagePage :many
 SELECT id, sender_id, conversation_id, body, created_at
 FROM messages
 WHERE conversation_id = $1
-  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::bigint))
-  AND ($4::timestamptz IS NULL OR (created_at, id) >= ($4::timestamptz, $5::bigint))
+  AND ($2::timestamptz IS NULL
+       OR (created_at, id) < ($2::timestamptz, $3::bigint))
+  AND ($4::timestamptz IS NULL
+       OR (created_at, id) >= ($4::timestamptz, $5::bigint))
 ORDER BY created_at DESC, id DESC
 LIMIT $6
 `
 
 type MessagePageParams struct {
 	ConversationID int64
-	Column2        pgtype.Timestamptz
-	Column3        int64
-	Column4        pgtype.Timestamptz
-	Column5        int64
-	Limit          int32
+	BeforeAt       pgtype.Timestamptz
+	BeforeID       *int64
+	UntilAt        pgtype.Timestamptz
+	UntilID        *int64
+	MaxRows        int32
 }
 
 // MessagePage lists a conversation's messages newest first, strictly older than the "before"
-// position (when given) and no older than the "until" position (when given).
+// position (when given) and no older than the "until" position (when given). It reads one
+// range of messages_conversation_created, which is all a live page depends on.
 func (q *Queries) MessagePage(ctx context.Context, db DBTX, arg MessagePageParams) ([]Message, error) {
 	rows, err := db.Query(ctx, messagePage,
 		arg.ConversationID,
-		arg.Column2,
-		arg.Column3,
-		arg.Column4,
-		arg.Column5,
-		arg.Limit,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.UntilAt,
+		arg.UntilID,
+		arg.MaxRows,
 	)
 	if err != nil {
 		return nil, err

@@ -30,9 +30,9 @@ LIMIT $2;
 -- exists already is left alone.
 -- name: ReembedStore :execrows
 INSERT INTO message_embeddings (message_id, conversation_id, sender_id, embedding, model)
-SELECT m.id, m.conversation_id, m.sender_id, $2::vector, $3::text
+SELECT m.id, m.conversation_id, m.sender_id, sqlc.arg(embedding)::vector, sqlc.arg(model)::text
 FROM messages m
-WHERE m.id = $1
+WHERE m.id = sqlc.arg(message_id)
 ON CONFLICT (message_id) DO NOTHING;
 
 -- name: EmbeddingFailureDelete :exec

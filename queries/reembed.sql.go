@@ -96,23 +96,23 @@ func (q *Queries) ReembedMissingPage(ctx context.Context, db DBTX, arg ReembedMi
 
 const reembedStore = `-- name: ReembedStore :execrows
 INSERT INTO message_embeddings (message_id, conversation_id, sender_id, embedding, model)
-SELECT m.id, m.conversation_id, m.sender_id, $2::vector, $3::text
+SELECT m.id, m.conversation_id, m.sender_id, $1::vector, $2::text
 FROM messages m
-WHERE m.id = $1
+WHERE m.id = $3
 ON CONFLICT (message_id) DO NOTHING
 `
 
 type ReembedStoreParams struct {
-	ID      int64
-	Column2 pgvector.Vector
-	Column3 string
+	Embedding pgvector.Vector
+	Model     string
+	MessageID int64
 }
 
 // ReembedStore stores one message's embedding, copying its conversation and sender from the
 // message (a message deleted meanwhile stores nothing). Like EmbeddingInsert, an embedding that
 // exists already is left alone.
 func (q *Queries) ReembedStore(ctx context.Context, db DBTX, arg ReembedStoreParams) (int64, error) {
-	result, err := db.Exec(ctx, reembedStore, arg.ID, arg.Column2, arg.Column3)
+	result, err := db.Exec(ctx, reembedStore, arg.Embedding, arg.Model, arg.MessageID)
 	if err != nil {
 		return 0, err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -16,6 +15,7 @@ const (
 	ReadTable Kind = iota
 	ReadParam
 	ReadOutput
+	ReadRange
 )
 
 // TableRead mirrors engine.TableRead.
@@ -25,6 +25,31 @@ type TableRead struct {
 	Column string
 	Param  int // 1-based, for ReadParam
 	Output int // 0-based, for ReadOutput
+	Range  *RangeSpec
+}
+
+// RangeSpec mirrors engine.RangeSpec.
+type RangeSpec struct {
+	Eq         []EqParam
+	Order      []string
+	Desc       bool
+	Bounds     []RangeBound
+	Limit      int
+	LimitConst int64
+	Outputs    []int
+}
+
+// EqParam mirrors engine.EqParam.
+type EqParam struct {
+	Column string
+	Param  int
+}
+
+// RangeBound mirrors engine.RangeBound.
+type RangeBound struct {
+	Op     string
+	Params []int
+	Guard  int
 }
 
 // Analyze returns the read set of one parsed statement. The analysis is sound: every table the
@@ -46,8 +71,17 @@ type TableRead struct {
 //     returned, assuming c is T's primary key, which the engine checks.) Not for NATURAL joins,
 //     aliased joins, or tables with column aliases.
 //
-// sqlc named parameters (sqlc.arg, sqlc.narg, sqlc.slice, @name) are rejected: write $n.
+//   - ReadRange(T, spec) when T is the only FROM item and the statement reads one index range
+//     of it (see rangeRead): equalities on parameters, bounds on an order tuple, and with a
+//     LIMIT an ORDER BY on that tuple whose columns are returned, so the engine can take the
+//     far edge of the range from the last row.
+//
+// sqlc named parameters (sqlc.arg, sqlc.narg, @name) are numbered as sqlc numbers them (see
+// bindNamedParams); sqlc.slice is rejected.
 func Analyze(stmt *pg_query.Node) ([]TableRead, error) {
+	if err := bindNamedParams(stmt); err != nil {
+		return nil, err
+	}
 	var tables []*pg_query.RangeVar
 	cteRefs := map[*pg_query.RangeVar]bool{}
 	err := walk(stmt.ProtoReflect(), nil, func(m protoreflect.Message, sc scope) error {
@@ -57,14 +91,6 @@ func Analyze(stmt *pg_query.Node) ([]TableRead, error) {
 				cteRefs[n] = true
 			} else {
 				tables = append(tables, n)
-			}
-		case *pg_query.FuncCall:
-			if name := funcName(n); name == "sqlc.arg" || name == "sqlc.narg" || name == "sqlc.slice" {
-				return fmt.Errorf("%s(...) is not supported: write positional parameters ($1, $2, ...)", name)
-			}
-		case *pg_query.A_Expr:
-			if n.Kind == pg_query.A_Expr_Kind_AEXPR_OP && n.Lexpr == nil && opName(n) == "@" {
-				return fmt.Errorf("named parameter @name is not supported: write positional parameters ($1, $2, ...)")
 			}
 		}
 		return nil
@@ -320,7 +346,9 @@ func (a *selectAnalysis) analyze(narrow map[*pg_query.RangeVar]TableRead) {
 		if it.rv == nil {
 			continue
 		}
-		if col, n, ok := a.paramRead(it); ok {
+		if spec, ok := a.rangeRead(it); ok {
+			narrow[it.rv] = TableRead{Table: it.rv.Relname, Kind: ReadRange, Range: spec}
+		} else if col, n, ok := a.paramRead(it); ok {
 			narrow[it.rv] = TableRead{Table: it.rv.Relname, Kind: ReadParam, Column: col, Param: n}
 		} else if col, k, ok := a.outputRead(it); ok {
 			narrow[it.rv] = TableRead{Table: it.rv.Relname, Kind: ReadOutput, Column: col, Output: k}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // GenerateDir analyses the statements in dir and returns the gofmt'ed Go file.
@@ -62,7 +63,69 @@ func (r TableRead) goLiteral() string {
 		return fmt.Sprintf("{Table: %s, Kind: engine.ReadParam, Column: %s, Param: %d}", t, strconv.Quote(r.Column), r.Param)
 	case ReadOutput:
 		return fmt.Sprintf("{Table: %s, Kind: engine.ReadOutput, Column: %s, Output: %d}", t, strconv.Quote(r.Column), r.Output)
+	case ReadRange:
+		return fmt.Sprintf("{Table: %s, Kind: engine.ReadRange, Range: %s}", t, r.Range.goLiteral())
 	default:
 		return fmt.Sprintf("{Table: %s, Kind: engine.ReadTable}", t)
 	}
+}
+
+func (s *RangeSpec) goLiteral() string {
+	var b strings.Builder
+	b.WriteString("&engine.RangeSpec{")
+	if len(s.Eq) > 0 {
+		b.WriteString("Eq: []engine.EqParam{")
+		for i, e := range s.Eq {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "{Column: %s, Param: %d}", strconv.Quote(e.Column), e.Param)
+		}
+		b.WriteString("}, ")
+	}
+	fmt.Fprintf(&b, "Order: %s", stringsLiteral(s.Order))
+	if s.Desc {
+		b.WriteString(", Desc: true")
+	}
+	if len(s.Bounds) > 0 {
+		b.WriteString(", Bounds: []engine.RangeBound{")
+		for i, bd := range s.Bounds {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "{Op: %s, Params: %s", strconv.Quote(bd.Op), intsLiteral(bd.Params))
+			if bd.Guard > 0 {
+				fmt.Fprintf(&b, ", Guard: %d", bd.Guard)
+			}
+			b.WriteString("}")
+		}
+		b.WriteString("}")
+	}
+	if s.Limit > 0 {
+		fmt.Fprintf(&b, ", Limit: %d", s.Limit)
+	}
+	if s.LimitConst > 0 {
+		fmt.Fprintf(&b, ", LimitConst: %d", s.LimitConst)
+	}
+	if len(s.Outputs) > 0 {
+		fmt.Fprintf(&b, ", Outputs: %s", intsLiteral(s.Outputs))
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+func stringsLiteral(v []string) string {
+	q := make([]string, len(v))
+	for i, s := range v {
+		q[i] = strconv.Quote(s)
+	}
+	return "[]string{" + strings.Join(q, ", ") + "}"
+}
+
+func intsLiteral(v []int) string {
+	q := make([]string, len(v))
+	for i, n := range v {
+		q[i] = strconv.Itoa(n)
+	}
+	return "[]int{" + strings.Join(q, ", ") + "}"
 }

@@ -25,8 +25,13 @@ type Change struct {
 	Xid   uint64
 	// All is set when the change may touch any row (TRUNCATE, or a payload too large to list).
 	All bool
-	// Keys maps each watched column to the distinct values (as text) of the affected rows.
+	// Keys maps each captured column to the distinct values (as text) of the affected rows.
 	Keys map[string][]string
+	// Columns and Rows are the old and new images of the affected rows, restricted to the
+	// captured columns (timestamps as integer microseconds; nil for NULL). Rows is nil when the
+	// statement touched too many rows to list: then only Keys is known.
+	Columns []string
+	Rows    [][]*string
 }
 
 // EventKind says what an Event is.
@@ -209,10 +214,12 @@ func (l *Listener) run(ctx context.Context, conn *pgx.Conn) {
 }
 
 type payload struct {
-	Table string               `json:"t"`
-	Xid   string               `json:"x"`
-	All   bool                 `json:"all"`
-	Keys  map[string][]*string `json:"c"`
+	Table   string               `json:"t"`
+	Xid     string               `json:"x"`
+	All     bool                 `json:"all"`
+	Keys    map[string][]*string `json:"c"`
+	Columns []string             `json:"k"`
+	Rows    [][]*string          `json:"r"`
 }
 
 func parse(s string) (Event, bool) {
@@ -227,7 +234,26 @@ func parse(s string) (Event, bool) {
 	if err != nil {
 		return Event{}, false
 	}
-	c := Change{Table: p.Table, Xid: xid, All: p.All, Keys: make(map[string][]string, len(p.Keys))}
+	c := Change{Table: p.Table, Xid: xid, All: p.All, Keys: make(map[string][]string, max(len(p.Keys), len(p.Columns)))}
+	if len(p.Columns) > 0 {
+		// Row images: the key lookups need the distinct values per column too.
+		for _, row := range p.Rows {
+			if len(row) != len(p.Columns) {
+				return Event{Kind: EventChange, Change: Change{Table: p.Table, Xid: xid, All: true}}, true
+			}
+		}
+		c.Columns, c.Rows = p.Columns, p.Rows
+		for i, col := range p.Columns {
+			seen := map[string]bool{}
+			for _, row := range p.Rows {
+				if v := row[i]; v != nil && !seen[*v] {
+					seen[*v] = true
+					c.Keys[col] = append(c.Keys[col], *v)
+				}
+			}
+		}
+		return Event{Kind: EventChange, Change: c}, true
+	}
 	for col, vals := range p.Keys {
 		out := make([]string, 0, len(vals))
 		for _, v := range vals {

@@ -1,5 +1,6 @@
 -- name: CaptureColumnsList :many
-SELECT table_name::text, watched::text[], primary_key::text[] FROM ripple_capture_columns();
+SELECT table_name::text, watched::text[], primary_key::text[], row_columns::text[], ordered::text[]
+FROM ripple_capture_columns();
 
 -- name: MutationLogGet :one
 SELECT success, result, error_data FROM ripple_mutation_log

@@ -12,13 +12,16 @@ import (
 )
 
 const captureColumnsList = `-- name: CaptureColumnsList :many
-SELECT table_name::text, watched::text[], primary_key::text[] FROM ripple_capture_columns()
+SELECT table_name::text, watched::text[], primary_key::text[], row_columns::text[], ordered::text[]
+FROM ripple_capture_columns()
 `
 
 type CaptureColumnsListRow struct {
 	TableName  string
 	Watched    []string
 	PrimaryKey []string
+	RowColumns []string
+	Ordered    []string
 }
 
 func (q *Queries) CaptureColumnsList(ctx context.Context, db DBTX) ([]CaptureColumnsListRow, error) {
@@ -30,7 +33,13 @@ func (q *Queries) CaptureColumnsList(ctx context.Context, db DBTX) ([]CaptureCol
 	var items []CaptureColumnsListRow
 	for rows.Next() {
 		var i CaptureColumnsListRow
-		if err := rows.Scan(&i.TableName, &i.Watched, &i.PrimaryKey); err != nil {
+		if err := rows.Scan(
+			&i.TableName,
+			&i.Watched,
+			&i.PrimaryKey,
+			&i.RowColumns,
+			&i.Ordered,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestAnalyzeRanges(t *testing.T) {
+	t.Parallel()
+	desc2 := []string{"created_at", "id"}
+	tests := []struct {
+		name string
+		sql  string
+		want []TableRead
+	}{
+		{"keyset page, guarded bounds, limit param",
+			`SELECT id, sender_id, conversation_id, body, created_at FROM messages
+			 WHERE conversation_id = $1
+			   AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::bigint))
+			   AND ($4::timestamptz IS NULL OR (created_at, id) >= ($4::timestamptz, $5::bigint))
+			 ORDER BY created_at DESC, id DESC LIMIT $6`,
+			[]TableRead{rng("messages", &RangeSpec{Eq: []EqParam{{"conversation_id", 1}}, Order: desc2, Desc: true,
+				Bounds: []RangeBound{{Op: "<", Params: []int{2, 3}, Guard: 2}, {Op: ">=", Params: []int{4, 5}, Guard: 4}},
+				Limit: 6, Outputs: []int{4, 0}})}},
+		{"constant limit, ascending, reversed bound",
+			`SELECT m.id FROM messages m WHERE m.conversation_id = $1 AND $2 < m.id ORDER BY m.id LIMIT 50`,
+			[]TableRead{rng("messages", &RangeSpec{Eq: []EqParam{{"conversation_id", 1}}, Order: []string{"id"},
+				Bounds: []RangeBound{{Op: ">", Params: []int{2}}}, LimitConst: 50, Outputs: []int{0}})}},
+		{"first page: limit without bounds",
+			`SELECT id, created_at FROM messages WHERE conversation_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`,
+			[]TableRead{rng("messages", &RangeSpec{Eq: []EqParam{{"conversation_id", 1}}, Order: desc2, Desc: true,
+				Limit: 2, Outputs: []int{1, 0}})}},
+		{"order column not returned: bounds only",
+			`SELECT body FROM messages WHERE conversation_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`,
+			[]TableRead{rng("messages", &RangeSpec{Eq: []EqParam{{"conversation_id", 1}}, Order: []string{"id"}, Desc: true,
+				Bounds: []RangeBound{{Op: "<", Params: []int{2}}}})}},
+		{"bound on a prefix of the order", `SELECT id, created_at FROM messages WHERE created_at <= $1 ORDER BY created_at, id LIMIT 5`,
+			[]TableRead{rng("messages", &RangeSpec{Order: desc2, Bounds: []RangeBound{{Op: "<=", Params: []int{1}}},
+				LimitConst: 5, Outputs: []int{1, 0}})}},
+		{"bound not on the order: ignored", `SELECT id FROM messages WHERE conversation_id = $1 AND sender_id > $2 ORDER BY id LIMIT 5`,
+			[]TableRead{rng("messages", &RangeSpec{Eq: []EqParam{{"conversation_id", 1}}, Order: []string{"id"}, LimitConst: 5, Outputs: []int{0}})}},
+		{"no limit: count in a range", `SELECT count(*) FROM messages WHERE conversation_id = $1 AND id > $2`,
+			[]TableRead{rng("messages", &RangeSpec{Eq: []EqParam{{"conversation_id", 1}}, Order: []string{"id"},
+				Bounds: []RangeBound{{Op: ">", Params: []int{2}}}})}},
+		{"mixed directions", `SELECT id FROM messages WHERE conversation_id = $1 ORDER BY created_at DESC, id LIMIT 5`,
+			[]TableRead{prm("messages", "conversation_id", 1)}},
+		{"offset", `SELECT id FROM messages WHERE conversation_id = $1 AND id > $2 ORDER BY id LIMIT 5 OFFSET 5`,
+			[]TableRead{prm("messages", "conversation_id", 1)}},
+		{"window function sees past the limit", `SELECT id, count(*) OVER () FROM messages WHERE conversation_id = $1 ORDER BY id LIMIT 5`,
+			[]TableRead{prm("messages", "conversation_id", 1)}},
+		{"distinct", `SELECT DISTINCT id FROM messages WHERE conversation_id = $1 ORDER BY id LIMIT 5`,
+			[]TableRead{prm("messages", "conversation_id", 1)}},
+		{"group by", `SELECT id FROM messages WHERE conversation_id = $1 GROUP BY id ORDER BY id LIMIT 5`,
+			[]TableRead{prm("messages", "conversation_id", 1)}},
+		{"expression order", `SELECT id FROM messages WHERE conversation_id = $1 ORDER BY id + 1 LIMIT 5`,
+			[]TableRead{prm("messages", "conversation_id", 1)}},
+		{"limit expression", `SELECT id FROM messages WHERE conversation_id = $1 ORDER BY id LIMIT $2 + 1`,
+			[]TableRead{prm("messages", "conversation_id", 1)}},
+		{"with ties", `SELECT id FROM messages WHERE conversation_id = $1 ORDER BY id FETCH FIRST 5 ROWS WITH TIES`,
+			[]TableRead{prm("messages", "conversation_id", 1)}},
+		{"join: no range", `SELECT m.id FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.conversation_id = $1 AND m.id < $2 ORDER BY m.id LIMIT 5`,
+			[]TableRead{prm("messages", "conversation_id", 1), tbl("users")}},
+		{"unguarded or", `SELECT id FROM messages WHERE conversation_id = $1 AND (id < $2 OR id > $3) ORDER BY id LIMIT 5`,
+			[]TableRead{rng("messages", &RangeSpec{Eq: []EqParam{{"conversation_id", 1}}, Order: []string{"id"}, LimitConst: 5, Outputs: []int{0}})}},
+		{"bound on a constant", `SELECT id FROM messages WHERE conversation_id = $1 AND id < 10 ORDER BY id DESC`,
+			[]TableRead{prm("messages", "conversation_id", 1)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := analyzeSQL(t, tt.sql)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Analyze(%s)\n got %s\nwant %s", tt.sql, show(got), show(tt.want))
+			}
+		})
+	}
+}
+
+func show(reads []TableRead) string {
+	s := ""
+	for _, r := range reads {
+		s += r.goLiteral() + " "
+	}
+	return s
+}
+
+func TestAnalyzeNamedParams(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		sql  string
+		want []TableRead
+	}{
+		{`SELECT id FROM users WHERE id = sqlc.arg(id)`, []TableRead{prm("users", "id", 1)}},
+		{`SELECT id FROM users WHERE email = @email AND id = sqlc.narg('id')::bigint`, []TableRead{prm("users", "email", 1)}},
+		{`SELECT id FROM users WHERE id = @id::bigint`, []TableRead{prm("users", "id", 1)}},
+		{`SELECT id, created_at FROM messages WHERE conversation_id = @conversation_id
+		   AND (sqlc.narg(before_at)::timestamptz IS NULL OR (created_at, id) < (sqlc.narg(before_at)::timestamptz, @before_id::bigint))
+		   ORDER BY created_at DESC, id DESC LIMIT @max_rows`,
+			[]TableRead{rng("messages", &RangeSpec{Eq: []EqParam{{"conversation_id", 1}}, Order: []string{"created_at", "id"}, Desc: true,
+				Bounds: []RangeBound{{Op: "<", Params: []int{2, 3}, Guard: 2}}, Limit: 4, Outputs: []int{1, 0}})}},
+	}
+	for _, tt := range tests {
+		got, err := analyzeSQL(t, tt.sql)
+		if err != nil {
+			t.Fatalf("Analyze(%s): %v", tt.sql, err)
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("Analyze(%s)\n got %s\nwant %s", tt.sql, show(got), show(tt.want))
+		}
+	}
+}
