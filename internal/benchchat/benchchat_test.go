@@ -1,0 +1,174 @@
+package benchchat_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/engine/embedding"
+	"github.com/ripplehq/ripple/functions"
+	"github.com/ripplehq/ripple/internal/benchchat"
+	"github.com/ripplehq/ripple/internal/testdb"
+)
+
+// inProcessServer wires the chat server the way `ripple serve` does (accounts, the chat's
+// functions, River jobs with the local embedding provider, the same routes) on a fresh test
+// schema per scenario, in this process: building the binary inside `go test` would be slow and
+// fragile on a busy machine. Its Postgres backends carry the schema as application_name.
+func inProcessServer(t *testing.T) benchchat.Launcher {
+	return func(ctx context.Context) (*benchchat.Server, error) {
+		db := testdb.NewSchema(t)
+		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+		accounts, err := engine.NewAuthService(db.Pool, &engine.AuthConfig{Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		if err := accounts.Start(ctx); err != nil {
+			return nil, err
+		}
+		embedder, err := embedding.New(embedding.ConfigFromEnv(func(string) string { return "" }))
+		if err != nil {
+			return nil, err
+		}
+		reg := engine.NewRegistry()
+		functions.Register(reg, &functions.Deps{Embedder: embedder})
+		eng, err := engine.New(db.Pool, reg, &engine.Config{Schema: db.Schema, Logger: logger, Auth: accounts.Authenticator(),
+			Housekeeping: []func(context.Context) error{accounts.Prune}})
+		if err != nil {
+			return nil, err
+		}
+		if err := eng.Start(ctx); err != nil {
+			return nil, err
+		}
+		mux := http.NewServeMux()
+		accounts.Routes(mux)
+		api := eng.Handler()
+		mux.Handle("/api/", api)
+		mux.Handle("GET /healthz", api)
+		mux.Handle("GET /readyz", api)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			_ = eng.Stop(ctx)
+			return nil, err
+		}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		served := make(chan struct{})
+		go func() { defer close(served); _ = srv.Serve(ln) }()
+		return &benchchat.Server{
+			URL: "http://" + ln.Addr().String(), PID: os.Getpid(), AppName: db.Schema,
+			Stop: func(ctx context.Context) error {
+				err := srv.Close()
+				<-served
+				if serr := eng.Stop(ctx); serr != nil {
+					err = errors.Join(err, serr)
+				}
+				return err
+			},
+		}, nil
+	}
+}
+
+// TestScenarios runs a tiny version of every scenario end to end against a real server and
+// checks what must hold whatever the machine's speed: every message is committed and delivered
+// where it should be, counts add up, percentiles are ordered, the transition chains are intact,
+// and the JSON report says the same as the returned one.
+func TestScenarios(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	jsonPath := filepath.Join(t.TempDir(), "bench.json")
+	cfg := &benchchat.Config{
+		DatabaseURL: testdb.URL(),
+		Launch:      inProcessServer(t),
+		PageSize:    5,
+		// Generous: on a loaded machine under -race a delivery may take seconds; nothing here
+		// asserts a duration.
+		DrainTimeout: 60 * time.Second,
+		Latency:      benchchat.LatencyOpts{Rate: 50, Messages: 12, History: 23},
+		// A bar nothing misses, so every step runs and passes.
+		Knee:       benchchat.KneeOpts{Pairs: 2, Rates: []float64{20, 40}, Step: 300 * time.Millisecond, MaxP99: time.Hour},
+		Idle:       benchchat.IdleOpts{Counts: []int{0, 6}, Accounts: 4, Rate: 50, Messages: 6, Quiet: 100 * time.Millisecond},
+		Devices:    benchchat.DevicesOpts{Counts: []int{3, 7}, Writes: 2, StatsSettle: 200 * time.Millisecond},
+		Throughput: benchchat.ThroughputOpts{Clients: 10, Pairs: 2, IdleAccounts: 2, Duration: 500 * time.Millisecond, MaxMessages: 40},
+		JSONPath:   jsonPath,
+	}
+	var out strings.Builder
+	cfg.Out = &out
+	rep, err := benchchat.Run(ctx, cfg)
+	require.NoError(t, err, out.String())
+	t.Log(out.String())
+
+	by := map[string][]benchchat.Result{}
+	for _, r := range rep.Results {
+		by[r.Scenario] = append(by[r.Scenario], r)
+		require.Positive(t, r.Expected, r.Name)
+		require.Equal(t, r.Expected, r.Delivered, "%s: every delivery observed", r.Name)
+		require.Equal(t, r.Messages, r.Committed, "%s: every send committed", r.Name)
+		require.Zero(t, r.ProtocolErrors, r.Name)
+		l := r.Latency
+		require.True(t, 0 < l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max, "%s: percentiles ordered: %+v", r.Name, l)
+		require.NotNil(t, r.ServerCPUMsPerMsg, "%s: server CPU measured", r.Name)
+		require.NotNil(t, r.PostgresCPUMsPerMsg, "%s: Postgres CPU measured", r.Name)
+		require.Positive(t, r.ServerRSSBytes, r.Name)
+	}
+
+	lat := by["latency"]
+	require.Len(t, lat, 2)
+	for _, r := range lat {
+		require.Equal(t, 12, r.Messages)
+		require.Equal(t, 12, r.Expected)
+		require.Equal(t, 2, r.Clients)
+	}
+	// 23 messages at 5 a page: the receiver scrolled through 5 pages.
+	require.EqualValues(t, 5, lat[1].Extra["receiverPagesLoaded"])
+
+	knee := by["knee"]
+	require.Len(t, knee, 2)
+	for i, r := range knee {
+		require.NotNil(t, r.Pass)
+		require.True(t, *r.Pass)
+		require.Equal(t, 4, r.Clients)
+		require.Equal(t, []int{6, 12}[i], r.Messages) // rate × step
+	}
+	require.Equal(t, 40.0, rep.KneeMsgPerSec)
+
+	idle := by["idle"]
+	require.Len(t, idle, 2)
+	require.Equal(t, 2, idle[0].Clients)
+	require.Equal(t, 8, idle[1].Clients)
+	require.Nil(t, idle[0].RSSPerClientBytes, "no per-client figure without added clients")
+	require.NotNil(t, idle[1].RSSPerClientBytes)
+	require.NotNil(t, idle[1].IdleServerCPUPercent)
+
+	dev := by["devices"]
+	require.Len(t, dev, 2)
+	for i, n := range []int{3, 7} {
+		require.Equal(t, 2, dev[i].Messages)
+		require.Equal(t, 2*n, dev[i].Expected, "each write reaches each device once")
+		require.Equal(t, n+1, dev[i].Clients)
+		require.Len(t, dev[i].Extra["lastDeviceMsPerWrite"], 2)
+	}
+
+	tp := by["throughput"]
+	require.Len(t, tp, 1)
+	require.Equal(t, 10, tp[0].Clients)
+	require.Positive(t, tp[0].SendsPerSec)
+	require.LessOrEqual(t, tp[0].Messages, 40)
+
+	raw, err := os.ReadFile(jsonPath)
+	require.NoError(t, err)
+	var fromFile benchchat.Report
+	require.NoError(t, json.Unmarshal(raw, &fromFile))
+	require.Len(t, fromFile.Results, len(rep.Results))
+	require.Equal(t, rep.KneeMsgPerSec, fromFile.KneeMsgPerSec)
+}
