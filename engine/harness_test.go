@@ -37,6 +37,16 @@ SELECT id, body FROM messages WHERE conversation_id = $1 ORDER BY created_at DES
 	sqlWithConversation = `-- name: TestMessageWithConversation :many
 SELECT c.id, coalesce(to_char(c.last_message_time, 'HH24:MI:SS.US'), '-'), m.id, m.body FROM messages m JOIN conversations c ON c.id = m.conversation_id
 WHERE m.conversation_id = $1 ORDER BY m.id`
+	// Index-range reads, in the shapes readsetgen recognises (their specs below are what it
+	// generates for this SQL).
+	sqlPageBefore = `-- name: TestMessagePageBefore :many
+SELECT id, body, created_at FROM messages
+WHERE conversation_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::bigint))
+ORDER BY created_at DESC, id DESC LIMIT $4`
+	sqlPageAfter = `-- name: TestMessagePageAfter :many
+SELECT id, body FROM messages WHERE conversation_id = $1 AND id > $2 ORDER BY id LIMIT $3`
+	sqlWindowCount = `-- name: TestMessageWindowCount :one
+SELECT count(*) FROM messages WHERE conversation_id = $1 AND id >= $2 AND id <= $3`
 )
 
 var testReadSpecs = map[string]engine.ReadSpec{
@@ -47,6 +57,28 @@ var testReadSpecs = map[string]engine.ReadSpec{
 		{Table: "conversations", Kind: engine.ReadOutput, Column: "id", Output: 0},
 	}},
 	"TestMessageCount": {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
+	"TestMessagePageBefore": {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadRange, Range: &engine.RangeSpec{
+		Eq: []engine.EqParam{{Column: "conversation_id", Param: 1}}, Order: []string{"created_at", "id"}, Desc: true,
+		Bounds: []engine.RangeBound{{Op: "<", Params: []int{2, 3}, Guard: 2}}, Limit: 4, Outputs: []int{2, 0}}}}},
+	"TestMessagePageAfter": {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadRange, Range: &engine.RangeSpec{
+		Eq: []engine.EqParam{{Column: "conversation_id", Param: 1}}, Order: []string{"id"},
+		Bounds: []engine.RangeBound{{Op: ">", Params: []int{2}}}, Limit: 3, Outputs: []int{0}}}}},
+	"TestMessageWindowCount": {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadRange, Range: &engine.RangeSpec{
+		Eq: []engine.EqParam{{Column: "conversation_id", Param: 1}}, Order: []string{"id"},
+		Bounds: []engine.RangeBound{{Op: ">=", Params: []int{2}}, {Op: "<=", Params: []int{3}}}}}}},
+}
+
+// pageArgs select one range of a conversation: messages:pageBefore takes the newest Limit
+// messages before (BeforeAt, BeforeID) (all when BeforeAt is empty), messages:pageAfter the
+// first Limit with an id above AfterID, messages:windowCount counts ids in [FromID, ToID].
+type pageArgs struct {
+	ConversationID string `json:"conversationId"`
+	BeforeAt       string `json:"beforeAt,omitempty"`
+	BeforeID       int64  `json:"beforeId,omitempty"`
+	AfterID        int64  `json:"afterId,omitempty"`
+	FromID         int64  `json:"fromId,omitempty"`
+	ToID           int64  `json:"toId,omitempty"`
+	Limit          int    `json:"limit,omitempty"`
 }
 
 type convArgs struct {
@@ -117,6 +149,45 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 			return nil, err
 		}
 		return out, nil
+	}, nil)
+	engine.AddQuery(reg, "messages:pageBefore", func(ctx *engine.QueryCtx, args pageArgs) ([]message, error) {
+		var before *time.Time
+		if args.BeforeAt != "" {
+			at, err := time.Parse(time.RFC3339Nano, args.BeforeAt)
+			if err != nil {
+				return nil, engine.InvalidArgument("beforeAt: %v", err)
+			}
+			before = &at
+		}
+		rows, err := ctx.DB().Query(ctx, sqlPageBefore, mustInt(args.ConversationID), before, args.BeforeID, args.Limit)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		out := []message{}
+		for rows.Next() {
+			var m message
+			var id int64
+			var at time.Time
+			if err := rows.Scan(&id, &m.Body, &at); err != nil {
+				return nil, err
+			}
+			m.ID = strconv.FormatInt(id, 10)
+			out = append(out, m)
+		}
+		return out, rows.Err()
+	}, nil)
+	engine.AddQuery(reg, "messages:pageAfter", func(ctx *engine.QueryCtx, args pageArgs) ([]message, error) {
+		rows, err := ctx.DB().Query(ctx, sqlPageAfter, mustInt(args.ConversationID), args.AfterID, args.Limit)
+		if err != nil {
+			return nil, err
+		}
+		return scanMessages(rows)
+	}, nil)
+	engine.AddQuery(reg, "messages:windowCount", func(ctx *engine.QueryCtx, args pageArgs) (int64, error) {
+		var n int64
+		err := ctx.DB().QueryRow(ctx, sqlWindowCount, mustInt(args.ConversationID), args.FromID, args.ToID).Scan(&n)
+		return n, err
 	}, nil)
 	engine.AddMutation(reg, "test:noop", func(ctx *engine.MutationCtx, _ struct{}) (bool, error) { return true, nil }, nil)
 	engine.AddQuery(reg, "messages:total", func(ctx *engine.QueryCtx, _ struct{}) (int64, error) {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"reflect"
 	"slices"
@@ -79,7 +80,7 @@ type rangeRead struct {
 }
 
 func (r rangeRead) String() string {
-	show := func(b bound, open, closed, inf string) string {
+	show := func(b bound, inf, open, closed string, suffix bool) string {
 		if b.inf {
 			return inf
 		}
@@ -87,15 +88,17 @@ func (r rangeRead) String() string {
 		for i, v := range b.vals {
 			parts[i] = strconv.FormatInt(v, 10)
 		}
-		s := strings.Join(parts, ",")
+		mark := open
 		if b.incl {
-			return closed + s
+			mark = closed
 		}
-		return open + s
+		if suffix {
+			return strings.Join(parts, ",") + mark
+		}
+		return mark + strings.Join(parts, ",")
 	}
-	return r.shape.table + "[" + r.shape.eq + "=" + strings.ReplaceAll(r.eqVals, "\x00", ",") + "]" +
-		"(" + r.shape.order + ") in " + show(r.lo, "(", "[", "(-inf") + " .. " +
-		strings.NewReplacer("(", ")", "[", "]").Replace(show(r.hi, "(", "[", "(+inf"))
+	return fmt.Sprintf("%s[%s=%s](%s) in %s .. %s", r.shape.table, r.shape.eq, strings.ReplaceAll(r.eqVals, "\x00", ","),
+		r.shape.order, show(r.lo, "(-inf", "(", "[", false), show(r.hi, "+inf)", ")", "]", true))
 }
 
 // aboveLo reports whether p is not below lo.
