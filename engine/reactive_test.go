@@ -80,9 +80,7 @@ func TestNoMissedUpdateRandomized(t *testing.T) {
 			require.NoError(t, err)
 		}
 	}
-	for _, c := range clients {
-		c.settle()
-	}
+	settleAll(clients)
 
 	for _, s := range subs {
 		var fresh any
@@ -294,9 +292,7 @@ func TestNoMissedUpdateRandomizedRanges(t *testing.T) {
 
 	check := func() {
 		t.Helper()
-		for _, c := range clients {
-			c.settle()
-		}
+		settleAll(clients)
 		for _, s := range subs {
 			var fresh any
 			require.NoError(t, b.engine.Call(ctx, s.path, s.args, engine.Identity{}, &fresh))
@@ -341,4 +337,15 @@ func TestNoMissedUpdateRandomizedRanges(t *testing.T) {
 	changed := after.ChangedReruns - before.ChangedReruns
 	t.Logf("range subscriptions=%d writes=300 reruns=%d changed=%d precision=%.2f (per-key read sets would re-run every subscription of the conversation on every write)",
 		len(subs), reruns, changed, float64(changed)/float64(max(reruns, 1)))
+}
+
+// settleAll settles every client twice: the first round makes sure every mutation a client sent
+// has committed, the second that every client has seen the transitions covering all of them
+// (one round would let a client settle before another's last mutation committed).
+func settleAll(clients []*syncClient) {
+	for range 2 {
+		for _, c := range clients {
+			c.settle()
+		}
+	}
 }

@@ -63,6 +63,9 @@ type reactor struct {
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
+	// pending holds the sessions with query-set or identity work for the next batch, so a batch
+	// costs nothing per connected session that has none.
+	pending  map[*session]struct{}
 	closed   []*session // removed sessions whose subscriptions are still indexed
 	resetAll bool
 	waiters  []syncWaiter
@@ -106,6 +109,7 @@ func newReactor(e *Engine, listener *changefeed.Listener) *reactor {
 		done:       make(chan struct{}),
 		markerID:   newRequestID(),
 		sessions:   map[*session]struct{}{},
+		pending:    map[*session]struct{}{},
 		byKey:      map[readKey]map[*subscription]struct{}{},
 		byTable:    map[string]map[*subscription]struct{}{},
 		ranges:     rangeTables{},
@@ -132,6 +136,15 @@ func (r *reactor) resumeRetries() {
 	}
 }
 
+// markPending queues a session's new query-set or identity work for the next batch. Callers
+// update session.pending first (under the session's lock, not held here).
+func (r *reactor) markPending(s *session) {
+	r.mu.Lock()
+	r.pending[s] = struct{}{}
+	r.mu.Unlock()
+	r.poke()
+}
+
 func (r *reactor) poke() {
 	select {
 	case r.wake <- struct{}{}:
@@ -146,8 +159,10 @@ func (r *reactor) addSession(s *session) {
 }
 
 func (r *reactor) removeSession(s *session) {
+	s.gone.Store(true)
 	r.mu.Lock()
 	delete(r.sessions, s)
+	delete(r.pending, s)
 	r.closed = append(r.closed, s)
 	r.mu.Unlock()
 	r.poke()
@@ -348,15 +363,7 @@ func (r *reactor) needsBatch() bool {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.resetAll || len(r.waiters) > 0 {
-		return true
-	}
-	for s := range r.sessions {
-		if s.hasPending() {
-			return true
-		}
-	}
-	return false
+	return r.resetAll || len(r.waiters) > 0 || len(r.pending) > 0
 }
 
 func (r *reactor) unindex(sub *subscription) {
@@ -505,27 +512,45 @@ wait:
 	}
 	r.changes = kept
 
-	// Take the sessions' pending work as of now.
+	// Take the pending work of the sessions that have some, as of now. Sessions reached only
+	// through invalidated subscriptions get their work on first use (workFor).
 	r.mu.Lock()
 	resetAll := r.resetAll
 	r.resetAll = false
-	work := map[*session]*sessionWork{}
-	for s := range r.sessions {
-		p, identity := s.takePending()
-		w := &sessionWork{session: s, pending: p, identity: identity}
-		if p.any() {
-			w.needed = true
+	withPending := r.pending
+	r.pending = map[*session]struct{}{}
+	if resetAll {
+		for s := range r.sessions {
+			withPending[s] = struct{}{}
 		}
-		work[s] = w
 	}
 	r.mu.Unlock()
+	work := map[*session]*sessionWork{}
+	// workFor is the batch's work for a session with nothing pending of its own, or nil when
+	// there is no session (an HTTP caller's waiter) or it has gone.
+	workFor := func(s *session) *sessionWork {
+		if w := work[s]; w != nil || s == nil || s.gone.Load() {
+			return w
+		}
+		w := &sessionWork{session: s, pending: emptyPending(), identity: s.queryIdentity}
+		w.parked = s.behind()
+		work[s] = w
+		return w
+	}
+	for s := range withPending {
+		if s.gone.Load() {
+			continue
+		}
+		p, identity := s.takePending()
+		work[s] = &sessionWork{session: s, pending: p, identity: identity, needed: p.any()}
+	}
 	for _, wt := range waiters {
-		if w := work[wt.session]; w != nil {
+		if w := workFor(wt.session); w != nil {
 			w.needed = true
 		}
 	}
 	for sess, prev := range r.carry {
-		if w := work[sess]; w != nil {
+		if w := workFor(sess); w != nil {
 			w.merge(prev)
 		}
 	}
@@ -548,6 +573,10 @@ wait:
 	}()
 
 	for _, w := range work {
+		if _, took := withPending[w.session]; !took {
+			w.parked = w.session.behind() && !w.needed
+			continue
+		}
 		s := w.session
 		for _, qid := range w.pending.removes {
 			if sub := s.subs[qid]; sub != nil {
@@ -577,7 +606,7 @@ wait:
 		w.parked = s.behind() && !w.needed
 	}
 	for sub := range r.slow {
-		if w := work[sub.session]; w != nil && !w.parked {
+		if w := workFor(sub.session); w != nil && !w.parked {
 			delete(r.slow, sub)
 			r.dirty[sub] = struct{}{}
 		}
@@ -589,7 +618,7 @@ wait:
 	groups := map[runKey][]*subscription{}
 	var order []runKey
 	for sub := range r.dirty {
-		w := work[sub.session]
+		w := workFor(sub.session)
 		if w == nil { // the session is gone
 			delete(r.dirty, sub)
 			r.unindex(sub)

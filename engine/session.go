@@ -24,6 +24,7 @@ type session struct {
 
 	sendMu    sync.Mutex  // keeps a message's frames together in out
 	failed    atomic.Bool // a FatalError was sent: read nothing more
+	gone      atomic.Bool // removed from the reactor: no more transitions
 	mutations chan *clientMessage
 	actions   chan struct{} // semaphore
 
@@ -59,12 +60,6 @@ func (p *sessionPending) any() bool {
 }
 
 func emptyPending() sessionPending { return sessionPending{querySet: -1, identityVersion: -1} }
-
-func (s *session) hasPending() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pending.any()
-}
 
 func (s *session) takePending() (sessionPending, Identity) {
 	s.mu.Lock()
@@ -336,6 +331,15 @@ func (s *session) readLoop() error {
 }
 
 func (s *session) modifyQuerySet(msg *clientMessage) error {
+	if err := s.applyQuerySet(msg); err != nil {
+		return err
+	}
+	s.e.reactor.markPending(s)
+	return nil
+}
+
+// applyQuerySet records a ModifyQuerySet for the reactor's next batch.
+func (s *session) applyQuerySet(msg *clientMessage) error {
 	if msg.BaseVersion == nil || msg.NewVersion == nil {
 		return errors.New("ModifyQuerySet needs baseVersion and newVersion")
 	}
@@ -382,7 +386,6 @@ func (s *session) modifyQuerySet(msg *clientMessage) error {
 	}
 	s.querySetVersion = *msg.NewVersion
 	s.pending.querySet = *msg.NewVersion
-	s.e.reactor.poke()
 	return nil
 }
 
@@ -410,7 +413,7 @@ func (s *session) authenticate(msg *clientMessage) {
 	s.pending.identityChanged = true
 	s.pending.identityVersion = s.identityVersion
 	s.mu.Unlock()
-	s.e.reactor.poke()
+	s.e.reactor.markPending(s)
 }
 
 // expireIdentity ends an identity whose token expired without being replaced: nothing more
@@ -428,6 +431,7 @@ func (s *session) expireIdentity(version int64) {
 	if !current {
 		return
 	}
+	s.e.reactor.markPending(s)
 	s.send(authErrorMsg{Type: "AuthError", Error: "the access token expired", BaseVersion: version - 1, AuthUpdateAttempted: false})
 	s.closeAfterFlush()
 }
