@@ -49,8 +49,11 @@ type Result struct {
 	Committed int `json:"committed"`
 	Delivered int `json:"delivered"`
 	// Expected is how many deliveries the phase waited for.
-	Expected    int         `json:"expected"`
-	Latency     Percentiles `json:"latency"`
+	Expected int         `json:"expected"`
+	Latency  Percentiles `json:"latency"`
+	// AckLatency runs from the Mutation frame to the sender's MutationResponse, which the
+	// server sends just before the transition that shows the sender its own write.
+	AckLatency  Percentiles `json:"ackLatency"`
 	DurationSec float64     `json:"durationSec"`
 	// SendsPerSec is committed sends per second of the phase's send window.
 	SendsPerSec float64 `json:"sendsPerSec,omitempty"`
@@ -113,6 +116,7 @@ func printResult(w io.Writer, r *Result) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
+	fmt.Fprintf(w, "  ack ms (sender's MutationResponse): p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.AckLatency.P50, r.AckLatency.P90, r.AckLatency.P99, r.AckLatency.Max)
 	fmt.Fprintf(w, "  cpu ms/msg: server %s, postgres %s;  server rss %.1f MiB, per client %s\n",
 		fmtOpt(r.ServerCPUMsPerMsg, "%.3f"), fmtOpt(r.PostgresCPUMsPerMsg, "%.3f"),
 		float64(r.ServerRSSBytes)/(1<<20), fmtOpt(kib(r.RSSPerClientBytes), "%.1f KiB"))

@@ -21,6 +21,7 @@ type tracker struct {
 	sentAt   []atomic.Int64 // monotonic ns since start, +1 (0: not sent)
 	latency  []atomic.Int64 // ns, +1 (0: not delivered)
 	receiver []atomic.Int32 // client id that must see it, +1; for multi trackers, unused
+	ack      []atomic.Int64 // ns from send to the sender's MutationResponse, +1
 
 	// multi: every client of the receiving account counts (devices); seen per (client, seq).
 	multi     bool
@@ -43,6 +44,7 @@ func newTracker(tag string, n int) *tracker {
 	return &tracker{
 		prefix: "bench " + tag + " #", start: time.Now(), n: n,
 		sentAt: make([]atomic.Int64, n), latency: make([]atomic.Int64, n), receiver: make([]atomic.Int32, n),
+		ack: make([]atomic.Int64, n),
 		all: make(chan struct{}),
 	}
 }
@@ -65,7 +67,8 @@ func (t *tracker) send(ctx context.Context, c *client, seq int, receiver *client
 		t.receiver[seq].Store(int32(receiver.id) + 1)
 	}
 	body := t.body(seq)
-	t.sentAt[seq].Store(int64(time.Since(t.start)) + 1)
+	sent := time.Since(t.start)
+	t.sentAt[seq].Store(int64(sent) + 1)
 	ch, err := c.send(ctx, body)
 	if err != nil {
 		t.fail(err.Error())
@@ -75,6 +78,7 @@ func (t *tracker) send(ctx context.Context, c *client, seq int, receiver *client
 	go func() {
 		r := <-ch
 		if r.ok {
+			t.ack[seq].Store(int64(r.at.Sub(t.start)-sent) + 1)
 			t.committed.Add(1)
 		} else {
 			t.fail(r.errMsg)
@@ -189,6 +193,13 @@ func (t *tracker) fill(r *Result) {
 	r.Delivered = int(t.delivered.Load())
 	r.Expected = int(t.expected.Load())
 	r.Latency = percentiles(t.latencies())
+	var acks []time.Duration
+	for i := range t.ack {
+		if v := t.ack[i].Load(); v > 0 {
+			acks = append(acks, time.Duration(v-1))
+		}
+	}
+	r.AckLatency = percentiles(acks)
 	if f := t.failed.Load(); f > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d sends failed; first: %s", f, *t.firstErr.Load()))
 	}
