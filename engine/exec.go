@@ -109,40 +109,55 @@ type snapshotTx struct {
 	statementTimeout time.Duration
 }
 
-// runQueryInTx runs a query inside a snapshot (shared by a batch) under a savepoint, so one
-// failing query does not abort the others.
+// errSnapshotAborted is the result of a query whose SQL error aborted the shared snapshot: the
+// batch is run again, with that query under a savepoint of its own.
+var errSnapshotAborted = errors.New("the query aborted the shared snapshot")
+
+// runQueryInTx runs a query inside a snapshot shared by a batch.
+//
+// Queries run without a savepoint: a read-only query leaves nothing to undo, and a savepoint
+// pair per query was a third of a batch's round trips. The rare query that fails in SQL (a
+// timeout, a bad cast) aborts the shared transaction; it then returns errSnapshotAborted and
+// the caller re-runs the batch with that query isolated under a savepoint, where its error
+// is its own. A statement that changes settings (SET, set_config) starts a savepoint first,
+// rolled back when the query ends, so its settings never reach the next query.
 //
 // The query's time limit is enforced without ever cancelling the shared connection (pgx closes
 // a connection whose context ends mid-statement): Postgres bounds each statement with
 // statement_timeout, and the tracking DB refuses to start a statement once the query's budget
 // is spent.
-func (e *Engine) runQueryInTx(ctx context.Context, snap *snapshotTx, fn *function, args any, identity Identity, journal string) callResult {
+func (e *Engine) runQueryInTx(ctx context.Context, snap *snapshotTx, fn *function, args any, identity Identity, journal string, isolate bool) callResult {
 	ctx = context.WithoutCancel(ctx)
 	base := e.newBaseCtx(ctx, fn.path, identity)
 	timeout := e.timeoutFor(fn)
 
-	// Set outside the savepoint, so a failed query's rollback does not undo it.
+	// Set outside any savepoint, so a rollback to it does not undo it.
 	if snap.statementTimeout != timeout {
 		if _, err := snap.tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", strconv.FormatInt(timeout.Milliseconds(), 10)); err != nil {
 			return callResult{err: err, requestID: base.requestID, reads: &ReadSet{all: true}}
 		}
 		snap.statementTimeout = timeout
 	}
-	sp, err := snap.tx.Begin(ctx)
-	if err != nil {
-		return callResult{err: err, requestID: base.requestID, reads: &ReadSet{all: true}}
+	db := &trackingDB{tx: snap.tx, reg: e.registry, catalog: e.catalog(), reads: newReadSet(), deadline: time.Now().Add(timeout)}
+	if isolate {
+		if err := db.beginSavepoint(ctx); err != nil {
+			return callResult{err: err, requestID: base.requestID, reads: &ReadSet{all: true}}
+		}
 	}
-	qctx := &QueryCtx{baseCtx: base, journal: journal, db: &trackingDB{tx: sp, reg: e.registry, catalog: e.catalog(), reads: newReadSet(), deadline: time.Now().Add(timeout)}}
+	qctx := &QueryCtx{baseCtx: base, journal: journal, db: db}
 	value, callErr := invoke(func() (any, error) { return fn.query(qctx, args) })
-	if callErr != nil {
-		_ = sp.Rollback(ctx)
-	} else if err := sp.Commit(ctx); err != nil {
-		callErr = err
+	if db.savepoint != nil {
+		// Read-only: a rollback only undoes settings (and a failed statement's abort).
+		if err := db.savepoint.Rollback(ctx); err != nil && callErr == nil {
+			callErr = err
+		}
+	} else if snap.tx.Conn().PgConn().TxStatus() == 'E' {
+		return callResult{err: errSnapshotAborted, requestID: base.requestID, reads: &ReadSet{all: true}}
 	}
 	res := e.finish(&base, fn, value, callErr)
-	qctx.db.finishPending()
-	qctx.db.reads.compact()
-	res.reads = qctx.db.reads
+	db.finishPending()
+	db.reads.compact()
+	res.reads = db.reads
 	res.journal = qctx.journal
 	return res
 }
@@ -154,7 +169,7 @@ func (e *Engine) runQuery(ctx context.Context, fn *function, args any, identity 
 		return callResult{err: e.internalErr("begin query", err), requestID: newRequestID()}
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	return e.runQueryInTx(ctx, &snapshotTx{tx: tx}, fn, args, identity, "")
+	return e.runQueryInTx(ctx, &snapshotTx{tx: tx}, fn, args, identity, "", false)
 }
 
 func (e *Engine) internalErr(what string, err error) error {

@@ -85,10 +85,14 @@ type reactor struct {
 	// poisoned counts batches a query group broke; at 2 it is failed without running, so one
 	// bad query cannot stall every socket.
 	poisoned map[string]int
+	// isolate holds query groups that aborted a shared snapshot: they run under a savepoint
+	// until they succeed.
+	isolate map[string]struct{}
 	// retry holds subscriptions whose last run failed internally (a timeout, say); they run
 	// again after retryDelay even if nothing they read changes.
 	retry      map[*subscription]time.Time
-	retryTimer *time.Timer // received, not yet applied (not visible in the last snapshot)
+	retryTimer *time.Timer
+	markerConn *pgx.Conn // owned by the run goroutine // received, not yet applied (not visible in the last snapshot)
 	lastTS     uint64
 
 	stats reactorStats
@@ -118,6 +122,7 @@ func newReactor(e *Engine, listener *changefeed.Listener) *reactor {
 		slow:       map[*subscription]struct{}{},
 		carry:      map[*session]*sessionWork{},
 		poisoned:   map[string]int{},
+		isolate:    map[string]struct{}{},
 		retry:      map[*subscription]time.Time{},
 	}
 }
@@ -247,6 +252,7 @@ func (r *reactor) clockNext() uint64 {
 
 func (r *reactor) run(ctx context.Context) {
 	defer close(r.done)
+	defer r.closeMarker()
 	events := r.listener.Events()
 	for {
 		select {
@@ -457,8 +463,11 @@ func (r *reactor) batch(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// One round trip: the snapshot, and the default statement_timeout for the queries.
 	var snapText string
-	if err := tx.QueryRow(ctx, "SELECT pg_current_snapshot()::text").Scan(&snapText); err != nil {
+	queryTimeout := r.e.config.QueryTimeout
+	if err := tx.QueryRow(ctx, "SELECT pg_current_snapshot()::text, set_config('statement_timeout', $1, true)",
+		strconv.FormatInt(queryTimeout.Milliseconds(), 10)).Scan(&snapText, nil); err != nil {
 		return err
 	}
 	snap, ok := changefeed.ParseSnapshot(snapText)
@@ -469,7 +478,7 @@ func (r *reactor) batch(ctx context.Context) error {
 
 	// Read the change stream up to our own marker: every change S sees has arrived by then.
 	marker := r.markerID + ":" + strconv.FormatUint(r.markers.Add(1), 10)
-	if _, err := r.e.pool.Exec(ctx, "SELECT pg_notify($1, $2)", changefeed.Channel(r.e.config.Schema), changefeed.MarkerPrefix+marker); err != nil {
+	if err := r.sendMarker(ctx, changefeed.MarkerPrefix+marker); err != nil {
 		return err
 	}
 	events := r.listener.Events()
@@ -644,7 +653,7 @@ wait:
 		res  callResult
 	}
 	results := make([]result, 0, len(order))
-	snapshot := &snapshotTx{tx: tx}
+	snapshot := &snapshotTx{tx: tx, statementTimeout: queryTimeout}
 	for i, k := range order {
 		subs := groups[k]
 		first := subs[0]
@@ -659,10 +668,22 @@ wait:
 			delete(r.poisoned, groupKey)
 			res = callResult{err: errors.New("query broke the shared snapshot"), reads: &ReadSet{all: true}, requestID: newRequestID()}
 		default:
-			res = r.e.runQueryInTx(ctx, snapshot, first.fn, first.args, first.session.queryIdentity, first.journal)
+			_, isolate := r.isolate[groupKey]
+			res = r.e.runQueryInTx(ctx, snapshot, first.fn, first.args, first.session.queryIdentity, first.journal, isolate)
+			if isolate && res.err == nil {
+				delete(r.isolate, groupKey)
+			}
 		}
-		if res.err != nil && tx.Conn().IsClosed() {
-			r.poisoned[groupKey]++
+		aborted := errors.Is(res.err, errSnapshotAborted)
+		if aborted {
+			// Its SQL error aborted the shared snapshot: the batch runs again with this query
+			// under a savepoint of its own.
+			r.isolate[groupKey] = struct{}{}
+		}
+		if res.err != nil && (aborted || tx.Conn().IsClosed()) {
+			if !aborted {
+				r.poisoned[groupKey]++
+			}
 			for _, k2 := range order[i:] {
 				for _, sub := range groups[k2] {
 					r.dirty[sub] = struct{}{}
@@ -673,7 +694,7 @@ wait:
 					r.dirty[sub] = struct{}{}
 				}
 			}
-			return fmt.Errorf("batch connection lost: %w", res.err)
+			return fmt.Errorf("batch snapshot lost: %w", res.err)
 		}
 		delete(r.poisoned, groupKey)
 		results = append(results, result{subs: subs, res: res})
@@ -730,6 +751,32 @@ wait:
 		wt.ch <- ts
 	}
 	return nil
+}
+
+// sendMarker sends the batch's marker on a connection of its own, kept open between batches: a
+// pooled connection would cost an acquire (and after a pause a ping) on every batch.
+func (r *reactor) sendMarker(ctx context.Context, payload string) error {
+	if r.markerConn == nil {
+		conn, err := pgx.ConnectConfig(ctx, r.e.pool.Config().ConnConfig.Copy())
+		if err != nil {
+			return fmt.Errorf("connecting the marker connection: %w", err)
+		}
+		r.markerConn = conn
+	}
+	if _, err := r.markerConn.Exec(ctx, "SELECT pg_notify($1, $2)", changefeed.Channel(r.e.config.Schema), payload); err != nil {
+		r.closeMarker()
+		return err
+	}
+	return nil
+}
+
+func (r *reactor) closeMarker() {
+	if r.markerConn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = r.markerConn.Close(ctx)
+		r.markerConn = nil
+	}
 }
 
 func resultHash(res *callResult) [32]byte {

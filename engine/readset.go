@@ -182,6 +182,44 @@ type trackingDB struct {
 	deadline time.Time
 	// pending are range scans whose rows may not have been closed yet (finishPending).
 	pending []*rangeScan
+	// savepoint, once started, is what tx now is: the query's own savepoint in the shared
+	// snapshot (runQueryInTx).
+	savepoint pgx.Tx
+}
+
+func (db *trackingDB) beginSavepoint(ctx context.Context) error {
+	sp, err := db.tx.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	db.tx, db.savepoint = sp, sp
+	return nil
+}
+
+// changesSettings reports whether a statement may change a setting that would outlive it in
+// the shared snapshot: SET, RESET, or a set_config call.
+func changesSettings(sql string) bool {
+	s := strings.TrimLeft(sql, " \t\r\n(")
+	for strings.HasPrefix(s, "--") { // sqlc's `-- name:` header
+		_, s, _ = strings.Cut(s, "\n")
+		s = strings.TrimLeft(s, " \t\r\n(")
+	}
+	if len(s) >= 5 && (strings.EqualFold(s[:4], "SET ") || strings.EqualFold(s[:5], "RESET")) {
+		return true
+	}
+	return strings.Contains(strings.ToLower(sql), "set_config")
+}
+
+// prepare runs before every statement: it enforces the time budget and isolates a statement
+// that changes settings.
+func (db *trackingDB) prepare(ctx context.Context, sql string) error {
+	if err := db.checkBudget(); err != nil {
+		return err
+	}
+	if db.savepoint == nil && db.reads != nil && changesSettings(sql) {
+		return db.beginSavepoint(ctx)
+	}
+	return nil
 }
 
 // errQueryTimeout is returned for a statement a query tries to start after its time budget.
@@ -445,7 +483,7 @@ func (db *trackingDB) finishPending() {
 }
 
 func (db *trackingDB) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if err := db.checkBudget(); err != nil {
+	if err := db.prepare(ctx, sql); err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	for _, s := range db.plan(sql, args).ranges {
@@ -456,7 +494,7 @@ func (db *trackingDB) Exec(ctx context.Context, sql string, args ...any) (pgconn
 }
 
 func (db *trackingDB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if err := db.checkBudget(); err != nil {
+	if err := db.prepare(ctx, sql); err != nil {
 		return nil, err
 	}
 	sr := db.plan(sql, args)
@@ -468,7 +506,7 @@ func (db *trackingDB) Query(ctx context.Context, sql string, args ...any) (pgx.R
 }
 
 func (db *trackingDB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	if err := db.checkBudget(); err != nil {
+	if err := db.prepare(ctx, sql); err != nil {
 		return errRow{err}
 	}
 	sr := db.plan(sql, args)

@@ -115,6 +115,38 @@ func TestQueryTimeoutFailsOnlyThatQuery(t *testing.T) {
 	require.Equal(t, float64(0), c.values[2])
 }
 
+// Queries of a batch share one transaction without savepoints: one that fails in SQL still
+// fails alone (the batch runs again with it isolated), and one that changes a setting does not
+// change it for the others.
+func TestSharedSnapshotIsolatesErrorsAndSettings(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	conv := b.newConversation(t)
+	c := dial(t, b)
+	c.subscribe(1, "test:divideByZero", map[string]any{})
+	c.subscribe(2, "messages:count", map[string]any{"conversationId": conv})
+	for i := int64(0); i < 6; i++ {
+		c.subscribe(10+i, "test:setting", map[string]any{"Set": i%2 == 0, "N": i})
+	}
+	c.settle()
+	failure, ok := c.values[1].(map[string]any)
+	require.True(t, ok, "%v", c.values[1])
+	require.Contains(t, failure["error"], "Server error")
+	require.Equal(t, float64(0), c.values[2])
+	for i := int64(0); i < 6; i++ {
+		want := "4MB"
+		if i%2 == 0 {
+			want = "77kB"
+		}
+		require.Equal(t, want, c.values[10+i], "query %d", i)
+	}
+	// The failing query keeps failing alone; the others keep updating.
+	c.mutate("messages:send", map[string]any{"conversationId": conv, "body": "still live"})
+	c.waitFor(func() bool { return c.values[2] == float64(1) })
+	_, stillFailing := c.values[1].(map[string]any)
+	require.True(t, stillFailing)
+}
+
 // A batch whose connection breaks half-way applies nothing: the next batch runs everything
 // again and the client misses no update.
 func TestBrokenBatchLosesNoUpdate(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"syscall"
@@ -37,6 +38,7 @@ func serveFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string)
 	addr := fs.String("addr", addrDefault, "`host:port` to listen on ($"+envAddr+" sets the default)")
 	schemaName := fs.String("schema", "public", "`name` of the Postgres schema holding the application's tables")
 	noMigrate := fs.Bool("no-migrate", false, "do not apply outstanding migrations at start-up")
+	pprofAddr := fs.String("pprof-addr", "", "also serve Go's profiler (net/http/pprof) on this `host:port`; keep it on loopback")
 	return fs, func(ctx context.Context, args []string) error {
 		if err := noArgs("serve", args); err != nil {
 			return err
@@ -44,14 +46,15 @@ func serveFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string)
 		if *schemaName == "" {
 			return usagef("serve: --schema must not be empty")
 		}
-		return runServe(ctx, e, serveOpts{addr: *addr, schema: *schemaName, migrate: !*noMigrate})
+		return runServe(ctx, e, serveOpts{addr: *addr, schema: *schemaName, migrate: !*noMigrate, pprofAddr: *pprofAddr})
 	}
 }
 
 type serveOpts struct {
-	addr    string
-	schema  string
-	migrate bool
+	addr      string
+	schema    string
+	migrate   bool
+	pprofAddr string
 }
 
 func runServe(ctx context.Context, e *env, opts serveOpts) error {
@@ -122,6 +125,20 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if opts.pprofAddr != "" {
+		// The profiler on its own listener, never on the public one: profiles show internals.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		dbg := &http.Server{Addr: opts.pprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := dbg.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Warn("pprof listener stopped", "err", err)
+			}
+		}()
+		defer dbg.Close()
+	}
 	logger.Info("serving on http://"+ln.Addr().String(), "schema", opts.schema)
 
 	var failure error
