@@ -215,11 +215,16 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 	engine.AddQuery(reg, "test:setting", func(ctx *engine.QueryCtx, args struct {
 		Set bool
 		N   int64
-	}) (string, error) { if args.Set {
-		if _, err := ctx.DB().Exec(ctx, "SET LOCAL work_mem = '77kB'"); err != nil {
-			return "", err
+	}) (string, error) {
+		if args.Set {
+			if _, err := ctx.DB().Exec(ctx, "SET LOCAL work_mem = '77kB'"); err != nil {
+				return "", err
+			}
 		}
-	}; var v string; err := ctx.DB().QueryRow(ctx, "SELECT current_setting('work_mem')").Scan(&v); return v, err }, nil)
+		var v string
+		err := ctx.DB().QueryRow(ctx, "SELECT current_setting('work_mem')").Scan(&v)
+		return v, err
+	}, nil)
 	engine.AddQuery(reg, "test:divideByZero", func(ctx *engine.QueryCtx, _ struct{}) (int, error) {
 		var n int
 		err := ctx.DB().QueryRow(ctx, "SELECT 1/0").Scan(&n)
