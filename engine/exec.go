@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"reflect"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -294,6 +295,11 @@ func (e *Engine) call(ctx context.Context, fn *function, rawArgs json.RawMessage
 	if err != nil {
 		return callResult{err: err, requestID: newRequestID(), logLines: []string{}}
 	}
+	return e.callDecoded(ctx, fn, args, identity)
+}
+
+// callDecoded runs fn with arguments already of its type.
+func (e *Engine) callDecoded(ctx context.Context, fn *function, args any, identity Identity) callResult {
 	switch fn.kind {
 	case KindQuery:
 		return e.runQuery(ctx, fn, args, identity)
@@ -309,11 +315,23 @@ func (e *Engine) callFromAction(c *ActionCtx, kind FunctionKind, path string, ar
 	if err != nil {
 		return err
 	}
-	raw, err := json.Marshal(args)
-	if err != nil {
-		return InvalidArgument("encoding arguments for %s: %v", path, err)
+	var res callResult
+	if reflect.TypeOf(args) == fn.argsType {
+		// The function's own argument type: no JSON round trip (a vector of 1,536 floats
+		// cost more to encode and decode than to store). Validate still runs.
+		ptr := reflect.New(fn.argsType)
+		ptr.Elem().Set(reflect.ValueOf(args))
+		if err := validateArgs(ptr.Interface()); err != nil {
+			return err
+		}
+		res = e.callDecoded(c.Context, fn, args, c.identity)
+	} else {
+		raw, err := json.Marshal(args)
+		if err != nil {
+			return InvalidArgument("encoding arguments for %s: %v", path, err)
+		}
+		res = e.call(c.Context, fn, raw, c.identity)
 	}
-	res := e.call(c.Context, fn, raw, c.identity)
 	if res.err != nil {
 		return res.err
 	}

@@ -230,6 +230,15 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 		err := ctx.DB().QueryRow(ctx, "SELECT 1/0").Scan(&n)
 		return n, err
 	}, nil)
+	// test:double has validated arguments; test:callDouble calls it from an action with its
+	// own argument type (passed as Go values) or a map (passed as JSON).
+	engine.AddMutation(reg, "test:double", func(ctx *engine.MutationCtx, a boundedArgs) (int, error) { return 2 * a.N, nil }, nil)
+	engine.AddAction(reg, "test:callDouble", func(ctx *engine.ActionCtx, a struct {
+		N     int
+		AsMap bool
+	}) (int, error) { var out int; var args any = boundedArgs{N: a.N}; if a.AsMap {
+		args = map[string]any{"n": a.N}
+	}; err := ctx.RunMutation("test:double", args, &out); return out, err }, nil)
 	engine.AddQuery(reg, "boom:panic", func(ctx *engine.QueryCtx, _ struct{}) (string, error) {
 		panic("boom")
 	}, nil)
@@ -247,6 +256,17 @@ func scanMessages(rows pgx.Rows) ([]message, error) {
 		out = append(out, message{ID: strconv.FormatInt(id, 10), Body: body})
 	}
 	return out, rows.Err()
+}
+
+type boundedArgs struct {
+	N int `json:"n"`
+}
+
+func (a *boundedArgs) Validate() error {
+	if a.N > 10 {
+		return engine.InvalidArgument("n must be at most 10")
+	}
+	return nil
 }
 
 type breakArgs struct {

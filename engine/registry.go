@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"regexp"
 	"sort"
 	"sync"
@@ -34,6 +35,7 @@ type function struct {
 	timeout  time.Duration
 
 	decode   func(raw json.RawMessage, maxBytes int) (any, error)
+	argsType reflect.Type // A of AddX[A, R]: a Go caller holding one skips JSON
 	query    func(*QueryCtx, any) (any, error)
 	mutation func(*MutationCtx, any) (any, error)
 	action   func(*ActionCtx, any) (any, error)
@@ -128,7 +130,7 @@ func AddQuery[A, R any](r *Registry, path string, fn func(*QueryCtx, A) (R, erro
 // they read decides when a subscription re-runs.
 func AddQuerySafely[A, R any](r *Registry, path string, fn func(*QueryCtx, A) (R, error), opts *FunctionOpts) error {
 	return r.add(&function{
-		path: path, kind: KindQuery, decode: decoderFor[A](),
+		path: path, kind: KindQuery, decode: decoderFor[A](), argsType: reflect.TypeFor[A](),
 		query: func(ctx *QueryCtx, args any) (any, error) { return fn(ctx, args.(A)) },
 	}, opts)
 }
@@ -144,7 +146,7 @@ func AddMutation[A, R any](r *Registry, path string, fn func(*MutationCtx, A) (R
 // on serialization failure, so it must not have side effects outside the database.
 func AddMutationSafely[A, R any](r *Registry, path string, fn func(*MutationCtx, A) (R, error), opts *FunctionOpts) error {
 	return r.add(&function{
-		path: path, kind: KindMutation, decode: decoderFor[A](),
+		path: path, kind: KindMutation, decode: decoderFor[A](), argsType: reflect.TypeFor[A](),
 		mutation: func(ctx *MutationCtx, args any) (any, error) { return fn(ctx, args.(A)) },
 	}, opts)
 }
@@ -160,7 +162,7 @@ func AddAction[A, R any](r *Registry, path string, fn func(*ActionCtx, A) (R, er
 // and reaches the database only through RunQuery and RunMutation.
 func AddActionSafely[A, R any](r *Registry, path string, fn func(*ActionCtx, A) (R, error), opts *FunctionOpts) error {
 	return r.add(&function{
-		path: path, kind: KindAction, decode: decoderFor[A](),
+		path: path, kind: KindAction, decode: decoderFor[A](), argsType: reflect.TypeFor[A](),
 		action: func(ctx *ActionCtx, args any) (any, error) { return fn(ctx, args.(A)) },
 	}, opts)
 }

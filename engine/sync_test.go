@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/ripplehq/ripple/engine"
 )
 
 func TestSubscriptionSeesMutationsAndOutsideWrites(t *testing.T) {
@@ -158,5 +160,23 @@ func TestIdenticalSubscriptionsRunOnceAndUnchangedResultsAreNotSent(t *testing.T
 				break
 			}
 		}
+	}
+}
+
+// An action calling a mutation with the mutation's own argument type skips JSON but not
+// validation: both ways give the same results and errors.
+func TestActionCallsWithTypedArgsAreValidated(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	for _, asMap := range []bool{false, true} {
+		var out int
+		require.NoError(t, b.engine.Call(ctx, "test:callDouble", map[string]any{"N": 3, "AsMap": asMap}, engine.Identity{}, &out))
+		require.Equal(t, 6, out)
+		err := b.engine.Call(ctx, "test:callDouble", map[string]any{"N": 11, "AsMap": asMap}, engine.Identity{}, &out)
+		e, ok := engine.AsError(err)
+		require.True(t, ok, "asMap=%v: %v", asMap, err)
+		require.Equal(t, engine.CodeInvalidArgument, e.Code)
+		require.Contains(t, e.Message, "at most 10")
 	}
 }

@@ -67,15 +67,25 @@ func decodeArgs[A any](raw json.RawMessage, maxBytes int) (A, error) {
 	if err := strict.Decode(&out); err != nil {
 		return zero, describeDecodeError(err)
 	}
-	if v, ok := any(&out).(interface{ Validate() error }); ok {
-		if err := v.Validate(); err != nil {
-			if _, user := AsError(err); user {
-				return zero, err
-			}
-			return zero, InvalidArgument("%v", err)
-		}
+	if err := validateArgs(&out); err != nil {
+		return zero, err
 	}
 	return out, nil
+}
+
+// validateArgs runs the arguments' Validate method, if they have one (ptr points to them).
+func validateArgs(ptr any) error {
+	v, ok := ptr.(interface{ Validate() error })
+	if !ok {
+		return nil
+	}
+	if err := v.Validate(); err != nil {
+		if _, user := AsError(err); user {
+			return err
+		}
+		return InvalidArgument("%v", err)
+	}
+	return nil
 }
 
 // fromWire replaces Convex's tagged encodings with plain JSON values.
