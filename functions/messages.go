@@ -16,6 +16,11 @@ import (
 // MaxBodyLength is the longest message body, in characters.
 const MaxBodyLength = 4000
 
+// EmbeddingDelay is how long after the first message of a burst its embedding job is due. The
+// job runs once River's scheduler sees it due, which it checks every few seconds, so a message
+// is searchable about 1 to 6 seconds after it was sent.
+const EmbeddingDelay = time.Second
+
 func registerMessages(reg *engine.Registry) {
 	engine.AddQuery(reg, "messages:list", messagesList, nil)
 	engine.AddMutation(reg, "messages:send", messagesSend, nil)
@@ -39,8 +44,9 @@ type sendArgs struct {
 	Body           string `json:"body"`
 }
 
-// messagesSend stores a message and, in the same transaction, schedules handleSentMessage
-// (last activity and embedding), so the send stays fast and the work is never lost.
+// messagesSend stores a message and, in the same transaction, makes sure a handleSentMessage job
+// (last activity and embedding) will cover it, so the send stays fast and the work is never
+// lost.
 func messagesSend(ctx *engine.MutationCtx, args sendArgs) (string, error) {
 	me, err := callerID(ctx)
 	if err != nil {
@@ -64,8 +70,18 @@ func messagesSend(ctx *engine.MutationCtx, args sendArgs) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := ctx.RunAfter(0, "messages:handleSentMessage", handleSentArgs{MessageID: formatID(msg.ID)}); err != nil {
+	// One job per burst: only the send that marks the conversation schedules it, after a pause
+	// that keeps the embedding work away from the moment the message is delivered and lets
+	// the messages that follow share the job.
+	marked, err := queries.New().EmbeddingDueMark(ctx, ctx.DB(), queries.EmbeddingDueMarkParams{ConversationID: convID, FromMessageID: msg.ID})
+	if err != nil {
 		return "", err
+	}
+	if marked > 0 {
+		args := handleSentArgs{ConversationID: formatID(convID), FromMessageID: formatID(msg.ID)}
+		if _, err := ctx.RunAfter(EmbeddingDelay, "messages:handleSentMessage", args); err != nil {
+			return "", err
+		}
 	}
 	return formatID(msg.ID), nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/pgvector/pgvector-go"
 
@@ -19,10 +20,6 @@ import (
 // vector of the conversation exactly; above it, search walks the HNSW index with pgvector's
 // iterative scan. See README ("Search") for how it was measured.
 const ExactSearchMaxRows = 8_000
-
-// embedWindow is how far back (in message IDs) one job looks for other messages still lacking
-// an embedding, so a burst of messages is embedded in few provider calls.
-const embedWindow = 2000
 
 func registerSearch(reg *engine.Registry, deps *Deps) {
 	engine.AddAction(reg, "messages:search", func(ctx *engine.ActionCtx, args searchArgs) ([]SearchHit, error) {
@@ -157,13 +154,17 @@ func searchHit(r queries.EmbeddingSearchIndexedRow) SearchHit {
 	return SearchHit{ID: formatID(r.ID), CreationTime: millis(r.CreatedAt), SenderID: formatID(r.SenderID), Body: r.Body, Score: r.Score}
 }
 
+// handleSentArgs names a burst: a conversation and its first message still to embed. Jobs
+// scheduled before bursts existed name one message instead.
 type handleSentArgs struct {
-	MessageID string `json:"messageId"`
+	ConversationID string `json:"conversationId,omitempty"`
+	FromMessageID  string `json:"fromMessageId,omitempty"`
+	MessageID      string `json:"messageId,omitempty"`
 }
 
 type pendingArgs struct {
-	MessageID string `json:"messageId"`
-	Limit     int    `json:"limit"`
+	handleSentArgs
+	Limit int `json:"limit"`
 }
 
 type pendingEmbedding struct {
@@ -189,18 +190,31 @@ type failedEmbedding struct {
 	Reason    string `json:"reason"`
 }
 
-// handleSentMessage is the job messages:send schedules: it records the conversation's last
-// activity and embeds the message, together with any other recent messages still lacking an
-// embedding (one provider call for a burst). Storing is idempotent, so a retried or concurrent
-// job never stores an embedding twice.
+// handleSentMessage is the job messages:send schedules once per burst: it records the
+// conversation's last activity and embeds the burst's messages, as many per provider call as the
+// provider takes, until none is left. Storing is idempotent, so a retried or concurrent job never
+// stores an embedding twice.
 func handleSentMessage(ctx *engine.ActionCtx, deps *Deps, args handleSentArgs) error {
-	var pending []pendingEmbedding
-	if err := ctx.RunMutation("messages:claimEmbeddings", pendingArgs{MessageID: args.MessageID, Limit: deps.Embedder.MaxBatch()}, &pending); err != nil {
-		return err
+	for {
+		var pending []pendingEmbedding
+		limit := deps.Embedder.MaxBatch()
+		if err := ctx.RunMutation("messages:claimEmbeddings", pendingArgs{handleSentArgs: args, Limit: limit}, &pending); err != nil {
+			return err
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		if err := embedAndStore(ctx, deps, pending); err != nil {
+			return err
+		}
+		if len(pending) < limit {
+			return nil
+		}
 	}
-	if len(pending) == 0 {
-		return nil
-	}
+}
+
+// embedAndStore embeds one claimed batch and stores the vectors, or records a permanent failure.
+func embedAndStore(ctx *engine.ActionCtx, deps *Deps, pending []pendingEmbedding) error {
 	texts := make([]string, len(pending))
 	for i, p := range pending {
 		texts[i] = p.Body
@@ -220,10 +234,7 @@ func handleSentMessage(ctx *engine.ActionCtx, deps *Deps, args handleSentArgs) e
 			for _, p := range pending {
 				store.Failures = append(store.Failures, failedEmbedding{MessageID: p.MessageID, Reason: err.Error()})
 			}
-			if err := ctx.RunMutation("messages:storeEmbeddings", store, nil); err != nil {
-				return err
-			}
-			return nil
+			return ctx.RunMutation("messages:storeEmbeddings", store, nil)
 		}
 		return err
 	}
@@ -234,15 +245,39 @@ func handleSentMessage(ctx *engine.ActionCtx, deps *Deps, args handleSentArgs) e
 	return ctx.RunMutation("messages:storeEmbeddings", store, nil)
 }
 
-// messagesClaimEmbeddings leases the recent messages this job will embed (its own and others
-// of the same burst that no other job is working on).
+// messagesClaimEmbeddings takes the conversation's "to embed" mark off (a message sent after
+// this commits marks it again and gets a job of its own) and leases the burst's messages that
+// still lack an embedding, so no other job sends them to the provider meanwhile.
 func messagesClaimEmbeddings(ctx *engine.MutationCtx, args pendingArgs) ([]pendingEmbedding, error) {
-	id, err := parseID("messageId", args.MessageID)
-	if err != nil {
+	q := queries.New()
+	var convID, fromID int64
+	var err error
+	if args.ConversationID == "" {
+		// A job from before bursts: its message's conversation, from that message on.
+		if fromID, err = parseID("messageId", args.MessageID); err != nil {
+			return nil, err
+		}
+		m, err := q.MessageGet(ctx, ctx.DB(), fromID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, nil // deleted meanwhile
+		} else if err != nil {
+			return nil, err
+		}
+		convID = m.ConversationID
+	} else {
+		if convID, err = parseID("conversationId", args.ConversationID); err != nil {
+			return nil, err
+		}
+		if fromID, err = parseID("fromMessageId", args.FromMessageID); err != nil {
+			return nil, err
+		}
+	}
+	if err := q.EmbeddingDueTake(ctx, ctx.DB(), convID); err != nil {
 		return nil, err
 	}
-	q := queries.New()
-	ids, err := q.EmbeddingClaim(ctx, ctx.DB(), queries.EmbeddingClaimParams{Claimer: id, WindowSize: embedWindow, MaxRows: int32(max(1, args.Limit))})
+	ids, err := q.EmbeddingClaim(ctx, ctx.DB(), queries.EmbeddingClaimParams{
+		Claimer: fromID, ConversationID: convID, FromMessageID: fromID, MaxRows: int32(max(1, args.Limit)),
+	})
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}

@@ -25,17 +25,27 @@ WHERE conversation_id = sqlc.arg(conversation_id)
 ORDER BY created_at DESC, id DESC
 LIMIT sqlc.arg(max_rows);
 
--- EmbeddingClaim leases up to max_rows recent messages (ids in (claimer - window_size,
--- claimer]) that have neither an embedding nor a recorded failure to the job handling message
--- claimer, skipping live leases of other jobs.
+-- EmbeddingDueMark marks a conversation as having messages to embed from from_message_id on;
+-- it affects no row when the conversation is marked already (a job is on its way).
+-- name: EmbeddingDueMark :execrows
+INSERT INTO conversation_embedding_due (conversation_id, from_message_id)
+VALUES (sqlc.arg(conversation_id), sqlc.arg(from_message_id))
+ON CONFLICT (conversation_id) DO NOTHING;
+
+-- name: EmbeddingDueTake :exec
+DELETE FROM conversation_embedding_due WHERE conversation_id = sqlc.arg(conversation_id);
+
+-- EmbeddingClaim leases up to max_rows messages of a conversation, from from_message_id on,
+-- that have neither an embedding nor a recorded failure, to the job named claimer, skipping
+-- live leases of other jobs (a retried job renews its own).
 -- name: EmbeddingClaim :many
 INSERT INTO message_embedding_claims (message_id, claimer, claimed_until)
 SELECT m.id, sqlc.arg(claimer)::bigint, now() + interval '2 minutes'
 FROM messages m
-WHERE m.id > sqlc.arg(claimer)::bigint - sqlc.arg(window_size)::bigint AND m.id <= sqlc.arg(claimer)::bigint
+WHERE m.conversation_id = sqlc.arg(conversation_id) AND m.id >= sqlc.arg(from_message_id)
   AND NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id)
   AND NOT EXISTS (SELECT 1 FROM message_embedding_failures f WHERE f.message_id = m.id)
-ORDER BY m.id DESC
+ORDER BY m.id
 LIMIT sqlc.arg(max_rows)
 ON CONFLICT (message_id) DO UPDATE
   SET claimer = EXCLUDED.claimer, claimed_until = EXCLUDED.claimed_until

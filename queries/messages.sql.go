@@ -16,11 +16,11 @@ const embeddingClaim = `-- name: EmbeddingClaim :many
 INSERT INTO message_embedding_claims (message_id, claimer, claimed_until)
 SELECT m.id, $1::bigint, now() + interval '2 minutes'
 FROM messages m
-WHERE m.id > $1::bigint - $2::bigint AND m.id <= $1::bigint
+WHERE m.conversation_id = $2 AND m.id >= $3
   AND NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id)
   AND NOT EXISTS (SELECT 1 FROM message_embedding_failures f WHERE f.message_id = m.id)
-ORDER BY m.id DESC
-LIMIT $3
+ORDER BY m.id
+LIMIT $4
 ON CONFLICT (message_id) DO UPDATE
   SET claimer = EXCLUDED.claimer, claimed_until = EXCLUDED.claimed_until
   WHERE message_embedding_claims.claimed_until < now()
@@ -29,16 +29,22 @@ RETURNING message_id
 `
 
 type EmbeddingClaimParams struct {
-	Claimer    int64
-	WindowSize int64
-	MaxRows    int32
+	Claimer        int64
+	ConversationID int64
+	FromMessageID  int64
+	MaxRows        int32
 }
 
-// EmbeddingClaim leases up to max_rows recent messages (ids in (claimer - window_size,
-// claimer]) that have neither an embedding nor a recorded failure to the job handling message
-// claimer, skipping live leases of other jobs.
+// EmbeddingClaim leases up to max_rows messages of a conversation, from from_message_id on,
+// that have neither an embedding nor a recorded failure, to the job named claimer, skipping
+// live leases of other jobs (a retried job renews its own).
 func (q *Queries) EmbeddingClaim(ctx context.Context, db DBTX, arg EmbeddingClaimParams) ([]int64, error) {
-	rows, err := db.Query(ctx, embeddingClaim, arg.Claimer, arg.WindowSize, arg.MaxRows)
+	rows, err := db.Query(ctx, embeddingClaim,
+		arg.Claimer,
+		arg.ConversationID,
+		arg.FromMessageID,
+		arg.MaxRows,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +93,36 @@ func (q *Queries) EmbeddingDeleteOtherModels(ctx context.Context, db DBTX, model
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const embeddingDueMark = `-- name: EmbeddingDueMark :execrows
+INSERT INTO conversation_embedding_due (conversation_id, from_message_id)
+VALUES ($1, $2)
+ON CONFLICT (conversation_id) DO NOTHING
+`
+
+type EmbeddingDueMarkParams struct {
+	ConversationID int64
+	FromMessageID  int64
+}
+
+// EmbeddingDueMark marks a conversation as having messages to embed from from_message_id on;
+// it affects no row when the conversation is marked already (a job is on its way).
+func (q *Queries) EmbeddingDueMark(ctx context.Context, db DBTX, arg EmbeddingDueMarkParams) (int64, error) {
+	result, err := db.Exec(ctx, embeddingDueMark, arg.ConversationID, arg.FromMessageID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const embeddingDueTake = `-- name: EmbeddingDueTake :exec
+DELETE FROM conversation_embedding_due WHERE conversation_id = $1
+`
+
+func (q *Queries) EmbeddingDueTake(ctx context.Context, db DBTX, conversationID int64) error {
+	_, err := db.Exec(ctx, embeddingDueTake, conversationID)
+	return err
 }
 
 const embeddingFailureInsert = `-- name: EmbeddingFailureInsert :exec

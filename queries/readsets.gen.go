@@ -14,6 +14,8 @@ var ReadSpecs = map[string]engine.ReadSpec{
 	"EmbeddingClaimRelease":           {Tables: []engine.TableRead{{Table: "message_embedding_claims", Kind: engine.ReadTable}}},
 	"EmbeddingCountForConversation":   {Tables: []engine.TableRead{{Table: "message_embeddings", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
 	"EmbeddingDeleteOtherModels":      {Tables: []engine.TableRead{{Table: "message_embeddings", Kind: engine.ReadTable}}},
+	"EmbeddingDueMark":                {Tables: []engine.TableRead{{Table: "conversation_embedding_due", Kind: engine.ReadTable}}},
+	"EmbeddingDueTake":                {Tables: []engine.TableRead{{Table: "conversation_embedding_due", Kind: engine.ReadTable}}},
 	"EmbeddingFailureDelete":          {Tables: []engine.TableRead{{Table: "message_embedding_failures", Kind: engine.ReadTable}}},
 	"EmbeddingFailureInsert":          {Tables: []engine.TableRead{{Table: "message_embedding_failures", Kind: engine.ReadTable}}},
 	"EmbeddingInsert":                 {Tables: []engine.TableRead{{Table: "message_embeddings", Kind: engine.ReadTable}}},
