@@ -167,11 +167,19 @@ type pendingArgs struct {
 	Limit int `json:"limit"`
 }
 
-type pendingEmbedding struct {
+// claimedMessage is what the job carries of a claimed message from the claim to the store, so
+// the store reads no message: a long SERIALIZABLE store that read messages conflicted with the
+// sends committing meanwhile and was retried over and over.
+type claimedMessage struct {
 	MessageID      string `json:"messageId"`
 	ConversationID string `json:"conversationId"`
 	SenderID       string `json:"senderId"`
-	Body           string `json:"body"`
+	CreatedAt      int64  `json:"createdAt"` // microseconds since the epoch
+}
+
+type pendingEmbedding struct {
+	claimedMessage
+	Body string `json:"body"`
 }
 
 type storeEmbeddingsArgs struct {
@@ -181,14 +189,18 @@ type storeEmbeddingsArgs struct {
 }
 
 type storedEmbedding struct {
-	MessageID string    `json:"messageId"`
-	Vector    []float32 `json:"vector"`
+	claimedMessage
+	Vector []float32 `json:"vector"`
 }
 
 type failedEmbedding struct {
-	MessageID string `json:"messageId"`
-	Reason    string `json:"reason"`
+	claimedMessage
+	Reason string `json:"reason"`
 }
+
+// storeChunk is how many vectors one store mutation writes: short transactions, each HNSW
+// insert being a few milliseconds.
+const storeChunk = 16
 
 // handleSentMessage is the job messages:send schedules once per burst: it records the
 // conversation's last activity and embeds the burst's messages, as many per provider call as the
@@ -232,17 +244,23 @@ func embedAndStore(ctx *engine.ActionCtx, deps *Deps, pending []pendingEmbedding
 		case errors.Is(err, embedding.ErrPermanent):
 			store := storeEmbeddingsArgs{Model: deps.Embedder.Model()}
 			for _, p := range pending {
-				store.Failures = append(store.Failures, failedEmbedding{MessageID: p.MessageID, Reason: err.Error()})
+				store.Failures = append(store.Failures, failedEmbedding{claimedMessage: p.claimedMessage, Reason: err.Error()})
 			}
 			return ctx.RunMutation("messages:storeEmbeddings", store, nil)
 		}
 		return err
 	}
-	store := storeEmbeddingsArgs{Model: deps.Embedder.Model(), Items: make([]storedEmbedding, len(pending))}
-	for i, p := range pending {
-		store.Items[i] = storedEmbedding{MessageID: p.MessageID, Vector: vectors[i]}
+	for start := 0; start < len(pending); start += storeChunk {
+		end := min(start+storeChunk, len(pending))
+		store := storeEmbeddingsArgs{Model: deps.Embedder.Model(), Items: make([]storedEmbedding, 0, end-start)}
+		for i := start; i < end; i++ {
+			store.Items = append(store.Items, storedEmbedding{claimedMessage: pending[i].claimedMessage, Vector: vectors[i]})
+		}
+		if err := ctx.RunMutation("messages:storeEmbeddings", store, nil); err != nil {
+			return err
+		}
 	}
-	return ctx.RunMutation("messages:storeEmbeddings", store, nil)
+	return nil
 }
 
 // messagesClaimEmbeddings takes the conversation's "to embed" mark off (a message sent after
@@ -287,40 +305,46 @@ func messagesClaimEmbeddings(ctx *engine.MutationCtx, args pendingArgs) ([]pendi
 	}
 	out := make([]pendingEmbedding, len(rows))
 	for i, r := range rows {
-		out[i] = pendingEmbedding{MessageID: formatID(r.ID), ConversationID: formatID(r.ConversationID), SenderID: formatID(r.SenderID), Body: r.Body}
+		out[i] = pendingEmbedding{Body: r.Body, claimedMessage: claimedMessage{
+			MessageID: formatID(r.ID), ConversationID: formatID(r.ConversationID), SenderID: formatID(r.SenderID),
+			CreatedAt: r.CreatedAt.Time.UnixMicro(),
+		}}
 	}
 	return out, nil
 }
 
 // messagesStoreEmbeddings stores a batch's vectors (or failures), releases its claims, and
 // records each conversation's last activity once per batch rather than once per message, so
-// the jobs of a burst do not all update the same conversation row.
+// the jobs of a burst do not all update the same conversation row. It reads no message (see
+// claimedMessage); a message deleted since its claim fails the foreign key, and the job's
+// retry claims what is left.
 func messagesStoreEmbeddings(ctx *engine.MutationCtx, args storeEmbeddingsArgs) (int64, error) {
 	q := queries.New()
 	latest := lastActivity{}
 	released := make([]int64, 0, len(args.Items)+len(args.Failures))
-	// message loads a message of the batch and notes it for last activity and release.
-	message := func(messageID string) (queries.Message, error) {
-		id, err := parseID("messageId", messageID)
-		if err != nil {
-			return queries.Message{}, err
+	// parse reads the ids of a claimed message and notes it for last activity and release.
+	parse := func(c claimedMessage) (id, conv, sender int64, err error) {
+		if id, err = parseID("messageId", c.MessageID); err != nil {
+			return
 		}
-		m, err := q.MessageGet(ctx, ctx.DB(), id)
-		if err != nil {
-			return queries.Message{}, err
+		if conv, err = parseID("conversationId", c.ConversationID); err != nil {
+			return
 		}
-		latest.note(m)
+		if sender, err = parseID("senderId", c.SenderID); err != nil {
+			return
+		}
+		latest.note(conv, time.UnixMicro(c.CreatedAt))
 		released = append(released, id)
-		return m, nil
+		return
 	}
 	var stored int64
 	for _, item := range args.Items {
-		m, err := message(item.MessageID)
+		id, conv, sender, err := parse(item.claimedMessage)
 		if err != nil {
 			return 0, err
 		}
 		n, err := q.EmbeddingInsert(ctx, ctx.DB(), queries.EmbeddingInsertParams{
-			MessageID: m.ID, ConversationID: m.ConversationID, SenderID: m.SenderID,
+			MessageID: id, ConversationID: conv, SenderID: sender,
 			Embedding: pgvector.NewVector(item.Vector), Model: args.Model,
 		})
 		if err != nil {
@@ -329,11 +353,11 @@ func messagesStoreEmbeddings(ctx *engine.MutationCtx, args storeEmbeddingsArgs) 
 		stored += n
 	}
 	for _, f := range args.Failures {
-		m, err := message(f.MessageID)
+		id, _, _, err := parse(f.claimedMessage)
 		if err != nil {
 			return 0, err
 		}
-		if err := q.EmbeddingFailureInsert(ctx, ctx.DB(), queries.EmbeddingFailureInsertParams{MessageID: m.ID, Reason: f.Reason}); err != nil {
+		if err := q.EmbeddingFailureInsert(ctx, ctx.DB(), queries.EmbeddingFailureInsertParams{MessageID: id, Reason: f.Reason}); err != nil {
 			return 0, err
 		}
 	}
@@ -348,8 +372,8 @@ func messagesStoreEmbeddings(ctx *engine.MutationCtx, args storeEmbeddingsArgs) 
 // lastActivity is the newest message time per conversation of a batch.
 type lastActivity map[int64]pgtype.Timestamptz
 
-func (l lastActivity) note(m queries.Message) {
-	if cur, ok := l[m.ConversationID]; !ok || m.CreatedAt.Time.After(cur.Time) {
-		l[m.ConversationID] = m.CreatedAt
+func (l lastActivity) note(conv int64, at time.Time) {
+	if cur, ok := l[conv]; !ok || at.After(cur.Time) {
+		l[conv] = pgtype.Timestamptz{Time: at, Valid: true}
 	}
 }
