@@ -32,6 +32,8 @@ type Config struct {
 	// half full gets no new transitions computed until it catches up; one whose queue is full is
 	// disconnected. Default 256.
 	SendQueueLength int
+	// SendQueueBytes bounds the same queue in bytes, the same way. Default 16 MiB.
+	SendQueueBytes int
 	// WriteTimeout bounds writing one message to a socket; a client that takes longer is
 	// disconnected. Default 10 s.
 	WriteTimeout time.Duration
@@ -89,6 +91,7 @@ func (c *Config) WithDefaults() *Config {
 	setDefault(&out.MaxMessageBytes, 8<<20)
 	setDefault(&out.TransitionChunkBytes, 4<<20)
 	setDefault(&out.SendQueueLength, 256)
+	setDefault(&out.SendQueueBytes, 16<<20)
 	setDefault(&out.PingInterval, 15*time.Second)
 	setDefault(&out.WriteTimeout, 10*time.Second)
 	setDefault(&out.QueryTimeout, 10*time.Second)
@@ -112,6 +115,8 @@ func (c *Config) validate() error {
 	switch {
 	case c.MaxArgBytes < 0, c.MaxMessageBytes < 0, c.TransitionChunkBytes < 0:
 		return errors.New("engine: size limits must not be negative")
+	case c.SendQueueBytes < 1024:
+		return errors.New("engine: SendQueueBytes must be at least 1024")
 	case c.SendQueueLength < 4:
 		return errors.New("engine: SendQueueLength must be at least 4")
 	case c.PingInterval > 30*time.Second:

@@ -236,9 +236,15 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 	engine.AddAction(reg, "test:callDouble", func(ctx *engine.ActionCtx, a struct {
 		N     int
 		AsMap bool
-	}) (int, error) { var out int; var args any = boundedArgs{N: a.N}; if a.AsMap {
-		args = map[string]any{"n": a.N}
-	}; err := ctx.RunMutation("test:double", args, &out); return out, err }, nil)
+	}) (int, error) {
+		var out int
+		var args any = boundedArgs{N: a.N}
+		if a.AsMap {
+			args = map[string]any{"n": a.N}
+		}
+		err := ctx.RunMutation("test:double", args, &out)
+		return out, err
+	}, nil)
 	engine.AddQuery(reg, "boom:panic", func(ctx *engine.QueryCtx, _ struct{}) (string, error) {
 		panic("boom")
 	}, nil)

@@ -18,15 +18,20 @@ import (
 type session struct {
 	e      *Engine
 	conn   *websocket.Conn
-	out    chan []byte
+	out    *outbox
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	sendMu    sync.Mutex  // keeps a message's frames together in out
-	failed    atomic.Bool // a FatalError was sent: read nothing more
-	gone      atomic.Bool // removed from the reactor: no more transitions
-	mutations chan *clientMessage
-	actions   chan struct{} // semaphore
+	failed atomic.Bool // a FatalError was sent: read nothing more
+	gone   atomic.Bool // removed from the reactor: no more transitions
+	// mutations waits for the session's mutation runner, started when the first arrives and
+	// ended when none is left (an idle socket keeps no goroutine for it).
+	mutations struct {
+		sync.Mutex
+		queue   []*clientMessage
+		running bool
+	}
+	actions chan struct{} // semaphore
 
 	// Guarded by mu: state the reader changes and the reactor takes.
 	mu              sync.Mutex
@@ -70,7 +75,7 @@ func (s *session) takePending() (sessionPending, Identity) {
 }
 
 // behind reports whether the client is not reading fast enough to take more transitions.
-func (s *session) behind() bool { return len(s.out) > cap(s.out)/2 }
+func (s *session) behind() bool { return s.out.halfFull() }
 
 // send queues a message without blocking. A client too slow to drain its queue is disconnected
 // (it reconnects and resynchronises) rather than holding up everyone else.
@@ -86,15 +91,9 @@ func (s *session) send(msg any) {
 // sendRaw queues frames back to back: senders on other goroutines (mutation and action
 // replies, the reactor) never interleave with them.
 func (s *session) sendRaw(frames ...[]byte) {
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	if cap(s.out)-len(s.out) < len(frames) {
+	if !s.out.push(frames...) {
 		s.e.logger.Warn("closing a session whose client cannot keep up")
 		s.cancel()
-		return
-	}
-	for _, f := range frames {
-		s.out <- f
 	}
 }
 
@@ -179,11 +178,10 @@ func (e *Engine) serveSync(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(e.runCtx)
 	s := &session{
 		e: e, conn: conn, ctx: ctx, cancel: cancel,
-		out:       make(chan []byte, e.config.SendQueueLength),
-		mutations: make(chan *clientMessage, 1024),
-		actions:   make(chan struct{}, 16),
-		pending:   emptyPending(),
-		subs:      map[int64]*subscription{},
+		out:     newOutbox(e.config.SendQueueLength, e.config.SendQueueBytes),
+		actions: make(chan struct{}, 16),
+		pending: emptyPending(),
+		subs:    map[int64]*subscription{},
 	}
 	e.metrics.sessions.Add(1)
 	defer e.metrics.sessions.Add(-1)
@@ -193,11 +191,12 @@ func (e *Engine) serveSync(w http.ResponseWriter, r *http.Request) {
 	e.reactor.addSession(s)
 	defer e.reactor.removeSession(s)
 
+	// The writer, and the mutation runner whenever it runs (started only by readLoop, so every
+	// Add happens before Wait).
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(1)
 	go func() { defer wg.Done(); s.writeLoop() }()
-	go func() { defer wg.Done(); s.mutationLoop() }()
-	err = s.readLoop()
+	err = s.readLoop(&wg)
 	cancel()
 	wg.Wait()
 	s.mu.Lock()
@@ -216,27 +215,29 @@ func (s *session) writeLoop() {
 	defer ping.Stop()
 	pingMsg := []byte(`{"type":"Ping"}`)
 	for {
-		var buf []byte
-		select {
-		case <-s.ctx.Done():
-			// Flush what is queued (a FatalError, say) without waiting on a dead client.
-			for {
-				select {
-				case buf := <-s.out:
+		buf, ok := s.out.pop()
+		if !ok {
+			select {
+			case <-s.ctx.Done():
+				// Flush what is queued (a FatalError, say) without waiting on a dead client.
+				for {
+					buf, ok := s.out.pop()
+					if !ok {
+						_ = s.conn.Close(websocket.StatusPolicyViolation, "closing")
+						return
+					}
 					wctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 					err := s.conn.Write(wctx, websocket.MessageText, buf)
 					cancel()
 					if err != nil {
 						return
 					}
-				default:
-					_ = s.conn.Close(websocket.StatusPolicyViolation, "closing")
-					return
 				}
+			case <-s.out.ready:
+				continue
+			case <-ping.C:
+				buf = pingMsg
 			}
-		case buf = <-s.out:
-		case <-ping.C:
-			buf = pingMsg
 		}
 		parent, timeout := s.ctx, s.e.config.WriteTimeout
 		if s.ctx.Err() != nil {
@@ -251,14 +252,14 @@ func (s *session) writeLoop() {
 			return
 		}
 		ping.Reset(s.e.config.PingInterval)
-		if len(s.out) == 0 {
+		if s.out.empty() {
 			// A client that was behind has caught up: let the reactor run what it skipped.
 			s.e.reactor.poke()
 		}
 	}
 }
 
-func (s *session) readLoop() error {
+func (s *session) readLoop(wg *sync.WaitGroup) error {
 	connected := false
 	for {
 		if s.failed.Load() {
@@ -308,9 +309,7 @@ func (s *session) readLoop() error {
 				continue
 			}
 			msg.identity, _ = s.currentIdentity()
-			select {
-			case s.mutations <- &msg:
-			default:
+			if !s.queueMutation(&msg, wg) {
 				s.fatal("too many mutations in flight")
 			}
 		case "Action":
@@ -442,15 +441,45 @@ func (s *session) currentIdentity() (Identity, string) {
 	return s.identity, s.sessionID
 }
 
-// mutationLoop runs the session's mutations one at a time, in the order they were sent.
-func (s *session) mutationLoop() {
+// maxQueuedMutations bounds the mutations one socket may have waiting.
+const maxQueuedMutations = 1024
+
+// queueMutation queues a mutation for the session's runner, starting the runner if none is
+// running. Mutations run one at a time, in the order they were sent.
+func (s *session) queueMutation(msg *clientMessage, wg *sync.WaitGroup) bool {
+	m := &s.mutations
+	m.Lock()
+	defer m.Unlock()
+	if len(m.queue) >= maxQueuedMutations {
+		return false
+	}
+	m.queue = append(m.queue, msg)
+	if !m.running {
+		m.running = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.runMutations()
+		}()
+	}
+	return true
+}
+
+// runMutations runs queued mutations until none is left or the session ends.
+func (s *session) runMutations() {
+	m := &s.mutations
 	for {
-		select {
-		case <-s.ctx.Done():
+		m.Lock()
+		if len(m.queue) == 0 || s.ctx.Err() != nil {
+			m.queue, m.running = nil, false
+			m.Unlock()
 			return
-		case msg := <-s.mutations:
-			s.runMutation(msg)
 		}
+		msg := m.queue[0]
+		m.queue[0] = nil
+		m.queue = m.queue[1:]
+		m.Unlock()
+		s.runMutation(msg)
 	}
 }
 

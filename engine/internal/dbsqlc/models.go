@@ -18,6 +18,11 @@ type Conversation struct {
 	CreatedAt       pgtype.Timestamptz
 }
 
+type ConversationEmbeddingDue struct {
+	ConversationID int64
+	FromMessageID  int64
+}
+
 type ConversationParticipant struct {
 	ConversationID int64
 	UserID         int64
