@@ -32,6 +32,9 @@ type Config struct {
 	// half full gets no new transitions computed until it catches up; one whose queue is full is
 	// disconnected. Default 256.
 	SendQueueLength int
+	// MaxQueriesPerSocket bounds the queries one socket may subscribe to at once; a
+	// ModifyQuerySet that passes it is a protocol error. Default 1,000.
+	MaxQueriesPerSocket int
 	// SendQueueBytes bounds the same queue in bytes, the same way. Default 16 MiB.
 	SendQueueBytes int
 	// WriteTimeout bounds writing one message to a socket; a client that takes longer is
@@ -92,6 +95,7 @@ func (c *Config) WithDefaults() *Config {
 	setDefault(&out.TransitionChunkBytes, 4<<20)
 	setDefault(&out.SendQueueLength, 256)
 	setDefault(&out.SendQueueBytes, 16<<20)
+	setDefault(&out.MaxQueriesPerSocket, 1000)
 	setDefault(&out.PingInterval, 15*time.Second)
 	setDefault(&out.WriteTimeout, 10*time.Second)
 	setDefault(&out.QueryTimeout, 10*time.Second)

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"time"
 )
 
 // Wire messages of the sync protocol (PROTOCOL.md). Field names follow Convex's client.
@@ -19,6 +20,10 @@ func encodeTS(ts uint64) string {
 	binary.LittleEndian.PutUint64(b[:], ts)
 	return base64.StdEncoding.EncodeToString(b[:])
 }
+
+// maxPlausibleTS is the newest ts a client can have seen from any honest server: ts values are
+// wall-clock nanoseconds, and clocks of servers sharing a database are not an hour apart.
+func maxPlausibleTS() uint64 { return uint64(time.Now().Add(time.Hour).UnixNano()) }
 
 func decodeTS(s string) (uint64, bool) {
 	raw, err := base64.StdEncoding.DecodeString(s)

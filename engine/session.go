@@ -41,6 +41,7 @@ type session struct {
 	identity        Identity // the newest identity (mutations and actions use it at once)
 	expiry          *time.Timer
 	pending         sessionPending
+	queryIDs        map[int64]struct{} // the query set as the client last modified it
 
 	// Owned by the reactor goroutine.
 	subs          map[int64]*subscription
@@ -291,12 +292,23 @@ func (s *session) readLoop(wg *sync.WaitGroup) error {
 				s.fatal("Connect needs a sessionId")
 				continue
 			}
+			if connected {
+				s.fatal("Connect was already sent on this socket")
+				continue
+			}
 			s.mu.Lock()
 			s.sessionID = msg.SessionID
 			s.mu.Unlock()
 			if ts, ok := decodeTS(msg.MaxObservedTimestamp); ok {
 				// A client that saw a newer ts (from another process) must not see time go back.
-				s.e.reactor.observe(ts)
+				// Only a plausible one: ts values are wall-clock nanoseconds, so one far ahead
+				// of this clock was not issued by any server and would push every later ts
+				// (and through reconnecting tabs, a restarted server's) past what clients accept.
+				if ts <= maxPlausibleTS() {
+					s.e.reactor.observe(ts)
+				} else {
+					s.e.logger.Warn("ignoring an implausible maxObservedTimestamp", "ts", ts)
+				}
 			}
 			connected = true
 		case "ModifyQuerySet":
@@ -349,6 +361,23 @@ func (s *session) applyQuerySet(msg *clientMessage) error {
 	}
 	if *msg.NewVersion <= *msg.BaseVersion {
 		return fmt.Errorf("ModifyQuerySet newVersion %d must be greater than baseVersion %d", *msg.NewVersion, *msg.BaseVersion)
+	}
+	// The socket closes on an error, so a rejected message may leave queryIDs half applied.
+	if s.queryIDs == nil {
+		s.queryIDs = map[int64]struct{}{}
+	}
+	for _, mod := range msg.Modifications {
+		if mod.QueryID == nil {
+			return errors.New("a query-set modification needs a queryId")
+		}
+		if mod.Type == "Remove" {
+			delete(s.queryIDs, *mod.QueryID)
+		} else {
+			s.queryIDs[*mod.QueryID] = struct{}{}
+		}
+	}
+	if len(s.queryIDs) > s.e.config.MaxQueriesPerSocket {
+		return fmt.Errorf("a socket may hold at most %d queries", s.e.config.MaxQueriesPerSocket)
 	}
 	for _, mod := range msg.Modifications {
 		if mod.QueryID == nil {

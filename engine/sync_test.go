@@ -2,9 +2,16 @@ package engine_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"math"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ripplehq/ripple/engine"
@@ -110,6 +117,60 @@ func TestBadInputGetsErrorsAndServerKeepsServing(t *testing.T) {
 		for ok {
 			_, ok = <-c.msgs
 		}
+	})
+
+	t.Run("a second Connect is fatal", func(t *testing.T) {
+		c := dial(t, b)
+		c.send(map[string]any{"type": "Connect", "sessionId": "again", "connectionCount": 0, "lastCloseReason": nil, "clientTs": 0})
+		m := c.next()
+		require.Equal(t, "FatalError", m["type"])
+		require.Contains(t, m["error"], "already")
+	})
+
+	t.Run("an implausible maxObservedTimestamp does not move the clock", func(t *testing.T) {
+		ctx := context.Background()
+		url := "ws" + strings.TrimPrefix(b.server.URL, "http") + "/api/1.48.0/sync"
+		conn, _, err := websocket.Dial(ctx, url, nil)
+		require.NoError(t, err)
+		defer conn.Close(websocket.StatusNormalClosure, "")
+		huge := make([]byte, 8)
+		binary.LittleEndian.PutUint64(huge, math.MaxUint64-15)
+		for _, m := range []map[string]any{
+			{"type": "Connect", "sessionId": "poison", "connectionCount": 0, "lastCloseReason": nil, "clientTs": 0,
+				"maxObservedTimestamp": base64.StdEncoding.EncodeToString(huge)},
+			{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": []any{
+				map[string]any{"type": "Add", "queryId": 1, "udfPath": "messages:count", "args": []any{map[string]any{"conversationId": conv}}}}},
+		} {
+			buf, _ := json.Marshal(m)
+			require.NoError(t, conn.Write(ctx, websocket.MessageText, buf))
+		}
+		// The transition answering the query set comes after Connect was handled.
+		for {
+			_, data, err := conn.Read(ctx)
+			require.NoError(t, err)
+			var m struct {
+				Type       string
+				EndVersion struct{ TS string }
+			}
+			require.NoError(t, json.Unmarshal(data, &m))
+			if m.Type == "Transition" {
+				raw, _ := base64.StdEncoding.DecodeString(m.EndVersion.TS)
+				require.Less(t, binary.LittleEndian.Uint64(raw), uint64(time.Now().Add(time.Hour).UnixNano()))
+				break
+			}
+		}
+	})
+
+	t.Run("a query set past the socket's limit is fatal", func(t *testing.T) {
+		c := dial(t, b)
+		mods := make([]any, 1001)
+		for i := range mods {
+			mods[i] = map[string]any{"type": "Add", "queryId": i, "udfPath": "messages:count", "args": []any{map[string]any{"conversationId": conv}}}
+		}
+		c.send(map[string]any{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": mods})
+		m := c.next()
+		require.Equal(t, "FatalError", m["type"])
+		require.Contains(t, m["error"], "at most 1000 queries")
 	})
 
 	// After all that, a fresh client is served normally.
