@@ -1,8 +1,8 @@
 package engine_test
 
 // Auth through the engine: Ripple's auth service (sign-up over HTTP, EdDSA access tokens,
-// admin keys) in front of the sync socket and the HTTP function API. See PROTOCOL.md
-// (Authenticate, AuthError) and DESIGN.md (Auth).
+// admin keys) in front of the sync socket and the HTTP function API. See docs/protocol.md
+// (Authenticate, AuthError) and docs/design.md (Auth).
 
 import (
 	"bytes"

@@ -89,7 +89,7 @@ func (c *QueryCtx) DependOnKey(table, column, value string) {
 	}
 }
 
-// Journal is the opaque state the subscription carries between runs (see PROTOCOL.md,
+// Journal is the opaque state the subscription carries between runs (see docs/protocol.md,
 // Pagination). It is empty on a first run.
 func (c *QueryCtx) Journal() string { return c.journal }
 

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Wire messages of the sync protocol (PROTOCOL.md). Field names follow Convex's client.
+// Wire messages of the sync protocol (docs/protocol.md). Field names follow Convex's client.
 
 type stateVersion struct {
 	QuerySet int64  `json:"querySet"`

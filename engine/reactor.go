@@ -237,7 +237,7 @@ func (r *reactor) observe(ts uint64) {
 }
 
 // clockNext returns a ts above every earlier one and near wall-clock nanoseconds, so ts values
-// are comparable across processes (PROTOCOL.md).
+// are comparable across processes (docs/protocol.md).
 func (r *reactor) clockNext() uint64 {
 	now := uint64(time.Now().UnixNano())
 	if floor := r.floorTS.Load(); now <= floor {

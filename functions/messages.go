@@ -86,7 +86,7 @@ func messagesSend(ctx *engine.MutationCtx, args sendArgs) (string, error) {
 	return formatID(msg.ID), nil
 }
 
-// PaginationOpts are Convex's pagination options (PROTOCOL.md, Pagination).
+// PaginationOpts are Convex's pagination options (docs/protocol.md, Pagination).
 type PaginationOpts struct {
 	NumItems        int     `json:"numItems"`
 	Cursor          *string `json:"cursor"`

@@ -4,7 +4,7 @@
 // dependent queries re-run), the client refreshes it before it expires (scheduled from the JWT's
 // exp, see convex/dist/esm/browser/sync/authentication_manager.js), subscriptions stay live
 // across expiry and reconnects, and a refused token is reported through onChange(false).
-// See /work/shared/PROTOCOL.md (Authenticate, AuthError) and DESIGN.md (Auth).
+// See docs/protocol.md (Authenticate, AuthError) and docs/design.md (Auth).
 import { ConvexError } from "convex/values";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { startServer, stopServer, type RunningServer } from "./global-setup";

@@ -1,5 +1,5 @@
 // Conformance tests: the official Convex client (convex@1.48.0, pinned) against a Ripple server
-// (internal/testserver). See /work/shared/PROTOCOL.md and DESIGN.md's four promises.
+// (internal/testserver). See docs/protocol.md and docs/design.md's four promises.
 import { ConvexError } from "convex/values";
 import { makeFunctionReference } from "convex/server";
 import { afterEach, describe, expect, inject, it } from "vitest";

@@ -201,7 +201,7 @@ export function recordingLogger() {
   };
 }
 
-// Ripple's accounts (PROTOCOL.md, "Ripple auth").
+// Ripple's accounts (docs/protocol.md, "Ripple auth").
 
 export type AuthSession = {
   accessToken: string;
