@@ -139,6 +139,11 @@ func (e *Engine) Start(ctx context.Context) error {
 		defer e.reactorWG.Done()
 		e.reactor.run(runCtx)
 	}()
+	e.reactorWG.Add(1)
+	go func() {
+		defer e.reactorWG.Done()
+		e.reactor.pingLoop(runCtx)
+	}()
 	if !e.config.DisableJobs {
 		if err := e.river.Start(runCtx); err != nil {
 			stop()

@@ -157,6 +157,26 @@ func (r *reactor) poke() {
 	}
 }
 
+// pingLoop pings the sockets that wrote nothing for the ping interval: one goroutine and one
+// ticker for every socket, instead of a timer and a waiting writer per socket.
+func (r *reactor) pingLoop(ctx context.Context) {
+	every := min(time.Second, r.e.config.PingInterval/2)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			r.mu.Lock()
+			for s := range r.sessions {
+				s.pingIfIdle(now)
+			}
+			r.mu.Unlock()
+		}
+	}
+}
+
 func (r *reactor) addSession(s *session) {
 	r.mu.Lock()
 	r.sessions[s] = struct{}{}

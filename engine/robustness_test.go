@@ -220,3 +220,20 @@ func TestReplicaRoleWritesAreCaptured(t *testing.T) {
 	require.NoError(t, tx.Commit(ctx))
 	c.waitFor(func() bool { return c.values[1] == float64(1) })
 }
+
+// An idle socket is pinged about every PingInterval by the engine's one pinger.
+func TestIdleSocketsArePinged(t *testing.T) {
+	t.Parallel()
+	db := testdb.NewSchema(t)
+	b := setupWith(t, db, func(c *engine.Config) { c.PingInterval = 300 * time.Millisecond })
+	c := dial(t, b)
+	c.subscribe(1, "messages:total", map[string]any{})
+	pings := 0
+	for pings < 2 {
+		m, ok := <-c.msgs
+		require.True(t, ok, "socket closed")
+		if m["type"] == "Ping" {
+			pings++
+		}
+	}
+}

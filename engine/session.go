@@ -24,6 +24,8 @@ type session struct {
 
 	failed atomic.Bool // a FatalError was sent: read nothing more
 	gone   atomic.Bool // removed from the reactor: no more transitions
+	// lastWrite is when the last frame was written (or a ping queued), in unix nanoseconds.
+	lastWrite atomic.Int64
 	// mutations waits for the session's mutation runner, started when the first arrives and
 	// ended when none is left (an idle socket keeps no goroutine for it).
 	mutations struct {
@@ -92,9 +94,14 @@ func (s *session) send(msg any) {
 // sendRaw queues frames back to back: senders on other goroutines (mutation and action
 // replies, the reactor) never interleave with them.
 func (s *session) sendRaw(frames ...[]byte) {
-	if !s.out.push(frames...) {
+	ok, start := s.out.push(frames...)
+	if !ok {
 		s.e.logger.Warn("closing a session whose client cannot keep up")
 		s.cancel()
+		return
+	}
+	if start {
+		go s.writer()
 	}
 }
 
@@ -184,6 +191,7 @@ func (e *Engine) serveSync(w http.ResponseWriter, r *http.Request) {
 		pending: emptyPending(),
 		subs:    map[int64]*subscription{},
 	}
+	s.lastWrite.Store(time.Now().UnixNano())
 	e.metrics.sessions.Add(1)
 	defer e.metrics.sessions.Add(-1)
 	e.sessionsWG.Add(1)
@@ -192,14 +200,15 @@ func (e *Engine) serveSync(w http.ResponseWriter, r *http.Request) {
 	e.reactor.addSession(s)
 	defer e.reactor.removeSession(s)
 
-	// The writer, and the mutation runner whenever it runs (started only by readLoop, so every
-	// Add happens before Wait).
+	// The mutation runner, whenever it runs (started only by readLoop, so every Add happens
+	// before Wait).
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); s.writeLoop() }()
 	err = s.readLoop(&wg)
 	cancel()
 	wg.Wait()
+	// No more frames; the writer flushes what is queued (briefly: the session is closing).
+	s.out.close()
+	s.out.wait()
 	s.mu.Lock()
 	if s.expiry != nil {
 		s.expiry.Stop()
@@ -211,34 +220,17 @@ func (e *Engine) serveSync(w http.ResponseWriter, r *http.Request) {
 	conn.Close(websocket.StatusNormalClosure, "")
 }
 
-func (s *session) writeLoop() {
-	ping := time.NewTicker(s.e.config.PingInterval)
-	defer ping.Stop()
-	pingMsg := []byte(`{"type":"Ping"}`)
+// writer writes queued frames until the queue is empty, then ends (sendRaw starts another when
+// something is queued again). A write that fails or takes longer than WriteTimeout ends the
+// session.
+func (s *session) writer() {
+	defer s.out.writerDone()
 	for {
-		buf, ok := s.out.pop()
+		buf, ok := s.out.next()
 		if !ok {
-			select {
-			case <-s.ctx.Done():
-				// Flush what is queued (a FatalError, say) without waiting on a dead client.
-				for {
-					buf, ok := s.out.pop()
-					if !ok {
-						_ = s.conn.Close(websocket.StatusPolicyViolation, "closing")
-						return
-					}
-					wctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-					err := s.conn.Write(wctx, websocket.MessageText, buf)
-					cancel()
-					if err != nil {
-						return
-					}
-				}
-			case <-s.out.ready:
-				continue
-			case <-ping.C:
-				buf = pingMsg
-			}
+			// Caught up: the reactor may run what it parked for this client.
+			s.e.reactor.poke()
+			return
 		}
 		parent, timeout := s.ctx, s.e.config.WriteTimeout
 		if s.ctx.Err() != nil {
@@ -250,15 +242,25 @@ func (s *session) writeLoop() {
 		cancel()
 		if err != nil {
 			s.cancel()
+			s.out.close()
+			for _, ok := s.out.next(); ok; _, ok = s.out.next() {
+			}
 			return
 		}
-		ping.Reset(s.e.config.PingInterval)
-		if s.out.empty() {
-			// A client that was behind has caught up: let the reactor run what it skipped.
-			s.e.reactor.poke()
-		}
+		s.lastWrite.Store(time.Now().UnixNano())
 	}
 }
+
+// pingIfIdle queues a Ping when nothing was written for the ping interval: the client reconnects
+// after a long silence.
+func (s *session) pingIfIdle(now time.Time) {
+	if now.UnixNano()-s.lastWrite.Load() >= int64(s.e.config.PingInterval) {
+		s.lastWrite.Store(now.UnixNano()) // one ping per interval, even if the write is slow
+		s.sendRaw(pingFrame)
+	}
+}
+
+var pingFrame = []byte(`{"type":"Ping"}`)
 
 func (s *session) readLoop(wg *sync.WaitGroup) error {
 	connected := false
