@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"time"
 )
 
@@ -32,6 +33,9 @@ type Config struct {
 	// half full gets no new transitions computed until it catches up; one whose queue is full is
 	// disconnected. Default 256.
 	SendQueueLength int
+	// QueryWorkers is how many connections one batch may run its queries on, all sharing its
+	// snapshot. Default: the number of CPUs, at most 4.
+	QueryWorkers int
 	// MaxQueriesPerSocket bounds the queries one socket may subscribe to at once; a
 	// ModifyQuerySet that passes it is a protocol error. Default 1,000.
 	MaxQueriesPerSocket int
@@ -96,6 +100,7 @@ func (c *Config) WithDefaults() *Config {
 	setDefault(&out.SendQueueLength, 256)
 	setDefault(&out.SendQueueBytes, 16<<20)
 	setDefault(&out.MaxQueriesPerSocket, 1000)
+	setDefault(&out.QueryWorkers, min(runtime.NumCPU(), 4))
 	setDefault(&out.PingInterval, 15*time.Second)
 	setDefault(&out.WriteTimeout, 10*time.Second)
 	setDefault(&out.QueryTimeout, 10*time.Second)

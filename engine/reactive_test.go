@@ -104,6 +104,11 @@ func TestOneSnapshotPerTransition(t *testing.T) {
 	c := dial(t, b)
 	c.subscribe(1, "messages:list", map[string]any{"conversationId": conv})
 	c.subscribe(2, "messages:count", map[string]any{"conversationId": conv})
+	// More groups, so the batch spreads them over several connections sharing its snapshot.
+	for i := int64(0); i < 4; i++ {
+		c.subscribe(10+i, "messages:pageBefore", pageArgs{ConversationID: conv, Limit: 1000 + int(i)})
+		c.subscribe(20+i, "messages:windowCount", pageArgs{ConversationID: conv, FromID: -int64(i), ToID: 1 << 40})
+	}
 	c.settle()
 
 	var wg sync.WaitGroup
@@ -124,6 +129,12 @@ func TestOneSnapshotPerTransition(t *testing.T) {
 		list, _ := c.values[1].([]any)
 		count, _ := c.values[2].(float64)
 		require.Equal(t, float64(len(list)), count, "list and count come from different snapshots")
+		for i := int64(0); i < 4; i++ {
+			page, _ := c.values[10+i].([]any)
+			n, _ := c.values[20+i].(float64)
+			require.Equal(t, count, float64(len(page)), "page %d", i)
+			require.Equal(t, count, n, "window %d", i)
+		}
 	}
 	for running := true; running; {
 		select {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -668,56 +669,21 @@ wait:
 
 	// Run every group, then apply the results only if all ran: a batch that breaks half-way
 	// leaves every subscription as it was, to run again in the next batch.
+	runs := make([]groupRun, len(order))
+	for i, k := range order {
+		runs[i] = r.planGroup(groups[k], k.path+"\x00"+k.args+"\x00"+k.identity+"\x00"+k.journal)
+	}
+	r.runGroups(ctx, &snapshotTx{tx: tx, statementTimeout: queryTimeout}, runs)
+	if err := r.settleGroups(runs); err != nil {
+		return err
+	}
 	type result struct {
 		subs []*subscription
 		res  callResult
 	}
-	results := make([]result, 0, len(order))
-	snapshot := &snapshotTx{tx: tx, statementTimeout: queryTimeout}
-	for i, k := range order {
-		subs := groups[k]
-		first := subs[0]
-		groupKey := k.path + "\x00" + k.args + "\x00" + k.identity + "\x00" + k.journal
-		var res callResult
-		switch {
-		case first.fn.internal && !first.session.queryIdentity.Admin:
-			// The admin who subscribed signed out: internal data stops here.
-			res = callResult{err: errUnknownFunction(first.fn.path, KindQuery), reads: newReadSet(), requestID: newRequestID()}
-		case r.poisoned[groupKey] >= 2:
-			r.e.logger.Error("query broke its batch twice; failing it without running", "function", first.fn.path)
-			delete(r.poisoned, groupKey)
-			res = callResult{err: errors.New("query broke the shared snapshot"), reads: &ReadSet{all: true}, requestID: newRequestID()}
-		default:
-			_, isolate := r.isolate[groupKey]
-			res = r.e.runQueryInTx(ctx, snapshot, first.fn, first.args, first.session.queryIdentity, first.journal, isolate)
-			if isolate && res.err == nil {
-				delete(r.isolate, groupKey)
-			}
-		}
-		aborted := errors.Is(res.err, errSnapshotAborted)
-		if aborted {
-			// Its SQL error aborted the shared snapshot: the batch runs again with this query
-			// under a savepoint of its own.
-			r.isolate[groupKey] = struct{}{}
-		}
-		if res.err != nil && (aborted || tx.Conn().IsClosed()) {
-			if !aborted {
-				r.poisoned[groupKey]++
-			}
-			for _, k2 := range order[i:] {
-				for _, sub := range groups[k2] {
-					r.dirty[sub] = struct{}{}
-				}
-			}
-			for _, done := range results {
-				for _, sub := range done.subs {
-					r.dirty[sub] = struct{}{}
-				}
-			}
-			return fmt.Errorf("batch snapshot lost: %w", res.err)
-		}
-		delete(r.poisoned, groupKey)
-		results = append(results, result{subs: subs, res: res})
+	results := make([]result, len(runs))
+	for i, run := range runs {
+		results[i] = result{subs: run.subs, res: run.res}
 	}
 	for i := range results {
 		res := &results[i].res
@@ -797,6 +763,140 @@ func (r *reactor) closeMarker() {
 		_ = r.markerConn.Close(ctx)
 		r.markerConn = nil
 	}
+}
+
+// groupRun is one query group of a batch: identical subscriptions, run once.
+type groupRun struct {
+	subs    []*subscription
+	key     string
+	run     bool // false: res is decided without running
+	isolate bool // run under a savepoint of its own (it aborted a shared snapshot before)
+	res     callResult
+	broken  bool // it failed because its connection was lost
+}
+
+// planGroup decides, on the reactor goroutine, how a group runs.
+func (r *reactor) planGroup(subs []*subscription, key string) groupRun {
+	g := groupRun{subs: subs, key: key}
+	first := subs[0]
+	switch {
+	case first.fn.internal && !first.session.queryIdentity.Admin:
+		// The admin who subscribed signed out: internal data stops here.
+		g.res = callResult{err: errUnknownFunction(first.fn.path, KindQuery), reads: newReadSet(), requestID: newRequestID()}
+	case r.poisoned[key] >= 2:
+		r.e.logger.Error("query broke its batch twice; failing it without running", "function", first.fn.path)
+		delete(r.poisoned, key)
+		g.res = callResult{err: errors.New("query broke the shared snapshot"), reads: &ReadSet{all: true}, requestID: newRequestID()}
+	default:
+		_, g.isolate = r.isolate[key]
+		g.run = true
+	}
+	return g
+}
+
+// parallelMinGroups is the fewest groups a batch spreads over several connections: below it,
+// importing the snapshot costs more than it saves.
+const parallelMinGroups = 4
+
+// runGroups runs the groups in the batch's snapshot. With enough groups, it also runs them on
+// up to Config.QueryWorkers-1 more connections that import the same snapshot
+// (pg_export_snapshot), so queries use every core and a slow one holds up only its own
+// connection. Each run's outcome is left in its groupRun; settleGroups reads them.
+func (r *reactor) runGroups(ctx context.Context, main *snapshotTx, runs []groupRun) {
+	var todo []int
+	for i := range runs {
+		if runs[i].run {
+			todo = append(todo, i)
+		}
+	}
+	snaps := []*snapshotTx{main}
+	if extra := min(r.e.config.QueryWorkers, len(todo)/2) - 1; extra > 0 && len(todo) >= parallelMinGroups {
+		imported, release := r.importSnapshot(ctx, main, extra)
+		defer release()
+		snaps = append(snaps, imported...)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for _, snap := range snaps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n := int(next.Add(1)) - 1
+				if n >= len(todo) {
+					return
+				}
+				g := &runs[todo[n]]
+				first := g.subs[0]
+				g.res = r.e.runQueryInTx(ctx, snap, first.fn, first.args, first.session.queryIdentity, first.journal, g.isolate)
+				g.broken = g.res.err != nil && snap.tx.Conn().IsClosed()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// importSnapshot opens up to n more transactions on the snapshot of main. Workers that cannot
+// be had (the pool is busy, say) are simply not used.
+func (r *reactor) importSnapshot(ctx context.Context, main *snapshotTx, n int) ([]*snapshotTx, func()) {
+	var id string
+	if err := main.tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&id); err != nil || !snapshotID.MatchString(id) {
+		return nil, func() {}
+	}
+	begin := fmt.Sprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '%s'; SET LOCAL statement_timeout = %d",
+		id, main.statementTimeout.Milliseconds())
+	var out []*snapshotTx
+	for range n {
+		tx, err := r.e.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
+		if err != nil {
+			break
+		}
+		out = append(out, &snapshotTx{tx: tx, statementTimeout: main.statementTimeout})
+	}
+	return out, func() {
+		for _, s := range out {
+			_ = s.tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}
+}
+
+var snapshotID = regexp.MustCompile(`^[0-9A-Fa-f-]+$`)
+
+// settleGroups reads the outcomes of runGroups on the reactor goroutine. When a run aborted its
+// shared snapshot (its SQL error) or lost its connection, nothing of the batch is applied:
+// every group is marked to run again, the aborting one isolated, the connection-breaking one
+// counted (twice and it fails without running).
+func (r *reactor) settleGroups(runs []groupRun) error {
+	var lost error
+	for i := range runs {
+		g := &runs[i]
+		if !g.run {
+			continue
+		}
+		switch {
+		case errors.Is(g.res.err, errSnapshotAborted):
+			r.isolate[g.key] = struct{}{}
+		case g.broken:
+			r.poisoned[g.key]++
+		default:
+			delete(r.poisoned, g.key)
+			if g.isolate && g.res.err == nil {
+				delete(r.isolate, g.key)
+			}
+			continue
+		}
+		if lost == nil {
+			lost = fmt.Errorf("batch snapshot lost: %w", g.res.err)
+		}
+	}
+	if lost != nil {
+		for _, g := range runs {
+			for _, sub := range g.subs {
+				r.dirty[sub] = struct{}{}
+			}
+		}
+	}
+	return lost
 }
 
 func resultHash(res *callResult) [32]byte {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -15,6 +16,9 @@ import (
 // connection afterwards unless the URL's connect_timeout says otherwise.
 const connectTimeout = 10 * time.Second
 
+// defaultMaxConns is the pool size when DATABASE_URL does not set pool_max_conns.
+const defaultMaxConns = 20
+
 // openPool connects to the database, with every connection's search_path on schemaName, and
 // pings it so that an unreachable server is reported before anything else happens.
 func openPool(ctx context.Context, databaseURL, schemaName string) (*pgxpool.Pool, error) {
@@ -24,6 +28,11 @@ func openPool(ctx context.Context, databaseURL, schemaName string) (*pgxpool.Poo
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	if !strings.Contains(databaseURL, "pool_max_conns") {
+		// pgxpool's default (the number of CPUs, at least 4) is too few for mutations, the
+		// reactor's query workers and River's job workers at once.
+		cfg.MaxConns = defaultMaxConns
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
