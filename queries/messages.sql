@@ -5,11 +5,18 @@ RETURNING id, created_at;
 -- name: MessageGet :one
 SELECT id, sender_id, conversation_id, body, created_at FROM messages WHERE id = $1;
 
+-- MessageLastForConversations is the newest message of each conversation: one index probe per
+-- conversation, however long its history (DISTINCT ON read every message of every one).
 -- name: MessageLastForConversations :many
-SELECT DISTINCT ON (conversation_id) conversation_id, id, sender_id, body, created_at
-FROM messages
-WHERE conversation_id = ANY($1::bigint[])
-ORDER BY conversation_id, created_at DESC, id DESC;
+SELECT k.conversation_id::bigint AS conversation_id, m.id, m.sender_id, m.body, m.created_at
+FROM unnest(sqlc.arg(conversation_ids)::bigint[]) AS k(conversation_id)
+CROSS JOIN LATERAL (
+  SELECT id, sender_id, body, created_at
+  FROM messages
+  WHERE messages.conversation_id = k.conversation_id
+  ORDER BY created_at DESC, id DESC
+  LIMIT 1
+) m;
 
 -- MessagePage lists a conversation's messages newest first, strictly older than the "before"
 -- position (when given) and no older than the "until" position (when given). It reads one

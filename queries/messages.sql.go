@@ -359,10 +359,15 @@ func (q *Queries) MessageInsert(ctx context.Context, db DBTX, arg MessageInsertP
 }
 
 const messageLastForConversations = `-- name: MessageLastForConversations :many
-SELECT DISTINCT ON (conversation_id) conversation_id, id, sender_id, body, created_at
-FROM messages
-WHERE conversation_id = ANY($1::bigint[])
-ORDER BY conversation_id, created_at DESC, id DESC
+SELECT k.conversation_id::bigint AS conversation_id, m.id, m.sender_id, m.body, m.created_at
+FROM unnest($1::bigint[]) AS k(conversation_id)
+CROSS JOIN LATERAL (
+  SELECT id, sender_id, body, created_at
+  FROM messages
+  WHERE messages.conversation_id = k.conversation_id
+  ORDER BY created_at DESC, id DESC
+  LIMIT 1
+) m
 `
 
 type MessageLastForConversationsRow struct {
@@ -373,8 +378,10 @@ type MessageLastForConversationsRow struct {
 	CreatedAt      pgtype.Timestamptz
 }
 
-func (q *Queries) MessageLastForConversations(ctx context.Context, db DBTX, dollar_1 []int64) ([]MessageLastForConversationsRow, error) {
-	rows, err := db.Query(ctx, messageLastForConversations, dollar_1)
+// MessageLastForConversations is the newest message of each conversation: one index probe per
+// conversation, however long its history (DISTINCT ON read every message of every one).
+func (q *Queries) MessageLastForConversations(ctx context.Context, db DBTX, conversationIds []int64) ([]MessageLastForConversationsRow, error) {
+	rows, err := db.Query(ctx, messageLastForConversations, conversationIds)
 	if err != nil {
 		return nil, err
 	}

@@ -342,6 +342,7 @@ func (a *selectAnalysis) filters(it *item) []*pg_query.Node {
 }
 
 func (a *selectAnalysis) analyze(narrow map[*pg_query.RangeVar]TableRead) {
+	a.lateralReads(narrow)
 	for _, it := range a.items {
 		if it.rv == nil {
 			continue

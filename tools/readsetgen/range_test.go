@@ -112,3 +112,40 @@ func TestAnalyzeNamedParams(t *testing.T) {
 		}
 	}
 }
+
+func TestAnalyzeLateralPerKey(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		sql  string
+		want []TableRead
+	}{
+		{`SELECT k.conversation_id, m.id FROM unnest($1::bigint[]) AS k(conversation_id)
+		  CROSS JOIN LATERAL (SELECT id, created_at FROM messages WHERE messages.conversation_id = k.conversation_id
+		                      ORDER BY created_at DESC, id DESC LIMIT 1) m`,
+			[]TableRead{prm("messages", "conversation_id", 1)}},
+		{`SELECT m.id FROM unnest($2::bigint[]) AS k
+		  JOIN LATERAL (SELECT x.id FROM messages x WHERE k = x.conversation_id AND x.body <> '' LIMIT 1) m ON true`,
+			[]TableRead{tbl("messages")}}, // k unqualified on the key side: could be a column of messages
+		{`SELECT m.id FROM unnest($2::bigint[]) AS k(c)
+		  JOIN LATERAL (SELECT x.id FROM messages x WHERE k.c = x.conversation_id AND x.body <> '' LIMIT 1) m ON true`,
+			[]TableRead{prm("messages", "conversation_id", 2)}},
+		{`SELECT m.id FROM unnest($1::bigint[]) AS k(c)
+		  CROSS JOIN LATERAL (SELECT id FROM messages WHERE conversation_id = k.c OR true LIMIT 1) m`,
+			[]TableRead{tbl("messages")}},
+		{`SELECT m.id FROM unnest($1::bigint[]) AS k(c)
+		  CROSS JOIN LATERAL (SELECT messages.id FROM messages JOIN users u ON u.id = messages.sender_id WHERE messages.conversation_id = k.c) m`,
+			[]TableRead{tbl("messages"), tbl("users")}},
+		{`SELECT m.id FROM unnest($1::bigint[]) AS k(c)
+		  CROSS JOIN (SELECT id FROM messages WHERE conversation_id = 3) m`,
+			[]TableRead{tbl("messages")}},
+	}
+	for _, tt := range tests {
+		got, err := analyzeSQL(t, tt.sql)
+		if err != nil {
+			t.Fatalf("Analyze(%s): %v", tt.sql, err)
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("Analyze(%s)\n got %s\nwant %s", tt.sql, show(got), show(tt.want))
+		}
+	}
+}
