@@ -80,6 +80,9 @@ type PeriodicFunction struct {
 	Args       any
 	Interval   time.Duration
 	RunOnStart bool
+	// Exclusive skips a run that falls due while the previous one is still waiting or running,
+	// so runs never overlap or pile up behind a slow one.
+	Exclusive bool
 }
 
 // WithDefaults returns a copy with every unset field at its default.

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/ripplehq/ripple/engine/internal/dbsqlc"
 )
@@ -112,14 +114,23 @@ func (e *Engine) newRiverClient() (*river.Client[pgx.Tx], error) {
 	}
 	periodic := []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(e.config.HousekeepingInterval),
 		func() (river.JobArgs, *river.InsertOpts) { return housekeepingArgs{}, nil }, nil)}
-	for _, p := range e.config.PeriodicFunctions {
+	for _, p := range append(slices.Clone(e.config.PeriodicFunctions), e.registry.periodicFunctions()...) {
 		raw, err := json.Marshal(p.Args)
 		if err != nil {
 			return nil, fmt.Errorf("periodic function %s: %w", p.Path, err)
 		}
 		args := functionJobArgs{Path: p.Path, Args: raw}
+		var opts *river.InsertOpts
+		if p.Exclusive {
+			// Unique by arguments among the waiting and running states: River skips the insert
+			// while a run is queued or running.
+			opts = &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+				rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+				rivertype.JobStateRunning, rivertype.JobStateScheduled,
+			}}}
+		}
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(p.Interval),
-			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
+			func() (river.JobArgs, *river.InsertOpts) { return args, opts },
 			&river.PeriodicJobOpts{RunOnStart: p.RunOnStart}))
 	}
 	cfg := &river.Config{

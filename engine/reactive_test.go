@@ -83,11 +83,7 @@ func TestNoMissedUpdateRandomized(t *testing.T) {
 	settleAll(clients)
 
 	for _, s := range subs {
-		var fresh any
-		require.NoError(t, b.engine.Call(ctx, s.path, s.args, engine.Identity{}, &fresh))
-		want, _ := json.Marshal(fresh)
-		got, _ := json.Marshal(s.client.values[s.qid])
-		require.JSONEq(t, string(want), string(got), "%s %v", s.path, s.args)
+		requireFresh(t, b, s.client, s.qid, s.path, s.args)
 	}
 	after := b.engine.Stats()
 	reruns := after.Reruns - before.Reruns
@@ -305,11 +301,7 @@ func TestNoMissedUpdateRandomizedRanges(t *testing.T) {
 		t.Helper()
 		settleAll(clients)
 		for _, s := range subs {
-			var fresh any
-			require.NoError(t, b.engine.Call(ctx, s.path, s.args, engine.Identity{}, &fresh))
-			want, _ := json.Marshal(fresh)
-			got, _ := json.Marshal(s.client.values[s.qid])
-			require.JSONEq(t, string(want), string(got), "%s %+v", s.path, s.args)
+			requireFresh(t, b, s.client, s.qid, s.path, s.args)
 		}
 	}
 	randomID := "(SELECT id FROM messages WHERE conversation_id = $1 ORDER BY random() LIMIT 1)"
@@ -359,4 +351,14 @@ func settleAll(clients []*syncClient) {
 			c.settle()
 		}
 	}
+}
+
+// requireFresh checks that the last value a client holds for a query equals a fresh run.
+func requireFresh(t *testing.T, b *testBundle, c *syncClient, qid int64, path string, args any) {
+	t.Helper()
+	var fresh any
+	require.NoError(t, b.engine.Call(context.Background(), path, args, engine.Identity{}, &fresh))
+	want, _ := json.Marshal(fresh)
+	got, _ := json.Marshal(c.values[qid])
+	require.JSONEq(t, string(want), string(got), "%s %+v", path, args)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -46,6 +47,34 @@ type Registry struct {
 	mu        sync.RWMutex
 	functions map[string]*function
 	readSpecs map[string]ReadSpec
+	periodic  []PeriodicFunction
+}
+
+// AddPeriodic makes the engine run a registered mutation or action on an interval and panics
+// on a bad one; see AddPeriodicSafely.
+func AddPeriodic(r *Registry, p PeriodicFunction) {
+	if err := AddPeriodicSafely(r, p); err != nil {
+		panic(err)
+	}
+}
+
+// AddPeriodicSafely makes the engine run a registered mutation or action on an interval (a
+// River periodic job), as Config.PeriodicFunctions does; an application registers it beside
+// its functions, so every process that serves them runs it (River's leader enqueues it once).
+func AddPeriodicSafely(r *Registry, p PeriodicFunction) error {
+	if p.Interval <= 0 {
+		return fmt.Errorf("engine: periodic function %s needs a positive Interval", p.Path)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.periodic = append(r.periodic, p)
+	return nil
+}
+
+func (r *Registry) periodicFunctions() []PeriodicFunction {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.Clone(r.periodic)
 }
 
 // NewRegistry returns an empty registry.

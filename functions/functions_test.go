@@ -314,13 +314,44 @@ func TestPermanentEmbeddingFailureIsRecorded(t *testing.T) {
 	require.NoError(t, b.call(t, ann, "messages:send", map[string]any{"conversationId": conv, "body": "refused"}, &id))
 
 	ctx := context.Background()
-	require.Eventually(t, func() bool {
-		var state string
-		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT state::text FROM river_job WHERE kind = 'ripple.function' ORDER BY id DESC LIMIT 1").Scan(&state))
-		return state == "completed"
-	}, 30*time.Second, 20*time.Millisecond)
 	var reason string
-	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT reason FROM message_embedding_failures WHERE message_id = $1", id).Scan(&reason))
+	require.Eventually(t, func() bool {
+		return b.db.Pool.QueryRow(ctx, "SELECT reason FROM message_embedding_failures WHERE message_id = $1", id).Scan(&reason) == nil
+	}, 30*time.Second, 20*time.Millisecond)
 	require.Contains(t, reason, "400")
+	// Two more sweeps complete without asking the provider again.
+	sweeps := func() (n int) {
+		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = 'ripple.function' AND state = 'completed'").Scan(&n))
+		return n
+	}
+	after := sweeps()
+	require.Eventually(t, func() bool { return sweeps() >= after+2 }, 30*time.Second, 20*time.Millisecond)
 	require.Equal(t, int32(1), calls.Load(), "a permanent failure is not retried")
+}
+
+// A sweep that died holding claims (its lease expired, the conversation's mark already taken)
+// loses nothing: a later sweep marks the conversation again and embeds the message.
+func TestEmbeddingSweepRecoversExpiredClaims(t *testing.T) {
+	t.Parallel()
+	local, err := embedding.New(embedding.Config{Provider: embedding.ProviderLocal})
+	require.NoError(t, err)
+	b := setup(t, &setupOpts{embedder: local})
+	ann, bob := b.user(t, "ann"), b.user(t, "bob")
+	conv := b.direct(t, ann, bob, "bob")
+	ctx := context.Background()
+	// Written as a dead sweep leaves it: no mark, an expired claim, no embedding.
+	var id int64
+	require.NoError(t, b.db.Pool.QueryRow(ctx, `INSERT INTO messages (sender_id, conversation_id, body)
+		VALUES ($1, $2, 'orphaned by a crash') RETURNING id`, ann.UserID, conv).Scan(&id))
+	_, err = b.db.Pool.Exec(ctx, `INSERT INTO message_embedding_claims (message_id, claimer, claimed_until)
+		VALUES ($1, 42, now() - interval '1 second')`, id)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embeddings WHERE message_id = $1", id).Scan(&n))
+		return n == 1
+	}, 30*time.Second, 20*time.Millisecond)
+	var claims int
+	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embedding_claims").Scan(&claims))
+	require.Zero(t, claims, "the stored embedding released its claim")
 }

@@ -16,11 +16,6 @@ import (
 // MaxBodyLength is the longest message body, in characters.
 const MaxBodyLength = 4000
 
-// EmbeddingDelay is how long after the first message of a burst its embedding job is due. The
-// job runs once River's scheduler sees it due, which it checks every few seconds, so a message
-// is searchable about 1 to 6 seconds after it was sent.
-const EmbeddingDelay = time.Second
-
 func registerMessages(reg *engine.Registry) {
 	engine.AddQuery(reg, "messages:list", messagesList, nil)
 	engine.AddMutation(reg, "messages:send", messagesSend, nil)
@@ -44,8 +39,8 @@ type sendArgs struct {
 	Body           string `json:"body"`
 }
 
-// messagesSend stores a message and, in the same transaction, makes sure a handleSentMessage job
-// (last activity and embedding) will cover it, so the send stays fast and the work is never
+// messagesSend stores a message and, in the same transaction, marks its conversation for the
+// embedding sweep (last activity and embedding), so the send stays fast and the work is never
 // lost.
 func messagesSend(ctx *engine.MutationCtx, args sendArgs) (string, error) {
 	me, err := callerID(ctx)
@@ -70,18 +65,11 @@ func messagesSend(ctx *engine.MutationCtx, args sendArgs) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// One job per burst: only the send that marks the conversation schedules it, after a pause
-	// that keeps the embedding work away from the moment the message is delivered and lets
-	// the messages that follow share the job.
-	marked, err := queries.New().EmbeddingDueMark(ctx, ctx.DB(), queries.EmbeddingDueMarkParams{ConversationID: convID, FromMessageID: msg.ID})
-	if err != nil {
+	// The embedding sweep (messages:embedDue) takes it from here: marking the conversation is
+	// all a send does, so the embedding work never runs at the moment the message is delivered,
+	// and the messages of a second share the sweep's transactions and provider calls.
+	if _, err := queries.New().EmbeddingDueMark(ctx, ctx.DB(), queries.EmbeddingDueMarkParams{ConversationID: convID, FromMessageID: msg.ID}); err != nil {
 		return "", err
-	}
-	if marked > 0 {
-		args := handleSentArgs{ConversationID: formatID(convID), FromMessageID: formatID(msg.ID)}
-		if _, err := ctx.RunAfter(EmbeddingDelay, "messages:handleSentMessage", args); err != nil {
-			return "", err
-		}
 	}
 	return formatID(msg.ID), nil
 }

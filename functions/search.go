@@ -1,8 +1,11 @@
 package functions
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"time"
@@ -29,6 +32,12 @@ func registerSearch(reg *engine.Registry, deps *Deps) {
 	engine.AddAction(reg, "messages:handleSentMessage", func(ctx *engine.ActionCtx, args handleSentArgs) (any, error) {
 		return nil, handleSentMessage(ctx, deps, args)
 	}, &engine.FunctionOpts{Internal: true})
+	engine.AddAction(reg, "messages:embedDue", func(ctx *engine.ActionCtx, _ struct{}) (any, error) {
+		return nil, embedDue(ctx, deps)
+	}, &engine.FunctionOpts{Internal: true})
+	engine.AddPeriodic(reg, engine.PeriodicFunction{Path: "messages:embedDue", Args: struct{}{}, Interval: EmbeddingSweepInterval, Exclusive: true})
+	engine.AddMutation(reg, "messages:claimDue", messagesClaimDue, &engine.FunctionOpts{Internal: true})
+	engine.AddMutation(reg, "messages:unclaimEmbeddings", messagesUnclaimEmbeddings, &engine.FunctionOpts{Internal: true})
 	engine.AddMutation(reg, "messages:claimEmbeddings", messagesClaimEmbeddings, &engine.FunctionOpts{Internal: true})
 	engine.AddMutation(reg, "messages:storeEmbeddings", messagesStoreEmbeddings, &engine.FunctionOpts{Internal: true})
 }
@@ -202,10 +211,123 @@ type failedEmbedding struct {
 // insert being a few milliseconds.
 const storeChunk = 16
 
-// handleSentMessage is the job messages:send schedules once per burst: it records the
-// conversation's last activity and embeds the burst's messages, as many per provider call as the
-// provider takes, until none is left. Storing is idempotent, so a retried or concurrent job never
-// stores an embedding twice.
+// EmbeddingSweepInterval is how often the embedding sweep runs: a message is searchable about
+// this long after it was sent (longer during a burst bigger than a sweep embeds at once).
+const EmbeddingSweepInterval = time.Second
+
+// sweepBudget bounds one sweep; what is left is the next sweep's.
+const sweepBudget = 20 * time.Second
+
+// embedDue is the embedding sweep, a periodic job that never overlaps itself: it takes the
+// conversations messages:send marked, embeds their new messages (as many per provider call as
+// the provider takes, across conversations), stores the vectors, and records last activity. It
+// runs one at a time, away from the moment messages are delivered, so embedding is background
+// work: a burst costs a few transactions and calls, not a job per message. Claims that a dead
+// sweep left behind are given back to the next sweep once their lease expires (claimDue).
+func embedDue(ctx *engine.ActionCtx, deps *Deps) error {
+	claimer := rand.Int64N(math.MaxInt64-1) + 1
+	deadline := time.Now().Add(sweepBudget)
+	for time.Now().Before(deadline) {
+		var pending []pendingEmbedding
+		limit := deps.Embedder.MaxBatch()
+		if err := ctx.RunMutation("messages:claimDue", claimDueArgs{Claimer: claimer, Limit: limit}, &pending); err != nil {
+			return err
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		if err := embedAndStore(ctx, deps, pending); err != nil {
+			// Give the claims back, so the next sweep takes them at once, not after the lease.
+			items := make([]claimedMessage, len(pending))
+			for i, p := range pending {
+				items[i] = p.claimedMessage
+			}
+			if uerr := ctx.RunMutation("messages:unclaimEmbeddings", unclaimArgs{Items: items}, nil); uerr != nil {
+				ctx.Logger().Warn("giving embedding claims back", "error", uerr)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+type claimDueArgs struct {
+	Claimer int64 `json:"claimer"`
+	Limit   int   `json:"limit"`
+}
+
+// messagesClaimDue takes the marks of the conversations with messages to embed, oldest first,
+// and leases up to Limit of their messages to the sweep named Claimer. A conversation with more
+// than fits is marked again. It first marks again the conversations of claims that expired
+// without an embedding: their sweep died.
+func messagesClaimDue(ctx *engine.MutationCtx, args claimDueArgs) ([]pendingEmbedding, error) {
+	q := queries.New()
+	if _, err := q.EmbeddingLeaseExpiredRemark(ctx, ctx.DB()); err != nil {
+		return nil, err
+	}
+	limit := max(1, args.Limit)
+	taken, err := q.EmbeddingDueTakeMany(ctx, ctx.DB(), int32(limit))
+	if err != nil {
+		return nil, err
+	}
+	var ids []int64
+	for _, d := range taken {
+		room := limit - len(ids)
+		if room > 0 {
+			got, err := q.EmbeddingClaim(ctx, ctx.DB(), queries.EmbeddingClaimParams{
+				Claimer: args.Claimer, ConversationID: d.ConversationID, FromMessageID: d.FromMessageID, MaxRows: int32(room),
+			})
+			if err != nil {
+				return nil, err
+			}
+			ids = append(ids, got...)
+			if len(got) < room {
+				continue // the conversation's burst is all claimed
+			}
+		}
+		if err := q.EmbeddingDueRemark(ctx, ctx.DB(), queries.EmbeddingDueRemarkParams{ConversationID: d.ConversationID, FromMessageID: d.FromMessageID}); err != nil {
+			return nil, err
+		}
+	}
+	return pendingEmbeddings(ctx, q, ctx.DB(), ids)
+}
+
+type unclaimArgs struct {
+	Items []claimedMessage `json:"items"`
+}
+
+// messagesUnclaimEmbeddings gives back claims a sweep could not use and marks their
+// conversations again.
+func messagesUnclaimEmbeddings(ctx *engine.MutationCtx, args unclaimArgs) (bool, error) {
+	q := queries.New()
+	from := map[int64]int64{}
+	ids := make([]int64, 0, len(args.Items))
+	for _, it := range args.Items {
+		id, err := parseID("messageId", it.MessageID)
+		if err != nil {
+			return false, err
+		}
+		conv, err := parseID("conversationId", it.ConversationID)
+		if err != nil {
+			return false, err
+		}
+		ids = append(ids, id)
+		if cur, ok := from[conv]; !ok || id < cur {
+			from[conv] = id
+		}
+	}
+	for conv, id := range from {
+		if err := q.EmbeddingDueRemark(ctx, ctx.DB(), queries.EmbeddingDueRemarkParams{ConversationID: conv, FromMessageID: id}); err != nil {
+			return false, err
+		}
+	}
+	return true, q.EmbeddingClaimRelease(ctx, ctx.DB(), ids)
+}
+
+// handleSentMessage is the job messages:send scheduled before the embedding sweep existed; jobs
+// of it still queued when a server is upgraded run here. It records the conversation's last
+// activity and embeds the burst's messages until none is left. Storing is idempotent, so a
+// retried or concurrent job never stores an embedding twice.
 func handleSentMessage(ctx *engine.ActionCtx, deps *Deps, args handleSentArgs) error {
 	for {
 		var pending []pendingEmbedding
@@ -296,10 +418,18 @@ func messagesClaimEmbeddings(ctx *engine.MutationCtx, args pendingArgs) ([]pendi
 	ids, err := q.EmbeddingClaim(ctx, ctx.DB(), queries.EmbeddingClaimParams{
 		Claimer: fromID, ConversationID: convID, FromMessageID: fromID, MaxRows: int32(max(1, args.Limit)),
 	})
-	if err != nil || len(ids) == 0 {
+	if err != nil {
 		return nil, err
 	}
-	rows, err := q.MessageListByIDs(ctx, ctx.DB(), ids)
+	return pendingEmbeddings(ctx, q, ctx.DB(), ids)
+}
+
+// pendingEmbeddings loads claimed messages for the provider.
+func pendingEmbeddings(ctx context.Context, q *queries.Queries, db engine.DBTX, ids []int64) ([]pendingEmbedding, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := q.MessageListByIDs(ctx, db, ids)
 	if err != nil {
 		return nil, err
 	}

@@ -42,6 +42,39 @@ ON CONFLICT (conversation_id) DO NOTHING;
 -- name: EmbeddingDueTake :exec
 DELETE FROM conversation_embedding_due WHERE conversation_id = sqlc.arg(conversation_id);
 
+-- EmbeddingDueTakeMany takes the marks of up to max_rows conversations, oldest burst first.
+-- name: EmbeddingDueTakeMany :many
+DELETE FROM conversation_embedding_due d
+USING (SELECT conversation_id FROM conversation_embedding_due
+       ORDER BY from_message_id LIMIT sqlc.arg(max_rows)) t
+WHERE d.conversation_id = t.conversation_id
+RETURNING d.conversation_id, d.from_message_id;
+
+-- EmbeddingDueRemark marks a conversation again from from_message_id on (or from an earlier
+-- message it is marked from already), for messages a sweep could not take or gave back.
+-- name: EmbeddingDueRemark :exec
+INSERT INTO conversation_embedding_due (conversation_id, from_message_id)
+VALUES (sqlc.arg(conversation_id), sqlc.arg(from_message_id))
+ON CONFLICT (conversation_id) DO UPDATE
+  SET from_message_id = least(conversation_embedding_due.from_message_id, EXCLUDED.from_message_id);
+
+-- EmbeddingLeaseExpiredRemark marks again the conversations of messages whose claim expired
+-- without an embedding or a failure (the job that held it died), then drops those claims.
+-- name: EmbeddingLeaseExpiredRemark :execrows
+WITH expired AS (
+  DELETE FROM message_embedding_claims c
+  WHERE c.claimed_until < now()
+  RETURNING c.message_id
+)
+INSERT INTO conversation_embedding_due (conversation_id, from_message_id)
+SELECT m.conversation_id, min(m.id)
+FROM expired x JOIN messages m ON m.id = x.message_id
+WHERE NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id)
+  AND NOT EXISTS (SELECT 1 FROM message_embedding_failures f WHERE f.message_id = m.id)
+GROUP BY m.conversation_id
+ON CONFLICT (conversation_id) DO UPDATE
+  SET from_message_id = least(conversation_embedding_due.from_message_id, EXCLUDED.from_message_id);
+
 -- EmbeddingClaim leases up to max_rows messages of a conversation, from from_message_id on,
 -- that have neither an embedding nor a recorded failure, to the job named claimer, skipping
 -- live leases of other jobs (a retried job renews its own).

@@ -116,6 +116,25 @@ func (q *Queries) EmbeddingDueMark(ctx context.Context, db DBTX, arg EmbeddingDu
 	return result.RowsAffected(), nil
 }
 
+const embeddingDueRemark = `-- name: EmbeddingDueRemark :exec
+INSERT INTO conversation_embedding_due (conversation_id, from_message_id)
+VALUES ($1, $2)
+ON CONFLICT (conversation_id) DO UPDATE
+  SET from_message_id = least(conversation_embedding_due.from_message_id, EXCLUDED.from_message_id)
+`
+
+type EmbeddingDueRemarkParams struct {
+	ConversationID int64
+	FromMessageID  int64
+}
+
+// EmbeddingDueRemark marks a conversation again from from_message_id on (or from an earlier
+// message it is marked from already), for messages a sweep could not take or gave back.
+func (q *Queries) EmbeddingDueRemark(ctx context.Context, db DBTX, arg EmbeddingDueRemarkParams) error {
+	_, err := db.Exec(ctx, embeddingDueRemark, arg.ConversationID, arg.FromMessageID)
+	return err
+}
+
 const embeddingDueTake = `-- name: EmbeddingDueTake :exec
 DELETE FROM conversation_embedding_due WHERE conversation_id = $1
 `
@@ -123,6 +142,35 @@ DELETE FROM conversation_embedding_due WHERE conversation_id = $1
 func (q *Queries) EmbeddingDueTake(ctx context.Context, db DBTX, conversationID int64) error {
 	_, err := db.Exec(ctx, embeddingDueTake, conversationID)
 	return err
+}
+
+const embeddingDueTakeMany = `-- name: EmbeddingDueTakeMany :many
+DELETE FROM conversation_embedding_due d
+USING (SELECT conversation_id FROM conversation_embedding_due
+       ORDER BY from_message_id LIMIT $1) t
+WHERE d.conversation_id = t.conversation_id
+RETURNING d.conversation_id, d.from_message_id
+`
+
+// EmbeddingDueTakeMany takes the marks of up to max_rows conversations, oldest burst first.
+func (q *Queries) EmbeddingDueTakeMany(ctx context.Context, db DBTX, maxRows int32) ([]ConversationEmbeddingDue, error) {
+	rows, err := db.Query(ctx, embeddingDueTakeMany, maxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ConversationEmbeddingDue
+	for rows.Next() {
+		var i ConversationEmbeddingDue
+		if err := rows.Scan(&i.ConversationID, &i.FromMessageID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const embeddingFailureInsert = `-- name: EmbeddingFailureInsert :exec
@@ -162,6 +210,32 @@ func (q *Queries) EmbeddingInsert(ctx context.Context, db DBTX, arg EmbeddingIns
 		arg.Embedding,
 		arg.Model,
 	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const embeddingLeaseExpiredRemark = `-- name: EmbeddingLeaseExpiredRemark :execrows
+WITH expired AS (
+  DELETE FROM message_embedding_claims c
+  WHERE c.claimed_until < now()
+  RETURNING c.message_id
+)
+INSERT INTO conversation_embedding_due (conversation_id, from_message_id)
+SELECT m.conversation_id, min(m.id)
+FROM expired x JOIN messages m ON m.id = x.message_id
+WHERE NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id)
+  AND NOT EXISTS (SELECT 1 FROM message_embedding_failures f WHERE f.message_id = m.id)
+GROUP BY m.conversation_id
+ON CONFLICT (conversation_id) DO UPDATE
+  SET from_message_id = least(conversation_embedding_due.from_message_id, EXCLUDED.from_message_id)
+`
+
+// EmbeddingLeaseExpiredRemark marks again the conversations of messages whose claim expired
+// without an embedding or a failure (the job that held it died), then drops those claims.
+func (q *Queries) EmbeddingLeaseExpiredRemark(ctx context.Context, db DBTX) (int64, error) {
+	result, err := db.Exec(ctx, embeddingLeaseExpiredRemark)
 	if err != nil {
 		return 0, err
 	}
