@@ -491,6 +491,33 @@ func TestRateLimits(t *testing.T) {
 		require.Equal(t, http.StatusOK, h.signIn("leo@example.com", pw).status)
 	})
 
+	t.Run("guesses sent at once are counted before any is verified", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, func(c *Config) { c.SignInFailuresPerAccount = 10 })
+		h.signUp("ola@example.com", pw, "Ola")
+		statuses := make(chan int, 30)
+		var wg sync.WaitGroup
+		for range 30 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				statuses <- h.signIn("ola@example.com", "wrong password").status
+			}()
+		}
+		wg.Wait()
+		close(statuses)
+		verified := 0
+		for s := range statuses {
+			if s == http.StatusUnauthorized {
+				verified++
+			} else {
+				require.Equal(t, http.StatusTooManyRequests, s)
+			}
+		}
+		require.LessOrEqual(t, verified, 10, "more guesses were checked than the limit allows")
+		requireAPIError(t, h.signIn("ola@example.com", pw), 429, "RATE_LIMITED")
+	})
+
 	t.Run("failed sign-ins per address", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t, func(c *Config) {

@@ -42,35 +42,37 @@ func (l limit) rateLimited(now time.Time) *apiError {
 	return errRateLimited(retry)
 }
 
-// check fails with RATE_LIMITED when the subject has used up the limit in the current window.
-func (s *Service) rateCheck(ctx context.Context, l limit, subject string) error {
-	now := s.now()
-	n, err := s.q.RateLimitGet(ctx, s.pool, dbsqlc.RateLimitGetParams{Bucket: l.bucket(subject), WindowStart: ts(l.windowStart(now))})
-	if err != nil {
-		return err
-	}
-	if int(n) >= l.max {
-		return l.rateLimited(now)
-	}
-	return nil
+// rateHit counts one event against the limit and fails with RATE_LIMITED when that goes past it.
+func (s *Service) rateHit(ctx context.Context, l limit, subject string) error {
+	_, err := s.rateReserve(ctx, l, subject)
+	return err
 }
 
-// hit counts one event against the limit and fails with RATE_LIMITED when that goes past it.
-func (s *Service) rateHit(ctx context.Context, l limit, subject string) error {
+// rateReserve counts an attempt against the limit before the work it guards, and fails with
+// RATE_LIMITED when that goes past it. Counting first is what bounds concurrent attempts: a
+// check before the work and a count after it let every attempt sent at once through. release
+// takes the count back for an attempt that turns out not to count (a sign-in that succeeded).
+func (s *Service) rateReserve(ctx context.Context, l limit, subject string) (release func(context.Context), err error) {
 	now := s.now()
 	start := l.windowStart(now)
+	bucket := l.bucket(subject)
 	n, err := s.q.RateLimitIncrement(ctx, s.pool, dbsqlc.RateLimitIncrementParams{
-		Bucket:      l.bucket(subject),
+		Bucket:      bucket,
 		WindowStart: ts(start),
 		ExpiresAt:   ts(start.Add(l.window)),
 	})
+	release = func(ctx context.Context) {
+		if err := s.q.RateLimitDecrement(ctx, s.pool, dbsqlc.RateLimitDecrementParams{Bucket: bucket, WindowStart: ts(start)}); err != nil {
+			s.logger.Warn("auth: releasing a rate-limit count", "limit", l.name, "error", err)
+		}
+	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if int(n) > l.max {
-		return l.rateLimited(now)
+		return nil, l.rateLimited(now)
 	}
-	return nil
+	return release, nil
 }
 
 // RemoteAddrHost is the default Config.ClientAddress: the host of r.RemoteAddr, with IPv6

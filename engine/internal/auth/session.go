@@ -145,10 +145,15 @@ func (s *Service) signIn(ctx context.Context, addr string, req signInRequest) (*
 	if len(req.Password) > maxPasswordBytes {
 		return nil, invalidArgument(fmt.Sprintf("password must be at most %d bytes", maxPasswordBytes))
 	}
-	if err := s.rateCheck(ctx, s.limitSignInAddress(), addr); err != nil {
+	// Every attempt counts as a failure until it succeeds, so attempts sent at once cannot all
+	// be verified before any of them is counted.
+	releaseAddr, err := s.rateReserve(ctx, s.limitSignInAddress(), addr)
+	if err != nil {
 		return nil, err
 	}
-	if err := s.rateCheck(ctx, s.limitSignInAccount(), email); err != nil {
+	releaseAccount, err := s.rateReserve(ctx, s.limitSignInAccount(), email)
+	if err != nil {
+		releaseAddr(ctx)
 		return nil, err
 	}
 
@@ -169,14 +174,10 @@ func (s *Service) signIn(ctx context.Context, addr string, req signInRequest) (*
 	}
 	if !ok || !known {
 		s.logger.Info("auth: sign-in failed")
-		if err := s.rateHit(ctx, s.limitSignInAddress(), addr); err != nil {
-			return nil, err
-		}
-		if err := s.rateHit(ctx, s.limitSignInAccount(), email); err != nil {
-			return nil, err
-		}
 		return nil, errBadCredentials
 	}
+	releaseAddr(ctx)
+	releaseAccount(ctx)
 
 	if rehash {
 		if h, err := s.hashPassword(ctx, req.Password); err == nil {

@@ -85,15 +85,15 @@ ORDER BY created_at DESC, kid;
 -- name: SigningKeyPrune :execrows
 DELETE FROM ripple_auth_signing_keys WHERE retired_at < @retired_before;
 
--- name: RateLimitGet :one
-SELECT coalesce(max(count), 0)::integer AS count FROM ripple_auth_rate_limits
-WHERE bucket = @bucket AND window_start = @window_start;
-
 -- name: RateLimitIncrement :one
 INSERT INTO ripple_auth_rate_limits (bucket, window_start, count, expires_at)
 VALUES (@bucket, @window_start, 1, @expires_at)
 ON CONFLICT (bucket, window_start) DO UPDATE SET count = ripple_auth_rate_limits.count + 1
 RETURNING count;
+
+-- name: RateLimitDecrement :exec
+UPDATE ripple_auth_rate_limits SET count = greatest(count - 1, 0)
+WHERE bucket = @bucket AND window_start = @window_start;
 
 -- name: RateLimitPrune :execrows
 DELETE FROM ripple_auth_rate_limits WHERE expires_at < @now;

@@ -193,21 +193,19 @@ func (q *Queries) AuthUserInsert(ctx context.Context, db DBTX, arg AuthUserInser
 	return i, err
 }
 
-const rateLimitGet = `-- name: RateLimitGet :one
-SELECT coalesce(max(count), 0)::integer AS count FROM ripple_auth_rate_limits
+const rateLimitDecrement = `-- name: RateLimitDecrement :exec
+UPDATE ripple_auth_rate_limits SET count = greatest(count - 1, 0)
 WHERE bucket = $1 AND window_start = $2
 `
 
-type RateLimitGetParams struct {
+type RateLimitDecrementParams struct {
 	Bucket      string
 	WindowStart pgtype.Timestamptz
 }
 
-func (q *Queries) RateLimitGet(ctx context.Context, db DBTX, arg RateLimitGetParams) (int32, error) {
-	row := db.QueryRow(ctx, rateLimitGet, arg.Bucket, arg.WindowStart)
-	var count int32
-	err := row.Scan(&count)
-	return count, err
+func (q *Queries) RateLimitDecrement(ctx context.Context, db DBTX, arg RateLimitDecrementParams) error {
+	_, err := db.Exec(ctx, rateLimitDecrement, arg.Bucket, arg.WindowStart)
+	return err
 }
 
 const rateLimitIncrement = `-- name: RateLimitIncrement :one
