@@ -329,9 +329,9 @@ func TestPermanentEmbeddingFailureIsRecorded(t *testing.T) {
 	require.Equal(t, int32(1), calls.Load(), "a permanent failure is not retried")
 }
 
-// A sweep that died holding claims (its lease expired, the conversation's mark already taken)
-// loses nothing: a later sweep marks the conversation again and embeds the message.
-func TestEmbeddingSweepRecoversExpiredClaims(t *testing.T) {
+// A sweep that died holding a lease loses nothing: once the lease expires, the next sweep
+// embeds the message.
+func TestEmbeddingSweepRecoversExpiredLeases(t *testing.T) {
 	t.Parallel()
 	local, err := embedding.New(embedding.Config{Provider: embedding.ProviderLocal})
 	require.NoError(t, err)
@@ -339,19 +339,46 @@ func TestEmbeddingSweepRecoversExpiredClaims(t *testing.T) {
 	ann, bob := b.user(t, "ann"), b.user(t, "bob")
 	conv := b.direct(t, ann, bob, "bob")
 	ctx := context.Background()
-	// Written as a dead sweep leaves it: no mark, an expired claim, no embedding.
+	// Written as a dead sweep leaves it: queued, leased until a moment ago, no embedding.
 	var id int64
 	require.NoError(t, b.db.Pool.QueryRow(ctx, `INSERT INTO messages (sender_id, conversation_id, body)
 		VALUES ($1, $2, 'orphaned by a crash') RETURNING id`, ann.UserID, conv).Scan(&id))
-	_, err = b.db.Pool.Exec(ctx, `INSERT INTO message_embedding_claims (message_id, claimer, claimed_until)
-		VALUES ($1, 42, now() - interval '1 second')`, id)
+	_, err = b.db.Pool.Exec(ctx, `INSERT INTO message_embedding_queue (message_id, leased_until)
+		VALUES ($1, now() - interval '1 second')`, id)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		var n int
 		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embeddings WHERE message_id = $1", id).Scan(&n))
 		return n == 1
 	}, 30*time.Second, 20*time.Millisecond)
-	var claims int
-	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embedding_claims").Scan(&claims))
-	require.Zero(t, claims, "the stored embedding released its claim")
+	var queued int
+	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embedding_queue").Scan(&queued))
+	require.Zero(t, queued, "the stored embedding left the queue")
+}
+
+// A message whose lease is live is not taken by another sweep.
+func TestEmbeddingSweepLeavesLiveLeases(t *testing.T) {
+	t.Parallel()
+	local, err := embedding.New(embedding.Config{Provider: embedding.ProviderLocal})
+	require.NoError(t, err)
+	b := setup(t, &setupOpts{embedder: local})
+	ann, bob := b.user(t, "ann"), b.user(t, "bob")
+	conv := b.direct(t, ann, bob, "bob")
+	ctx := context.Background()
+	var leased, free int64
+	require.NoError(t, b.db.Pool.QueryRow(ctx, `INSERT INTO messages (sender_id, conversation_id, body)
+		VALUES ($1, $2, 'held by a live sweep') RETURNING id`, ann.UserID, conv).Scan(&leased))
+	_, err = b.db.Pool.Exec(ctx, `INSERT INTO message_embedding_queue (message_id, leased_until)
+		VALUES ($1, now() + interval '1 hour')`, leased)
+	require.NoError(t, err)
+	require.NoError(t, b.call(t, ann, "messages:send", map[string]any{"conversationId": conv, "body": "queued after it"}, nil))
+	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT max(id) FROM messages").Scan(&free))
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embeddings WHERE message_id = $1", free).Scan(&n))
+		return n == 1
+	}, 30*time.Second, 20*time.Millisecond)
+	var n int
+	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embeddings WHERE message_id = $1", leased).Scan(&n))
+	require.Zero(t, n, "a live lease was taken over")
 }

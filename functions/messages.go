@@ -39,9 +39,8 @@ type sendArgs struct {
 	Body           string `json:"body"`
 }
 
-// messagesSend stores a message and, in the same transaction, marks its conversation for the
-// embedding sweep (last activity and embedding), so the send stays fast and the work is never
-// lost.
+// messagesSend stores a message and, in the same transaction, queues it for the embedding sweep
+// (last activity and embedding), so the send stays fast and the work is never lost.
 func messagesSend(ctx *engine.MutationCtx, args sendArgs) (string, error) {
 	me, err := callerID(ctx)
 	if err != nil {
@@ -65,10 +64,10 @@ func messagesSend(ctx *engine.MutationCtx, args sendArgs) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// The embedding sweep (messages:embedDue) takes it from here: marking the conversation is
-	// all a send does, so the embedding work never runs at the moment the message is delivered,
-	// and the messages of a second share the sweep's transactions and provider calls.
-	if _, err := queries.New().EmbeddingDueMark(ctx, ctx.DB(), queries.EmbeddingDueMarkParams{ConversationID: convID, FromMessageID: msg.ID}); err != nil {
+	// The embedding sweep (messages:embedDue) takes it from here: queueing the message is all a
+	// send does, so the embedding work never runs at the moment the message is delivered, and
+	// the messages of a second share the sweep's transactions and provider calls.
+	if err := queries.New().EmbeddingQueueAdd(ctx, ctx.DB(), msg.ID); err != nil {
 		return "", err
 	}
 	return formatID(msg.ID), nil

@@ -1,11 +1,8 @@
 package functions
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"time"
@@ -30,15 +27,15 @@ func registerSearch(reg *engine.Registry, deps *Deps) {
 	}, nil)
 	engine.AddQuery(reg, "messages:searchVectors", messagesSearchVectors, &engine.FunctionOpts{Internal: true})
 	engine.AddAction(reg, "messages:handleSentMessage", func(ctx *engine.ActionCtx, args handleSentArgs) (any, error) {
-		return nil, handleSentMessage(ctx, deps, args)
+		return nil, handleSentMessage(ctx, args)
 	}, &engine.FunctionOpts{Internal: true})
+	engine.AddMutation(reg, "messages:queueEmbedding", messagesQueueEmbedding, &engine.FunctionOpts{Internal: true})
 	engine.AddAction(reg, "messages:embedDue", func(ctx *engine.ActionCtx, _ struct{}) (any, error) {
 		return nil, embedDue(ctx, deps)
 	}, &engine.FunctionOpts{Internal: true})
 	engine.AddPeriodic(reg, engine.PeriodicFunction{Path: "messages:embedDue", Args: struct{}{}, Interval: EmbeddingSweepInterval, Exclusive: true})
-	engine.AddMutation(reg, "messages:claimDue", messagesClaimDue, &engine.FunctionOpts{Internal: true})
-	engine.AddMutation(reg, "messages:unclaimEmbeddings", messagesUnclaimEmbeddings, &engine.FunctionOpts{Internal: true})
-	engine.AddMutation(reg, "messages:claimEmbeddings", messagesClaimEmbeddings, &engine.FunctionOpts{Internal: true})
+	engine.AddMutation(reg, "messages:leaseEmbeddings", messagesLeaseEmbeddings, &engine.FunctionOpts{Internal: true})
+	engine.AddMutation(reg, "messages:releaseEmbeddings", messagesReleaseEmbeddings, &engine.FunctionOpts{Internal: true})
 	engine.AddMutation(reg, "messages:storeEmbeddings", messagesStoreEmbeddings, &engine.FunctionOpts{Internal: true})
 }
 
@@ -165,18 +162,7 @@ func searchHit(r queries.EmbeddingSearchIndexedRow) SearchHit {
 
 // handleSentArgs names a burst: a conversation and its first message still to embed. Jobs
 // scheduled before bursts existed name one message instead.
-type handleSentArgs struct {
-	ConversationID string `json:"conversationId,omitempty"`
-	FromMessageID  string `json:"fromMessageId,omitempty"`
-	MessageID      string `json:"messageId,omitempty"`
-}
-
-type pendingArgs struct {
-	handleSentArgs
-	Limit int `json:"limit"`
-}
-
-// claimedMessage is what the job carries of a claimed message from the claim to the store, so
+// claimedMessage is what the sweep carries of a leased message from the lease to the store, so
 // the store reads no message: a long SERIALIZABLE store that read messages conflicted with the
 // sends committing meanwhile and was retried over and over.
 type claimedMessage struct {
@@ -215,139 +201,123 @@ const storeChunk = 16
 // this long after it was sent (longer during a burst bigger than a sweep embeds at once).
 const EmbeddingSweepInterval = time.Second
 
+// embeddingLease is how long a sweep holds the messages it leased. It is longer than a sweep
+// may run (sweepBudget, plus one provider call), so a live sweep never loses its lease; when a
+// sweep dies, its messages are back in the queue this long after.
+const embeddingLease = 2 * time.Minute
+
 // sweepBudget bounds one sweep; what is left is the next sweep's.
 const sweepBudget = 20 * time.Second
 
-// embedDue is the embedding sweep, a periodic job that never overlaps itself: it takes the
-// conversations messages:send marked, embeds their new messages (as many per provider call as
-// the provider takes, across conversations), stores the vectors, and records last activity. It
-// runs one at a time, away from the moment messages are delivered, so embedding is background
-// work: a burst costs a few transactions and calls, not a job per message. Claims that a dead
-// sweep left behind are given back to the next sweep once their lease expires (claimDue).
+// embedDue is the embedding sweep, a periodic job that never overlaps itself: it leases the
+// oldest queued messages (messages:send queues each one), embeds them (as many per provider call
+// as the provider takes), stores the vectors and records last activity, until the queue is
+// empty. The embedding work thus never runs at the moment a message is delivered, and a burst
+// costs a few transactions and calls, not a job per message.
 func embedDue(ctx *engine.ActionCtx, deps *Deps) error {
-	claimer := rand.Int64N(math.MaxInt64-1) + 1
 	deadline := time.Now().Add(sweepBudget)
 	for time.Now().Before(deadline) {
 		var pending []pendingEmbedding
 		limit := deps.Embedder.MaxBatch()
-		if err := ctx.RunMutation("messages:claimDue", claimDueArgs{Claimer: claimer, Limit: limit}, &pending); err != nil {
+		if err := ctx.RunMutation("messages:leaseEmbeddings", leaseArgs{Limit: limit}, &pending); err != nil {
 			return err
 		}
 		if len(pending) == 0 {
 			return nil
 		}
 		if err := embedAndStore(ctx, deps, pending); err != nil {
-			// Give the claims back, so the next sweep takes them at once, not after the lease.
-			items := make([]claimedMessage, len(pending))
+			// Give the messages back, so the next sweep takes them at once, not after the lease.
+			ids := make([]string, len(pending))
 			for i, p := range pending {
-				items[i] = p.claimedMessage
+				ids[i] = p.MessageID
 			}
-			if uerr := ctx.RunMutation("messages:unclaimEmbeddings", unclaimArgs{Items: items}, nil); uerr != nil {
-				ctx.Logger().Warn("giving embedding claims back", "error", uerr)
+			if uerr := ctx.RunMutation("messages:releaseEmbeddings", releaseArgs{MessageIDs: ids}, nil); uerr != nil {
+				ctx.Logger().Warn("giving leased messages back to the embedding queue", "error", uerr)
 			}
-			return err
-		}
-	}
-	return nil
-}
-
-type claimDueArgs struct {
-	Claimer int64 `json:"claimer"`
-	Limit   int   `json:"limit"`
-}
-
-// messagesClaimDue takes the marks of the conversations with messages to embed, oldest first,
-// and leases up to Limit of their messages to the sweep named Claimer. A conversation with more
-// than fits is marked again. It first marks again the conversations of claims that expired
-// without an embedding: their sweep died.
-func messagesClaimDue(ctx *engine.MutationCtx, args claimDueArgs) ([]pendingEmbedding, error) {
-	q := queries.New()
-	if _, err := q.EmbeddingLeaseExpiredRemark(ctx, ctx.DB()); err != nil {
-		return nil, err
-	}
-	limit := max(1, args.Limit)
-	taken, err := q.EmbeddingDueTakeMany(ctx, ctx.DB(), int32(limit))
-	if err != nil {
-		return nil, err
-	}
-	var ids []int64
-	for _, d := range taken {
-		room := limit - len(ids)
-		if room > 0 {
-			got, err := q.EmbeddingClaim(ctx, ctx.DB(), queries.EmbeddingClaimParams{
-				Claimer: args.Claimer, ConversationID: d.ConversationID, FromMessageID: d.FromMessageID, MaxRows: int32(room),
-			})
-			if err != nil {
-				return nil, err
-			}
-			ids = append(ids, got...)
-			if len(got) < room {
-				continue // the conversation's burst is all claimed
-			}
-		}
-		if err := q.EmbeddingDueRemark(ctx, ctx.DB(), queries.EmbeddingDueRemarkParams{ConversationID: d.ConversationID, FromMessageID: d.FromMessageID}); err != nil {
-			return nil, err
-		}
-	}
-	return pendingEmbeddings(ctx, q, ctx.DB(), ids)
-}
-
-type unclaimArgs struct {
-	Items []claimedMessage `json:"items"`
-}
-
-// messagesUnclaimEmbeddings gives back claims a sweep could not use and marks their
-// conversations again.
-func messagesUnclaimEmbeddings(ctx *engine.MutationCtx, args unclaimArgs) (bool, error) {
-	q := queries.New()
-	from := map[int64]int64{}
-	ids := make([]int64, 0, len(args.Items))
-	for _, it := range args.Items {
-		id, err := parseID("messageId", it.MessageID)
-		if err != nil {
-			return false, err
-		}
-		conv, err := parseID("conversationId", it.ConversationID)
-		if err != nil {
-			return false, err
-		}
-		ids = append(ids, id)
-		if cur, ok := from[conv]; !ok || id < cur {
-			from[conv] = id
-		}
-	}
-	for conv, id := range from {
-		if err := q.EmbeddingDueRemark(ctx, ctx.DB(), queries.EmbeddingDueRemarkParams{ConversationID: conv, FromMessageID: id}); err != nil {
-			return false, err
-		}
-	}
-	return true, q.EmbeddingClaimRelease(ctx, ctx.DB(), ids)
-}
-
-// handleSentMessage is the job messages:send scheduled before the embedding sweep existed; jobs
-// of it still queued when a server is upgraded run here. It records the conversation's last
-// activity and embeds the burst's messages until none is left. Storing is idempotent, so a
-// retried or concurrent job never stores an embedding twice.
-func handleSentMessage(ctx *engine.ActionCtx, deps *Deps, args handleSentArgs) error {
-	for {
-		var pending []pendingEmbedding
-		limit := deps.Embedder.MaxBatch()
-		if err := ctx.RunMutation("messages:claimEmbeddings", pendingArgs{handleSentArgs: args, Limit: limit}, &pending); err != nil {
-			return err
-		}
-		if len(pending) == 0 {
-			return nil
-		}
-		if err := embedAndStore(ctx, deps, pending); err != nil {
 			return err
 		}
 		if len(pending) < limit {
 			return nil
 		}
 	}
+	return nil
 }
 
-// embedAndStore embeds one claimed batch and stores the vectors, or records a permanent failure.
+type leaseArgs struct {
+	Limit int `json:"limit"`
+}
+
+// messagesLeaseEmbeddings leases up to Limit queued messages to the calling sweep and loads them.
+func messagesLeaseEmbeddings(ctx *engine.MutationCtx, args leaseArgs) ([]pendingEmbedding, error) {
+	q := queries.New()
+	until := pgtype.Timestamptz{Time: time.Now().Add(embeddingLease), Valid: true}
+	ids, err := q.EmbeddingQueueLease(ctx, ctx.DB(), queries.EmbeddingQueueLeaseParams{LeaseUntil: until, MaxRows: int32(max(1, args.Limit))})
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	rows, err := q.MessageListByIDs(ctx, ctx.DB(), ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]pendingEmbedding, len(rows))
+	for i, r := range rows {
+		out[i] = pendingEmbedding{Body: r.Body, claimedMessage: claimedMessage{
+			MessageID: formatID(r.ID), ConversationID: formatID(r.ConversationID), SenderID: formatID(r.SenderID),
+			CreatedAt: r.CreatedAt.Time.UnixMicro(),
+		}}
+	}
+	return out, nil
+}
+
+type releaseArgs struct {
+	MessageIDs []string `json:"messageIds"`
+}
+
+// messagesReleaseEmbeddings puts leased messages back in the queue for the next sweep.
+func messagesReleaseEmbeddings(ctx *engine.MutationCtx, args releaseArgs) (bool, error) {
+	ids, err := parseIDs("messageIds", args.MessageIDs)
+	if err != nil {
+		return false, err
+	}
+	return true, queries.New().EmbeddingQueueRelease(ctx, ctx.DB(), ids)
+}
+
+func parseIDs(field string, raw []string) ([]int64, error) {
+	ids := make([]int64, len(raw))
+	for i, r := range raw {
+		id, err := parseID(field, r)
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
+
+type handleSentArgs struct {
+	MessageID string `json:"messageId"`
+}
+
+// handleSentMessage is the job messages:send scheduled per message before the embedding queue
+// existed; such a job still queued when a server is upgraded queues its message.
+func handleSentMessage(ctx *engine.ActionCtx, args handleSentArgs) error {
+	return ctx.RunMutation("messages:queueEmbedding", args, nil)
+}
+
+func messagesQueueEmbedding(ctx *engine.MutationCtx, args handleSentArgs) (bool, error) {
+	id, err := parseID("messageId", args.MessageID)
+	if err != nil {
+		return false, err
+	}
+	if _, err := queries.New().MessageGet(ctx, ctx.DB(), id); errors.Is(err, pgx.ErrNoRows) {
+		return false, nil // deleted meanwhile
+	} else if err != nil {
+		return false, err
+	}
+	return true, queries.New().EmbeddingQueueAdd(ctx, ctx.DB(), id)
+}
+
+// embedAndStore embeds one leased batch and stores the vectors, or records a permanent failure.
 func embedAndStore(ctx *engine.ActionCtx, deps *Deps, pending []pendingEmbedding) error {
 	texts := make([]string, len(pending))
 	for i, p := range pending {
@@ -385,65 +355,7 @@ func embedAndStore(ctx *engine.ActionCtx, deps *Deps, pending []pendingEmbedding
 	return nil
 }
 
-// messagesClaimEmbeddings takes the conversation's "to embed" mark off (a message sent after
-// this commits marks it again and gets a job of its own) and leases the burst's messages that
-// still lack an embedding, so no other job sends them to the provider meanwhile.
-func messagesClaimEmbeddings(ctx *engine.MutationCtx, args pendingArgs) ([]pendingEmbedding, error) {
-	q := queries.New()
-	var convID, fromID int64
-	var err error
-	if args.ConversationID == "" {
-		// A job from before bursts: its message's conversation, from that message on.
-		if fromID, err = parseID("messageId", args.MessageID); err != nil {
-			return nil, err
-		}
-		m, err := q.MessageGet(ctx, ctx.DB(), fromID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, nil // deleted meanwhile
-		} else if err != nil {
-			return nil, err
-		}
-		convID = m.ConversationID
-	} else {
-		if convID, err = parseID("conversationId", args.ConversationID); err != nil {
-			return nil, err
-		}
-		if fromID, err = parseID("fromMessageId", args.FromMessageID); err != nil {
-			return nil, err
-		}
-	}
-	if err := q.EmbeddingDueTake(ctx, ctx.DB(), convID); err != nil {
-		return nil, err
-	}
-	ids, err := q.EmbeddingClaim(ctx, ctx.DB(), queries.EmbeddingClaimParams{
-		Claimer: fromID, ConversationID: convID, FromMessageID: fromID, MaxRows: int32(max(1, args.Limit)),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return pendingEmbeddings(ctx, q, ctx.DB(), ids)
-}
-
-// pendingEmbeddings loads claimed messages for the provider.
-func pendingEmbeddings(ctx context.Context, q *queries.Queries, db engine.DBTX, ids []int64) ([]pendingEmbedding, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	rows, err := q.MessageListByIDs(ctx, db, ids)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]pendingEmbedding, len(rows))
-	for i, r := range rows {
-		out[i] = pendingEmbedding{Body: r.Body, claimedMessage: claimedMessage{
-			MessageID: formatID(r.ID), ConversationID: formatID(r.ConversationID), SenderID: formatID(r.SenderID),
-			CreatedAt: r.CreatedAt.Time.UnixMicro(),
-		}}
-	}
-	return out, nil
-}
-
-// messagesStoreEmbeddings stores a batch's vectors (or failures), releases its claims, and
+// messagesStoreEmbeddings stores a batch's vectors (or failures), takes them off the queue, and
 // records each conversation's last activity once per batch rather than once per message, so
 // the jobs of a burst do not all update the same conversation row. It reads no message (see
 // claimedMessage); a message deleted since its claim fails the foreign key, and the job's
@@ -496,7 +408,7 @@ func messagesStoreEmbeddings(ctx *engine.MutationCtx, args storeEmbeddingsArgs) 
 			return 0, err
 		}
 	}
-	return stored, q.EmbeddingClaimRelease(ctx, ctx.DB(), released)
+	return stored, q.EmbeddingQueueDone(ctx, ctx.DB(), released)
 }
 
 // lastActivity is the newest message time per conversation of a batch.

@@ -32,69 +32,27 @@ WHERE conversation_id = sqlc.arg(conversation_id)
 ORDER BY created_at DESC, id DESC
 LIMIT sqlc.arg(max_rows);
 
--- EmbeddingDueMark marks a conversation as having messages to embed from from_message_id on;
--- it affects no row when the conversation is marked already (a job is on its way).
--- name: EmbeddingDueMark :execrows
-INSERT INTO conversation_embedding_due (conversation_id, from_message_id)
-VALUES (sqlc.arg(conversation_id), sqlc.arg(from_message_id))
-ON CONFLICT (conversation_id) DO NOTHING;
+-- name: EmbeddingQueueAdd :exec
+INSERT INTO message_embedding_queue (message_id) VALUES (sqlc.arg(message_id))
+ON CONFLICT (message_id) DO NOTHING;
 
--- name: EmbeddingDueTake :exec
-DELETE FROM conversation_embedding_due WHERE conversation_id = sqlc.arg(conversation_id);
+-- EmbeddingQueueLease leases up to max_rows waiting messages (never leased, or whose lease
+-- expired) to a sweep until lease_until, oldest first.
+-- name: EmbeddingQueueLease :many
+UPDATE message_embedding_queue q SET leased_until = sqlc.arg(lease_until)
+FROM (SELECT message_id FROM message_embedding_queue
+      WHERE leased_until IS NULL OR leased_until < now()
+      ORDER BY message_id
+      LIMIT sqlc.arg(max_rows)
+      FOR UPDATE SKIP LOCKED) w
+WHERE q.message_id = w.message_id
+RETURNING q.message_id;
 
--- EmbeddingDueTakeMany takes the marks of up to max_rows conversations, oldest burst first.
--- name: EmbeddingDueTakeMany :many
-DELETE FROM conversation_embedding_due d
-USING (SELECT conversation_id FROM conversation_embedding_due
-       ORDER BY from_message_id LIMIT sqlc.arg(max_rows)) t
-WHERE d.conversation_id = t.conversation_id
-RETURNING d.conversation_id, d.from_message_id;
+-- name: EmbeddingQueueRelease :exec
+UPDATE message_embedding_queue SET leased_until = NULL WHERE message_id = ANY(sqlc.arg(message_ids)::bigint[]);
 
--- EmbeddingDueRemark marks a conversation again from from_message_id on (or from an earlier
--- message it is marked from already), for messages a sweep could not take or gave back.
--- name: EmbeddingDueRemark :exec
-INSERT INTO conversation_embedding_due (conversation_id, from_message_id)
-VALUES (sqlc.arg(conversation_id), sqlc.arg(from_message_id))
-ON CONFLICT (conversation_id) DO UPDATE
-  SET from_message_id = least(conversation_embedding_due.from_message_id, EXCLUDED.from_message_id);
-
--- EmbeddingLeaseExpiredRemark marks again the conversations of messages whose claim expired
--- without an embedding or a failure (the job that held it died), then drops those claims.
--- name: EmbeddingLeaseExpiredRemark :execrows
-WITH expired AS (
-  DELETE FROM message_embedding_claims c
-  WHERE c.claimed_until < now()
-  RETURNING c.message_id
-)
-INSERT INTO conversation_embedding_due (conversation_id, from_message_id)
-SELECT m.conversation_id, min(m.id)
-FROM expired x JOIN messages m ON m.id = x.message_id
-WHERE NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id)
-  AND NOT EXISTS (SELECT 1 FROM message_embedding_failures f WHERE f.message_id = m.id)
-GROUP BY m.conversation_id
-ON CONFLICT (conversation_id) DO UPDATE
-  SET from_message_id = least(conversation_embedding_due.from_message_id, EXCLUDED.from_message_id);
-
--- EmbeddingClaim leases up to max_rows messages of a conversation, from from_message_id on,
--- that have neither an embedding nor a recorded failure, to the job named claimer, skipping
--- live leases of other jobs (a retried job renews its own).
--- name: EmbeddingClaim :many
-INSERT INTO message_embedding_claims (message_id, claimer, claimed_until)
-SELECT m.id, sqlc.arg(claimer)::bigint, now() + interval '2 minutes'
-FROM messages m
-WHERE m.conversation_id = sqlc.arg(conversation_id) AND m.id >= sqlc.arg(from_message_id)
-  AND NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id)
-  AND NOT EXISTS (SELECT 1 FROM message_embedding_failures f WHERE f.message_id = m.id)
-ORDER BY m.id
-LIMIT sqlc.arg(max_rows)
-ON CONFLICT (message_id) DO UPDATE
-  SET claimer = EXCLUDED.claimer, claimed_until = EXCLUDED.claimed_until
-  WHERE message_embedding_claims.claimed_until < now()
-     OR message_embedding_claims.claimer = EXCLUDED.claimer
-RETURNING message_id;
-
--- name: EmbeddingClaimRelease :exec
-DELETE FROM message_embedding_claims WHERE message_id = ANY($1::bigint[]);
+-- name: EmbeddingQueueDone :exec
+DELETE FROM message_embedding_queue WHERE message_id = ANY(sqlc.arg(message_ids)::bigint[]);
 
 -- name: MessageListByIDs :many
 SELECT id, sender_id, conversation_id, body, created_at FROM messages

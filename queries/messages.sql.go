@@ -12,66 +12,6 @@ import (
 	pgvector "github.com/pgvector/pgvector-go"
 )
 
-const embeddingClaim = `-- name: EmbeddingClaim :many
-INSERT INTO message_embedding_claims (message_id, claimer, claimed_until)
-SELECT m.id, $1::bigint, now() + interval '2 minutes'
-FROM messages m
-WHERE m.conversation_id = $2 AND m.id >= $3
-  AND NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id)
-  AND NOT EXISTS (SELECT 1 FROM message_embedding_failures f WHERE f.message_id = m.id)
-ORDER BY m.id
-LIMIT $4
-ON CONFLICT (message_id) DO UPDATE
-  SET claimer = EXCLUDED.claimer, claimed_until = EXCLUDED.claimed_until
-  WHERE message_embedding_claims.claimed_until < now()
-     OR message_embedding_claims.claimer = EXCLUDED.claimer
-RETURNING message_id
-`
-
-type EmbeddingClaimParams struct {
-	Claimer        int64
-	ConversationID int64
-	FromMessageID  int64
-	MaxRows        int32
-}
-
-// EmbeddingClaim leases up to max_rows messages of a conversation, from from_message_id on,
-// that have neither an embedding nor a recorded failure, to the job named claimer, skipping
-// live leases of other jobs (a retried job renews its own).
-func (q *Queries) EmbeddingClaim(ctx context.Context, db DBTX, arg EmbeddingClaimParams) ([]int64, error) {
-	rows, err := db.Query(ctx, embeddingClaim,
-		arg.Claimer,
-		arg.ConversationID,
-		arg.FromMessageID,
-		arg.MaxRows,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []int64
-	for rows.Next() {
-		var message_id int64
-		if err := rows.Scan(&message_id); err != nil {
-			return nil, err
-		}
-		items = append(items, message_id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const embeddingClaimRelease = `-- name: EmbeddingClaimRelease :exec
-DELETE FROM message_embedding_claims WHERE message_id = ANY($1::bigint[])
-`
-
-func (q *Queries) EmbeddingClaimRelease(ctx context.Context, db DBTX, dollar_1 []int64) error {
-	_, err := db.Exec(ctx, embeddingClaimRelease, dollar_1)
-	return err
-}
-
 const embeddingCountForConversation = `-- name: EmbeddingCountForConversation :one
 SELECT count(*) FROM message_embeddings WHERE conversation_id = $1
 `
@@ -93,84 +33,6 @@ func (q *Queries) EmbeddingDeleteOtherModels(ctx context.Context, db DBTX, model
 		return 0, err
 	}
 	return result.RowsAffected(), nil
-}
-
-const embeddingDueMark = `-- name: EmbeddingDueMark :execrows
-INSERT INTO conversation_embedding_due (conversation_id, from_message_id)
-VALUES ($1, $2)
-ON CONFLICT (conversation_id) DO NOTHING
-`
-
-type EmbeddingDueMarkParams struct {
-	ConversationID int64
-	FromMessageID  int64
-}
-
-// EmbeddingDueMark marks a conversation as having messages to embed from from_message_id on;
-// it affects no row when the conversation is marked already (a job is on its way).
-func (q *Queries) EmbeddingDueMark(ctx context.Context, db DBTX, arg EmbeddingDueMarkParams) (int64, error) {
-	result, err := db.Exec(ctx, embeddingDueMark, arg.ConversationID, arg.FromMessageID)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
-}
-
-const embeddingDueRemark = `-- name: EmbeddingDueRemark :exec
-INSERT INTO conversation_embedding_due (conversation_id, from_message_id)
-VALUES ($1, $2)
-ON CONFLICT (conversation_id) DO UPDATE
-  SET from_message_id = least(conversation_embedding_due.from_message_id, EXCLUDED.from_message_id)
-`
-
-type EmbeddingDueRemarkParams struct {
-	ConversationID int64
-	FromMessageID  int64
-}
-
-// EmbeddingDueRemark marks a conversation again from from_message_id on (or from an earlier
-// message it is marked from already), for messages a sweep could not take or gave back.
-func (q *Queries) EmbeddingDueRemark(ctx context.Context, db DBTX, arg EmbeddingDueRemarkParams) error {
-	_, err := db.Exec(ctx, embeddingDueRemark, arg.ConversationID, arg.FromMessageID)
-	return err
-}
-
-const embeddingDueTake = `-- name: EmbeddingDueTake :exec
-DELETE FROM conversation_embedding_due WHERE conversation_id = $1
-`
-
-func (q *Queries) EmbeddingDueTake(ctx context.Context, db DBTX, conversationID int64) error {
-	_, err := db.Exec(ctx, embeddingDueTake, conversationID)
-	return err
-}
-
-const embeddingDueTakeMany = `-- name: EmbeddingDueTakeMany :many
-DELETE FROM conversation_embedding_due d
-USING (SELECT conversation_id FROM conversation_embedding_due
-       ORDER BY from_message_id LIMIT $1) t
-WHERE d.conversation_id = t.conversation_id
-RETURNING d.conversation_id, d.from_message_id
-`
-
-// EmbeddingDueTakeMany takes the marks of up to max_rows conversations, oldest burst first.
-func (q *Queries) EmbeddingDueTakeMany(ctx context.Context, db DBTX, maxRows int32) ([]ConversationEmbeddingDue, error) {
-	rows, err := db.Query(ctx, embeddingDueTakeMany, maxRows)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []ConversationEmbeddingDue
-	for rows.Next() {
-		var i ConversationEmbeddingDue
-		if err := rows.Scan(&i.ConversationID, &i.FromMessageID); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const embeddingFailureInsert = `-- name: EmbeddingFailureInsert :exec
@@ -216,32 +78,6 @@ func (q *Queries) EmbeddingInsert(ctx context.Context, db DBTX, arg EmbeddingIns
 	return result.RowsAffected(), nil
 }
 
-const embeddingLeaseExpiredRemark = `-- name: EmbeddingLeaseExpiredRemark :execrows
-WITH expired AS (
-  DELETE FROM message_embedding_claims c
-  WHERE c.claimed_until < now()
-  RETURNING c.message_id
-)
-INSERT INTO conversation_embedding_due (conversation_id, from_message_id)
-SELECT m.conversation_id, min(m.id)
-FROM expired x JOIN messages m ON m.id = x.message_id
-WHERE NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id)
-  AND NOT EXISTS (SELECT 1 FROM message_embedding_failures f WHERE f.message_id = m.id)
-GROUP BY m.conversation_id
-ON CONFLICT (conversation_id) DO UPDATE
-  SET from_message_id = least(conversation_embedding_due.from_message_id, EXCLUDED.from_message_id)
-`
-
-// EmbeddingLeaseExpiredRemark marks again the conversations of messages whose claim expired
-// without an embedding or a failure (the job that held it died), then drops those claims.
-func (q *Queries) EmbeddingLeaseExpiredRemark(ctx context.Context, db DBTX) (int64, error) {
-	result, err := db.Exec(ctx, embeddingLeaseExpiredRemark)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
-}
-
 const embeddingModelCounts = `-- name: EmbeddingModelCounts :many
 SELECT model, count(*) FROM message_embeddings GROUP BY model ORDER BY model
 `
@@ -269,6 +105,72 @@ func (q *Queries) EmbeddingModelCounts(ctx context.Context, db DBTX) ([]Embeddin
 		return nil, err
 	}
 	return items, nil
+}
+
+const embeddingQueueAdd = `-- name: EmbeddingQueueAdd :exec
+INSERT INTO message_embedding_queue (message_id) VALUES ($1)
+ON CONFLICT (message_id) DO NOTHING
+`
+
+func (q *Queries) EmbeddingQueueAdd(ctx context.Context, db DBTX, messageID int64) error {
+	_, err := db.Exec(ctx, embeddingQueueAdd, messageID)
+	return err
+}
+
+const embeddingQueueDone = `-- name: EmbeddingQueueDone :exec
+DELETE FROM message_embedding_queue WHERE message_id = ANY($1::bigint[])
+`
+
+func (q *Queries) EmbeddingQueueDone(ctx context.Context, db DBTX, messageIds []int64) error {
+	_, err := db.Exec(ctx, embeddingQueueDone, messageIds)
+	return err
+}
+
+const embeddingQueueLease = `-- name: EmbeddingQueueLease :many
+UPDATE message_embedding_queue q SET leased_until = $1
+FROM (SELECT message_id FROM message_embedding_queue
+      WHERE leased_until IS NULL OR leased_until < now()
+      ORDER BY message_id
+      LIMIT $2
+      FOR UPDATE SKIP LOCKED) w
+WHERE q.message_id = w.message_id
+RETURNING q.message_id
+`
+
+type EmbeddingQueueLeaseParams struct {
+	LeaseUntil pgtype.Timestamptz
+	MaxRows    int32
+}
+
+// EmbeddingQueueLease leases up to max_rows waiting messages (never leased, or whose lease
+// expired) to a sweep until lease_until, oldest first.
+func (q *Queries) EmbeddingQueueLease(ctx context.Context, db DBTX, arg EmbeddingQueueLeaseParams) ([]int64, error) {
+	rows, err := db.Query(ctx, embeddingQueueLease, arg.LeaseUntil, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var message_id int64
+		if err := rows.Scan(&message_id); err != nil {
+			return nil, err
+		}
+		items = append(items, message_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const embeddingQueueRelease = `-- name: EmbeddingQueueRelease :exec
+UPDATE message_embedding_queue SET leased_until = NULL WHERE message_id = ANY($1::bigint[])
+`
+
+func (q *Queries) EmbeddingQueueRelease(ctx context.Context, db DBTX, messageIds []int64) error {
+	_, err := db.Exec(ctx, embeddingQueueRelease, messageIds)
+	return err
 }
 
 const embeddingSearchExact = `-- name: EmbeddingSearchExact :many
