@@ -53,7 +53,7 @@ func commands() []command {
 		{name: "serve", summary: "migrate the database, then serve the engine over HTTP and WebSocket", flags: serveFlags},
 		{name: "migrate", summary: "apply every outstanding migration and exit", flags: migrateFlags},
 		{name: "admin-key", summary: "create an admin key (printed once) for Authorization: Convex <key>", flags: adminKeyFlags},
-		{name: "bench", summary: "measure write-to-subscriber latency (alone and with many idle subscriptions); `bench search`: vector search latency and recall", flags: benchFlags},
+		{name: "bench", summary: "`bench chat`: the chat's real path under load (latency, knee, idle, devices, throughput); `bench search`: vector search latency and recall; plain `bench`: raw write-to-subscriber latency", flags: benchFlags},
 		{name: "reembed", summary: "rebuild message embeddings after the embedding provider, model or dimensions changed", flags: reembedFlags},
 	}
 }

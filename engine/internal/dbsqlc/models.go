@@ -18,11 +18,6 @@ type Conversation struct {
 	CreatedAt       pgtype.Timestamptz
 }
 
-type ConversationEmbeddingDue struct {
-	ConversationID int64
-	FromMessageID  int64
-}
-
 type ConversationParticipant struct {
 	ConversationID int64
 	UserID         int64
@@ -47,16 +42,15 @@ type MessageEmbedding struct {
 	CreatedAt      pgtype.Timestamptz
 }
 
-type MessageEmbeddingClaim struct {
-	MessageID    int64
-	Claimer      int64
-	ClaimedUntil pgtype.Timestamptz
-}
-
 type MessageEmbeddingFailure struct {
 	MessageID int64
 	Reason    string
 	FailedAt  pgtype.Timestamptz
+}
+
+type MessageEmbeddingQueue struct {
+	MessageID   int64
+	LeasedUntil pgtype.Timestamptz
 }
 
 type RippleAuthAdminKey struct {
