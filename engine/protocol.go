@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -33,16 +35,8 @@ func decodeTS(s string) (uint64, bool) {
 	return binary.LittleEndian.Uint64(raw), true
 }
 
-type transitionMsg struct {
-	Type          string       `json:"type"`
-	StartVersion  stateVersion `json:"startVersion"`
-	EndVersion    stateVersion `json:"endVersion"`
-	Modifications []any        `json:"modifications"`
-}
-
 type queryUpdated struct {
 	Type     string          `json:"type"`
-	QueryID  int64           `json:"queryId"`
 	Value    json.RawMessage `json:"value"`
 	LogLines []string        `json:"logLines"`
 	Journal  *string         `json:"journal"`
@@ -50,19 +44,21 @@ type queryUpdated struct {
 
 type queryFailed struct {
 	Type         string         `json:"type"`
-	QueryID      int64          `json:"queryId"`
 	ErrorMessage string         `json:"errorMessage"`
 	LogLines     []string       `json:"logLines"`
 	ErrorData    map[string]any `json:"errorData,omitempty"`
 	Journal      *string        `json:"journal"`
 }
 
-type queryRemoved struct {
-	Type    string `json:"type"`
-	QueryID int64  `json:"queryId"`
+// modification is one encoded entry of a Transition's modifications.
+type modification struct {
+	json    []byte
+	removal bool
 }
 
-func queryModification(queryID int64, res *callResult) any {
+// modificationBody encodes a query's result once, without its queryId: every subscription of
+// a group (a user's devices, say) shares it, and forQuery adds the id.
+func modificationBody(res *callResult) []byte {
 	var journal *string
 	if res.journal != "" {
 		j := res.journal
@@ -72,11 +68,63 @@ func queryModification(queryID int64, res *callResult) any {
 	if logLines == nil {
 		logLines = []string{}
 	}
+	var body any
 	if res.err != nil {
 		msg, data := res.wireError()
-		return queryFailed{Type: "QueryFailed", QueryID: queryID, ErrorMessage: msg, LogLines: logLines, ErrorData: data, Journal: journal}
+		body = queryFailed{Type: "QueryFailed", ErrorMessage: msg, LogLines: logLines, ErrorData: data, Journal: journal}
+	} else {
+		body = queryUpdated{Type: "QueryUpdated", Value: res.value, LogLines: logLines, Journal: journal}
 	}
-	return queryUpdated{Type: "QueryUpdated", QueryID: queryID, Value: res.value, LogLines: logLines, Journal: journal}
+	buf, err := json.Marshal(body)
+	if err != nil {
+		// The value was produced by json.Marshal already; this cannot fail.
+		panic(fmt.Sprintf("encoding a query result: %v", err))
+	}
+	return buf
+}
+
+// forQuery is the modification for one subscription: body with its queryId first.
+func forQuery(queryID int64, body []byte) modification {
+	buf := make([]byte, 0, len(body)+24)
+	buf = append(buf, `{"queryId":`...)
+	buf = strconv.AppendInt(buf, queryID, 10)
+	buf = append(buf, ',')
+	buf = append(buf, body[1:]...)
+	return modification{json: buf}
+}
+
+func queryRemoved(queryID int64) modification {
+	buf := strconv.AppendInt([]byte(`{"type":"QueryRemoved","queryId":`), queryID, 10)
+	return modification{json: append(buf, '}'), removal: true}
+}
+
+// encodeTransition writes a Transition frame from encoded modifications, copying each once.
+func encodeTransition(start, end stateVersion, mods []modification) ([]byte, error) {
+	s, err := json.Marshal(start)
+	if err != nil {
+		return nil, err
+	}
+	e, err := json.Marshal(end)
+	if err != nil {
+		return nil, err
+	}
+	size := len(s) + len(e) + 80
+	for _, m := range mods {
+		size += len(m.json) + 1
+	}
+	buf := make([]byte, 0, size)
+	buf = append(buf, `{"type":"Transition","startVersion":`...)
+	buf = append(buf, s...)
+	buf = append(buf, `,"endVersion":`...)
+	buf = append(buf, e...)
+	buf = append(buf, `,"modifications":[`...)
+	for i, m := range mods {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, m.json...)
+	}
+	return append(buf, "]}"...), nil
 }
 
 // outcome is a call's result in the fields MutationResponse and ActionResponse share: the

@@ -446,7 +446,7 @@ type sessionWork struct {
 	session  *session
 	pending  sessionPending
 	identity Identity
-	mods     []any
+	mods     []modification
 	needed   bool // send a transition even with no modifications
 	parked   bool // the client is behind: its invalidated queries wait
 }
@@ -592,7 +592,7 @@ wait:
 				if w.needed || len(w.mods) > 0 {
 					carried := &sessionWork{pending: w.pending}
 					for _, m := range w.mods {
-						if _, removal := m.(queryRemoved); removal {
+						if m.removal {
 							carried.mods = append(carried.mods, m)
 						}
 					}
@@ -614,7 +614,7 @@ wait:
 				delete(r.dirty, sub)
 				delete(r.slow, sub)
 				delete(s.subs, qid)
-				w.mods = append(w.mods, queryRemoved{Type: "QueryRemoved", QueryID: qid})
+				w.mods = append(w.mods, queryRemoved(qid))
 			}
 		}
 		for _, sub := range w.pending.adds {
@@ -690,6 +690,7 @@ wait:
 		r.stats.executions.Add(1)
 		hash := resultHash(res)
 		_, userErr := AsError(res.err)
+		var body []byte // encoded once, for the subscriptions whose result changed
 		for _, sub := range results[i].subs {
 			r.index(sub, res.reads)
 			sub.journal = res.journal
@@ -706,7 +707,10 @@ wait:
 				r.stats.changedReruns.Add(1)
 			}
 			sub.hash, sub.hasValue = hash, true
-			work[sub.session].mods = append(work[sub.session].mods, queryModification(sub.queryID, res))
+			if body == nil {
+				body = modificationBody(res)
+			}
+			work[sub.session].mods = append(work[sub.session].mods, forQuery(sub.queryID, body))
 		}
 	}
 	if len(r.retry) > 0 {

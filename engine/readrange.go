@@ -2,6 +2,7 @@ package engine
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"reflect"
@@ -207,36 +208,85 @@ func orderValue(v any) (n int64, null, ok bool) {
 	return 0, false, false
 }
 
-// rangeEntry is one subscription's range within a rangeIndex.
+// rangeEntry is one distinct range within a rangeIndex and the subscriptions that read it:
+// every device of one user showing the same page shares one entry.
 type rangeEntry struct {
-	sub    *subscription
 	lo, hi bound
+	subs   map[*subscription]struct{}
 }
 
 // rangeIndex holds the ranges of one (shape, equality values). Entries are sorted by lower
-// bound on first use after a change, with the running maximum of the upper bounds beside them,
-// so a point lookup is a binary search plus a walk over the entries that may contain it.
+// bound on first use after a range came or went, with the running maximum of the upper bounds
+// beside them, so a point lookup is a binary search plus a walk over the entries that may
+// contain it. Adding or removing a subscription of an existing range costs a map operation.
 type rangeIndex struct {
-	entries []rangeEntry
-	maxHi   []bound
-	sorted  bool
+	byBounds map[string]*rangeEntry
+	entries  []*rangeEntry // sorted by lower bound when sorted
+	maxHi    []bound
+	sorted   bool
+	subs     int
+}
+
+// boundsKey names a range exactly.
+func boundsKey(lo, hi bound) string {
+	b := make([]byte, 0, 8*(len(lo.vals)+len(hi.vals))+4)
+	for _, x := range []bound{lo, hi} {
+		b = append(b, byte('0'+boolInt(x.inf)+2*boolInt(x.incl)))
+		for _, v := range x.vals {
+			b = binary.BigEndian.AppendUint64(b, uint64(v))
+		}
+	}
+	return string(b)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (x *rangeIndex) add(sub *subscription, lo, hi bound) {
-	x.entries = append(x.entries, rangeEntry{sub: sub, lo: lo, hi: hi})
-	x.sorted = false
+	key := boundsKey(lo, hi)
+	e := x.byBounds[key]
+	if e == nil {
+		if x.byBounds == nil {
+			x.byBounds = map[string]*rangeEntry{}
+		}
+		e = &rangeEntry{lo: lo, hi: hi, subs: map[*subscription]struct{}{}}
+		x.byBounds[key] = e
+		x.entries = append(x.entries, e)
+		x.sorted = false
+	}
+	if _, ok := e.subs[sub]; !ok {
+		e.subs[sub] = struct{}{}
+		x.subs++
+	}
 }
 
-func (x *rangeIndex) remove(sub *subscription) {
-	x.entries = slices.DeleteFunc(x.entries, func(e rangeEntry) bool { return e.sub == sub })
-	x.sorted = false
+func (x *rangeIndex) remove(sub *subscription, lo, hi bound) {
+	key := boundsKey(lo, hi)
+	e := x.byBounds[key]
+	if e == nil {
+		return
+	}
+	if _, ok := e.subs[sub]; !ok {
+		return
+	}
+	delete(e.subs, sub)
+	x.subs--
+	if len(e.subs) == 0 {
+		delete(x.byBounds, key)
+		x.entries = slices.DeleteFunc(x.entries, func(o *rangeEntry) bool { return o == e })
+		x.sorted = false
+	}
 }
 
 func (x *rangeIndex) sort() {
 	if x.sorted {
 		return
 	}
-	slices.SortFunc(x.entries, func(a, b rangeEntry) int { return cmpLo(a.lo, b.lo) })
+	slices.SortFunc(x.entries, func(a, b *rangeEntry) int { return cmpLo(a.lo, b.lo) })
 	x.maxHi = x.maxHi[:0]
 	for i, e := range x.entries {
 		if i == 0 || cmpHi(e.hi, x.maxHi[i-1]) > 0 {
@@ -248,23 +298,33 @@ func (x *rangeIndex) sort() {
 	x.sorted = true
 }
 
-// containing calls visit for every entry whose range contains p, until visit returns false.
+// containing calls visit for every subscription whose range contains p, until visit returns
+// false.
 func (x *rangeIndex) containing(p []int64, visit func(*subscription) bool) bool {
 	x.sort()
 	// Entries whose lower bound admits p form a prefix (they are sorted loosest first).
 	i := sort.Search(len(x.entries), func(i int) bool { return !aboveLo(x.entries[i].lo, p) })
 	for i--; i >= 0 && belowHi(x.maxHi[i], p); i-- {
-		if belowHi(x.entries[i].hi, p) && !visit(x.entries[i].sub) {
+		if belowHi(x.entries[i].hi, p) && !visitAll(x.entries[i].subs, visit) {
 			return false
 		}
 	}
 	return true
 }
 
-// all calls visit for every entry, until visit returns false.
+// all calls visit for every subscription, until visit returns false.
 func (x *rangeIndex) all(visit func(*subscription) bool) bool {
 	for _, e := range x.entries {
-		if !visit(e.sub) {
+		if !visitAll(e.subs, visit) {
+			return false
+		}
+	}
+	return true
+}
+
+func visitAll(subs map[*subscription]struct{}, visit func(*subscription) bool) bool {
+	for s := range subs {
+		if !visit(s) {
 			return false
 		}
 	}
@@ -299,8 +359,8 @@ func (t rangeTables) remove(sub *subscription, rr rangeRead) {
 	if x == nil {
 		return
 	}
-	x.remove(sub)
-	if len(x.entries) > 0 {
+	x.remove(sub, rr.lo, rr.hi)
+	if x.subs > 0 {
 		return
 	}
 	delete(byVals, rr.eqVals)

@@ -53,15 +53,18 @@ func TestRangeIndexMatchesBruteForce(t *testing.T) {
 	}
 	for round := 0; round < 200; round++ {
 		x := &rangeIndex{}
-		var all []rangeEntry
+		var all []testEntry
 		for i := 0; i < rng.IntN(30); i++ {
-			e := rangeEntry{sub: &subscription{queryID: int64(i)}, lo: randomBound(), hi: randomBound()}
+			e := testEntry{sub: &subscription{queryID: int64(i)}, lo: randomBound(), hi: randomBound()}
+			if rng.IntN(4) == 0 && len(all) > 0 { // the same range as another subscription
+				e.lo, e.hi = all[0].lo, all[0].hi
+			}
 			x.add(e.sub, e.lo, e.hi)
 			all = append(all, e)
 			if rng.IntN(5) == 0 && len(all) > 0 { // removals interleaved with lookups
-				gone := all[rng.IntN(len(all))].sub
-				x.remove(gone)
-				all = slices.DeleteFunc(all, func(e rangeEntry) bool { return e.sub == gone })
+				gone := all[rng.IntN(len(all))]
+				x.remove(gone.sub, gone.lo, gone.hi)
+				all = slices.DeleteFunc(all, func(e testEntry) bool { return e.sub == gone.sub })
 			}
 			for probe := 0; probe < 5; probe++ {
 				p := []int64{int64(rng.IntN(22) - 1), int64(rng.IntN(5) - 1)}
@@ -80,6 +83,11 @@ func TestRangeIndexMatchesBruteForce(t *testing.T) {
 			}
 		}
 	}
+}
+
+type testEntry struct {
+	sub    *subscription
+	lo, hi bound
 }
 
 func TestRangeTablesMatchRowsKeysAndAll(t *testing.T) {
@@ -123,9 +131,9 @@ func TestRangeTablesMatchRowsKeysAndAll(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
 		}
 	}
-	rt.remove(page1, rangeRead{shape: shape, eqVals: "7"})
-	rt.remove(page2, rangeRead{shape: shape, eqVals: "7"})
-	rt.remove(other, rangeRead{shape: shape, eqVals: "8"})
+	rt.remove(page1, rangeRead{shape: shape, eqVals: "7", lo: bound{vals: []int64{100, 5}, incl: true}, hi: bound{inf: true}})
+	rt.remove(page2, rangeRead{shape: shape, eqVals: "7", lo: bound{vals: []int64{50, 2}, incl: true}, hi: bound{vals: []int64{100, 5}}})
+	rt.remove(other, rangeRead{shape: shape, eqVals: "8", lo: bound{inf: true}, hi: bound{inf: true}})
 	if len(rt) != 0 {
 		t.Errorf("empty index keeps %v", rt)
 	}

@@ -106,7 +106,7 @@ func (s *session) sendRaw(frames ...[]byte) {
 }
 
 // sendTransition is called by the reactor with the results of one batch.
-func (s *session) sendTransition(ts uint64, p sessionPending, mods []any) {
+func (s *session) sendTransition(ts uint64, p sessionPending, mods []modification) {
 	// Identity is pinned here: the reactor ran this batch's queries as it.
 	start := stateVersion{QuerySet: s.sent.querySet, Identity: s.sent.identity, TS: encodeTS(s.sent.ts)}
 	if p.querySet >= 0 {
@@ -119,10 +119,7 @@ func (s *session) sendTransition(ts uint64, p sessionPending, mods []any) {
 		s.sent.ts = ts
 	}
 	end := stateVersion{QuerySet: s.sent.querySet, Identity: s.sent.identity, TS: encodeTS(s.sent.ts)}
-	if mods == nil {
-		mods = []any{}
-	}
-	buf, err := json.Marshal(transitionMsg{Type: "Transition", StartVersion: start, EndVersion: end, Modifications: mods})
+	buf, err := encodeTransition(start, end, mods)
 	if err != nil {
 		s.e.logger.Error("encoding a transition", "error", err)
 		s.cancel()
