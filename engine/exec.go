@@ -184,6 +184,11 @@ type mutationKey struct {
 	requestID int64
 }
 
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
 func isRetryable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -227,6 +232,19 @@ func (e *Engine) runMutation(ctx context.Context, fn *function, args any, identi
 
 func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identity Identity, key *mutationKey) (callResult, bool) {
 	base := e.newBaseCtx(ctx, fn.path, identity)
+	q := dbsqlc.New()
+	if key != nil {
+		// Looked up outside the SERIALIZABLE transaction: a read of the log inside it took
+		// predicate locks on index pages that every concurrent mutation writes to, and under
+		// load mutations aborted each other over it. The insert below is unique, so a duplicate
+		// committing meanwhile fails this attempt, and the retry finds it here.
+		prior, err := q.MutationLogGet(ctx, e.pool, dbsqlc.MutationLogGetParams{SessionID: key.sessionID, RequestID: key.requestID})
+		if err == nil {
+			return callResult{requestID: base.requestID, value: prior.Result, logLines: []string{}}, false
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return callResult{err: err, requestID: base.requestID}, ctx.Err() == nil
+		}
+	}
 	tx, err := e.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
 	if err != nil {
 		// Nothing ran yet, so a dead pooled connection (Postgres restarted, say) is retried on
@@ -237,17 +255,6 @@ func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identi
 		return callResult{err: e.internalErr("begin mutation", err), requestID: base.requestID}, false
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-
-	q := dbsqlc.New()
-	if key != nil {
-		prior, err := q.MutationLogGet(ctx, tx, dbsqlc.MutationLogGetParams{SessionID: key.sessionID, RequestID: key.requestID})
-		if err == nil {
-			res := callResult{requestID: base.requestID, value: prior.Result, logLines: []string{}}
-			return res, false
-		} else if !errors.Is(err, pgx.ErrNoRows) {
-			return callResult{err: err, requestID: base.requestID}, isRetryable(err)
-		}
-	}
 
 	mctx := &MutationCtx{baseCtx: base, tx: tx}
 	value, callErr := invoke(func() (any, error) { return fn.mutation(mctx, args) })
@@ -266,7 +273,7 @@ func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identi
 			SessionID: key.sessionID, RequestID: key.requestID, Success: true, Result: res.value,
 		})
 		if err != nil {
-			return callResult{err: err, requestID: base.requestID}, isRetryable(err)
+			return callResult{err: err, requestID: base.requestID}, isRetryable(err) || isUniqueViolation(err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -237,3 +237,75 @@ func TestIdleSocketsArePinged(t *testing.T) {
 		}
 	}
 }
+
+// A mutation sent again with the same (sessionId, requestId), at once from several sockets
+// and again later, commits once and every copy gets the first run's result.
+func TestResentMutationCommitsOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	conv := b.newConversation(t)
+	ctx := context.Background()
+	url := "ws" + strings.TrimPrefix(b.server.URL, "http") + "/api/1.48.0/sync"
+	send := func() (string, error) {
+		conn, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			return "", err
+		}
+		defer conn.Close(websocket.StatusNormalClosure, "")
+		for _, m := range []map[string]any{
+			{"type": "Connect", "sessionId": "resender", "connectionCount": 1, "lastCloseReason": nil, "clientTs": 0},
+			{"type": "Mutation", "requestId": 1, "udfPath": "messages:send", "args": []any{map[string]any{"conversationId": conv, "body": "once"}}},
+		} {
+			buf, _ := json.Marshal(m)
+			if err := conn.Write(ctx, websocket.MessageText, buf); err != nil {
+				return "", err
+			}
+		}
+		for {
+			_, data, err := conn.Read(ctx)
+			if err != nil {
+				return "", err
+			}
+			var m struct {
+				Type    string
+				Success bool
+				Result  json.RawMessage
+			}
+			if err := json.Unmarshal(data, &m); err != nil {
+				return "", err
+			}
+			if m.Type == "MutationResponse" {
+				if !m.Success {
+					return "", fmt.Errorf("mutation failed: %s", data)
+				}
+				return string(m.Result), nil
+			}
+		}
+	}
+	type outcome struct {
+		result string
+		err    error
+	}
+	results := make(chan outcome, 4)
+	for range 4 {
+		go func() {
+			r, err := send()
+			results <- outcome{r, err}
+		}()
+	}
+	var first string
+	for i := range 4 {
+		o := <-results
+		require.NoError(t, o.err)
+		if i == 0 {
+			first = o.result
+		}
+		require.Equal(t, first, o.result)
+	}
+	again, err := send()
+	require.NoError(t, err)
+	require.Equal(t, first, again)
+	var n int
+	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM messages WHERE conversation_id = $1", mustInt(conv)).Scan(&n))
+	require.Equal(t, 1, n)
+}

@@ -94,8 +94,8 @@ type Conversation struct {
 
 // conversationsList lists the caller's conversations, most recent activity first. The last
 // message comes from the same snapshot as any message list the client shows, so the two never
-// disagree; last activity is the newer of the stored last_message_time (set by the
-// handleSentMessage job) and that message.
+// disagree; last activity is that message's time (or the stored last_message_time, which older
+// versions wrote, when it is newer).
 func conversationsList(ctx *engine.QueryCtx, _ struct{}) ([]Conversation, error) {
 	me, err := callerID(ctx)
 	if err != nil {

@@ -211,7 +211,7 @@ const sweepBudget = 20 * time.Second
 
 // embedDue is the embedding sweep, a periodic job that never overlaps itself: it leases the
 // oldest queued messages (messages:send queues each one), embeds them (as many per provider call
-// as the provider takes), stores the vectors and records last activity, until the queue is
+// as the provider takes) and stores the vectors, until the queue is
 // empty. The embedding work thus never runs at the moment a message is delivered, and a burst
 // costs a few transactions and calls, not a job per message.
 func embedDue(ctx *engine.ActionCtx, deps *Deps) error {
@@ -314,7 +314,7 @@ func messagesQueueEmbedding(ctx *engine.MutationCtx, args handleSentArgs) (bool,
 	} else if err != nil {
 		return false, err
 	}
-	return true, queries.New().EmbeddingQueueAdd(ctx, ctx.DB(), id)
+	return true, queries.New().EmbeddingQueueEnsure(ctx, ctx.DB(), id)
 }
 
 // embedAndStore embeds one leased batch and stores the vectors, or records a permanent failure.
@@ -355,16 +355,14 @@ func embedAndStore(ctx *engine.ActionCtx, deps *Deps, pending []pendingEmbedding
 	return nil
 }
 
-// messagesStoreEmbeddings stores a batch's vectors (or failures), takes them off the queue, and
-// records each conversation's last activity once per batch rather than once per message, so
-// the jobs of a burst do not all update the same conversation row. It reads no message (see
-// claimedMessage); a message deleted since its claim fails the foreign key, and the job's
-// retry claims what is left.
+// messagesStoreEmbeddings stores a batch's vectors (or failures) and takes them off the queue.
+// It reads no message (see claimedMessage) and writes no conversation (conversations:list takes
+// last activity from the newest message), so it does not conflict with sends; a message deleted
+// since its lease fails the foreign key, and the next sweep takes what is left.
 func messagesStoreEmbeddings(ctx *engine.MutationCtx, args storeEmbeddingsArgs) (int64, error) {
 	q := queries.New()
-	latest := lastActivity{}
 	released := make([]int64, 0, len(args.Items)+len(args.Failures))
-	// parse reads the ids of a claimed message and notes it for last activity and release.
+	// parse reads the ids of a leased message and notes it for taking off the queue.
 	parse := func(c claimedMessage) (id, conv, sender int64, err error) {
 		if id, err = parseID("messageId", c.MessageID); err != nil {
 			return
@@ -375,7 +373,6 @@ func messagesStoreEmbeddings(ctx *engine.MutationCtx, args storeEmbeddingsArgs) 
 		if sender, err = parseID("senderId", c.SenderID); err != nil {
 			return
 		}
-		latest.note(conv, time.UnixMicro(c.CreatedAt))
 		released = append(released, id)
 		return
 	}
@@ -403,19 +400,5 @@ func messagesStoreEmbeddings(ctx *engine.MutationCtx, args storeEmbeddingsArgs) 
 			return 0, err
 		}
 	}
-	for conv, at := range latest {
-		if err := q.ConversationTouch(ctx, ctx.DB(), queries.ConversationTouchParams{ID: conv, LastMessageTime: at}); err != nil {
-			return 0, err
-		}
-	}
 	return stored, q.EmbeddingQueueDone(ctx, ctx.DB(), released)
-}
-
-// lastActivity is the newest message time per conversation of a batch.
-type lastActivity map[int64]pgtype.Timestamptz
-
-func (l lastActivity) note(conv int64, at time.Time) {
-	if cur, ok := l[conv]; !ok || at.After(cur.Time) {
-		l[conv] = pgtype.Timestamptz{Time: at, Valid: true}
-	}
 }

@@ -27,8 +27,3 @@ FROM conversation_participants p
 JOIN users u ON u.id = p.user_id
 WHERE p.conversation_id = ANY($1::bigint[])
 ORDER BY p.conversation_id, p.joined_at, u.id;
-
--- name: ConversationTouch :exec
-UPDATE conversations
-SET last_message_time = $2
-WHERE id = $1 AND (last_message_time IS NULL OR last_message_time < $2);

@@ -86,22 +86,6 @@ func (q *Queries) ConversationListForUser(ctx context.Context, db DBTX, userID i
 	return items, nil
 }
 
-const conversationTouch = `-- name: ConversationTouch :exec
-UPDATE conversations
-SET last_message_time = $2
-WHERE id = $1 AND (last_message_time IS NULL OR last_message_time < $2)
-`
-
-type ConversationTouchParams struct {
-	ID              int64
-	LastMessageTime pgtype.Timestamptz
-}
-
-func (q *Queries) ConversationTouch(ctx context.Context, db DBTX, arg ConversationTouchParams) error {
-	_, err := db.Exec(ctx, conversationTouch, arg.ID, arg.LastMessageTime)
-	return err
-}
-
 const participantGet = `-- name: ParticipantGet :one
 SELECT user_id FROM conversation_participants WHERE conversation_id = $1 AND user_id = $2
 `

@@ -32,7 +32,12 @@ WHERE conversation_id = sqlc.arg(conversation_id)
 ORDER BY created_at DESC, id DESC
 LIMIT sqlc.arg(max_rows);
 
+-- EmbeddingQueueAdd queues a new message. No ON CONFLICT: its uniqueness check would take
+-- predicate locks that the embedding sweep's writes conflict with.
 -- name: EmbeddingQueueAdd :exec
+INSERT INTO message_embedding_queue (message_id) VALUES (sqlc.arg(message_id));
+
+-- name: EmbeddingQueueEnsure :exec
 INSERT INTO message_embedding_queue (message_id) VALUES (sqlc.arg(message_id))
 ON CONFLICT (message_id) DO NOTHING;
 

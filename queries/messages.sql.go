@@ -109,9 +109,10 @@ func (q *Queries) EmbeddingModelCounts(ctx context.Context, db DBTX) ([]Embeddin
 
 const embeddingQueueAdd = `-- name: EmbeddingQueueAdd :exec
 INSERT INTO message_embedding_queue (message_id) VALUES ($1)
-ON CONFLICT (message_id) DO NOTHING
 `
 
+// EmbeddingQueueAdd queues a new message. No ON CONFLICT: its uniqueness check would take
+// predicate locks that the embedding sweep's writes conflict with.
 func (q *Queries) EmbeddingQueueAdd(ctx context.Context, db DBTX, messageID int64) error {
 	_, err := db.Exec(ctx, embeddingQueueAdd, messageID)
 	return err
@@ -123,6 +124,16 @@ DELETE FROM message_embedding_queue WHERE message_id = ANY($1::bigint[])
 
 func (q *Queries) EmbeddingQueueDone(ctx context.Context, db DBTX, messageIds []int64) error {
 	_, err := db.Exec(ctx, embeddingQueueDone, messageIds)
+	return err
+}
+
+const embeddingQueueEnsure = `-- name: EmbeddingQueueEnsure :exec
+INSERT INTO message_embedding_queue (message_id) VALUES ($1)
+ON CONFLICT (message_id) DO NOTHING
+`
+
+func (q *Queries) EmbeddingQueueEnsure(ctx context.Context, db DBTX, messageID int64) error {
+	_, err := db.Exec(ctx, embeddingQueueEnsure, messageID)
 	return err
 }
 

@@ -6,10 +6,10 @@ FROM ripple_capture_columns();
 SELECT success, result, error_data FROM ripple_mutation_log
 WHERE session_id = $1 AND request_id = $2;
 
+-- MutationLogInsert fails on a duplicate: the mutation that ran again must not commit.
 -- name: MutationLogInsert :exec
 INSERT INTO ripple_mutation_log (session_id, request_id, success, result, error_data)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (session_id, request_id) DO NOTHING;
+VALUES ($1, $2, $3, $4, $5);
 
 -- name: MutationLogPrune :execrows
 DELETE FROM ripple_mutation_log WHERE created_at < $1;

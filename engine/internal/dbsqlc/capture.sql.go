@@ -76,7 +76,6 @@ func (q *Queries) MutationLogGet(ctx context.Context, db DBTX, arg MutationLogGe
 const mutationLogInsert = `-- name: MutationLogInsert :exec
 INSERT INTO ripple_mutation_log (session_id, request_id, success, result, error_data)
 VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (session_id, request_id) DO NOTHING
 `
 
 type MutationLogInsertParams struct {
@@ -87,6 +86,7 @@ type MutationLogInsertParams struct {
 	ErrorData []byte
 }
 
+// MutationLogInsert fails on a duplicate: the mutation that ran again must not commit.
 func (q *Queries) MutationLogInsert(ctx context.Context, db DBTX, arg MutationLogInsertParams) error {
 	_, err := db.Exec(ctx, mutationLogInsert,
 		arg.SessionID,
