@@ -67,6 +67,13 @@ type Config struct {
 
 	// JobWorkers is how many scheduled functions run at once. Default 10.
 	JobWorkers int
+	// JobTimeout bounds one run of a scheduled or periodic function. Default 1 min.
+	JobTimeout time.Duration
+	// RescueStuckJobsAfter is how long a job may stay "running" before River takes it for dead
+	// (its process was killed) and runs it again. It must exceed JobTimeout. Default JobTimeout
+	// plus 1 min: River's own default, an hour, left a killed process's work undone that long,
+	// and held back every run of an exclusive periodic function meanwhile.
+	RescueStuckJobsAfter time.Duration
 	// DisableJobs turns off River's job processing in this process (jobs can still be scheduled;
 	// another process runs them).
 	DisableJobs bool
@@ -111,6 +118,8 @@ func (c *Config) WithDefaults() *Config {
 	setDefault(&out.ActionTimeout, 2*time.Minute)
 	setDefault(&out.MutationMaxRetries, 10)
 	setDefault(&out.JobWorkers, 10)
+	setDefault(&out.JobTimeout, time.Minute)
+	setDefault(&out.RescueStuckJobsAfter, out.JobTimeout+time.Minute)
 	setDefault(&out.MutationLogRetention, 24*time.Hour)
 	setDefault(&out.HousekeepingInterval, 5*time.Minute)
 	return &out
@@ -133,6 +142,8 @@ func (c *Config) validate() error {
 		return errors.New("engine: SendQueueLength must be at least 4")
 	case c.PingInterval > 30*time.Second:
 		return errors.New("engine: PingInterval must be at most 30s (clients give up after 60s of silence)")
+	case c.RescueStuckJobsAfter <= c.JobTimeout:
+		return errors.New("engine: RescueStuckJobsAfter must be greater than JobTimeout")
 	case c.MutationMaxRetries < 1:
 		return errors.New("engine: MutationMaxRetries must be at least 1")
 	}

@@ -134,10 +134,12 @@ func (e *Engine) newRiverClient() (*river.Client[pgx.Tx], error) {
 			&river.PeriodicJobOpts{RunOnStart: p.RunOnStart}))
 	}
 	cfg := &river.Config{
-		Schema:       e.config.Schema,
-		Logger:       e.logger,
-		Workers:      workers,
-		PeriodicJobs: periodic,
+		Schema:               e.config.Schema,
+		Logger:               e.logger,
+		Workers:              workers,
+		PeriodicJobs:         periodic,
+		JobTimeout:           e.config.JobTimeout,
+		RescueStuckJobsAfter: e.config.RescueStuckJobsAfter,
 	}
 	if !e.config.DisableJobs {
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: e.config.JobWorkers}}
