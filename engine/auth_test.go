@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
 
@@ -659,4 +660,40 @@ func TestAuthExpiredTokenEndsTheSocketsIdentity(t *testing.T) {
 	require.NotContains(t, fmt.Sprint(authErr), gus.AccessToken)
 	for range c.msgs { // the server closes the socket
 	}
+}
+
+// Mutation outcomes are kept per identity: another identity reusing a sessionId and requestId
+// runs its own mutation and never gets the first one's result.
+func TestAuthMutationLogIsPerIdentity(t *testing.T) {
+	t.Parallel()
+	b := setupAuth(t, nil)
+	ctx := context.Background()
+	url := "ws" + strings.TrimPrefix(b.server.URL, "http") + "/api/1.48.0/sync"
+	runAs := func(token string) map[string]any {
+		conn, _, err := websocket.Dial(ctx, url, nil)
+		require.NoError(t, err)
+		defer conn.Close(websocket.StatusNormalClosure, "")
+		for _, m := range []map[string]any{
+			{"type": "Connect", "sessionId": "shared-session", "connectionCount": 0, "lastCloseReason": nil, "clientTs": 0},
+			{"type": "Authenticate", "tokenType": "User", "value": token, "baseVersion": 0},
+			{"type": "Mutation", "requestId": 1, "udfPath": "whoami:mutate", "args": []any{map[string]any{}}},
+		} {
+			buf, _ := json.Marshal(m)
+			require.NoError(t, conn.Write(ctx, websocket.MessageText, buf))
+		}
+		for {
+			_, data, err := conn.Read(ctx)
+			require.NoError(t, err)
+			var m map[string]any
+			require.NoError(t, json.Unmarshal(data, &m))
+			if m["type"] == "MutationResponse" {
+				require.Equal(t, true, m["success"], "%s", data)
+				return m["result"].(map[string]any)
+			}
+		}
+	}
+	hal := signUp(t, b.server.URL, "hal@example.com", "correct horse battery", "Hal")
+	ida := signUp(t, b.server.URL, "ida@example.com", "correct horse battery", "Ida")
+	require.Equal(t, hal.User.ID, runAs(hal.AccessToken)["userId"])
+	require.Equal(t, ida.User.ID, runAs(ida.AccessToken)["userId"], "the second identity got the first one's result")
 }

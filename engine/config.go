@@ -36,6 +36,10 @@ type Config struct {
 	// QueryWorkers is how many connections one batch may run its queries on, all sharing its
 	// snapshot. Default: the number of CPUs, at most 4.
 	QueryWorkers int
+	// AllowedOrigins are the web origins, besides the server's own host, whose pages may open
+	// sync sockets: host patterns as path.Match takes them ("app.example.org",
+	// "*.school.example"). Requests without an Origin header (not from a browser) are accepted.
+	AllowedOrigins []string
 	// MaxQueriesPerSocket bounds the queries one socket may subscribe to at once; a
 	// ModifyQuerySet that passes it is a protocol error. Default 1,000.
 	MaxQueriesPerSocket int

@@ -175,7 +175,10 @@ func (e *Engine) serveSync(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the engine is not running", http.StatusServiceUnavailable)
 		return
 	}
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
+	// Browsers send Origin: only this host's pages and Config.AllowedOrigins may open a socket
+	// (another site's page would ride on the user's stored token). Clients without an Origin
+	// (native apps, servers) are let through.
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: e.config.AllowedOrigins, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		return
 	}
@@ -521,7 +524,10 @@ func (s *session) runMutation(msg *clientMessage) {
 		var args any
 		args, err = fn.decode(msg.Args, s.e.config.MaxArgBytes)
 		if err == nil {
-			res = s.e.runMutation(s.ctx, fn, args, identity, &mutationKey{sessionID: sessionID, requestID: *msg.RequestID})
+			// Keyed by identity too: another identity reusing a sessionId must neither get this
+			// one's results nor have its own mutation skipped.
+			key := &mutationKey{sessionID: identity.key() + "/" + sessionID, requestID: *msg.RequestID}
+			res = s.e.runMutation(s.ctx, fn, args, identity, key)
 		}
 	}
 	if err != nil {

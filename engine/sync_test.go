@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -171,6 +172,18 @@ func TestBadInputGetsErrorsAndServerKeepsServing(t *testing.T) {
 		m := c.next()
 		require.Equal(t, "FatalError", m["type"])
 		require.Contains(t, m["error"], "at most 1000 queries")
+	})
+
+	t.Run("a page of another site cannot open a socket", func(t *testing.T) {
+		ctx := context.Background()
+		url := "ws" + strings.TrimPrefix(b.server.URL, "http") + "/api/1.48.0/sync"
+		_, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://evil.example"}}})
+		require.Error(t, err)
+		require.Equal(t, http.StatusForbidden, resp.StatusCode)
+		// The server's own pages, and clients that are not browsers, may.
+		conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {b.server.URL}}})
+		require.NoError(t, err)
+		conn.Close(websocket.StatusNormalClosure, "")
 	})
 
 	// After all that, a fresh client is served normally.

@@ -384,3 +384,12 @@ func TestEmbeddingSweepLeavesLiveLeases(t *testing.T) {
 	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embeddings WHERE message_id = $1", leased).Scan(&n))
 	require.Zero(t, n, "a live lease was taken over")
 }
+
+func TestSendRefusesNULCharacters(t *testing.T) {
+	t.Parallel()
+	b := setup(t, &setupOpts{})
+	ann, bob := b.user(t, "ann"), b.user(t, "bob")
+	conv := b.direct(t, ann, bob, "bob")
+	err := b.call(t, ann, "messages:send", map[string]any{"conversationId": conv, "body": "hi\x00there"}, nil)
+	requireCode(t, err, engine.CodeInvalidArgument)
+}

@@ -54,6 +54,9 @@ func messagesSend(ctx *engine.MutationCtx, args sendArgs) (string, error) {
 	if body == "" {
 		return "", engine.InvalidArgument("argument %q must not be empty", "body")
 	}
+	if strings.ContainsRune(body, 0) {
+		return "", engine.InvalidArgument("argument %q must not contain NUL characters", "body")
+	}
 	if n := utf8.RuneCountInString(body); n > MaxBodyLength {
 		return "", engine.InvalidArgument("argument %q is %d characters; the limit is %d", "body", n, MaxBodyLength)
 	}

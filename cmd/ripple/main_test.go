@@ -242,6 +242,15 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 	for _, path := range []string{"/healthz", "/readyz"} {
 		waitForOK(t, client, "http://"+addr+path)
 	}
+	// The app and the API come with headers that keep other sites from framing or sniffing them.
+	for _, path := range []string{"/", "/healthz"} {
+		resp, err := client.Get("http://" + addr + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, "DENY", resp.Header.Get("X-Frame-Options"), path)
+		assert.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"), path)
+		assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'", path)
+	}
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {

@@ -23,6 +23,9 @@ const (
 	envDatabaseURL = "DATABASE_URL"
 	envAddr        = "RIPPLE_ADDR"
 	envLogLevel    = "RIPPLE_LOG_LEVEL"
+	// envAllowedOrigins lists, comma-separated, the web origins besides the server's own whose
+	// pages may open sync sockets (engine.Config.AllowedOrigins).
+	envAllowedOrigins = "RIPPLE_ALLOWED_ORIGINS"
 )
 
 const defaultAddr = "127.0.0.1:3210"

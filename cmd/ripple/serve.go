@@ -97,6 +97,7 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 		return err
 	}
 	eng, err := engine.New(pool, reg, &engine.Config{Schema: opts.schema, Logger: logger, Auth: authService.Authenticator(),
+		AllowedOrigins: splitList(e.getenv(envAllowedOrigins)),
 		// Spent refresh tokens, retired keys and old rate-limit windows.
 		Housekeeping: []func(context.Context) error{authService.Prune}})
 	if err != nil {
@@ -188,7 +189,35 @@ func rootHandler(eng *engine.Engine, authService *engine.AuthService) http.Handl
 	// The chat web app (web/dist, embedded at build time), with client-side routes falling back
 	// to index.html.
 	mux.Handle("/", web.Handler())
-	return mux
+	return securityHeaders(mux)
+}
+
+// contentSecurityPolicy lets the app load only its own files and talk only to this server; no
+// other site may frame it (its tokens live in localStorage, so a framing page could trick a
+// user into acting).
+const contentSecurityPolicy = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; " +
+	"style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+
+// splitList splits a comma-separated setting, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // registerFunctions adds the application's functions; a registration mistake panics in the

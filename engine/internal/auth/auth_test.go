@@ -688,3 +688,25 @@ func TestPasswordHashing(t *testing.T) {
 		require.Error(t, err)
 	}
 }
+
+// Sign-up refuses addresses that only look like ASCII and names with hidden characters, so no
+// new account can read like an existing one.
+func TestSignUpRefusesLookAlikes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.signUp("eve@example.com", pw, "Eve")
+	for _, email := range []string{
+		"e\u200bve@example.com", // zero-width space
+		"\uff45ve@example.com",  // fullwidth e
+		"\u0435ve@example.com",  // Cyrillic e
+		"e\u0301ve@example.com", // combining accent
+	} {
+		r := h.post("/api/auth/signup", map[string]string{"email": email, "password": pw, "name": "Not Eve"})
+		m := requireAPIError(t, r, http.StatusBadRequest, "INVALID_ARGUMENT")
+		require.Contains(t, m["message"], "ASCII", email)
+	}
+	for _, name := range []string{"Ev\x00e", "Eve\u202e", "Eve\tTeacher"} {
+		r := h.post("/api/auth/signup", map[string]string{"email": "x" + strconv.Itoa(len(name)) + "@example.com", "password": pw, "name": name})
+		requireAPIError(t, r, http.StatusBadRequest, "INVALID_ARGUMENT")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -61,6 +62,22 @@ func normalizeEmail(raw string) (string, error) {
 	return email, nil
 }
 
+// plainASCII reports whether s is printable ASCII only.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// hiddenRune is a character that cannot be seen but changes what a name shows: controls
+// (NUL among them, which Postgres refuses) and the bidirectional overrides and isolates.
+func hiddenRune(r rune) bool {
+	return unicode.IsControl(r) || (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069)
+}
+
 func checkPasswordLength(password string) error {
 	if len(password) < minPasswordBytes {
 		return invalidArgument(fmt.Sprintf("password must be at least %d bytes", minPasswordBytes))
@@ -82,6 +99,11 @@ func (s *Service) signUp(ctx context.Context, addr string, req signUpRequest) (*
 	if err != nil {
 		return nil, err
 	}
+	if !plainASCII(email) {
+		// A zero-width space, a fullwidth letter, a Cyrillic "е" or another normal form would
+		// make a new account that reads like an existing one.
+		return nil, invalidArgument("email must be plain ASCII letters, digits and punctuation")
+	}
 	if err := checkPasswordLength(req.Password); err != nil {
 		return nil, err
 	}
@@ -91,6 +113,9 @@ func (s *Service) signUp(ctx context.Context, addr string, req signUpRequest) (*
 	}
 	if utf8.RuneCountInString(name) > 200 || !utf8.ValidString(name) {
 		return nil, invalidArgument("name must be at most 200 characters of valid UTF-8")
+	}
+	if strings.IndexFunc(name, hiddenRune) >= 0 {
+		return nil, invalidArgument("name must not contain control or text-direction characters")
 	}
 	if err := s.rateHit(ctx, s.limitSignUpAddress(), addr); err != nil {
 		return nil, err
