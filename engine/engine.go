@@ -167,13 +167,30 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.stopped = true
 	var err error
 	if !e.config.DisableJobs {
-		err = e.river.Stop(ctx)
+		err = e.stopJobs(ctx)
 	}
 	e.stop()
 	e.sessionsWG.Wait()
 	e.reactorWG.Wait()
 	e.listener.Stop()
 	return err
+}
+
+// stopJobs lets running jobs finish for two thirds of the time ctx leaves, then cancels their
+// contexts and waits for River to record them (as retryable): a job whose provider call hangs
+// is then not left "running" in a pool closed under it, to wait for the rescuer.
+func (e *Engine) stopJobs(ctx context.Context) error {
+	soft := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		soft, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)*2/3))
+		defer cancel()
+	}
+	if err := e.river.Stop(soft); err == nil {
+		return nil
+	}
+	e.logger.Warn("jobs still running at the stop deadline; cancelling them")
+	return e.river.StopAndCancel(ctx)
 }
 
 // Stats are counters for benchmarks, tests and /readyz.

@@ -492,3 +492,37 @@ func TestHousekeepingPrunesAndRunsCleanups(t *testing.T) {
 		return len(sessions) == 1 && sessions[0] == "new"
 	}, 30*time.Second, 20*time.Millisecond)
 }
+
+// Stopping while a job hangs (a provider that does not answer) cancels it once the soft part of
+// the deadline is spent, and River records it before the engine returns: nothing is left
+// "running" for the rescuer, and Stop reports no error.
+func TestStopCancelsHangingJobsAndRecordsThem(t *testing.T) {
+	t.Parallel()
+	db := testdb.NewSchema(t)
+	started := make(chan struct{}, 1)
+	reg := engine.NewRegistry()
+	engine.AddAction(reg, "jobs:hang", func(ctx *engine.ActionCtx, _ struct{}) (any, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}, &engine.FunctionOpts{Internal: true})
+	engine.AddMutation(reg, "jobs:startHang", func(ctx *engine.MutationCtx, _ struct{}) (int64, error) {
+		return ctx.RunAfter(0, "jobs:hang", struct{}{})
+	}, nil)
+	e, err := engine.New(db.Pool, reg, &engine.Config{Schema: db.Schema, JobWorkers: 2})
+	require.NoError(t, err)
+	require.NoError(t, e.Start(context.Background()))
+	var id int64
+	require.NoError(t, e.Call(context.Background(), "jobs:startHang", struct{}{}, engine.Identity{}, &id))
+	select {
+	case <-started:
+	case <-time.After(jobWait):
+		t.Fatal("the job did not start")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	require.NoError(t, e.Stop(ctx))
+	var state string
+	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT state::text FROM river_job WHERE id = $1", id).Scan(&state))
+	require.NotEqual(t, "running", state)
+}
