@@ -93,7 +93,10 @@ func New(cfg Config) *Listener {
 		cfg.MinBackoff = 50 * time.Millisecond
 	}
 	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = 5 * time.Second
+		// Short: live updates and mutation replies wait for the listener, and a refused
+		// connection attempt costs next to nothing. At 5 s, updates stayed stalled for up to 5 s
+		// after Postgres came back.
+		cfg.MaxBackoff = time.Second
 	}
 	// Unbounded buffering would hide a stuck consumer; a large buffer absorbs bursts.
 	return &Listener{cfg: cfg, events: make(chan Event, 65536)}
