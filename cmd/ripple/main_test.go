@@ -162,6 +162,15 @@ func TestBadLogLevel(t *testing.T) {
 	assert.Contains(t, requireOneErrorLine(t, res.stderr), "RIPPLE_LOG_LEVEL")
 }
 
+// On a network address, serve refuses to keep signing keys under the public development key.
+func TestServeNeedsAKeyOffLoopback(t *testing.T) {
+	t.Parallel()
+	res := runBinary(t, map[string]string{"DATABASE_URL": unreachableURL}, "serve", "--addr", "0.0.0.0:0")
+	assert.Equal(t, 1, res.code)
+	line := requireOneErrorLine(t, res.stderr)
+	assert.Contains(t, line, "RIPPLE_KEY_ENCRYPTION_KEY is required")
+}
+
 func TestServePortInUse(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -26,6 +26,9 @@ const (
 	// envAllowedOrigins lists, comma-separated, the web origins besides the server's own whose
 	// pages may open sync sockets (engine.Config.AllowedOrigins).
 	envAllowedOrigins = "RIPPLE_ALLOWED_ORIGINS"
+	// envDevKeys=1 lets serve keep signing keys under the public development key on a
+	// non-loopback address.
+	envDevKeys = "RIPPLE_DEV_KEYS"
 )
 
 const defaultAddr = "127.0.0.1:3210"

@@ -68,6 +68,14 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 	if err != nil {
 		return listenError(opts.addr, err)
 	}
+	if strings.TrimSpace(e.getenv(engine.KeyEncryptionKeyEnv)) == "" && !isLoopback(ln.Addr()) && e.getenv(envDevKeys) != "1" {
+		// The development key is public: whoever reads the database or a backup could mint
+		// tokens for any user. Fine on a laptop, not on a network.
+		ln.Close()
+		return fmt.Errorf("%s is required when serving on %s, a non-loopback address "+
+			"(generate one with `openssl rand -base64 32`; %s=1 accepts the public development key)",
+			engine.KeyEncryptionKeyEnv, ln.Addr(), envDevKeys)
+	}
 	defer ln.Close()
 
 	pool, err := openPool(ctx, dbURL, opts.schema)
@@ -197,6 +205,12 @@ func rootHandler(eng *engine.Engine, authService *engine.AuthService) http.Handl
 // user into acting).
 const contentSecurityPolicy = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; " +
 	"style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+
+// isLoopback reports whether a listener's address is reachable from this machine only.
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
 
 // splitList splits a comma-separated setting, dropping empty items.
 func splitList(v string) []string {
