@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/ripplehq/ripple/engine"
@@ -57,6 +58,11 @@ func conversationsGetOrCreateDirect(ctx *engine.MutationCtx, args getOrCreateDir
 	}
 	id, err = q.ConversationDirectInsert(ctx, ctx.DB(), queries.ConversationDirectInsertParams{DirectUserLow: &low, DirectUserHigh: &high})
 	if err != nil {
+		// A foreign-key violation: the caller's account was deleted while its token lives on.
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23503" {
+			return "", engine.Unauthenticated("your account no longer exists")
+		}
 		// ErrNoRows here means another transaction inserted the pair; under SERIALIZABLE that
 		// surfaces as a serialization failure, which the engine retries.
 		return "", err

@@ -393,3 +393,15 @@ func TestSendRefusesNULCharacters(t *testing.T) {
 	err := b.call(t, ann, "messages:send", map[string]any{"conversationId": conv, "body": "hi\x00there"}, nil)
 	requireCode(t, err, engine.CodeInvalidArgument)
 }
+
+// A deleted account's token still verifies, but starting a conversation says so clearly.
+func TestDeletedUserStartingAConversationIsUnauthenticated(t *testing.T) {
+	t.Parallel()
+	b := setup(t, &setupOpts{})
+	ghost := b.user(t, "ghost")
+	b.user(t, "kim")
+	_, err := b.db.Pool.Exec(context.Background(), "DELETE FROM users WHERE id = $1", ghost.UserID)
+	require.NoError(t, err)
+	err = b.call(t, ghost, "conversations:getOrCreateDirect", map[string]any{"email": "kim@school.test"}, nil)
+	requireCode(t, err, engine.CodeUnauthenticated)
+}
