@@ -36,6 +36,13 @@ type Config struct {
 	// QueryWorkers is how many connections one batch may run its queries on, all sharing its
 	// snapshot. Default: the number of CPUs, at most 4.
 	QueryWorkers int
+	// MutationsPerSecond and MutationBurst bound how fast one signed-in user (or one anonymous
+	// socket or address) may run mutations in this process: a token bucket refilled at
+	// MutationsPerSecond holding at most MutationBurst. A mutation over it fails with
+	// RATE_LIMITED and errorData.retryAfterMs. Admins, jobs and actions are not limited.
+	// Defaults 30 and 100; a negative MutationsPerSecond turns the limit off.
+	MutationsPerSecond float64
+	MutationBurst      int
 	// AllowedOrigins are the web origins, besides the server's own host, whose pages may open
 	// sync sockets: host patterns as path.Match takes them ("app.example.org",
 	// "*.school.example"). Requests without an Origin header (not from a browser) are accepted.
@@ -114,6 +121,10 @@ func (c *Config) WithDefaults() *Config {
 	setDefault(&out.SendQueueLength, 256)
 	setDefault(&out.SendQueueBytes, 16<<20)
 	setDefault(&out.MaxQueriesPerSocket, 1000)
+	if out.MutationsPerSecond == 0 {
+		out.MutationsPerSecond = 30
+	}
+	setDefault(&out.MutationBurst, 100)
 	setDefault(&out.QueryWorkers, min(runtime.NumCPU(), 4))
 	setDefault(&out.PingInterval, 15*time.Second)
 	setDefault(&out.WriteTimeout, 10*time.Second)

@@ -51,8 +51,9 @@ type Engine struct {
 	reactor  *reactor
 	river    *river.Client[pgx.Tx]
 
-	catalogPtr atomic.Pointer[captureCatalog]
-	metrics    engineMetrics
+	catalogPtr    atomic.Pointer[captureCatalog]
+	metrics       engineMetrics
+	mutationLimit *mutationLimiter
 
 	mu         sync.Mutex
 	started    bool
@@ -78,7 +79,8 @@ func New(pool *pgxpool.Pool, registry *Registry, config *Config) (*Engine, error
 	if pool == nil || registry == nil {
 		return nil, errors.New("engine: pool and registry are required")
 	}
-	e := &Engine{pool: pool, registry: registry, config: cfg, logger: cfg.Logger}
+	e := &Engine{pool: pool, registry: registry, config: cfg, logger: cfg.Logger,
+		mutationLimit: newMutationLimiter(cfg.MutationsPerSecond, cfg.MutationBurst)}
 	e.listener = changefeed.New(changefeed.Config{ConnConfig: pool.Config().ConnConfig, Schema: cfg.Schema, Logger: cfg.Logger})
 	e.reactor = newReactor(e, e.listener)
 	rc, err := e.newRiverClient()
@@ -288,6 +290,9 @@ func (e *Engine) serveCall(kind FunctionKind, argsArray bool) http.HandlerFunc {
 			return
 		}
 		fn, err := e.resolve(req.Path, kind, true, identity)
+		if err == nil && fn.kind == KindMutation {
+			err = e.limitMutation(identity, remoteHost(r))
+		}
 		if err != nil {
 			e.writeCallError(w, statusFunctionError, &callResult{err: err})
 			return

@@ -519,6 +519,9 @@ func (s *session) runMutation(msg *clientMessage) {
 	identity := msg.identity
 	reply := mutationResponse{Type: "MutationResponse", RequestID: *msg.RequestID}
 	fn, err := s.e.resolve(msg.UDFPath, KindMutation, true, identity)
+	if err == nil {
+		err = s.e.limitMutation(identity, sessionID)
+	}
 	var res callResult
 	if err == nil {
 		var args any

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/internal/testdb"
 )
 
 func TestSubscriptionSeesMutationsAndOutsideWrites(t *testing.T) {
@@ -253,4 +254,39 @@ func TestActionCallsWithTypedArgsAreValidated(t *testing.T) {
 		require.Equal(t, engine.CodeInvalidArgument, e.Code)
 		require.Contains(t, e.Message, "at most 10")
 	}
+}
+
+// A client sending mutations faster than the per-caller limit gets RATE_LIMITED with the wait;
+// its excess commits nothing, and other clients are not held back.
+func TestMutationsPastTheRateLimitAreRefused(t *testing.T) {
+	t.Parallel()
+	db := testdb.NewSchema(t)
+	// A burst of 5, then one more every 10 s.
+	b := setupWith(t, db, func(c *engine.Config) { c.MutationsPerSecond, c.MutationBurst = 0.1, 5 })
+	conv := b.newConversation(t)
+	c := dial(t, b)
+	for i := range 8 {
+		c.mutate("messages:send", map[string]any{"conversationId": conv, "body": fmt.Sprintf("m%d", i)})
+	}
+	ok, limited := 0, 0
+	for ok+limited < 8 {
+		m := c.nextOf("MutationResponse")
+		if m["success"] == true {
+			ok++
+			continue
+		}
+		limited++
+		data := m["errorData"].(map[string]any)
+		require.Equal(t, "RATE_LIMITED", data["code"])
+		require.Greater(t, data["retryAfterMs"], float64(0))
+	}
+	require.GreaterOrEqual(t, ok, 5)
+	require.GreaterOrEqual(t, limited, 1)
+	var n int
+	require.NoError(t, b.db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM messages WHERE conversation_id = $1", mustInt(conv)).Scan(&n))
+	require.Equal(t, ok, n)
+	// Another client has its own allowance.
+	other := dial(t, b)
+	other.mutate("messages:send", map[string]any{"conversationId": conv, "body": "from someone else"})
+	require.Equal(t, true, other.nextOf("MutationResponse")["success"])
 }

@@ -122,6 +122,10 @@ func (e *env) openLoop(ctx context.Context, name string, pairs []pair, rate floa
 	return p.end(ctx)
 }
 
+// seedRate paces seeding per socket (each is one user) under the server's per-user mutation
+// limit (engine.Config.MutationsPerSecond, 30/s by default).
+const seedRate = 25
+
 // seed sends n messages through messages:send on the given sockets, a window in flight each.
 func seed(ctx context.Context, socks []*client, n int) error {
 	g, gctx := newGroup(ctx, len(socks))
@@ -129,7 +133,14 @@ func seed(ctx context.Context, socks []*client, n int) error {
 		g.Go(func() error {
 			window := make(chan struct{}, 16)
 			errc := make(chan error, 1)
+			pace := time.NewTicker(time.Second / seedRate)
+			defer pace.Stop()
 			for k := i; k < n; k += len(socks) {
+				select {
+				case <-pace.C:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
 				select {
 				case window <- struct{}{}:
 				case <-gctx.Done():
