@@ -3,6 +3,11 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ErrorCode classifies a user-facing error. It reaches the client in errorData.code.
@@ -15,7 +20,10 @@ const (
 	CodeInvalidArgument ErrorCode = "INVALID_ARGUMENT"
 	CodeConflict        ErrorCode = "CONFLICT"
 	CodeRateLimited     ErrorCode = "RATE_LIMITED"
-	CodeInternal        ErrorCode = "INTERNAL"
+	// CodeUnavailable: the database could not be reached; nothing was done, and the same call
+	// may succeed shortly. Clients can show "offline" instead of a server error.
+	CodeUnavailable ErrorCode = "UNAVAILABLE"
+	CodeInternal    ErrorCode = "INTERNAL"
 )
 
 // Error is an error a function means the client to see: its message and code are sent as they
@@ -62,4 +70,27 @@ func AsError(err error) (*Error, bool) {
 		return e, true
 	}
 	return nil, false
+}
+
+// errUnavailable is what a caller sees when the database cannot be reached.
+func errUnavailable() *Error {
+	return NewError(CodeUnavailable, "the database is unavailable; try again shortly")
+}
+
+// isUnavailable reports whether err means the database could not be reached or went away (it
+// was restarting, say), rather than that the function is wrong.
+func isUnavailable(err error) bool {
+	var connect *pgconn.ConnectError
+	var op *net.OpError
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &connect), errors.As(err, &op):
+		return true
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return true
+	case errors.As(err, &pgErr):
+		// 08: connection exception; 57P01-03: the server is shutting down or starting.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	return false
 }

@@ -94,7 +94,12 @@ func (e *Engine) finish(base *baseCtx, fn *function, value any, err error) callR
 	}
 	if err != nil {
 		if _, user := AsError(err); !user {
-			e.logger.Error("function failed", "function", fn.path, "request_id", base.requestID, "error", err)
+			if isUnavailable(err) {
+				e.logger.Warn("function failed: database unavailable", "function", fn.path, "request_id", base.requestID, "error", err)
+				err = errUnavailable()
+			} else {
+				e.logger.Error("function failed", "function", fn.path, "request_id", base.requestID, "error", err)
+			}
 		}
 		res.err = err
 	}
@@ -212,7 +217,8 @@ func (e *Engine) runMutation(ctx context.Context, fn *function, args any, identi
 		e.metrics.mutationRetries.Add(1)
 		if attempt+1 >= e.config.MutationMaxRetries {
 			if res.err != nil { // the database stayed unreachable
-				res.err = e.internalErr("begin mutation", res.err)
+				e.logger.Warn("mutation gave up: database unavailable", "function", fn.path, "error", res.err)
+				res.err = errUnavailable()
 				return res
 			}
 			e.logger.Warn("mutation gave up after serialization failures", "function", fn.path, "attempts", attempt+1)

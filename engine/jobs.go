@@ -70,7 +70,7 @@ func (w *functionWorker) Work(ctx context.Context, job *river.Job[functionJobArg
 	if errors.As(res.err, &permanent) {
 		return river.JobCancel(permanent)
 	}
-	if e, ok := AsError(res.err); ok && e.Code != CodeConflict && e.Code != CodeRateLimited && e.Code != CodeInternal {
+	if e, ok := AsError(res.err); ok && e.Code != CodeConflict && e.Code != CodeRateLimited && e.Code != CodeInternal && e.Code != CodeUnavailable {
 		// A user-facing error (bad arguments, not found...) will not go away by retrying.
 		return river.JobCancel(res.err)
 	}

@@ -689,12 +689,15 @@ wait:
 		res := &results[i].res
 		r.stats.executions.Add(1)
 		hash := resultHash(res)
-		_, userErr := AsError(res.err)
+		userErr, transient := false, false
+		if e, ok := AsError(res.err); ok {
+			userErr, transient = true, e.Code == CodeUnavailable
+		}
 		var body []byte // encoded once, for the subscriptions whose result changed
 		for _, sub := range results[i].subs {
 			r.index(sub, res.reads)
 			sub.journal = res.journal
-			if res.err != nil && !userErr {
+			if res.err != nil && (!userErr || transient) {
 				r.retry[sub] = time.Now().Add(retryDelay)
 			}
 			if sub.hasValue {
