@@ -668,19 +668,16 @@ func TestAuthMutationLogIsPerIdentity(t *testing.T) {
 	t.Parallel()
 	b := setupAuth(t, nil)
 	ctx := context.Background()
-	url := "ws" + strings.TrimPrefix(b.server.URL, "http") + "/api/1.48.0/sync"
+	url := syncURL(b.testBundle)
 	runAs := func(token string) map[string]any {
 		conn, _, err := websocket.Dial(ctx, url, nil)
 		require.NoError(t, err)
 		defer conn.Close(websocket.StatusNormalClosure, "")
-		for _, m := range []map[string]any{
-			{"type": "Connect", "sessionId": "shared-session", "connectionCount": 0, "lastCloseReason": nil, "clientTs": 0},
-			{"type": "Authenticate", "tokenType": "User", "value": token, "baseVersion": 0},
-			{"type": "Mutation", "requestId": 1, "udfPath": "whoami:mutate", "args": []any{map[string]any{}}},
-		} {
-			buf, _ := json.Marshal(m)
-			require.NoError(t, conn.Write(ctx, websocket.MessageText, buf))
-		}
+		require.NoError(t, sendFrames(ctx, conn,
+			map[string]any{"type": "Connect", "sessionId": "shared-session", "connectionCount": 0, "lastCloseReason": nil, "clientTs": 0},
+			map[string]any{"type": "Authenticate", "tokenType": "User", "value": token, "baseVersion": 0},
+			map[string]any{"type": "Mutation", "requestId": 1, "udfPath": "whoami:mutate", "args": []any{map[string]any{}}},
+		))
 		for {
 			_, data, err := conn.Read(ctx)
 			require.NoError(t, err)

@@ -356,8 +356,7 @@ func dial(t *testing.T, b *testBundle) *syncClient {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	url := "ws" + strings.TrimPrefix(b.server.URL, "http") + "/api/1.48.0/sync"
-	conn, _, err := websocket.Dial(ctx, url, nil)
+	conn, _, err := websocket.Dial(ctx, syncURL(b), nil)
 	require.NoError(t, err)
 	conn.SetReadLimit(64 << 20)
 	c := &syncClient{t: t, conn: conn, msgs: make(chan map[string]any, 1024), values: map[int64]any{}}
@@ -377,6 +376,25 @@ func dial(t *testing.T, b *testBundle) *syncClient {
 	t.Cleanup(func() { conn.Close(websocket.StatusNormalClosure, "") })
 	c.send(map[string]any{"type": "Connect", "sessionId": fmt.Sprintf("s-%s-%d", t.Name(), time.Now().UnixNano()), "connectionCount": 0, "lastCloseReason": nil, "clientTs": time.Now().UnixMilli()})
 	return c
+}
+
+// syncURL is the bundle's sync WebSocket address.
+func syncURL(b *testBundle) string {
+	return "ws" + strings.TrimPrefix(b.server.URL, "http") + "/api/1.48.0/sync"
+}
+
+// sendFrames writes each message as one JSON text frame.
+func sendFrames(ctx context.Context, conn *websocket.Conn, msgs ...map[string]any) error {
+	for _, m := range msgs {
+		buf, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if err := conn.Write(ctx, websocket.MessageText, buf); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *syncClient) send(m any) {

@@ -38,7 +38,7 @@ func TestSlowClientDoesNotBlockOthers(t *testing.T) {
 	conv := b.newConversation(t)
 
 	// The stalled client: connects, subscribes, never reads again.
-	url := "ws" + strings.TrimPrefix(b.server.URL, "http") + "/api/1.48.0/sync"
+	url := syncURL(b)
 	stalled, _, err := websocket.Dial(ctx, url, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { stalled.CloseNow() })
@@ -245,21 +245,18 @@ func TestResentMutationCommitsOnce(t *testing.T) {
 	b := setup(t)
 	conv := b.newConversation(t)
 	ctx := context.Background()
-	url := "ws" + strings.TrimPrefix(b.server.URL, "http") + "/api/1.48.0/sync"
+	url := syncURL(b)
 	send := func() (string, error) {
 		conn, _, err := websocket.Dial(ctx, url, nil)
 		if err != nil {
 			return "", err
 		}
 		defer conn.Close(websocket.StatusNormalClosure, "")
-		for _, m := range []map[string]any{
-			{"type": "Connect", "sessionId": "resender", "connectionCount": 1, "lastCloseReason": nil, "clientTs": 0},
-			{"type": "Mutation", "requestId": 1, "udfPath": "messages:send", "args": []any{map[string]any{"conversationId": conv, "body": "once"}}},
-		} {
-			buf, _ := json.Marshal(m)
-			if err := conn.Write(ctx, websocket.MessageText, buf); err != nil {
-				return "", err
-			}
+		if err := sendFrames(ctx, conn,
+			map[string]any{"type": "Connect", "sessionId": "resender", "connectionCount": 1, "lastCloseReason": nil, "clientTs": 0},
+			map[string]any{"type": "Mutation", "requestId": 1, "udfPath": "messages:send", "args": []any{map[string]any{"conversationId": conv, "body": "once"}}},
+		); err != nil {
+			return "", err
 		}
 		for {
 			_, data, err := conn.Read(ctx)

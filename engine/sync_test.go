@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -131,21 +130,18 @@ func TestBadInputGetsErrorsAndServerKeepsServing(t *testing.T) {
 
 	t.Run("an implausible maxObservedTimestamp does not move the clock", func(t *testing.T) {
 		ctx := context.Background()
-		url := "ws" + strings.TrimPrefix(b.server.URL, "http") + "/api/1.48.0/sync"
+		url := syncURL(b)
 		conn, _, err := websocket.Dial(ctx, url, nil)
 		require.NoError(t, err)
 		defer conn.Close(websocket.StatusNormalClosure, "")
 		huge := make([]byte, 8)
 		binary.LittleEndian.PutUint64(huge, math.MaxUint64-15)
-		for _, m := range []map[string]any{
-			{"type": "Connect", "sessionId": "poison", "connectionCount": 0, "lastCloseReason": nil, "clientTs": 0,
+		require.NoError(t, sendFrames(ctx, conn,
+			map[string]any{"type": "Connect", "sessionId": "poison", "connectionCount": 0, "lastCloseReason": nil, "clientTs": 0,
 				"maxObservedTimestamp": base64.StdEncoding.EncodeToString(huge)},
-			{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": []any{
+			map[string]any{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": []any{
 				map[string]any{"type": "Add", "queryId": 1, "udfPath": "messages:count", "args": []any{map[string]any{"conversationId": conv}}}}},
-		} {
-			buf, _ := json.Marshal(m)
-			require.NoError(t, conn.Write(ctx, websocket.MessageText, buf))
-		}
+		))
 		// The transition answering the query set comes after Connect was handled.
 		for {
 			_, data, err := conn.Read(ctx)
@@ -177,7 +173,7 @@ func TestBadInputGetsErrorsAndServerKeepsServing(t *testing.T) {
 
 	t.Run("a page of another site cannot open a socket", func(t *testing.T) {
 		ctx := context.Background()
-		url := "ws" + strings.TrimPrefix(b.server.URL, "http") + "/api/1.48.0/sync"
+		url := syncURL(b)
 		_, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://evil.example"}}})
 		require.Error(t, err)
 		require.Equal(t, http.StatusForbidden, resp.StatusCode)

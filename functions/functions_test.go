@@ -331,21 +331,27 @@ func TestPermanentEmbeddingFailureIsRecorded(t *testing.T) {
 	require.Equal(t, int32(1), calls.Load(), "a permanent failure is not retried")
 }
 
-// A sweep that died holding a lease loses nothing: once the lease expires, the next sweep
-// embeds the message.
-func TestEmbeddingSweepRecoversExpiredLeases(t *testing.T) {
-	t.Parallel()
+// setupLocalChat is a bundle with the local embedding provider, and ann's conversation with bob.
+func setupLocalChat(t *testing.T) (*testBundle, engine.Identity, string) {
+	t.Helper()
 	local, err := embedding.New(embedding.Config{Provider: embedding.ProviderLocal})
 	require.NoError(t, err)
 	b := setup(t, &setupOpts{embedder: local})
 	ann, bob := b.user(t, "ann"), b.user(t, "bob")
-	conv := b.direct(t, ann, bob, "bob")
+	return b, ann, b.direct(t, ann, bob, "bob")
+}
+
+// A sweep that died holding a lease loses nothing: once the lease expires, the next sweep
+// embeds the message.
+func TestEmbeddingSweepRecoversExpiredLeases(t *testing.T) {
+	t.Parallel()
+	b, ann, conv := setupLocalChat(t)
 	ctx := context.Background()
 	// Written as a dead sweep leaves it: queued, leased until a moment ago, no embedding.
 	var id int64
 	require.NoError(t, b.db.Pool.QueryRow(ctx, `INSERT INTO messages (sender_id, conversation_id, body)
 		VALUES ($1, $2, 'orphaned by a crash') RETURNING id`, ann.UserID, conv).Scan(&id))
-	_, err = b.db.Pool.Exec(ctx, `INSERT INTO message_embedding_queue (message_id, leased_until)
+	_, err := b.db.Pool.Exec(ctx, `INSERT INTO message_embedding_queue (message_id, leased_until)
 		VALUES ($1, now() - interval '1 second')`, id)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -361,16 +367,12 @@ func TestEmbeddingSweepRecoversExpiredLeases(t *testing.T) {
 // A message whose lease is live is not taken by another sweep.
 func TestEmbeddingSweepLeavesLiveLeases(t *testing.T) {
 	t.Parallel()
-	local, err := embedding.New(embedding.Config{Provider: embedding.ProviderLocal})
-	require.NoError(t, err)
-	b := setup(t, &setupOpts{embedder: local})
-	ann, bob := b.user(t, "ann"), b.user(t, "bob")
-	conv := b.direct(t, ann, bob, "bob")
+	b, ann, conv := setupLocalChat(t)
 	ctx := context.Background()
 	var leased, free int64
 	require.NoError(t, b.db.Pool.QueryRow(ctx, `INSERT INTO messages (sender_id, conversation_id, body)
 		VALUES ($1, $2, 'held by a live sweep') RETURNING id`, ann.UserID, conv).Scan(&leased))
-	_, err = b.db.Pool.Exec(ctx, `INSERT INTO message_embedding_queue (message_id, leased_until)
+	_, err := b.db.Pool.Exec(ctx, `INSERT INTO message_embedding_queue (message_id, leased_until)
 		VALUES ($1, now() + interval '1 hour')`, leased)
 	require.NoError(t, err)
 	require.NoError(t, b.call(t, ann, "messages:send", map[string]any{"conversationId": conv, "body": "queued after it"}, nil))
