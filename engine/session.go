@@ -192,19 +192,28 @@ func (e *Engine) serveSync(w http.ResponseWriter, r *http.Request) {
 		subs:    map[int64]*subscription{},
 	}
 	s.lastWrite.Store(time.Now().UnixNano())
+	// The socket is served on a goroutine of its own and the HTTP handler returns (a hijacked
+	// connection is no longer net/http's): the handler's goroutine grew a large stack
+	// accepting the request, which every idle socket would otherwise keep, and the request
+	// with its headers is let go.
+	e.sessionsWG.Add(1)
+	go s.serve()
+}
+
+// serve runs the socket until it ends.
+func (s *session) serve() {
+	e, conn := s.e, s.conn
+	defer e.sessionsWG.Done()
 	e.metrics.sessions.Add(1)
 	defer e.metrics.sessions.Add(-1)
-	e.sessionsWG.Add(1)
-	defer e.sessionsWG.Done()
-
 	e.reactor.addSession(s)
 	defer e.reactor.removeSession(s)
 
 	// The mutation runner, whenever it runs (started only by readLoop, so every Add happens
 	// before Wait).
 	var wg sync.WaitGroup
-	err = s.readLoop(&wg)
-	cancel()
+	err := s.readLoop(&wg)
+	s.cancel()
 	wg.Wait()
 	// No more frames; the writer flushes what is queued (briefly: the session is closing).
 	s.out.close()
