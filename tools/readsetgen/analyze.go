@@ -63,6 +63,7 @@ type RangeBound struct {
 //     `T.col = ANY($n)` ($n possibly cast). The conjuncts that filter T are the AND-ed terms of
 //     WHERE, of the ON of every inner join above T, and of the ON of every outer join that has T
 //     on its nullable side. An unqualified column counts only when FROM has a single table.
+//
 //   - ReadOutput(T, c, k) when T is on no preserved side of an outer join, a conjunct that
 //     filters T is `T.c = U.d` (U another FROM item), target k is exactly `T.c` (and no `*`
 //     comes before it), and T's other columns are not used where they could decide which rows

@@ -21,7 +21,7 @@ func TestAnalyzeRanges(t *testing.T) {
 			 ORDER BY created_at DESC, id DESC LIMIT $6`,
 			[]TableRead{rng("messages", &RangeSpec{Eq: []EqParam{{"conversation_id", 1}}, Order: desc2, Desc: true,
 				Bounds: []RangeBound{{Op: "<", Params: []int{2, 3}, Guard: 2}, {Op: ">=", Params: []int{4, 5}, Guard: 4}},
-				Limit: 6, Outputs: []int{4, 0}})}},
+				Limit:  6, Outputs: []int{4, 0}})}},
 		{"constant limit, ascending, reversed bound",
 			`SELECT m.id FROM messages m WHERE m.conversation_id = $1 AND $2 < m.id ORDER BY m.id LIMIT 50`,
 			[]TableRead{rng("messages", &RangeSpec{Eq: []EqParam{{"conversation_id", 1}}, Order: []string{"id"},
