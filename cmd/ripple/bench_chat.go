@@ -30,21 +30,6 @@ func isBenchChat(args []string) bool {
 	return len(args) >= 2 && args[0] == "bench" && args[1] == "chat"
 }
 
-// runBenchChat is `ripple bench chat`, reporting errors the way run does.
-func runBenchChat(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	err := benchChat(ctx, &env{stdout: stdout, stderr: stderr, getenv: getenv}, args)
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, new(usageError)):
-		fmt.Fprintln(stderr, "ripple: "+oneLine(err.Error()))
-		return exitUsage
-	default:
-		fmt.Fprintln(stderr, "ripple: "+oneLine(err.Error()))
-		return exitError
-	}
-}
-
 func benchChat(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("bench chat", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)

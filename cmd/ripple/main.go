@@ -23,12 +23,7 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	var code int
-	if isBenchChat(os.Args[1:]) { // `bench` parses its own flags; `bench chat` has its own set
-		code = runBenchChat(ctx, os.Args[3:], os.Stdout, os.Stderr, os.Getenv)
-	} else {
-		code = run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
-	}
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)
 }

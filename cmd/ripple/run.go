@@ -93,6 +93,9 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		return usagef(`no command given; run "ripple help"`)
 	}
+	if isBenchChat(args) { // `bench` parses its own flags; `bench chat` has its own set
+		return benchChat(ctx, e, args[2:])
+	}
 	name, rest := args[0], args[1:]
 	switch name {
 	case "help", "-h", "-help", "--help":

@@ -101,6 +101,18 @@ func (a *apiClient) signUp(ctx context.Context, n int, tag string) ([]*account, 
 	return out, nil
 }
 
+// signUpPairs signs up n accounts tagged tag and pairs them up as pairUp does.
+func (a *apiClient) signUpPairs(ctx context.Context, n int, tag string) ([]*account, error) {
+	accts, err := a.signUp(ctx, n, tag+randomHex(4))
+	if err != nil {
+		return nil, err
+	}
+	if err := a.pairUp(ctx, accts); err != nil {
+		return nil, err
+	}
+	return accts, nil
+}
+
 // pairUp opens the direct conversation of accounts 2k and 2k+1 (conversations:getOrCreateDirect
 // over the HTTP function API, as the first send of a new chat would).
 func (a *apiClient) pairUp(ctx context.Context, accounts []*account) error {

@@ -123,28 +123,8 @@ func (d *dialer) close() {
 func (d *dialer) connect(ctx context.Context, id int, acct *account, pageSize int, onMessages func(*client, []wireMessage, time.Time)) (*client, error) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	hc := d.clients[d.next.Add(1)%uint64(len(d.clients))]
-	conn, _, err := websocket.Dial(dctx, d.wsURL, &websocket.DialOptions{HTTPClient: hc, CompressionMode: websocket.CompressionDisabled})
+	c, err := d.open(dctx, acct, func(c *client) { c.id, c.pageSize, c.onMessages = id, pageSize, onMessages })
 	if err != nil {
-		return nil, fmt.Errorf("dialing the sync socket: %w", err)
-	}
-	conn.SetReadLimit(64 << 20)
-	c := &client{
-		id: id, acct: acct, conn: conn, pageSize: pageSize, onMessages: onMessages,
-		queries: map[int64]*subState{}, mutWait: map[int64]chan mutationResult{},
-		changed: make(chan struct{}), done: make(chan struct{}),
-		lastEnd: version{TS: "AAAAAAAAAAA="},
-	}
-	go c.readLoop()
-	if err := c.write(dctx, map[string]any{"type": "Connect", "sessionId": uuid(), "connectionCount": 0,
-		"lastCloseReason": "InitialConnect", "clientTs": time.Now().UnixMilli()}); err != nil {
-		c.close()
-		return nil, err
-	}
-	// The official client pauses its socket until the token fetcher answers, so Authenticate
-	// goes out before the first query set.
-	if err := c.write(dctx, map[string]any{"type": "Authenticate", "tokenType": "User", "value": acct.token, "baseVersion": 0}); err != nil {
-		c.close()
 		return nil, err
 	}
 	if err := c.subscribeApp(dctx); err != nil {
@@ -546,23 +526,35 @@ func (c *client) transition(m *serverMessage, at time.Time) {
 func (d *dialer) connectBare(ctx context.Context, acct *account) (*client, error) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	return d.open(dctx, acct, func(c *client) { c.id = -1 })
+}
+
+// open dials a socket, starts its reader, and sends Connect and Authenticate as the official
+// client does (it pauses its socket until the token fetcher answers, so Authenticate goes out
+// before any query set). setup fills in the client's fields before the reader starts.
+func (d *dialer) open(ctx context.Context, acct *account, setup func(*client)) (*client, error) {
 	hc := d.clients[d.next.Add(1)%uint64(len(d.clients))]
-	conn, _, err := websocket.Dial(dctx, d.wsURL, &websocket.DialOptions{HTTPClient: hc, CompressionMode: websocket.CompressionDisabled})
+	conn, _, err := websocket.Dial(ctx, d.wsURL, &websocket.DialOptions{HTTPClient: hc, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		return nil, fmt.Errorf("dialing the sync socket: %w", err)
 	}
 	conn.SetReadLimit(64 << 20)
-	c := &client{id: -1, acct: acct, conn: conn, queries: map[int64]*subState{}, mutWait: map[int64]chan mutationResult{},
-		changed: make(chan struct{}), done: make(chan struct{}), lastEnd: version{TS: "AAAAAAAAAAA="}}
-	go c.readLoop()
-	if err := c.write(dctx, map[string]any{"type": "Connect", "sessionId": uuid(), "connectionCount": 0,
-		"lastCloseReason": "InitialConnect", "clientTs": time.Now().UnixMilli()}); err != nil {
-		c.close()
-		return nil, err
+	c := &client{
+		acct: acct, conn: conn,
+		queries: map[int64]*subState{}, mutWait: map[int64]chan mutationResult{},
+		changed: make(chan struct{}), done: make(chan struct{}),
+		lastEnd: version{TS: "AAAAAAAAAAA="},
 	}
-	if err := c.write(dctx, map[string]any{"type": "Authenticate", "tokenType": "User", "value": acct.token, "baseVersion": 0}); err != nil {
-		c.close()
-		return nil, err
+	setup(c)
+	go c.readLoop()
+	for _, m := range []map[string]any{
+		{"type": "Connect", "sessionId": uuid(), "connectionCount": 0, "lastCloseReason": "InitialConnect", "clientTs": time.Now().UnixMilli()},
+		{"type": "Authenticate", "tokenType": "User", "value": acct.token, "baseVersion": 0},
+	} {
+		if err := c.write(ctx, m); err != nil {
+			c.close()
+			return nil, err
+		}
 	}
 	return c, nil
 }

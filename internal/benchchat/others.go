@@ -14,11 +14,8 @@ import (
 // browser tabs would.
 func (e *env) knee(ctx context.Context) ([]Result, float64, error) {
 	o := e.cfg.Knee
-	accts, err := e.api.signUp(ctx, 2*o.Pairs, "knee"+randomHex(4))
+	accts, err := e.api.signUpPairs(ctx, 2*o.Pairs, "knee")
 	if err != nil {
-		return nil, 0, err
-	}
-	if err := e.api.pairUp(ctx, accts); err != nil {
 		return nil, 0, err
 	}
 	cl, err := e.connect(ctx, accts, 16, true)
@@ -57,11 +54,8 @@ func roundRobin(pool []*account, from, n int) []*account {
 // one pair chats. Reports RSS per added client against K = 0 and CPU over a quiet window.
 func (e *env) idle(ctx context.Context) ([]Result, error) {
 	o := e.cfg.Idle
-	accts, err := e.api.signUp(ctx, 2+o.Accounts, "idle"+randomHex(4))
+	accts, err := e.api.signUpPairs(ctx, 2+o.Accounts, "idle")
 	if err != nil {
-		return nil, err
-	}
-	if err := e.api.pairUp(ctx, accts); err != nil {
 		return nil, err
 	}
 	cl, err := e.connect(ctx, accts[:2], 2, true)
@@ -138,11 +132,8 @@ func (e *env) indexScans(ctx context.Context) (int64, bool) {
 // writes, one message at a time; reports when the last device had it.
 func (e *env) devices(ctx context.Context) ([]Result, error) {
 	o := e.cfg.Devices
-	accts, err := e.api.signUp(ctx, 2, "dev"+randomHex(4))
+	accts, err := e.api.signUpPairs(ctx, 2, "dev")
 	if err != nil {
-		return nil, err
-	}
-	if err := e.api.pairUp(ctx, accts); err != nil {
 		return nil, err
 	}
 	user, other := accts[0], accts[1]
@@ -204,11 +195,8 @@ func (e *env) devices(ctx context.Context) ([]Result, error) {
 // idle on IdleAccounts shared accounts). Reports committed sends/s and delivery latency.
 func (e *env) throughput(ctx context.Context) ([]Result, error) {
 	o := e.cfg.Throughput
-	accts, err := e.api.signUp(ctx, 2*o.Pairs+o.IdleAccounts, "tp"+randomHex(4))
+	accts, err := e.api.signUpPairs(ctx, 2*o.Pairs+o.IdleAccounts, "tp")
 	if err != nil {
-		return nil, err
-	}
-	if err := e.api.pairUp(ctx, accts); err != nil {
 		return nil, err
 	}
 	senders, err := e.connect(ctx, accts[:2*o.Pairs], 16, true)

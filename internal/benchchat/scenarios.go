@@ -191,11 +191,8 @@ func (e *env) latency(ctx context.Context) ([]Result, error) {
 	if o.History >= 0 {
 		n = 4
 	}
-	accts, err := e.api.signUp(ctx, n, "lat"+randomHex(4))
+	accts, err := e.api.signUpPairs(ctx, n, "lat")
 	if err != nil {
-		return nil, err
-	}
-	if err := e.api.pairUp(ctx, accts); err != nil {
 		return nil, err
 	}
 	cl, err := e.connect(ctx, accts[:2], 2, true)
