@@ -562,8 +562,7 @@ wait:
 		if w := work[s]; w != nil || s == nil || s.gone.Load() {
 			return w
 		}
-		w := &sessionWork{session: s, pending: emptyPending(), identity: s.queryIdentity}
-		w.parked = s.behind()
+		w := &sessionWork{session: s, pending: emptyPending(), identity: s.queryIdentity, parked: s.behind()}
 		work[s] = w
 		return w
 	}
@@ -603,8 +602,11 @@ wait:
 	}()
 
 	for _, w := range work {
+		// Decided once per session, so one transition never mixes fresh and parked results.
+		// (Sessions first reached below, through invalidated subscriptions, need nothing sent,
+		// and workFor decides theirs.)
+		w.parked = w.session.behind() && !w.needed
 		if _, took := withPending[w.session]; !took {
-			w.parked = w.session.behind() && !w.needed
 			continue
 		}
 		s := w.session
@@ -632,8 +634,6 @@ wait:
 			}
 		}
 		s.queryIdentity = w.identity
-		// Decided once per session, so one transition never mixes fresh and parked results.
-		w.parked = s.behind() && !w.needed
 	}
 	for sub := range r.slow {
 		if w := workFor(sub.session); w != nil && !w.parked {

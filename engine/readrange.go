@@ -197,6 +197,22 @@ func orderValue(v any) (n int64, null, ok bool) {
 		return int64(t.Int16), !t.Valid, true
 	case pgtype.Timestamptz:
 		return t.Time.UnixMicro(), !t.Valid || t.InfinityModifier != pgtype.Finite, true
+	// Scan destinations: the common ones without reflection (this runs for every row).
+	case *int64:
+		if t == nil {
+			return 0, true, true
+		}
+		return *t, false, true
+	case *pgtype.Timestamptz:
+		if t == nil {
+			return 0, true, true
+		}
+		return orderValue(*t)
+	case *time.Time:
+		if t == nil {
+			return 0, true, true
+		}
+		return t.UnixMicro(), false, true
 	}
 	rv := reflect.ValueOf(v)
 	if rv.Kind() == reflect.Pointer {

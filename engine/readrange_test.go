@@ -138,3 +138,19 @@ func TestRangeTablesMatchRowsKeysAndAll(t *testing.T) {
 		t.Errorf("empty index keeps %v", rt)
 	}
 }
+
+func TestChangesSettings(t *testing.T) {
+	t.Parallel()
+	for sql, want := range map[string]bool{
+		"SET LOCAL work_mem = '1MB'":                          true,
+		"  reset work_mem":                                    true,
+		"-- name: X :exec\nSET LOCAL jit = off":               true,
+		"SELECT Set_Config('statement_timeout', '1', true)":   true,
+		"-- name: MessagePage :many\nSELECT id FROM messages": false,
+		"SELECT settings FROM t":                              false,
+	} {
+		if got := changesSettings(sql); got != want {
+			t.Errorf("changesSettings(%q) = %v", sql, got)
+		}
+	}
+}

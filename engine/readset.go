@@ -207,7 +207,18 @@ func changesSettings(sql string) bool {
 	if len(s) >= 5 && (strings.EqualFold(s[:4], "SET ") || strings.EqualFold(s[:5], "RESET")) {
 		return true
 	}
-	return strings.Contains(strings.ToLower(sql), "set_config")
+	return containsFold(sql, "set_config")
+}
+
+// containsFold is strings.Contains ignoring ASCII case, without allocating: it runs on every
+// statement a query sends.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // prepare runs before every statement: it enforces the time budget and isolates a statement
