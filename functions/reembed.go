@@ -180,7 +180,7 @@ func reembedBatch(ctx context.Context, pool *pgxpool.Pool, provider embedding.Pr
 	var failed []failedEmbedding
 	for _, m := range page {
 		if strings.TrimSpace(m.Body) == "" {
-			failed = append(failed, failedEmbedding{claimedMessage: claimedMessage{MessageID: formatID(m.ID)}, Reason: "message body is blank"})
+			failed = append(failed, failedEmbedding{leasedMessage: leasedMessage{MessageID: formatID(m.ID)}, Reason: "message body is blank"})
 		} else {
 			todo = append(todo, m)
 		}
@@ -207,7 +207,7 @@ func reembedBatch(ctx context.Context, pool *pgxpool.Pool, provider embedding.Pr
 				if firstErr == nil {
 					firstErr = err
 				}
-				failed = append(failed, failedEmbedding{claimedMessage: claimedMessage{MessageID: formatID(todo[i].ID)}, Reason: err.Error()})
+				failed = append(failed, failedEmbedding{leasedMessage: leasedMessage{MessageID: formatID(todo[i].ID)}, Reason: err.Error()})
 			default:
 				return 0, 0, fmt.Errorf("embedding message %d: %w", todo[i].ID, err)
 			}

@@ -160,20 +160,17 @@ func searchHit(r queries.EmbeddingSearchIndexedRow) SearchHit {
 	return SearchHit{ID: formatID(r.ID), CreationTime: millis(r.CreatedAt), SenderID: formatID(r.SenderID), Body: r.Body, Score: r.Score}
 }
 
-// handleSentArgs names a burst: a conversation and its first message still to embed. Jobs
-// scheduled before bursts existed name one message instead.
-// claimedMessage is what the sweep carries of a leased message from the lease to the store, so
+// leasedMessage is what the sweep carries of a leased message from the lease to the store, so
 // the store reads no message: a long SERIALIZABLE store that read messages conflicted with the
 // sends committing meanwhile and was retried over and over.
-type claimedMessage struct {
+type leasedMessage struct {
 	MessageID      string `json:"messageId"`
 	ConversationID string `json:"conversationId"`
 	SenderID       string `json:"senderId"`
-	CreatedAt      int64  `json:"createdAt"` // microseconds since the epoch
 }
 
 type pendingEmbedding struct {
-	claimedMessage
+	leasedMessage
 	Body string `json:"body"`
 }
 
@@ -184,12 +181,12 @@ type storeEmbeddingsArgs struct {
 }
 
 type storedEmbedding struct {
-	claimedMessage
+	leasedMessage
 	Vector []float32 `json:"vector"`
 }
 
 type failedEmbedding struct {
-	claimedMessage
+	leasedMessage
 	Reason string `json:"reason"`
 }
 
@@ -261,9 +258,8 @@ func messagesLeaseEmbeddings(ctx *engine.MutationCtx, args leaseArgs) ([]pending
 	}
 	out := make([]pendingEmbedding, len(rows))
 	for i, r := range rows {
-		out[i] = pendingEmbedding{Body: r.Body, claimedMessage: claimedMessage{
+		out[i] = pendingEmbedding{Body: r.Body, leasedMessage: leasedMessage{
 			MessageID: formatID(r.ID), ConversationID: formatID(r.ConversationID), SenderID: formatID(r.SenderID),
-			CreatedAt: r.CreatedAt.Time.UnixMicro(),
 		}}
 	}
 	return out, nil
@@ -336,7 +332,7 @@ func embedAndStore(ctx *engine.ActionCtx, deps *Deps, pending []pendingEmbedding
 		case errors.Is(err, embedding.ErrPermanent):
 			store := storeEmbeddingsArgs{Model: deps.Embedder.Model()}
 			for _, p := range pending {
-				store.Failures = append(store.Failures, failedEmbedding{claimedMessage: p.claimedMessage, Reason: err.Error()})
+				store.Failures = append(store.Failures, failedEmbedding{leasedMessage: p.leasedMessage, Reason: err.Error()})
 			}
 			return ctx.RunMutation("messages:storeEmbeddings", store, nil)
 		}
@@ -346,7 +342,7 @@ func embedAndStore(ctx *engine.ActionCtx, deps *Deps, pending []pendingEmbedding
 		end := min(start+storeChunk, len(pending))
 		store := storeEmbeddingsArgs{Model: deps.Embedder.Model(), Items: make([]storedEmbedding, 0, end-start)}
 		for i := start; i < end; i++ {
-			store.Items = append(store.Items, storedEmbedding{claimedMessage: pending[i].claimedMessage, Vector: vectors[i]})
+			store.Items = append(store.Items, storedEmbedding{leasedMessage: pending[i].leasedMessage, Vector: vectors[i]})
 		}
 		if err := ctx.RunMutation("messages:storeEmbeddings", store, nil); err != nil {
 			return err
@@ -356,14 +352,14 @@ func embedAndStore(ctx *engine.ActionCtx, deps *Deps, pending []pendingEmbedding
 }
 
 // messagesStoreEmbeddings stores a batch's vectors (or failures) and takes them off the queue.
-// It reads no message (see claimedMessage) and writes no conversation (conversations:list takes
+// It reads no message (see leasedMessage) and writes no conversation (conversations:list takes
 // last activity from the newest message), so it does not conflict with sends; a message deleted
 // since its lease fails the foreign key, and the next sweep takes what is left.
 func messagesStoreEmbeddings(ctx *engine.MutationCtx, args storeEmbeddingsArgs) (int64, error) {
 	q := queries.New()
 	released := make([]int64, 0, len(args.Items)+len(args.Failures))
 	// parse reads the ids of a leased message and notes it for taking off the queue.
-	parse := func(c claimedMessage) (id, conv, sender int64, err error) {
+	parse := func(c leasedMessage) (id, conv, sender int64, err error) {
 		if id, err = parseID("messageId", c.MessageID); err != nil {
 			return
 		}
@@ -378,7 +374,7 @@ func messagesStoreEmbeddings(ctx *engine.MutationCtx, args storeEmbeddingsArgs) 
 	}
 	var stored int64
 	for _, item := range args.Items {
-		id, conv, sender, err := parse(item.claimedMessage)
+		id, conv, sender, err := parse(item.leasedMessage)
 		if err != nil {
 			return 0, err
 		}
@@ -392,7 +388,7 @@ func messagesStoreEmbeddings(ctx *engine.MutationCtx, args storeEmbeddingsArgs) 
 		stored += n
 	}
 	for _, f := range args.Failures {
-		id, _, _, err := parse(f.claimedMessage)
+		id, _, _, err := parse(f.leasedMessage)
 		if err != nil {
 			return 0, err
 		}
