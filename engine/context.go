@@ -10,24 +10,23 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/ripplehq/ripple/engine/internal/caller"
+	"github.com/ripplehq/ripple/engine/internal/readset"
+	"github.com/ripplehq/ripple/engine/internal/wire"
 )
 
-// Identity is the verified caller of a function. The zero value is an anonymous caller.
-type Identity struct {
-	// UserID is the signed-in user's ID (the access token's subject); empty when anonymous.
-	UserID string
-	// Admin is set for calls made with an admin key (which may also act as a user).
-	Admin bool
-}
+// Identity is the verified caller of a function: UserID (empty when anonymous) and Admin (a
+// call made with an admin key, which may also act as a user). The zero value is an anonymous
+// caller.
+type Identity = caller.Identity
 
-// Anonymous reports whether no user is signed in.
-func (i Identity) Anonymous() bool { return i.UserID == "" }
-
-func (i Identity) key() string {
-	if i.Admin {
-		return "admin:" + i.UserID
-	}
-	return "user:" + i.UserID
+// DBTX is what sqlc-generated code calls; QueryCtx.DB and MutationCtx.DB satisfy it.
+type DBTX interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // IdentityHolder is implemented by every function context.
@@ -68,7 +67,7 @@ func (c *baseCtx) RequestID() string { return c.requestID }
 // query of one update.
 type QueryCtx struct {
 	baseCtx
-	db      *trackingDB
+	db      *readset.DB
 	journal string
 }
 
@@ -76,16 +75,16 @@ type QueryCtx struct {
 func (c *QueryCtx) DB() DBTX { return c.db }
 
 // DependOnTable makes the query re-run on any change to table.
-func (c *QueryCtx) DependOnTable(table string) { c.db.reads.addTable(table) }
+func (c *QueryCtx) DependOnTable(table string) { c.db.Reads().AddTable(table) }
 
 // DependOnKey makes the query re-run on a change to a row of table whose column equals value.
 // The column must be watched (a primary key or the leading column of an index), or the whole
 // table is depended on.
 func (c *QueryCtx) DependOnKey(table, column, value string) {
-	if c.db.catalog.isWatched(table, column) {
-		c.db.reads.addKey(table, column, value)
+	if c.db.Catalog().IsWatched(table, column) {
+		c.db.Reads().AddKey(table, column, value)
 	} else {
-		c.db.reads.addTable(table)
+		c.db.Reads().AddTable(table)
 	}
 }
 
@@ -214,7 +213,7 @@ func (h *collectingHandler) WithGroup(name string) slog.Handler {
 
 func (e *Engine) newBaseCtx(ctx context.Context, path string, identity Identity) baseCtx {
 	logs := &logCollector{}
-	reqID := newRequestID()
+	reqID := wire.NewRequestID()
 	logger := slog.New(&collectingHandler{next: e.logger.Handler(), logs: logs}).With("function", path, "request_id", reqID)
 	return baseCtx{Context: ctx, engine: e, identity: identity, requestID: reqID, logs: logs, logger: logger}
 }

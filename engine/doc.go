@@ -13,4 +13,24 @@
 //	e, err := engine.New(pool, reg, &engine.Config{})
 //	err = e.Start(ctx)
 //	http.ListenAndServe(addr, e.Handler())
+//
+// This package is the public API only: Engine, Config, Registry and the AddX registration
+// functions, the function contexts, errors, and the auth service's public face. Each service it
+// wires together lives in a package of its own under engine/internal, which talk to each other
+// only through the small interfaces they declare:
+//
+//   - changefeed: the LISTEN connection and the change events the capture triggers send
+//   - readset: what a query read (recorded from sqlc's generated analysis) and the index that
+//     finds the subscriptions a change affects
+//   - reactor: batches that re-run invalidated subscriptions in one snapshot and deliver
+//     transitions, with each client's reply queue
+//   - session: one sync WebSocket: reading messages, the serial mutation queue, the bounded
+//     send queue
+//   - httpapi: the HTTP function API and health endpoints
+//   - auth: accounts, tokens and keys
+//   - wire, values, caller, ratelimit: the protocol's messages, argument decoding, the
+//     caller's identity and the per-caller mutation limit, shared by the services above
+//
+// The engine itself implements those interfaces in backend.go: it resolves and runs functions
+// (exec.go) and schedules them on River (jobs.go).
 package engine

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,8 +15,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/ripplehq/ripple/engine/internal/caller"
 	"github.com/ripplehq/ripple/engine/internal/changefeed"
-	"github.com/ripplehq/ripple/engine/internal/dbsqlc"
+	"github.com/ripplehq/ripple/engine/internal/httpapi"
+	"github.com/ripplehq/ripple/engine/internal/ratelimit"
+	"github.com/ripplehq/ripple/engine/internal/reactor"
+	"github.com/ripplehq/ripple/engine/internal/readset"
+	"github.com/ripplehq/ripple/engine/internal/session"
 )
 
 // Authenticator verifies the credentials a client presents. Ripple's auth service implements
@@ -38,7 +42,7 @@ type ExpiringAuthenticator interface {
 }
 
 // ErrAuth is returned (wrapped) for a refused token or admin key.
-var ErrAuth = errors.New("authentication failed")
+var ErrAuth = caller.ErrAuth
 
 // Engine runs an application's functions and keeps its subscriptions live.
 type Engine struct {
@@ -48,25 +52,23 @@ type Engine struct {
 	logger   *slog.Logger
 
 	listener *changefeed.Listener
-	reactor  *reactor
+	reactor  *reactor.Reactor
+	sessions *session.Server
 	river    *river.Client[pgx.Tx]
 
-	catalogPtr    atomic.Pointer[captureCatalog]
+	catalogPtr    atomic.Pointer[readset.Catalog]
 	metrics       engineMetrics
-	mutationLimit *mutationLimiter
+	mutationLimit *ratelimit.Limiter
 
-	mu         sync.Mutex
-	started    bool
-	stopped    bool
-	runCtx     context.Context
-	stop       context.CancelFunc
-	reactorWG  sync.WaitGroup
-	sessionsWG sync.WaitGroup
+	mu        sync.Mutex
+	started   bool
+	stopped   bool
+	stop      context.CancelFunc
+	reactorWG sync.WaitGroup
 }
 
 type engineMetrics struct {
 	mutationRetries atomic.Int64
-	sessions        atomic.Int64
 }
 
 // New returns an engine for the pool (whose search_path names config.Schema first) and the
@@ -80,9 +82,19 @@ func New(pool *pgxpool.Pool, registry *Registry, config *Config) (*Engine, error
 		return nil, errors.New("engine: pool and registry are required")
 	}
 	e := &Engine{pool: pool, registry: registry, config: cfg, logger: cfg.Logger,
-		mutationLimit: newMutationLimiter(cfg.MutationsPerSecond, cfg.MutationBurst)}
+		mutationLimit: ratelimit.New(cfg.MutationsPerSecond, cfg.MutationBurst)}
 	e.listener = changefeed.New(changefeed.Config{ConnConfig: pool.Config().ConnConfig, Schema: cfg.Schema, Logger: cfg.Logger})
-	e.reactor = newReactor(e, e.listener)
+	e.reactor = reactor.New(reactor.Config{
+		Pool: pool, Listener: e.listener, Runner: backend{e}, Schema: cfg.Schema, Logger: cfg.Logger,
+		QueryTimeout: cfg.QueryTimeout, QueryWorkers: cfg.QueryWorkers, PingInterval: cfg.PingInterval,
+		TransitionChunkBytes: cfg.TransitionChunkBytes,
+	})
+	e.sessions = session.NewServer(session.Config{
+		Backend: backend{e}, Reactor: e.reactor, Logger: cfg.Logger,
+		MaxMessageBytes: cfg.MaxMessageBytes, SendQueueLength: cfg.SendQueueLength, SendQueueBytes: cfg.SendQueueBytes,
+		MaxQueriesPerSocket: cfg.MaxQueriesPerSocket, WriteTimeout: cfg.WriteTimeout, PingInterval: cfg.PingInterval,
+		AllowedOrigins: cfg.AllowedOrigins,
+	})
 	rc, err := e.newRiverClient()
 	if err != nil {
 		return nil, err
@@ -91,27 +103,12 @@ func New(pool *pgxpool.Pool, registry *Registry, config *Config) (*Engine, error
 	return e, nil
 }
 
-func (e *Engine) catalog() *captureCatalog { return e.catalogPtr.Load() }
+func (e *Engine) catalog() *readset.Catalog { return e.catalogPtr.Load() }
 
 func (e *Engine) loadCatalog(ctx context.Context) error {
-	rows, err := dbsqlc.New().CaptureColumnsList(ctx, e.pool)
+	c, err := readset.LoadCatalog(ctx, e.pool)
 	if err != nil {
-		return fmt.Errorf("reading the capture catalog (is the schema migrated?): %w", err)
-	}
-	c := &captureCatalog{watched: map[string]map[string]bool{}, pk: map[string][]string{},
-		captured: map[string]map[string]bool{}, ordered: map[string]map[string]bool{}}
-	set := func(cols []string) map[string]bool {
-		m := make(map[string]bool, len(cols))
-		for _, col := range cols {
-			m[col] = true
-		}
-		return m
-	}
-	for _, r := range rows {
-		c.watched[r.TableName] = set(r.Watched)
-		c.captured[r.TableName] = set(r.RowColumns)
-		c.ordered[r.TableName] = set(r.Ordered)
-		c.pk[r.TableName] = r.PrimaryKey
+		return err
 	}
 	e.catalogPtr.Store(c)
 	return nil
@@ -135,17 +132,17 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("starting the change listener: %w", err)
 	}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	e.runCtx, e.stop = runCtx, stop
-	e.reactorWG.Add(1)
+	e.stop = stop
+	e.reactorWG.Add(2)
 	go func() {
 		defer e.reactorWG.Done()
-		e.reactor.run(runCtx)
+		e.reactor.Run(runCtx)
 	}()
-	e.reactorWG.Add(1)
 	go func() {
 		defer e.reactorWG.Done()
-		e.reactor.pingLoop(runCtx)
+		e.reactor.Ping(runCtx)
 	}()
+	e.sessions.Start(runCtx)
 	if !e.config.DisableJobs {
 		if err := e.river.Start(runCtx); err != nil {
 			stop()
@@ -172,7 +169,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		err = e.stopJobs(ctx)
 	}
 	e.stop()
-	e.sessionsWG.Wait()
+	e.sessions.Stop()
 	e.reactorWG.Wait()
 	e.listener.Stop()
 	return err
@@ -209,13 +206,14 @@ type Stats struct {
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
+	rs := e.reactor.Stats()
 	return Stats{
-		Sessions:        e.metrics.sessions.Load(),
-		Batches:         e.reactor.stats.batches.Load(),
-		Executions:      e.reactor.stats.executions.Load(),
-		Reruns:          e.reactor.stats.reruns.Load(),
-		ChangedReruns:   e.reactor.stats.changedReruns.Load(),
-		SkippedChanges:  e.reactor.stats.skippedChanges.Load(),
+		Sessions:        e.sessions.Sessions(),
+		Batches:         rs.Batches,
+		Executions:      rs.Executions,
+		Reruns:          rs.Reruns,
+		ChangedReruns:   rs.ChangedReruns,
+		SkippedChanges:  rs.SkippedChanges,
 		MutationRetries: e.metrics.mutationRetries.Load(),
 		ListenerGaps:    e.listener.Gaps(),
 	}
@@ -226,137 +224,19 @@ func (e *Engine) ListenerBackendPID() uint32 { return e.listener.BackendPID() }
 
 // Sync waits until every commit made before the call has been applied to all subscriptions and
 // returns the ts of that state.
-func (e *Engine) Sync(ctx context.Context) (uint64, error) { return e.reactor.sync(ctx, nil) }
+func (e *Engine) Sync(ctx context.Context) (uint64, error) { return e.reactor.Sync(ctx) }
 
 // Handler serves the sync WebSocket, the HTTP function API and the health endpoints. Mount
 // other routes (auth) on a mux in front of it.
 func (e *Engine) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/{version}/sync", e.serveSync)
-	mux.HandleFunc("POST /api/query", e.serveCall(KindQuery, true))
-	mux.HandleFunc("POST /api/mutation", e.serveCall(KindMutation, true))
-	mux.HandleFunc("POST /api/action", e.serveCall(KindAction, true))
-	mux.HandleFunc("POST /api/function", e.serveCall("", false))
-	mux.HandleFunc("POST /api/query_ts", e.serveQueryTS)
-	mux.HandleFunc("POST /api/query_at_ts", e.serveCall(KindQuery, true))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", e.serveReady)
+	mux.Handle("GET /api/{version}/sync", e.sessions)
+	httpapi.Routes(mux, backend{e}, e.config.MaxArgBytes)
 	return mux
 }
 
-func (e *Engine) serveReady(w http.ResponseWriter, r *http.Request) {
-	status := map[string]any{"database": "ok", "listener": "ok", "listenerGaps": e.listener.Gaps()}
-	code := http.StatusOK
-	if err := e.pool.Ping(r.Context()); err != nil {
-		status["database"] = "unreachable"
-		code = http.StatusServiceUnavailable
-	}
-	if !e.listener.Connected() {
-		status["listener"] = "disconnected"
-		code = http.StatusServiceUnavailable
-	}
-	writeJSON(w, code, status)
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// statusFunctionError is the HTTP status Convex's HTTP client expects for a function's error.
-const statusFunctionError = 560
-
-type httpCallRequest struct {
-	Path   string          `json:"path"`
-	Format string          `json:"format"`
-	Args   json.RawMessage `json:"args"`
-}
-
-func (e *Engine) serveCall(kind FunctionKind, argsArray bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, int64(e.config.MaxArgBytes)+4096)
-		var req httpCallRequest
-		dec := json.NewDecoder(r.Body)
-		if err := dec.Decode(&req); err != nil {
-			e.writeCallError(w, http.StatusBadRequest, &callResult{err: InvalidArgument("request body is not valid JSON: %v", err)})
-			return
-		}
-		identity, err := e.identityFromHeader(r)
-		if err != nil {
-			writeJSON(w, http.StatusUnauthorized, map[string]any{"code": "Unauthenticated", "message": err.Error()})
-			return
-		}
-		fn, err := e.resolve(req.Path, kind, true, identity)
-		if err == nil && fn.kind == KindMutation {
-			err = e.limitMutation(identity, remoteHost(r))
-		}
-		if err != nil {
-			e.writeCallError(w, statusFunctionError, &callResult{err: err})
-			return
-		}
-		res := e.call(r.Context(), fn, req.Args, identity)
-		if res.err != nil {
-			e.writeCallError(w, statusFunctionError, &res)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"status": "success", "value": res.value, "logLines": nonNil(res.logLines)})
-	}
-}
-
-func nonNil(lines []string) []string {
-	if lines == nil {
-		return []string{}
-	}
-	return lines
-}
-
-func (e *Engine) writeCallError(w http.ResponseWriter, code int, res *callResult) {
-	if res.requestID == "" {
-		res.requestID = newRequestID()
-	}
-	msg, data := res.wireError()
-	writeJSON(w, code, map[string]any{"status": "error", "errorMessage": msg, "errorData": data, "logLines": nonNil(res.logLines)})
-}
-
-func (e *Engine) serveQueryTS(w http.ResponseWriter, r *http.Request) {
-	ts, err := e.reactor.sync(r.Context(), nil)
-	if err != nil {
-		e.writeCallError(w, http.StatusServiceUnavailable, &callResult{err: err})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"ts": encodeTS(ts)})
-}
-
-func (e *Engine) identityFromHeader(r *http.Request) (Identity, error) {
-	header := r.Header.Get("Authorization")
-	if header == "" {
-		return Identity{}, nil
-	}
-	scheme, value, _ := strings.Cut(header, " ")
-	switch scheme {
-	case "Bearer":
-		return e.authenticate(r.Context(), "User", value, nil)
-	case "Convex":
-		var acting json.RawMessage
-		if as := r.Header.Get("X-Ripple-Acting-As"); as != "" {
-			acting, _ = json.Marshal(map[string]string{"subject": as})
-		}
-		return e.authenticate(r.Context(), "Admin", value, acting)
-	}
-	return Identity{}, fmt.Errorf("%w: unsupported Authorization scheme", ErrAuth)
-}
-
-// authenticate turns presented credentials into an identity.
-func (e *Engine) authenticate(ctx context.Context, tokenType, value string, impersonating json.RawMessage) (Identity, error) {
-	id, _, err := e.authenticateUntil(ctx, tokenType, value, impersonating)
-	return id, err
-}
-
-// authenticateUntil is authenticate that also returns when a user token expires (zero when
-// unknown or not applicable).
+// authenticateUntil turns presented credentials into an identity, and says when a user token
+// expires (zero when unknown or not applicable).
 func (e *Engine) authenticateUntil(ctx context.Context, tokenType, value string, impersonating json.RawMessage) (Identity, time.Time, error) {
 	if tokenType == "User" {
 		if auth, ok := e.config.Auth.(ExpiringAuthenticator); ok {
@@ -417,8 +297,8 @@ func (e *Engine) Call(ctx context.Context, path string, args any, identity Ident
 		return err
 	}
 	res := e.call(ctx, fn, raw, identity)
-	if res.err != nil {
-		return res.err
+	if res.Err != nil {
+		return res.Err
 	}
-	return decodeInto(res.value, out)
+	return decodeInto(res.Value, out)
 }

@@ -6,8 +6,11 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/ripplehq/ripple/engine/internal/wire"
 )
 
 // ErrorCode classifies a user-facing error. It reaches the client in errorData.code.
@@ -17,13 +20,13 @@ const (
 	CodeUnauthenticated ErrorCode = "UNAUTHENTICATED"
 	CodeForbidden       ErrorCode = "FORBIDDEN"
 	CodeNotFound        ErrorCode = "NOT_FOUND"
-	CodeInvalidArgument ErrorCode = "INVALID_ARGUMENT"
+	CodeInvalidArgument ErrorCode = wire.CodeInvalidArgument
 	CodeConflict        ErrorCode = "CONFLICT"
 	CodeRateLimited     ErrorCode = "RATE_LIMITED"
 	// CodeUnavailable: the database could not be reached; nothing was done, and the same call
 	// may succeed shortly. Clients can show "offline" instead of a server error.
 	CodeUnavailable ErrorCode = "UNAVAILABLE"
-	CodeInternal    ErrorCode = "INTERNAL"
+	CodeInternal    ErrorCode = wire.CodeInternal
 )
 
 // Error is an error a function means the client to see: its message and code are sent as they
@@ -93,4 +96,27 @@ func isUnavailable(err error) bool {
 		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
 	}
 	return false
+}
+
+// limitMutation is the rate limit for a mutation sent by a client; nil when it may run.
+// anonymous names an anonymous caller (its socket's session or its address).
+func (e *Engine) limitMutation(identity Identity, anonymous string) error {
+	if identity.Admin {
+		return nil
+	}
+	caller := identity.Key()
+	if identity.UserID == "" {
+		caller = "anonymous:" + anonymous
+	}
+	if ok, wait := e.mutationLimit.Allow(caller, time.Now()); !ok {
+		return newRateLimited(wait)
+	}
+	return nil
+}
+
+func newRateLimited(wait time.Duration) *Error {
+	wait = max(wait, time.Millisecond)
+	err := NewError(CodeRateLimited, "too many changes at once; try again in %s", wait.Round(time.Millisecond))
+	err.Data = map[string]any{"retryAfterMs": wait.Milliseconds()}
+	return err
 }

@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,31 +15,31 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ripplehq/ripple/engine/internal/dbsqlc"
+	"github.com/ripplehq/ripple/engine/internal/reactor"
+	"github.com/ripplehq/ripple/engine/internal/readset"
+	"github.com/ripplehq/ripple/engine/internal/wire"
 )
 
-// callResult is the outcome of one function call, ready for the wire.
-type callResult struct {
-	value    json.RawMessage
-	err      error // nil, a user-facing *Error, or an internal error
-	logLines []string
-	reads    *ReadSet // queries only
-	journal  string   // queries only
-	// requestID identifies the call in server logs.
-	requestID string
-}
-
-// wireError is an error as the client sees it.
-func (r *callResult) wireError() (message string, data map[string]any) {
-	if e, ok := AsError(r.err); ok {
-		return e.Message, e.errorData()
+// failed is the Result of a call that failed with err (nil: a success with no value yet),
+// logging an internal error under the request id the client is shown.
+func (e *Engine) failed(path, requestID string, err error) wire.Result {
+	if requestID == "" {
+		requestID = wire.NewRequestID()
 	}
-	return fmt.Sprintf("Server error (request %s)", r.requestID), map[string]any{"code": string(CodeInternal), "requestId": r.requestID}
-}
-
-func newRequestID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	if err == nil {
+		return wire.Result{RequestID: requestID}
+	}
+	if _, user := AsError(err); !user {
+		if !isUnavailable(err) {
+			e.logger.Error("function failed", "function", path, "request_id", requestID, "error", err)
+			return wire.Internal(err, requestID)
+		}
+		e.logger.Warn("function failed: database unavailable", "function", path, "request_id", requestID, "error", err)
+		err = errUnavailable()
+	}
+	ue, _ := AsError(err)
+	return wire.Result{Err: err, ErrorMessage: ue.Message, ErrorData: ue.errorData(), RequestID: requestID,
+		Transient: ue.Code == CodeUnavailable}
 }
 
 // errUnknownFunction is what a client gets for a missing function and for an internal one, so
@@ -86,45 +84,29 @@ func invoke(call func() (any, error)) (value any, err error) {
 	return call()
 }
 
-// finish logs internal errors and encodes the value.
-func (e *Engine) finish(base *baseCtx, fn *function, value any, err error) callResult {
-	res := callResult{requestID: base.requestID}
+// finish encodes a function's value, or its error as the client sees it, with its log lines.
+func (e *Engine) finish(base *baseCtx, fn *function, value any, err error) wire.Result {
+	var buf json.RawMessage
 	if err == nil {
-		res.value, err = encodeResult(value)
-	}
-	if err != nil {
-		if _, user := AsError(err); !user {
-			if isUnavailable(err) {
-				e.logger.Warn("function failed: database unavailable", "function", fn.path, "request_id", base.requestID, "error", err)
-				err = errUnavailable()
-			} else {
-				e.logger.Error("function failed", "function", fn.path, "request_id", base.requestID, "error", err)
-			}
+		if buf, err = json.Marshal(value); err != nil {
+			err = fmt.Errorf("encoding the result: %w", err)
 		}
-		res.err = err
 	}
-	res.logLines = base.logs.snapshot()
+	res := e.failed(fn.path, base.requestID, err)
+	res.Value = buf
+	if err != nil {
+		res.Value = nil
+	}
+	res.LogLines = base.logs.snapshot()
 	return res
 }
 
-// snapshotTx is a read-only snapshot transaction that queries run in, one after another.
-type snapshotTx struct {
-	tx pgx.Tx
-	// statementTimeout is the statement_timeout set on tx (zero: the server's default), so it is
-	// set again only when a query needs a different one.
-	statementTimeout time.Duration
-}
-
-// errSnapshotAborted is the result of a query whose SQL error aborted the shared snapshot: the
-// batch is run again, with that query under a savepoint of its own.
-var errSnapshotAborted = errors.New("the query aborted the shared snapshot")
-
-// runQueryInTx runs a query inside a snapshot shared by a batch.
+// runQueryInTx runs a query inside a snapshot shared by a batch (or its own).
 //
 // Queries run without a savepoint: a read-only query leaves nothing to undo, and a savepoint
 // pair per query was a third of a batch's round trips. The rare query that fails in SQL (a
 // timeout, a bad cast) aborts the shared transaction; it then returns errSnapshotAborted and
-// the caller re-runs the batch with that query isolated under a savepoint, where its error
+// the reactor re-runs the batch with that query isolated under a savepoint, where its error
 // is its own. A statement that changes settings (SET, set_config) starts a savepoint first,
 // rolled back when the query ends, so its settings never reach the next query.
 //
@@ -132,55 +114,53 @@ var errSnapshotAborted = errors.New("the query aborted the shared snapshot")
 // a connection whose context ends mid-statement): Postgres bounds each statement with
 // statement_timeout, and the tracking DB refuses to start a statement once the query's budget
 // is spent.
-func (e *Engine) runQueryInTx(ctx context.Context, snap *snapshotTx, fn *function, args any, identity Identity, journal string, isolate bool) callResult {
+func (e *Engine) runQueryInTx(ctx context.Context, snap *reactor.Snapshot, fn *function, args any, identity Identity, journal string, isolate bool) reactor.Result {
 	ctx = context.WithoutCancel(ctx)
 	base := e.newBaseCtx(ctx, fn.path, identity)
 	timeout := e.timeoutFor(fn)
+	broken := func(err error) reactor.Result {
+		return reactor.Result{Result: e.failed(fn.path, base.requestID, err), Reads: readset.Everything()}
+	}
 
 	// Set outside any savepoint, so a rollback to it does not undo it.
-	if snap.statementTimeout != timeout {
-		if _, err := snap.tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", strconv.FormatInt(timeout.Milliseconds(), 10)); err != nil {
-			return callResult{err: err, requestID: base.requestID, reads: &ReadSet{all: true}}
+	if snap.StatementTimeout != timeout {
+		if _, err := snap.Tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", strconv.FormatInt(timeout.Milliseconds(), 10)); err != nil {
+			return broken(err)
 		}
-		snap.statementTimeout = timeout
+		snap.StatementTimeout = timeout
 	}
-	db := &trackingDB{tx: snap.tx, reg: e.registry, catalog: e.catalog(), reads: newReadSet(), deadline: time.Now().Add(timeout)}
+	db := readset.NewDB(snap.Tx, &e.registry.readSpecs, e.catalog(), time.Now().Add(timeout))
 	if isolate {
-		if err := db.beginSavepoint(ctx); err != nil {
-			return callResult{err: err, requestID: base.requestID, reads: &ReadSet{all: true}}
+		if err := db.BeginSavepoint(ctx); err != nil {
+			return broken(err)
 		}
 	}
 	qctx := &QueryCtx{baseCtx: base, journal: journal, db: db}
 	value, callErr := invoke(func() (any, error) { return fn.query(qctx, args) })
-	if db.savepoint != nil {
+	if sp := db.Savepoint(); sp != nil {
 		// Read-only: a rollback only undoes settings (and a failed statement's abort).
-		if err := db.savepoint.Rollback(ctx); err != nil && callErr == nil {
+		if err := sp.Rollback(ctx); err != nil && callErr == nil {
 			callErr = err
 		}
-	} else if snap.tx.Conn().PgConn().TxStatus() == 'E' {
-		return callResult{err: errSnapshotAborted, requestID: base.requestID, reads: &ReadSet{all: true}}
+	} else if snap.Tx.Conn().PgConn().TxStatus() == 'E' {
+		return reactor.Result{Result: wire.Result{Err: reactor.ErrSnapshotAborted, RequestID: base.requestID}, Reads: readset.Everything()}
 	}
-	res := e.finish(&base, fn, value, callErr)
-	db.finishPending()
-	db.reads.compact()
-	res.reads = db.reads
-	res.journal = qctx.journal
+	res := reactor.Result{Result: e.finish(&base, fn, value, callErr)}
+	db.FinishPending()
+	res.Reads = db.Reads()
+	res.Reads.Compact()
+	res.Journal = qctx.journal
 	return res
 }
 
 // runQuery runs a one-shot query in its own snapshot (HTTP calls, actions).
-func (e *Engine) runQuery(ctx context.Context, fn *function, args any, identity Identity) callResult {
+func (e *Engine) runQuery(ctx context.Context, fn *function, args any, identity Identity) wire.Result {
 	tx, err := e.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return callResult{err: e.internalErr("begin query", err), requestID: newRequestID()}
+		return e.failed(fn.path, "", fmt.Errorf("begin query: %w", err))
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	return e.runQueryInTx(ctx, &snapshotTx{tx: tx}, fn, args, identity, "", false)
-}
-
-func (e *Engine) internalErr(what string, err error) error {
-	e.logger.Error(what, "error", err)
-	return fmt.Errorf("%s: %w", what, err)
+	return e.runQueryInTx(ctx, &reactor.Snapshot{Tx: tx}, fn, args, identity, "", false).Result
 }
 
 // mutationKey deduplicates a client's mutation across reconnects.
@@ -205,7 +185,7 @@ func isRetryable(err error) bool {
 // runMutation runs fn in a SERIALIZABLE transaction, retrying serialization failures and
 // deadlocks with jittered backoff. With a key, a mutation that already committed is not run
 // again: its stored outcome is returned.
-func (e *Engine) runMutation(ctx context.Context, fn *function, args any, identity Identity, key *mutationKey) callResult {
+func (e *Engine) runMutation(ctx context.Context, fn *function, args any, identity Identity, key *mutationKey) wire.Result {
 	ctx, cancel := context.WithTimeout(ctx, e.timeoutFor(fn))
 	defer cancel()
 	backoff := 2 * time.Millisecond
@@ -216,27 +196,24 @@ func (e *Engine) runMutation(ctx context.Context, fn *function, args any, identi
 		}
 		e.metrics.mutationRetries.Add(1)
 		if attempt+1 >= e.config.MutationMaxRetries {
-			if res.err != nil { // the database stayed unreachable
-				e.logger.Warn("mutation gave up: database unavailable", "function", fn.path, "error", res.err)
-				res.err = errUnavailable()
-				return res
+			if res.Err != nil { // the database stayed unreachable
+				e.logger.Warn("mutation gave up: database unavailable", "function", fn.path, "error", res.Err)
+				return e.failed(fn.path, res.RequestID, errUnavailable())
 			}
 			e.logger.Warn("mutation gave up after serialization failures", "function", fn.path, "attempts", attempt+1)
-			res.err = NewError(CodeConflict, "too much contention; try again")
-			return res
+			return e.failed(fn.path, res.RequestID, NewError(CodeConflict, "too much contention; try again"))
 		}
 		sleep := backoff/2 + mrand.N(backoff)
 		select {
 		case <-ctx.Done():
-			res.err = ctx.Err()
-			return res
+			return e.failed(fn.path, res.RequestID, ctx.Err())
 		case <-time.After(sleep):
 		}
 		backoff = min(backoff*2, 200*time.Millisecond)
 	}
 }
 
-func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identity Identity, key *mutationKey) (callResult, bool) {
+func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identity Identity, key *mutationKey) (wire.Result, bool) {
 	base := e.newBaseCtx(ctx, fn.path, identity)
 	q := dbsqlc.New()
 	if key != nil {
@@ -246,9 +223,9 @@ func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identi
 		// committing meanwhile fails this attempt, and the retry finds it here.
 		prior, err := q.MutationLogGet(ctx, e.pool, dbsqlc.MutationLogGetParams{SessionID: key.sessionID, RequestID: key.requestID})
 		if err == nil {
-			return callResult{requestID: base.requestID, value: prior.Result, logLines: []string{}}, false
+			return wire.Result{RequestID: base.requestID, Value: prior.Result, LogLines: []string{}}, false
 		} else if !errors.Is(err, pgx.ErrNoRows) {
-			return callResult{err: err, requestID: base.requestID}, ctx.Err() == nil
+			return wire.Result{Err: err, RequestID: base.requestID}, ctx.Err() == nil
 		}
 	}
 	tx, err := e.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
@@ -256,9 +233,9 @@ func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identi
 		// Nothing ran yet, so a dead pooled connection (Postgres restarted, say) is retried on
 		// a fresh one.
 		if ctx.Err() == nil {
-			return callResult{err: err, requestID: base.requestID}, true
+			return wire.Result{Err: err, RequestID: base.requestID}, true
 		}
-		return callResult{err: e.internalErr("begin mutation", err), requestID: base.requestID}, false
+		return e.failed(fn.path, base.requestID, fmt.Errorf("begin mutation: %w", err)), false
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 
@@ -266,34 +243,36 @@ func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identi
 	value, callErr := invoke(func() (any, error) { return fn.mutation(mctx, args) })
 	if callErr != nil {
 		if isRetryable(callErr) {
-			return callResult{}, true
+			return wire.Result{RequestID: base.requestID}, true
 		}
 		return e.finish(&base, fn, nil, callErr), false
 	}
 	res := e.finish(&base, fn, value, nil)
-	if res.err != nil {
+	if res.Err != nil {
 		return res, false
 	}
 	if key != nil {
 		err := q.MutationLogInsert(ctx, tx, dbsqlc.MutationLogInsertParams{
-			SessionID: key.sessionID, RequestID: key.requestID, Success: true, Result: res.value,
+			SessionID: key.sessionID, RequestID: key.requestID, Success: true, Result: res.Value,
 		})
 		if err != nil {
-			return callResult{err: err, requestID: base.requestID}, isRetryable(err) || isUniqueViolation(err)
+			if isRetryable(err) || isUniqueViolation(err) {
+				return wire.Result{Err: err, RequestID: base.requestID}, true
+			}
+			return e.failed(fn.path, base.requestID, err), false
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		if isRetryable(err) {
-			return callResult{}, true
+			return wire.Result{RequestID: base.requestID}, true
 		}
-		res.err = e.internalErr("commit mutation", err)
-		return res, false
+		return e.failed(fn.path, base.requestID, fmt.Errorf("commit mutation: %w", err)), false
 	}
 	return res, false
 }
 
 // runAction runs an action outside any transaction.
-func (e *Engine) runAction(ctx context.Context, fn *function, args any, identity Identity) callResult {
+func (e *Engine) runAction(ctx context.Context, fn *function, args any, identity Identity) wire.Result {
 	ctx, cancel := context.WithTimeout(ctx, e.timeoutFor(fn))
 	defer cancel()
 	base := e.newBaseCtx(ctx, fn.path, identity)
@@ -303,16 +282,16 @@ func (e *Engine) runAction(ctx context.Context, fn *function, args any, identity
 }
 
 // call decodes raw args and runs a function of any kind once (HTTP, actions, jobs).
-func (e *Engine) call(ctx context.Context, fn *function, rawArgs json.RawMessage, identity Identity) callResult {
+func (e *Engine) call(ctx context.Context, fn *function, rawArgs json.RawMessage, identity Identity) wire.Result {
 	args, err := fn.decode(rawArgs, e.config.MaxArgBytes)
 	if err != nil {
-		return callResult{err: err, requestID: newRequestID(), logLines: []string{}}
+		return e.failed(fn.path, "", err)
 	}
 	return e.callDecoded(ctx, fn, args, identity)
 }
 
 // callDecoded runs fn with arguments already of its type.
-func (e *Engine) callDecoded(ctx context.Context, fn *function, args any, identity Identity) callResult {
+func (e *Engine) callDecoded(ctx context.Context, fn *function, args any, identity Identity) wire.Result {
 	switch fn.kind {
 	case KindQuery:
 		return e.runQuery(ctx, fn, args, identity)
@@ -328,7 +307,7 @@ func (e *Engine) callFromAction(c *ActionCtx, kind FunctionKind, path string, ar
 	if err != nil {
 		return err
 	}
-	var res callResult
+	var res wire.Result
 	if reflect.TypeOf(args) == fn.argsType {
 		// The function's own argument type: no JSON round trip (a vector of 1,536 floats
 		// cost more to encode and decode than to store). Validate still runs.
@@ -345,8 +324,8 @@ func (e *Engine) callFromAction(c *ActionCtx, kind FunctionKind, path string, ar
 		}
 		res = e.call(c.Context, fn, raw, c.identity)
 	}
-	if res.err != nil {
-		return res.err
+	if res.Err != nil {
+		return res.Err
 	}
-	return decodeInto(res.value, out)
+	return decodeInto(res.Value, out)
 }

@@ -59,22 +59,22 @@ func (w *functionWorker) Work(ctx context.Context, job *river.Job[functionJobArg
 		return river.JobCancel(fmt.Errorf("%q is a query; only mutations and actions can be scheduled", job.Args.Path))
 	}
 	res := w.e.call(ctx, fn, job.Args.Args, Identity{UserID: job.Args.UserID})
-	if res.err == nil {
+	if res.Err == nil {
 		return nil
 	}
 	var snooze *snoozeError
-	if errors.As(res.err, &snooze) {
+	if errors.As(res.Err, &snooze) {
 		return river.JobSnooze(snooze.after)
 	}
 	var permanent *permanentError
-	if errors.As(res.err, &permanent) {
+	if errors.As(res.Err, &permanent) {
 		return river.JobCancel(permanent)
 	}
-	if e, ok := AsError(res.err); ok && e.Code != CodeConflict && e.Code != CodeRateLimited && e.Code != CodeInternal && e.Code != CodeUnavailable {
+	if e, ok := AsError(res.Err); ok && e.Code != CodeConflict && e.Code != CodeRateLimited && e.Code != CodeInternal && e.Code != CodeUnavailable {
 		// A user-facing error (bad arguments, not found...) will not go away by retrying.
-		return river.JobCancel(res.err)
+		return river.JobCancel(res.Err)
 	}
-	return res.err
+	return res.Err
 }
 
 // housekeepingArgs is the periodic job that prunes the mutation log and runs

@@ -9,6 +9,9 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/ripplehq/ripple/engine/internal/readset"
+	"github.com/ripplehq/ripple/engine/internal/values"
 )
 
 // FunctionKind is query, mutation or action.
@@ -46,7 +49,7 @@ type function struct {
 type Registry struct {
 	mu        sync.RWMutex
 	functions map[string]*function
-	readSpecs map[string]ReadSpec
+	readSpecs readset.Specs
 	periodic  []PeriodicFunction
 }
 
@@ -79,7 +82,7 @@ func (r *Registry) periodicFunctions() []PeriodicFunction {
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{functions: map[string]*function{}, readSpecs: map[string]ReadSpec{}}
+	return &Registry{functions: map[string]*function{}}
 }
 
 var pathPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$`)
@@ -129,23 +132,60 @@ func (r *Registry) Functions() []FunctionInfo {
 // AddReadSpecs registers the generated read-set analysis of sqlc statements, keyed by the name
 // in each statement's `-- name:` header. A statement without a spec is treated as reading
 // everything, which is safe but re-runs its queries on every change.
-func (r *Registry) AddReadSpecs(specs map[string]ReadSpec) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for name, spec := range specs {
-		r.readSpecs[name] = spec
+func (r *Registry) AddReadSpecs(specs map[string]ReadSpec) { r.readSpecs.Add(specs) }
+
+// The generated read-set analysis (tools/readsetgen writes these; engine/internal/readset reads
+// them).
+type (
+	// ReadSpec is the analysis of one sqlc statement: how it reads each table.
+	ReadSpec = readset.Spec
+	// TableRead is one table's part of a ReadSpec.
+	TableRead = readset.TableRead
+	// ReadKind says how one statement reads one table.
+	ReadKind = readset.ReadKind
+	// RangeSpec describes a statement that reads one index range of a table.
+	RangeSpec = readset.RangeSpec
+	// EqParam is `Column = $Param` in a RangeSpec.
+	EqParam = readset.EqParam
+	// RangeBound is one tuple comparison bounding a RangeSpec.
+	RangeBound = readset.RangeBound
+)
+
+// The ReadKinds.
+const (
+	ReadTable  = readset.ReadTable
+	ReadParam  = readset.ReadParam
+	ReadOutput = readset.ReadOutput
+	ReadRange  = readset.ReadRange
+)
+
+// decoderFor decodes a function's wire arguments into A and runs A's Validate, if it has one.
+func decoderFor[A any]() func(json.RawMessage, int) (any, error) {
+	return func(raw json.RawMessage, maxBytes int) (any, error) {
+		args, err := values.Decode[A](raw, maxBytes)
+		if err != nil {
+			return nil, InvalidArgument("%s", err.Error())
+		}
+		if err := validateArgs(&args); err != nil {
+			return nil, err
+		}
+		return args, nil
 	}
 }
 
-func (r *Registry) readSpec(name string) (ReadSpec, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	spec, ok := r.readSpecs[name]
-	return spec, ok
-}
-
-func decoderFor[A any]() func(json.RawMessage, int) (any, error) {
-	return func(raw json.RawMessage, maxBytes int) (any, error) { return decodeArgs[A](raw, maxBytes) }
+// validateArgs runs the arguments' Validate method, if they have one (ptr points to them).
+func validateArgs(ptr any) error {
+	v, ok := ptr.(interface{ Validate() error })
+	if !ok {
+		return nil
+	}
+	if err := v.Validate(); err != nil {
+		if _, user := AsError(err); user {
+			return err
+		}
+		return InvalidArgument("%v", err)
+	}
+	return nil
 }
 
 // AddQuery registers a query and panics on a bad or duplicate path; see AddQuerySafely.

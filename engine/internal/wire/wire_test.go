@@ -1,7 +1,8 @@
-package engine
+package wire
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
 )
@@ -9,11 +10,11 @@ import (
 // A transition built from shared, pre-encoded modifications is the JSON the protocol wants.
 func TestEncodeTransition(t *testing.T) {
 	t.Parallel()
-	ok := &callResult{value: json.RawMessage(`{"page":[1,2]}`), journal: "j1"}
-	failed := &callResult{err: InvalidArgument("bad %s", "thing")}
-	body := modificationBody(ok)
-	buf, err := encodeTransition(stateVersion{QuerySet: 1, TS: encodeTS(5)}, stateVersion{QuerySet: 2, Identity: 1, TS: encodeTS(9)},
-		[]modification{forQuery(7, body), forQuery(8, body), forQuery(3, modificationBody(failed)), queryRemoved(4)})
+	ok := &Result{Value: json.RawMessage(`{"page":[1,2]}`), Journal: "j1"}
+	failed := &Result{Err: errors.New("bad thing"), ErrorMessage: "bad thing", ErrorData: map[string]any{"code": "INVALID_ARGUMENT"}}
+	body := ok.QueryBody()
+	buf, err := EncodeTransition(StateVersion{QuerySet: 1, TS: EncodeTS(5)}, StateVersion{QuerySet: 2, Identity: 1, TS: EncodeTS(9)},
+		[]Modification{ForQuery(7, body), ForQuery(8, body), ForQuery(3, failed.QueryBody()), QueryRemoved(4)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,8 +24,8 @@ func TestEncodeTransition(t *testing.T) {
 	}
 	want := map[string]any{
 		"type":         "Transition",
-		"startVersion": map[string]any{"querySet": float64(1), "identity": float64(0), "ts": encodeTS(5)},
-		"endVersion":   map[string]any{"querySet": float64(2), "identity": float64(1), "ts": encodeTS(9)},
+		"startVersion": map[string]any{"querySet": float64(1), "identity": float64(0), "ts": EncodeTS(5)},
+		"endVersion":   map[string]any{"querySet": float64(2), "identity": float64(1), "ts": EncodeTS(9)},
 		"modifications": []any{
 			map[string]any{"type": "QueryUpdated", "queryId": float64(7), "value": map[string]any{"page": []any{float64(1), float64(2)}}, "logLines": []any{}, "journal": "j1"},
 			map[string]any{"type": "QueryUpdated", "queryId": float64(8), "value": map[string]any{"page": []any{float64(1), float64(2)}}, "logLines": []any{}, "journal": "j1"},
@@ -36,7 +37,7 @@ func TestEncodeTransition(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %v\nwant %v", got, want)
 	}
-	if empty, _ := encodeTransition(stateVersion{}, stateVersion{}, nil); !json.Valid(empty) {
+	if empty, _ := EncodeTransition(StateVersion{}, StateVersion{}, nil); !json.Valid(empty) {
 		t.Errorf("empty transition is not JSON: %s", empty)
 	}
 }

@@ -1,4 +1,12 @@
-package engine
+// Package readset records what a query read and finds the queries a committed change affects.
+//
+// A query's statements run through DB, which looks up each sqlc statement's generated analysis
+// (Spec) and records, from the bound parameters and the rows returned, the tables, keys and
+// index ranges the query depended on: its ReadSet. An Index holds the read sets of live
+// subscriptions and, given a change from the capture triggers, visits every subscription whose
+// read set the change may touch. Whenever the analysis is unsure, it records a coarser read:
+// a query may re-run needlessly, but never miss a change.
+package readset
 
 import (
 	"context"
@@ -14,13 +22,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 )
-
-// DBTX is what sqlc-generated code calls; QueryCtx.DB and MutationCtx.DB satisfy it.
-type DBTX interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
 
 // ReadKind says how one statement reads one table.
 type ReadKind int
@@ -39,7 +40,7 @@ const (
 	ReadRange
 )
 
-// TableRead is one table's part of a ReadSpec.
+// TableRead is one table's part of a Spec.
 type TableRead struct {
 	Table  string
 	Kind   ReadKind
@@ -49,13 +50,13 @@ type TableRead struct {
 	Range  *RangeSpec
 }
 
-// ReadSpec is the generated read-set analysis of one sqlc statement.
-type ReadSpec struct {
+// Spec is the generated read-set analysis of one sqlc statement.
+type Spec struct {
 	Tables []TableRead
 }
 
-// readKey is one (table, column, value) that a query depends on.
-type readKey struct {
+// key is one (table, column, value) that a query depends on.
+type key struct {
 	table, column, value string
 }
 
@@ -67,37 +68,42 @@ const readSetLimit = 1000
 type ReadSet struct {
 	all    bool // read something unanalysed: any change re-runs it
 	tables map[string]struct{}
-	keys   map[readKey]struct{}
+	keys   map[key]struct{}
 	ranges []rangeRead
 	perTbl map[string]int
 }
 
-// newReadSet returns an empty read set. Its maps are made on first use: thousands of live
+// New returns an empty read set. Its maps are made on first use: thousands of live
 // subscriptions each hold one, and empty maps would only add to what the GC scans.
-func newReadSet() *ReadSet { return &ReadSet{} }
+func New() *ReadSet { return &ReadSet{} }
 
-func (rs *ReadSet) addTable(table string) {
+// Everything is the read set of a query whose reads are unknown: any change re-runs it.
+func Everything() *ReadSet { return &ReadSet{all: true} }
+
+// AddTable records a dependency on every row of table.
+func (rs *ReadSet) AddTable(table string) {
 	if rs.tables == nil {
 		rs.tables = map[string]struct{}{}
 	}
 	rs.tables[table] = struct{}{}
 }
 
-func (rs *ReadSet) addKey(table, column, value string) {
+// AddKey records a dependency on the rows of table whose column equals value.
+func (rs *ReadSet) AddKey(table, column, value string) {
 	if _, whole := rs.tables[table]; whole {
 		return
 	}
-	k := readKey{table, column, value}
+	k := key{table, column, value}
 	if _, ok := rs.keys[k]; ok {
 		return
 	}
 	if rs.keys == nil {
-		rs.keys = map[readKey]struct{}{}
+		rs.keys = map[key]struct{}{}
 		rs.perTbl = map[string]int{}
 	}
 	rs.perTbl[table]++
 	if rs.perTbl[table] > readSetLimit {
-		rs.addTable(table)
+		rs.AddTable(table)
 		return
 	}
 	rs.keys[k] = struct{}{}
@@ -112,15 +118,15 @@ func (rs *ReadSet) addRange(r rangeRead) {
 	}
 	rs.perTbl[r.shape.table]++
 	if rs.perTbl[r.shape.table] > readSetLimit {
-		rs.addTable(r.shape.table)
+		rs.AddTable(r.shape.table)
 		return
 	}
 	rs.ranges = append(rs.ranges, r)
 }
 
-// compact drops keys of tables that are read whole, and the per-table counts only recording
-// needed.
-func (rs *ReadSet) compact() {
+// Compact drops keys of tables that are read whole, and the per-table counts only recording
+// needed. A query's read set is compacted once, when the query ends.
+func (rs *ReadSet) Compact() {
 	for k := range rs.keys {
 		if _, whole := rs.tables[k.table]; whole {
 			delete(rs.keys, k)
@@ -151,8 +157,8 @@ func (rs *ReadSet) String() string {
 	return strings.Join(parts, " ")
 }
 
-// captureCatalog is what the database's capture triggers watch, loaded at start.
-type captureCatalog struct {
+// Catalog is what the database's capture triggers watch, loaded at start (LoadCatalog).
+type Catalog struct {
 	watched map[string]map[string]bool // table -> column -> watched
 	pk      map[string][]string
 	// captured: the columns of the row images; ordered: those ranges may order by.
@@ -160,11 +166,12 @@ type captureCatalog struct {
 	ordered  map[string]map[string]bool
 }
 
-func (c *captureCatalog) isWatched(table, column string) bool {
+// IsWatched reports whether changes to table report column's values (a key may be read).
+func (c *Catalog) IsWatched(table, column string) bool {
 	return c != nil && c.watched[table][column]
 }
 
-func (c *captureCatalog) isPrimaryKey(table, column string) bool {
+func (c *Catalog) isPrimaryKey(table, column string) bool {
 	if c == nil {
 		return false
 	}
@@ -172,22 +179,39 @@ func (c *captureCatalog) isPrimaryKey(table, column string) bool {
 	return len(pk) == 1 && pk[0] == column
 }
 
-// trackingDB wraps a transaction and records the read set of the statements run through it.
-type trackingDB struct {
+// DB wraps a query's transaction and records the read set of the statements run through it.
+// It satisfies the DBTX interface sqlc's generated code calls.
+type DB struct {
 	tx      pgx.Tx
-	reg     *Registry
-	catalog *captureCatalog
+	specs   *Specs
+	catalog *Catalog
 	reads   *ReadSet
 	// deadline is when the query's time budget ends; no statement starts after it.
 	deadline time.Time
 	// pending are range scans whose rows may not have been closed yet (finishPending).
 	pending []*rangeScan
 	// savepoint, once started, is what tx now is: the query's own savepoint in the shared
-	// snapshot (runQueryInTx).
+	// snapshot.
 	savepoint pgx.Tx
 }
 
-func (db *trackingDB) beginSavepoint(ctx context.Context) error {
+// NewDB returns a DB recording into a fresh read set. No statement starts after deadline (zero:
+// no budget).
+func NewDB(tx pgx.Tx, specs *Specs, catalog *Catalog, deadline time.Time) *DB {
+	return &DB{tx: tx, specs: specs, catalog: catalog, reads: New(), deadline: deadline}
+}
+
+// Reads is the read set recorded so far.
+func (db *DB) Reads() *ReadSet { return db.reads }
+
+// Catalog is what the capture triggers watch.
+func (db *DB) Catalog() *Catalog { return db.catalog }
+
+// Savepoint is the query's own savepoint, or nil if none was started.
+func (db *DB) Savepoint() pgx.Tx { return db.savepoint }
+
+// BeginSavepoint puts the rest of the query under a savepoint of its own.
+func (db *DB) BeginSavepoint(ctx context.Context) error {
 	sp, err := db.tx.Begin(ctx)
 	if err != nil {
 		return err
@@ -223,22 +247,22 @@ func containsFold(s, sub string) bool {
 
 // prepare runs before every statement: it enforces the time budget and isolates a statement
 // that changes settings.
-func (db *trackingDB) prepare(ctx context.Context, sql string) error {
+func (db *DB) prepare(ctx context.Context, sql string) error {
 	if err := db.checkBudget(); err != nil {
 		return err
 	}
 	if db.savepoint == nil && db.reads != nil && changesSettings(sql) {
-		return db.beginSavepoint(ctx)
+		return db.BeginSavepoint(ctx)
 	}
 	return nil
 }
 
-// errQueryTimeout is returned for a statement a query tries to start after its time budget.
-var errQueryTimeout = errors.New("the query exceeded its time limit")
+// ErrQueryTimeout is returned for a statement a query tries to start after its time budget.
+var ErrQueryTimeout = errors.New("the query exceeded its time limit")
 
-func (db *trackingDB) checkBudget() error {
+func (db *DB) checkBudget() error {
 	if !db.deadline.IsZero() && time.Now().After(db.deadline) {
-		return errQueryTimeout
+		return ErrQueryTimeout
 	}
 	return nil
 }
@@ -263,12 +287,12 @@ func (sr *statementReads) empty() bool { return len(sr.outputs) == 0 && len(sr.r
 
 // plan records what can be known before the statement runs and returns what its rows must
 // still tell.
-func (db *trackingDB) plan(sql string, args []any) *statementReads {
+func (db *DB) plan(sql string, args []any) *statementReads {
 	sr := &statementReads{}
 	if db.reads == nil {
 		return sr
 	}
-	spec, ok := db.reg.readSpec(statementName(sql))
+	spec, ok := db.specs.Get(statementName(sql))
 	if !ok {
 		db.reads.all = true
 		return sr
@@ -278,8 +302,8 @@ func (db *trackingDB) plan(sql string, args []any) *statementReads {
 		case ReadParam:
 			db.planParam(tr.Table, tr.Column, tr.Param, args)
 		case ReadOutput:
-			if !db.catalog.isWatched(tr.Table, tr.Column) || !db.catalog.isPrimaryKey(tr.Table, tr.Column) {
-				db.reads.addTable(tr.Table)
+			if !db.catalog.IsWatched(tr.Table, tr.Column) || !db.catalog.isPrimaryKey(tr.Table, tr.Column) {
+				db.reads.AddTable(tr.Table)
 				continue
 			}
 			sr.outputs = append(sr.outputs, tr)
@@ -295,25 +319,25 @@ func (db *trackingDB) plan(sql string, args []any) *statementReads {
 				db.reads.all = true
 				continue
 			}
-			db.reads.addTable(tr.Table)
+			db.reads.AddTable(tr.Table)
 		}
 	}
 	return sr
 }
 
 // planParam records `table.column = $param` (or `= ANY($param)`).
-func (db *trackingDB) planParam(table, column string, param int, args []any) {
-	if !db.catalog.isWatched(table, column) || param < 1 || param > len(args) {
-		db.reads.addTable(table)
+func (db *DB) planParam(table, column string, param int, args []any) {
+	if !db.catalog.IsWatched(table, column) || param < 1 || param > len(args) {
+		db.reads.AddTable(table)
 		return
 	}
 	values, ok := keyValues(args[param-1])
 	if !ok {
-		db.reads.addTable(table)
+		db.reads.AddTable(table)
 		return
 	}
 	for _, v := range values {
-		db.reads.addKey(table, column, v)
+		db.reads.AddKey(table, column, v)
 	}
 }
 
@@ -321,16 +345,16 @@ func (db *trackingDB) planParam(table, column string, param int, args []any) {
 // returned rows will settle. When the range cannot be expressed exactly (a column the triggers
 // do not capture, a parameter of an unknown type), it records a coarser read instead: the key
 // of a watched equality column, else the whole table. A nil result means nothing is left to do.
-func (db *trackingDB) planRange(tr TableRead, args []any) *rangeScan {
+func (db *DB) planRange(tr TableRead, args []any) *rangeScan {
 	spec := tr.Range
 	coarser := func() *rangeScan {
 		for _, eq := range spec.Eq {
-			if db.catalog.isWatched(tr.Table, eq.Column) {
+			if db.catalog.IsWatched(tr.Table, eq.Column) {
 				db.planParam(tr.Table, eq.Column, eq.Param, args)
 				return nil
 			}
 		}
-		db.reads.addTable(tr.Table)
+		db.reads.AddTable(tr.Table)
 		return nil
 	}
 	arg := func(n int) (any, bool) {
@@ -484,16 +508,16 @@ func (s *rangeScan) finish(reads *ReadSet, exhausted bool) {
 	reads.addRange(r)
 }
 
-// finishPending records the ranges of statements whose rows were never closed, as if they had
+// FinishPending records the ranges of statements whose rows were never closed, as if they had
 // been read to their end without reaching the limit (the widest range).
-func (db *trackingDB) finishPending() {
+func (db *DB) FinishPending() {
 	for _, s := range db.pending {
 		s.finish(db.reads, false)
 	}
 	db.pending = nil
 }
 
-func (db *trackingDB) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+func (db *DB) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	if err := db.prepare(ctx, sql); err != nil {
 		return pgconn.CommandTag{}, err
 	}
@@ -504,7 +528,7 @@ func (db *trackingDB) Exec(ctx context.Context, sql string, args ...any) (pgconn
 	return db.tx.Exec(ctx, sql, args...)
 }
 
-func (db *trackingDB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+func (db *DB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	if err := db.prepare(ctx, sql); err != nil {
 		return nil, err
 	}
@@ -516,7 +540,7 @@ func (db *trackingDB) Query(ctx context.Context, sql string, args ...any) (pgx.R
 	return &trackingRows{Rows: rows, db: db, sr: sr}, nil
 }
 
-func (db *trackingDB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+func (db *DB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if err := db.prepare(ctx, sql); err != nil {
 		return errRow{err}
 	}
@@ -535,7 +559,7 @@ func (r errRow) Scan(...any) error { return r.err }
 
 type trackingRows struct {
 	pgx.Rows
-	db *trackingDB
+	db *DB
 	sr *statementReads
 }
 
@@ -581,7 +605,7 @@ func (r *trackingRows) RawValues() [][]byte {
 
 func (r *trackingRows) wholeTables() {
 	for _, tr := range r.sr.outputs {
-		r.db.reads.addTable(tr.Table)
+		r.db.reads.AddTable(tr.Table)
 	}
 	for _, s := range r.sr.ranges {
 		s.rows, s.limit = 0, -1
@@ -591,7 +615,7 @@ func (r *trackingRows) wholeTables() {
 
 type trackingRow struct {
 	row pgx.Row
-	db  *trackingDB
+	db  *DB
 	sr  *statementReads
 }
 
@@ -607,27 +631,27 @@ func (r *trackingRow) Scan(dest ...any) error {
 	return err
 }
 
-func (db *trackingDB) recordRow(sr *statementReads, dest []any) {
+func (db *DB) recordRow(sr *statementReads, dest []any) {
 	for _, s := range sr.ranges {
 		s.row(dest)
 	}
 	for _, tr := range sr.outputs {
 		if tr.Output < 0 || tr.Output >= len(dest) {
-			db.reads.addTable(tr.Table)
+			db.reads.AddTable(tr.Table)
 			continue
 		}
 		v := reflect.ValueOf(dest[tr.Output])
 		if v.Kind() != reflect.Pointer || v.IsNil() {
-			db.reads.addTable(tr.Table)
+			db.reads.AddTable(tr.Table)
 			continue
 		}
 		values, ok := keyValues(v.Elem().Interface())
 		if !ok {
-			db.reads.addTable(tr.Table)
+			db.reads.AddTable(tr.Table)
 			continue
 		}
 		for _, val := range values {
-			db.reads.addKey(tr.Table, tr.Column, val)
+			db.reads.AddKey(tr.Table, tr.Column, val)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package engine
+package readset
 
 import (
 	"cmp"
@@ -226,18 +226,18 @@ func orderValue(v any) (n int64, null, ok bool) {
 
 // rangeEntry is one distinct range within a rangeIndex and the subscriptions that read it:
 // every device of one user showing the same page shares one entry.
-type rangeEntry struct {
+type rangeEntry[S comparable] struct {
 	lo, hi bound
-	subs   map[*subscription]struct{}
+	subs   map[S]struct{}
 }
 
 // rangeIndex holds the ranges of one (shape, equality values). Entries are sorted by lower
 // bound on first use after a range came or went, with the running maximum of the upper bounds
 // beside them, so a point lookup is a binary search plus a walk over the entries that may
 // contain it. Adding or removing a subscription of an existing range costs a map operation.
-type rangeIndex struct {
-	byBounds map[string]*rangeEntry
-	entries  []*rangeEntry // sorted by lower bound when sorted
+type rangeIndex[S comparable] struct {
+	byBounds map[string]*rangeEntry[S]
+	entries  []*rangeEntry[S] // sorted by lower bound when sorted
 	maxHi    []bound
 	sorted   bool
 	subs     int
@@ -262,14 +262,14 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func (x *rangeIndex) add(sub *subscription, lo, hi bound) {
+func (x *rangeIndex[S]) add(sub S, lo, hi bound) {
 	key := boundsKey(lo, hi)
 	e := x.byBounds[key]
 	if e == nil {
 		if x.byBounds == nil {
-			x.byBounds = map[string]*rangeEntry{}
+			x.byBounds = map[string]*rangeEntry[S]{}
 		}
-		e = &rangeEntry{lo: lo, hi: hi, subs: map[*subscription]struct{}{}}
+		e = &rangeEntry[S]{lo: lo, hi: hi, subs: map[S]struct{}{}}
 		x.byBounds[key] = e
 		x.entries = append(x.entries, e)
 		x.sorted = false
@@ -280,7 +280,7 @@ func (x *rangeIndex) add(sub *subscription, lo, hi bound) {
 	}
 }
 
-func (x *rangeIndex) remove(sub *subscription, lo, hi bound) {
+func (x *rangeIndex[S]) remove(sub S, lo, hi bound) {
 	key := boundsKey(lo, hi)
 	e := x.byBounds[key]
 	if e == nil {
@@ -293,16 +293,16 @@ func (x *rangeIndex) remove(sub *subscription, lo, hi bound) {
 	x.subs--
 	if len(e.subs) == 0 {
 		delete(x.byBounds, key)
-		x.entries = slices.DeleteFunc(x.entries, func(o *rangeEntry) bool { return o == e })
+		x.entries = slices.DeleteFunc(x.entries, func(o *rangeEntry[S]) bool { return o == e })
 		x.sorted = false
 	}
 }
 
-func (x *rangeIndex) sort() {
+func (x *rangeIndex[S]) sort() {
 	if x.sorted {
 		return
 	}
-	slices.SortFunc(x.entries, func(a, b *rangeEntry) int { return cmpLo(a.lo, b.lo) })
+	slices.SortFunc(x.entries, func(a, b *rangeEntry[S]) int { return cmpLo(a.lo, b.lo) })
 	x.maxHi = x.maxHi[:0]
 	for i, e := range x.entries {
 		if i == 0 || cmpHi(e.hi, x.maxHi[i-1]) > 0 {
@@ -316,7 +316,7 @@ func (x *rangeIndex) sort() {
 
 // containing calls visit for every subscription whose range contains p, until visit returns
 // false.
-func (x *rangeIndex) containing(p []int64, visit func(*subscription) bool) bool {
+func (x *rangeIndex[S]) containing(p []int64, visit func(S) bool) bool {
 	x.sort()
 	// Entries whose lower bound admits p form a prefix (they are sorted loosest first).
 	i := sort.Search(len(x.entries), func(i int) bool { return !aboveLo(x.entries[i].lo, p) })
@@ -329,7 +329,7 @@ func (x *rangeIndex) containing(p []int64, visit func(*subscription) bool) bool 
 }
 
 // all calls visit for every subscription, until visit returns false.
-func (x *rangeIndex) all(visit func(*subscription) bool) bool {
+func (x *rangeIndex[S]) all(visit func(S) bool) bool {
 	for _, e := range x.entries {
 		if !visitAll(e.subs, visit) {
 			return false
@@ -338,7 +338,7 @@ func (x *rangeIndex) all(visit func(*subscription) bool) bool {
 	return true
 }
 
-func visitAll(subs map[*subscription]struct{}, visit func(*subscription) bool) bool {
+func visitAll[S comparable](subs map[S]struct{}, visit func(S) bool) bool {
 	for s := range subs {
 		if !visit(s) {
 			return false
@@ -348,28 +348,28 @@ func visitAll(subs map[*subscription]struct{}, visit func(*subscription) bool) b
 }
 
 // rangeTables indexes live range reads: table → shape → equality values → ranges.
-type rangeTables map[string]map[rangeShape]map[string]*rangeIndex
+type rangeTables[S comparable] map[string]map[rangeShape]map[string]*rangeIndex[S]
 
-func (t rangeTables) add(sub *subscription, rr rangeRead) {
+func (t rangeTables[S]) add(sub S, rr rangeRead) {
 	shapes := t[rr.shape.table]
 	if shapes == nil {
-		shapes = map[rangeShape]map[string]*rangeIndex{}
+		shapes = map[rangeShape]map[string]*rangeIndex[S]{}
 		t[rr.shape.table] = shapes
 	}
 	byVals := shapes[rr.shape]
 	if byVals == nil {
-		byVals = map[string]*rangeIndex{}
+		byVals = map[string]*rangeIndex[S]{}
 		shapes[rr.shape] = byVals
 	}
 	x := byVals[rr.eqVals]
 	if x == nil {
-		x = &rangeIndex{}
+		x = &rangeIndex[S]{}
 		byVals[rr.eqVals] = x
 	}
 	x.add(sub, rr.lo, rr.hi)
 }
 
-func (t rangeTables) remove(sub *subscription, rr rangeRead) {
+func (t rangeTables[S]) remove(sub S, rr rangeRead) {
 	byVals := t[rr.shape.table][rr.shape]
 	x := byVals[rr.eqVals]
 	if x == nil {
@@ -391,7 +391,7 @@ func (t rangeTables) remove(sub *subscription, rr rangeRead) {
 // matching calls visit for each subscription with a range that a changed row falls in (old or
 // new image), until visit returns false. Without row images (a statement over many rows) it
 // matches every range with a matching equality value, and with a table-wide change every range.
-func (t rangeTables) matching(c changefeed.Change, visit func(*subscription) bool) bool {
+func (t rangeTables[S]) matching(c changefeed.Change, visit func(S) bool) bool {
 	for shape, byVals := range t[c.Table] {
 		if !matchShape(c, shape, byVals, visit) {
 			return false
@@ -400,7 +400,7 @@ func (t rangeTables) matching(c changefeed.Change, visit func(*subscription) boo
 	return true
 }
 
-func matchShape(c changefeed.Change, shape rangeShape, byVals map[string]*rangeIndex, visit func(*subscription) bool) bool {
+func matchShape[S comparable](c changefeed.Change, shape rangeShape, byVals map[string]*rangeIndex[S], visit func(S) bool) bool {
 	everything := func() bool {
 		for _, x := range byVals {
 			if !x.all(visit) {

@@ -1,36 +1,101 @@
-package engine
+// Package session serves the sync protocol's WebSocket: one session per socket reads the client's
+// messages, records query-set and identity changes for the reactor, runs the client's mutations
+// one at a time in the order sent, runs its actions, and writes what the reactor and the
+// replies queue, never blocking on a slow client (its queue is bounded in frames and bytes).
+package session
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/coder/websocket"
+
+	"github.com/ripplehq/ripple/engine/internal/caller"
+	"github.com/ripplehq/ripple/engine/internal/reactor"
+	"github.com/ripplehq/ripple/engine/internal/wire"
 )
+
+// Backend is what sessions need from the engine.
+type Backend interface {
+	// Query resolves a query a client subscribes to. One that cannot run (unknown, internal, bad
+	// arguments) comes back as a Query whose runs fail with that error.
+	Query(path string, args json.RawMessage, identity caller.Identity) *reactor.Query
+	// Mutation runs a client's mutation once: logKey and requestID name it in the mutation log,
+	// so a resent one returns its first outcome; limitKey names an anonymous caller for the
+	// rate limit.
+	Mutation(ctx context.Context, path string, args json.RawMessage, identity caller.Identity, logKey string, requestID int64, limitKey string) wire.Result
+	// Action runs a client's action.
+	Action(ctx context.Context, path string, args json.RawMessage, identity caller.Identity) wire.Result
+	// Authenticate verifies credentials; expires is when a user token ends (zero: unknown).
+	Authenticate(ctx context.Context, tokenType, value string, impersonating json.RawMessage) (id caller.Identity, expires time.Time, err error)
+}
+
+// Config configures a Server.
+type Config struct {
+	Backend Backend
+	Reactor *reactor.Reactor
+	Logger  *slog.Logger
+	// Limits, as the engine's Config documents them.
+	MaxMessageBytes, SendQueueLength, SendQueueBytes, MaxQueriesPerSocket int
+	WriteTimeout, PingInterval                                            time.Duration
+	AllowedOrigins                                                        []string
+}
+
+// Server accepts sync sockets and runs a session for each.
+type Server struct {
+	cfg      Config
+	mu       sync.Mutex
+	ctx      context.Context // nil until Start, and after Stop
+	wg       sync.WaitGroup
+	sessions atomic.Int64
+}
+
+// NewServer returns a server that accepts sockets once started.
+func NewServer(cfg Config) *Server { return &Server{cfg: cfg} }
+
+// Start accepts sockets until ctx ends or Stop; sessions end with ctx.
+func (srv *Server) Start(ctx context.Context) {
+	srv.mu.Lock()
+	srv.ctx = ctx
+	srv.mu.Unlock()
+}
+
+// Stop refuses new sockets and waits for the sessions to end (their context must have ended:
+// Stop does not end them). It is idempotent.
+func (srv *Server) Stop() {
+	srv.mu.Lock()
+	srv.ctx = nil
+	srv.mu.Unlock()
+	srv.wg.Wait()
+}
+
+// Sessions is how many sockets are open.
+func (srv *Server) Sessions() int64 { return srv.sessions.Load() }
 
 // session is one WebSocket of the sync protocol.
 type session struct {
-	e      *Engine
+	srv    *Server
+	cfg    *Config
 	conn   *websocket.Conn
 	out    *outbox
 	ctx    context.Context
 	cancel context.CancelFunc
 
 	failed atomic.Bool // a FatalError was sent: read nothing more
-	gone   atomic.Bool // removed from the reactor: no more transitions
 	// lastWrite is when the last frame was written (or a ping queued), in unix nanoseconds.
 	lastWrite atomic.Int64
 	// mutations waits for the session's mutation runner, started when the first arrives and
 	// ended when none is left (an idle socket keeps no goroutine for it).
 	mutations struct {
 		sync.Mutex
-		queue   []*clientMessage
+		queue   []*message
 		running bool
 	}
 	actions chan struct{} // semaphore
@@ -40,63 +105,48 @@ type session struct {
 	sessionID       string
 	querySetVersion int64
 	identityVersion int64
-	identity        Identity // the newest identity (mutations and actions use it at once)
+	identity        caller.Identity // the newest identity (mutations and actions use it at once)
 	expiry          *time.Timer
-	pending         sessionPending
+	pending         reactor.Pending
 	queryIDs        map[int64]struct{} // the query set as the client last modified it
-
-	// Owned by the reactor goroutine.
-	subs          map[int64]*subscription
-	queryIdentity Identity // the identity the subscriptions last ran as
-	sent          struct {
-		querySet, identity int64
-		ts                 uint64
-	}
 }
 
-// sessionPending is what the reactor must apply to a session in its next batch.
-type sessionPending struct {
-	adds            []*subscription
-	removes         []int64
-	querySet        int64 // newest query-set version to answer; -1 when unchanged
-	identityChanged bool
-	identityVersion int64 // newest identity version to answer; -1 when unchanged
+// message is a client message with the identity it runs as: the session's identity when it
+// arrived, even if an Authenticate that came later is processed first.
+type message struct {
+	wire.ClientMessage
+	identity caller.Identity
 }
 
-func (p *sessionPending) any() bool {
-	return len(p.adds) > 0 || len(p.removes) > 0 || p.querySet >= 0 || p.identityChanged
-}
-
-func emptyPending() sessionPending { return sessionPending{querySet: -1, identityVersion: -1} }
-
-func (s *session) takePending() (sessionPending, Identity) {
+// TakePending returns and clears what the reactor must apply, with the newest identity.
+func (s *session) TakePending() (reactor.Pending, caller.Identity) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.pending
-	s.pending = emptyPending()
+	s.pending = reactor.EmptyPending()
 	return p, s.identity
 }
 
-// behind reports whether the client is not reading fast enough to take more transitions.
-func (s *session) behind() bool { return s.out.halfFull() }
+// Behind reports whether the client is not reading fast enough to take more transitions.
+func (s *session) Behind() bool { return s.out.halfFull() }
 
 // send queues a message without blocking. A client too slow to drain its queue is disconnected
 // (it reconnects and resynchronises) rather than holding up everyone else.
 func (s *session) send(msg any) {
 	buf, err := json.Marshal(msg)
 	if err != nil {
-		s.e.logger.Error("encoding a server message", "error", err)
+		s.cfg.Logger.Error("encoding a server message", "error", err)
 		return
 	}
-	s.sendRaw(buf)
+	s.Send(buf)
 }
 
-// sendRaw queues frames back to back: senders on other goroutines (mutation and action
-// replies, the reactor) never interleave with them.
-func (s *session) sendRaw(frames ...[]byte) {
+// Send queues frames back to back: senders on other goroutines (mutation and action replies,
+// the reactor) never interleave with them.
+func (s *session) Send(frames ...[]byte) {
 	ok, start := s.out.push(frames...)
 	if !ok {
-		s.e.logger.Warn("closing a session whose client cannot keep up")
+		s.cfg.Logger.Warn("closing a session whose client cannot keep up")
 		s.cancel()
 		return
 	}
@@ -105,54 +155,10 @@ func (s *session) sendRaw(frames ...[]byte) {
 	}
 }
 
-// sendTransition is called by the reactor with the results of one batch.
-func (s *session) sendTransition(ts uint64, p sessionPending, mods []modification) {
-	// Identity is pinned here: the reactor ran this batch's queries as it.
-	start := stateVersion{QuerySet: s.sent.querySet, Identity: s.sent.identity, TS: encodeTS(s.sent.ts)}
-	if p.querySet >= 0 {
-		s.sent.querySet = p.querySet
-	}
-	if p.identityVersion >= 0 {
-		s.sent.identity = p.identityVersion
-	}
-	if ts > s.sent.ts {
-		s.sent.ts = ts
-	}
-	end := stateVersion{QuerySet: s.sent.querySet, Identity: s.sent.identity, TS: encodeTS(s.sent.ts)}
-	buf, err := encodeTransition(start, end, mods)
-	if err != nil {
-		s.e.logger.Error("encoding a transition", "error", err)
-		s.cancel()
-		return
-	}
-	limit := s.e.config.TransitionChunkBytes
-	if len(buf) <= limit {
-		s.sendRaw(buf)
-		return
-	}
-	// Cut on UTF-8 boundaries (the client joins the chunks as strings), and queue every part
-	// together so no other message lands between them.
-	var pieces []string
-	for start := 0; start < len(buf); {
-		end := min(start+limit, len(buf))
-		for end < len(buf) && end > start+1 && !utf8.RuneStart(buf[end]) {
-			end--
-		}
-		pieces = append(pieces, string(buf[start:end]))
-		start = end
-	}
-	id := newRequestID()
-	frames := make([][]byte, len(pieces))
-	for i, piece := range pieces {
-		frames[i], _ = json.Marshal(transitionChunk{Type: "TransitionChunk", Chunk: piece, PartNumber: i, TotalParts: len(pieces), TransitionID: id})
-	}
-	s.sendRaw(frames...)
-}
-
 func (s *session) fatal(msg string) {
 	s.failed.Store(true)
-	s.send(fatalErrorMsg{Type: "FatalError", Error: msg})
-	s.e.logger.Info("closing session after a protocol error", "session_id", s.sessionID, "error", msg)
+	s.send(wire.FatalError{Type: "FatalError", Error: msg})
+	s.cfg.Logger.Info("closing session after a protocol error", "session_id", s.sessionID, "error", msg)
 	s.closeAfterFlush()
 }
 
@@ -167,47 +173,52 @@ func (s *session) closeAfterFlush() {
 	}()
 }
 
-func (e *Engine) serveSync(w http.ResponseWriter, r *http.Request) {
-	e.mu.Lock()
-	started := e.started
-	e.mu.Unlock()
-	if !started {
+// ServeHTTP accepts a sync socket.
+func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	srv.mu.Lock()
+	base := srv.ctx
+	if base != nil {
+		// Added under the lock, so Stop's Wait sees every session it did not refuse.
+		srv.wg.Add(1)
+	}
+	srv.mu.Unlock()
+	if base == nil {
 		http.Error(w, "the engine is not running", http.StatusServiceUnavailable)
 		return
 	}
+	cfg := &srv.cfg
 	// Browsers send Origin: only this host's pages and Config.AllowedOrigins may open a socket
 	// (another site's page would ride on the user's stored token). Clients without an Origin
 	// (native apps, servers) are let through.
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: e.config.AllowedOrigins, CompressionMode: websocket.CompressionDisabled})
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
+		srv.wg.Done()
 		return
 	}
-	conn.SetReadLimit(int64(e.config.MaxMessageBytes))
-	ctx, cancel := context.WithCancel(e.runCtx)
+	conn.SetReadLimit(int64(cfg.MaxMessageBytes))
+	ctx, cancel := context.WithCancel(base)
 	s := &session{
-		e: e, conn: conn, ctx: ctx, cancel: cancel,
-		out:     newOutbox(e.config.SendQueueLength, e.config.SendQueueBytes),
+		srv: srv, cfg: cfg, conn: conn, ctx: ctx, cancel: cancel,
+		out:     newOutbox(cfg.SendQueueLength, cfg.SendQueueBytes),
 		actions: make(chan struct{}, 16),
-		pending: emptyPending(),
-		subs:    map[int64]*subscription{},
+		pending: reactor.EmptyPending(),
 	}
 	s.lastWrite.Store(time.Now().UnixNano())
 	// The socket is served on a goroutine of its own and the HTTP handler returns (a hijacked
 	// connection is no longer net/http's): the handler's goroutine grew a large stack
 	// accepting the request, which every idle socket would otherwise keep, and the request
 	// with its headers is let go.
-	e.sessionsWG.Add(1)
 	go s.serve()
 }
 
 // serve runs the socket until it ends.
 func (s *session) serve() {
-	e, conn := s.e, s.conn
-	defer e.sessionsWG.Done()
-	e.metrics.sessions.Add(1)
-	defer e.metrics.sessions.Add(-1)
-	e.reactor.addSession(s)
-	defer e.reactor.removeSession(s)
+	srv, conn := s.srv, s.conn
+	defer srv.wg.Done()
+	srv.sessions.Add(1)
+	defer srv.sessions.Add(-1)
+	s.cfg.Reactor.Add(s)
+	defer s.cfg.Reactor.Remove(s)
 
 	// The mutation runner, whenever it runs (started only by readLoop, so every Add happens
 	// before Wait).
@@ -224,12 +235,12 @@ func (s *session) serve() {
 	}
 	s.mu.Unlock()
 	if err != nil && websocket.CloseStatus(err) == -1 && !errors.Is(err, context.Canceled) {
-		e.logger.Debug("sync socket ended", "error", err)
+		s.cfg.Logger.Debug("sync socket ended", "error", err)
 	}
 	conn.Close(websocket.StatusNormalClosure, "")
 }
 
-// writer writes queued frames until the queue is empty, then ends (sendRaw starts another when
+// writer writes queued frames until the queue is empty, then ends (Send starts another when
 // something is queued again). A write that fails or takes longer than WriteTimeout ends the
 // session.
 func (s *session) writer() {
@@ -238,10 +249,10 @@ func (s *session) writer() {
 		buf, ok := s.out.next()
 		if !ok {
 			// Caught up: the reactor may run what it parked for this client.
-			s.e.reactor.poke()
+			s.cfg.Reactor.Poke()
 			return
 		}
-		parent, timeout := s.ctx, s.e.config.WriteTimeout
+		parent, timeout := s.ctx, s.cfg.WriteTimeout
 		if s.ctx.Err() != nil {
 			// Closing: still flush this message (a FatalError, say), briefly.
 			parent, timeout = context.Background(), 100*time.Millisecond
@@ -260,12 +271,12 @@ func (s *session) writer() {
 	}
 }
 
-// pingIfIdle queues a Ping when nothing was written for the ping interval: the client reconnects
+// PingIfIdle queues a Ping when nothing was written for the ping interval: the client reconnects
 // after a long silence.
-func (s *session) pingIfIdle(now time.Time) {
-	if now.UnixNano()-s.lastWrite.Load() >= int64(s.e.config.PingInterval) {
+func (s *session) PingIfIdle(now time.Time) {
+	if now.UnixNano()-s.lastWrite.Load() >= int64(s.cfg.PingInterval) {
 		s.lastWrite.Store(now.UnixNano()) // one ping per interval, even if the write is slow
-		s.sendRaw(pingFrame)
+		s.Send(pingFrame)
 	}
 }
 
@@ -280,7 +291,7 @@ func (s *session) readLoop(wg *sync.WaitGroup) error {
 		typ, data, err := s.conn.Read(s.ctx)
 		if err != nil {
 			if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
-				s.e.logger.Info("closing a sync socket that sent an oversize message")
+				s.cfg.Logger.Info("closing a sync socket that sent an oversize message")
 			}
 			return err
 		}
@@ -288,8 +299,8 @@ func (s *session) readLoop(wg *sync.WaitGroup) error {
 			s.fatal("binary messages are not part of the protocol")
 			continue
 		}
-		var msg clientMessage
-		if err := json.Unmarshal(data, &msg); err != nil {
+		var msg message
+		if err := json.Unmarshal(data, &msg.ClientMessage); err != nil {
 			s.fatal("malformed message: " + err.Error())
 			continue
 		}
@@ -310,15 +321,15 @@ func (s *session) readLoop(wg *sync.WaitGroup) error {
 			s.mu.Lock()
 			s.sessionID = msg.SessionID
 			s.mu.Unlock()
-			if ts, ok := decodeTS(msg.MaxObservedTimestamp); ok {
+			if ts, ok := wire.DecodeTS(msg.MaxObservedTimestamp); ok {
 				// A client that saw a newer ts (from another process) must not see time go back.
 				// Only a plausible one: ts values are wall-clock nanoseconds, so one far ahead
 				// of this clock was not issued by any server and would push every later ts
 				// (and through reconnecting tabs, a restarted server's) past what clients accept.
-				if ts <= maxPlausibleTS() {
-					s.e.reactor.observe(ts)
+				if ts <= wire.MaxPlausibleTS() {
+					s.cfg.Reactor.Observe(ts)
 				} else {
-					s.e.logger.Warn("ignoring an implausible maxObservedTimestamp", "ts", ts)
+					s.cfg.Logger.Warn("ignoring an implausible maxObservedTimestamp", "ts", ts)
 				}
 			}
 			connected = true
@@ -352,16 +363,16 @@ func (s *session) readLoop(wg *sync.WaitGroup) error {
 	}
 }
 
-func (s *session) modifyQuerySet(msg *clientMessage) error {
+func (s *session) modifyQuerySet(msg *message) error {
 	if err := s.applyQuerySet(msg); err != nil {
 		return err
 	}
-	s.e.reactor.markPending(s)
+	s.cfg.Reactor.MarkPending(s)
 	return nil
 }
 
 // applyQuerySet records a ModifyQuerySet for the reactor's next batch.
-func (s *session) applyQuerySet(msg *clientMessage) error {
+func (s *session) applyQuerySet(msg *message) error {
 	if msg.BaseVersion == nil || msg.NewVersion == nil {
 		return errors.New("ModifyQuerySet needs baseVersion and newVersion")
 	}
@@ -387,8 +398,8 @@ func (s *session) applyQuerySet(msg *clientMessage) error {
 			s.queryIDs[*mod.QueryID] = struct{}{}
 		}
 	}
-	if len(s.queryIDs) > s.e.config.MaxQueriesPerSocket {
-		return fmt.Errorf("a socket may hold at most %d queries", s.e.config.MaxQueriesPerSocket)
+	if len(s.queryIDs) > s.cfg.MaxQueriesPerSocket {
+		return fmt.Errorf("a socket may hold at most %d queries", s.cfg.MaxQueriesPerSocket)
 	}
 	for _, mod := range msg.Modifications {
 		if mod.QueryID == nil {
@@ -396,46 +407,38 @@ func (s *session) applyQuerySet(msg *clientMessage) error {
 		}
 		switch mod.Type {
 		case "Add":
-			sub := &subscription{session: s, queryID: *mod.QueryID, argsKey: string(mod.Args)}
+			sub := &reactor.Subscription{QueryID: *mod.QueryID, Query: s.cfg.Backend.Query(mod.UDFPath, mod.Args, s.identity)}
 			if mod.Journal != nil {
-				sub.journal = *mod.Journal
+				sub.Journal = *mod.Journal
 			}
-			fn, err := s.e.resolve(mod.UDFPath, KindQuery, true, s.identity)
-			if err == nil {
-				sub.fn = fn
-				sub.args, err = fn.decode(mod.Args, s.e.config.MaxArgBytes)
-			}
-			if err != nil {
-				sub.fn = &function{path: mod.UDFPath, kind: KindQuery, query: func(*QueryCtx, any) (any, error) { return nil, err }}
-			}
-			s.pending.adds = append(s.pending.adds, sub)
+			s.pending.Adds = append(s.pending.Adds, sub)
 		case "Remove":
 			// An add of the same query still waiting for the reactor is dropped with it.
-			kept := s.pending.adds[:0]
-			for _, add := range s.pending.adds {
-				if add.queryID != *mod.QueryID {
+			kept := s.pending.Adds[:0]
+			for _, add := range s.pending.Adds {
+				if add.QueryID != *mod.QueryID {
 					kept = append(kept, add)
 				}
 			}
-			s.pending.adds = kept
-			s.pending.removes = append(s.pending.removes, *mod.QueryID)
+			s.pending.Adds = kept
+			s.pending.Removes = append(s.pending.Removes, *mod.QueryID)
 		default:
 			return fmt.Errorf("unknown query-set modification %q", mod.Type)
 		}
 	}
 	s.querySetVersion = *msg.NewVersion
-	s.pending.querySet = *msg.NewVersion
+	s.pending.QuerySet = *msg.NewVersion
 	return nil
 }
 
-func (s *session) authenticate(msg *clientMessage) {
+func (s *session) authenticate(msg *message) {
 	if msg.BaseVersion == nil {
 		s.fatal("Authenticate needs a baseVersion")
 		return
 	}
-	identity, expires, err := s.e.authenticateUntil(s.ctx, msg.TokenType, msg.Value, msg.Impersonating)
+	identity, expires, err := s.cfg.Backend.Authenticate(s.ctx, msg.TokenType, msg.Value, msg.Impersonating)
 	if err != nil {
-		s.send(authErrorMsg{Type: "AuthError", Error: err.Error(), BaseVersion: *msg.BaseVersion, AuthUpdateAttempted: true})
+		s.send(wire.AuthError{Type: "AuthError", Error: err.Error(), BaseVersion: *msg.BaseVersion, AuthUpdateAttempted: true})
 		return
 	}
 	s.mu.Lock()
@@ -449,10 +452,10 @@ func (s *session) authenticate(msg *clientMessage) {
 		version := s.identityVersion
 		s.expiry = time.AfterFunc(time.Until(expires), func() { s.expireIdentity(version) })
 	}
-	s.pending.identityChanged = true
-	s.pending.identityVersion = s.identityVersion
+	s.pending.IdentityChanged = true
+	s.pending.IdentityVersion = s.identityVersion
 	s.mu.Unlock()
-	s.e.reactor.markPending(s)
+	s.cfg.Reactor.MarkPending(s)
 }
 
 // expireIdentity ends an identity whose token expired without being replaced: nothing more
@@ -462,20 +465,20 @@ func (s *session) expireIdentity(version int64) {
 	s.mu.Lock()
 	current := s.identityVersion == version
 	if current {
-		s.identity = Identity{}
+		s.identity = caller.Identity{}
 		s.expiry = nil
-		s.pending.identityChanged = true
+		s.pending.IdentityChanged = true
 	}
 	s.mu.Unlock()
 	if !current {
 		return
 	}
-	s.e.reactor.markPending(s)
-	s.send(authErrorMsg{Type: "AuthError", Error: "the access token expired", BaseVersion: version - 1, AuthUpdateAttempted: false})
+	s.cfg.Reactor.MarkPending(s)
+	s.send(wire.AuthError{Type: "AuthError", Error: "the access token expired", BaseVersion: version - 1, AuthUpdateAttempted: false})
 	s.closeAfterFlush()
 }
 
-func (s *session) currentIdentity() (Identity, string) {
+func (s *session) currentIdentity() (caller.Identity, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.identity, s.sessionID
@@ -486,7 +489,7 @@ const maxQueuedMutations = 1024
 
 // queueMutation queues a mutation for the session's runner, starting the runner if none is
 // running. Mutations run one at a time, in the order they were sent.
-func (s *session) queueMutation(msg *clientMessage, wg *sync.WaitGroup) bool {
+func (s *session) queueMutation(msg *message, wg *sync.WaitGroup) bool {
 	m := &s.mutations
 	m.Lock()
 	defer m.Unlock()
@@ -523,43 +526,24 @@ func (s *session) runMutations() {
 	}
 }
 
-func (s *session) runMutation(msg *clientMessage) {
+func (s *session) runMutation(msg *message) {
 	_, sessionID := s.currentIdentity()
-	identity := msg.identity
-	reply := mutationResponse{Type: "MutationResponse", RequestID: *msg.RequestID}
-	fn, err := s.e.resolve(msg.UDFPath, KindMutation, true, identity)
-	if err == nil {
-		err = s.e.limitMutation(identity, sessionID)
-	}
-	var res callResult
-	if err == nil {
-		var args any
-		args, err = fn.decode(msg.Args, s.e.config.MaxArgBytes)
-		if err == nil {
-			// Keyed by identity too: another identity reusing a sessionId must neither get this
-			// one's results nor have its own mutation skipped.
-			key := &mutationKey{sessionID: identity.key() + "/" + sessionID, requestID: *msg.RequestID}
-			res = s.e.runMutation(s.ctx, fn, args, identity, key)
-		}
-	}
-	if err != nil {
-		res = callResult{err: err, requestID: newRequestID()}
-	}
-	reply.outcome = res.outcome()
-	if res.err != nil {
+	// Logged under the identity too: another identity reusing a sessionId must neither get this
+	// one's results nor have its own mutation skipped.
+	logKey := msg.identity.Key() + "/" + sessionID
+	res := s.cfg.Backend.Mutation(s.ctx, msg.UDFPath, msg.Args, msg.identity, logKey, *msg.RequestID, sessionID)
+	reply := &wire.MutationResponse{Type: "MutationResponse", RequestID: *msg.RequestID, Outcome: res.Outcome()}
+	if res.Err != nil {
 		s.send(reply)
 		return
 	}
-	// Read your writes: the response is queued right before the first transition whose
-	// snapshot includes the commit, and carries that transition's ts.
-	_, _ = s.e.reactor.syncThen(s.ctx, s, func(ts uint64) {
-		reply.TS = encodeTS(ts)
-		s.send(reply)
-	})
-	// On error the session is closing; the client resends the mutation and gets its result.
+	// Read your writes: the reply waits in this session's reply queue for the first transition
+	// whose snapshot includes the commit, and carries that transition's ts. On error the session
+	// is closing; the client resends the mutation and gets its logged result.
+	_ = s.cfg.Reactor.AwaitCovering(s.ctx, s, reply)
 }
 
-func (s *session) startAction(msg *clientMessage) {
+func (s *session) startAction(msg *message) {
 	select {
 	case s.actions <- struct{}{}:
 	case <-s.ctx.Done():
@@ -567,16 +551,7 @@ func (s *session) startAction(msg *clientMessage) {
 	}
 	go func() {
 		defer func() { <-s.actions }()
-		identity := msg.identity
-		reply := actionResponse{Type: "ActionResponse", RequestID: *msg.RequestID}
-		var res callResult
-		fn, err := s.e.resolve(msg.UDFPath, KindAction, true, identity)
-		if err == nil {
-			res = s.e.call(s.ctx, fn, msg.Args, identity)
-		} else {
-			res = callResult{err: err, requestID: newRequestID()}
-		}
-		reply.outcome = res.outcome()
-		s.send(reply)
+		res := s.cfg.Backend.Action(s.ctx, msg.UDFPath, msg.Args, msg.identity)
+		s.send(wire.ActionResponse{Type: "ActionResponse", RequestID: *msg.RequestID, Outcome: res.Outcome()})
 	}()
 }

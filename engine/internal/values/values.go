@@ -1,4 +1,7 @@
-package engine
+// Package values decodes function arguments from the wire's JSON (Convex's tagged encodings of
+// 64-bit integers, bytes and special floats) strictly into a function's Go argument type, with
+// errors that name the offending argument.
+package values
 
 import (
 	"bytes"
@@ -15,16 +18,23 @@ import (
 
 // Wire values follow Convex's JSON encoding: 64-bit integers as {"$integer": base64 of 8
 // little-endian bytes}, bytes as {"$bytes": base64}, special floats as {"$float": ...}.
-// decodeWireArgs turns the wire's `args` array into plain JSON (integers become JSON numbers,
-// bytes become base64 strings as encoding/json expects for []byte) and then decodes it strictly
-// into A.
+// Error is a caller's mistake in its arguments; the engine sends it as INVALID_ARGUMENT.
+type Error struct{ Message string }
 
-// decodeArgs decodes the wire form of a function's arguments: a JSON array holding one object
-// (or, from /api/function, the bare object).
-func decodeArgs[A any](raw json.RawMessage, maxBytes int) (A, error) {
+func (e *Error) Error() string { return e.Message }
+
+func invalid(format string, args ...any) *Error {
+	return &Error{Message: fmt.Sprintf(format, args...)}
+}
+
+// Decode decodes the wire form of a function's arguments (a JSON array holding one object or,
+// from /api/function, the bare object) into A: tagged values become plain JSON (integers JSON
+// numbers, bytes base64 strings as encoding/json expects for []byte), required fields are
+// checked, and unknown fields refused. Validation of the decoded value is the caller's.
+func Decode[A any](raw json.RawMessage, maxBytes int) (A, error) {
 	var zero A
 	if maxBytes > 0 && len(raw) > maxBytes {
-		return zero, InvalidArgument("arguments are %d bytes, over the limit of %d", len(raw), maxBytes)
+		return zero, invalid("arguments are %d bytes, over the limit of %d", len(raw), maxBytes)
 	}
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -34,7 +44,7 @@ func decodeArgs[A any](raw json.RawMessage, maxBytes int) (A, error) {
 	dec.UseNumber()
 	var top any
 	if err := dec.Decode(&top); err != nil {
-		return zero, InvalidArgument("arguments are not valid JSON: %v", err)
+		return zero, invalid("arguments are not valid JSON: %v", err)
 	}
 	if list, ok := top.([]any); ok {
 		switch len(list) {
@@ -43,12 +53,12 @@ func decodeArgs[A any](raw json.RawMessage, maxBytes int) (A, error) {
 		case 1:
 			top = list[0]
 		default:
-			return zero, InvalidArgument("expected one arguments object, got %d", len(list))
+			return zero, invalid("expected one arguments object, got %d", len(list))
 		}
 	}
 	obj, ok := top.(map[string]any)
 	if !ok {
-		return zero, InvalidArgument("arguments must be an object")
+		return zero, invalid("arguments must be an object")
 	}
 	plain, err := fromWire(obj, "")
 	if err != nil {
@@ -59,7 +69,7 @@ func decodeArgs[A any](raw json.RawMessage, maxBytes int) (A, error) {
 	}
 	buf, err := json.Marshal(plain)
 	if err != nil {
-		return zero, InvalidArgument("arguments: %v", err)
+		return zero, invalid("arguments: %v", err)
 	}
 	strict := json.NewDecoder(bytes.NewReader(buf))
 	strict.DisallowUnknownFields()
@@ -67,25 +77,7 @@ func decodeArgs[A any](raw json.RawMessage, maxBytes int) (A, error) {
 	if err := strict.Decode(&out); err != nil {
 		return zero, describeDecodeError(err)
 	}
-	if err := validateArgs(&out); err != nil {
-		return zero, err
-	}
 	return out, nil
-}
-
-// validateArgs runs the arguments' Validate method, if they have one (ptr points to them).
-func validateArgs(ptr any) error {
-	v, ok := ptr.(interface{ Validate() error })
-	if !ok {
-		return nil
-	}
-	if err := v.Validate(); err != nil {
-		if _, user := AsError(err); user {
-			return err
-		}
-		return InvalidArgument("%v", err)
-	}
-	return nil
 }
 
 // fromWire replaces Convex's tagged encodings with plain JSON values.
@@ -102,7 +94,7 @@ func fromWire(v any, path string) (any, error) {
 		out := make(map[string]any, len(t))
 		for k, inner := range t {
 			if strings.HasPrefix(k, "$") {
-				return nil, InvalidArgument("argument %q: field names starting with $ are reserved", joinPath(path, k))
+				return nil, invalid("argument %q: field names starting with $ are reserved", joinPath(path, k))
 			}
 			conv, err := fromWire(inner, joinPath(path, k))
 			if err != nil {
@@ -129,31 +121,31 @@ func fromWire(v any, path string) (any, error) {
 func decodeTagged(tag string, v any, path string) (any, error) {
 	s, ok := v.(string)
 	if !ok {
-		return nil, InvalidArgument("argument %q: %s must hold a base64 string", path, tag)
+		return nil, invalid("argument %q: %s must hold a base64 string", path, tag)
 	}
 	raw, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
-		return nil, InvalidArgument("argument %q: bad base64 in %s", path, tag)
+		return nil, invalid("argument %q: bad base64 in %s", path, tag)
 	}
 	switch tag {
 	case "$integer":
 		if len(raw) != 8 {
-			return nil, InvalidArgument("argument %q: $integer must be 8 bytes", path)
+			return nil, invalid("argument %q: $integer must be 8 bytes", path)
 		}
 		return json.Number(strconv.FormatInt(int64(binary.LittleEndian.Uint64(raw)), 10)), nil
 	case "$float":
 		if len(raw) != 8 {
-			return nil, InvalidArgument("argument %q: $float must be 8 bytes", path)
+			return nil, invalid("argument %q: $float must be 8 bytes", path)
 		}
 		f := math.Float64frombits(binary.LittleEndian.Uint64(raw))
 		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return nil, InvalidArgument("argument %q: non-finite numbers are not accepted", path)
+			return nil, invalid("argument %q: non-finite numbers are not accepted", path)
 		}
 		return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
 	case "$bytes":
 		return s, nil
 	default:
-		return nil, InvalidArgument("argument %q: unknown encoding %s", path, tag)
+		return nil, invalid("argument %q: unknown encoding %s", path, tag)
 	}
 }
 
@@ -192,7 +184,7 @@ func checkRequired(t reflect.Type, v any, path string) error {
 			optional := f.Type.Kind() == reflect.Pointer || strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")
 			if !present || inner == nil {
 				if !optional {
-					return InvalidArgument("argument %q is required", joinPath(path, name))
+					return invalid("argument %q is required", joinPath(path, name))
 				}
 				continue
 			}
@@ -221,21 +213,11 @@ func describeDecodeError(err error) error {
 		if field == "" {
 			field = "(arguments)"
 		}
-		return InvalidArgument("argument %q: expected %s, got %s", field, typeErr.Type.String(), typeErr.Value)
+		return invalid("argument %q: expected %s, got %s", field, typeErr.Type.String(), typeErr.Value)
 	}
 	msg := err.Error()
 	if rest, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return InvalidArgument("argument %s is not accepted by this function", rest)
+		return invalid("argument %s is not accepted by this function", rest)
 	}
-	return InvalidArgument("arguments: %s", strings.TrimPrefix(msg, "json: "))
-}
-
-// encodeResult encodes a function's result for the wire. Go values map onto Convex values:
-// numbers become float64 numbers, []byte becomes {"$bytes": ...}.
-func encodeResult(v any) (json.RawMessage, error) {
-	buf, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("encoding result: %w", err)
-	}
-	return buf, nil
+	return invalid("arguments: %s", strings.TrimPrefix(msg, "json: "))
 }

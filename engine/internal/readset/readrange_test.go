@@ -1,4 +1,4 @@
-package engine
+package readset
 
 import (
 	"math/rand/v2"
@@ -52,10 +52,10 @@ func TestRangeIndexMatchesBruteForce(t *testing.T) {
 		return bound{vals: []int64{int64(rng.IntN(20)), int64(rng.IntN(4))}, incl: rng.IntN(2) == 0}
 	}
 	for round := 0; round < 200; round++ {
-		x := &rangeIndex{}
+		x := &rangeIndex[int64]{}
 		var all []testEntry
 		for i := 0; i < rng.IntN(30); i++ {
-			e := testEntry{sub: &subscription{queryID: int64(i)}, lo: randomBound(), hi: randomBound()}
+			e := testEntry{sub: int64(i), lo: randomBound(), hi: randomBound()}
 			if rng.IntN(4) == 0 && len(all) > 0 { // the same range as another subscription
 				e.lo, e.hi = all[0].lo, all[0].hi
 			}
@@ -71,10 +71,10 @@ func TestRangeIndexMatchesBruteForce(t *testing.T) {
 				var want, got []int64
 				for _, e := range all {
 					if aboveLo(e.lo, p) && belowHi(e.hi, p) {
-						want = append(want, e.sub.queryID)
+						want = append(want, e.sub)
 					}
 				}
-				x.containing(p, func(s *subscription) bool { got = append(got, s.queryID); return true })
+				x.containing(p, func(s int64) bool { got = append(got, s); return true })
 				slices.Sort(want)
 				slices.Sort(got)
 				if !slices.Equal(want, got) {
@@ -86,17 +86,17 @@ func TestRangeIndexMatchesBruteForce(t *testing.T) {
 }
 
 type testEntry struct {
-	sub    *subscription
+	sub    int64
 	lo, hi bound
 }
 
 func TestRangeTablesMatchRowsKeysAndAll(t *testing.T) {
 	t.Parallel()
 	shape := rangeShape{table: "messages", eq: "conversation_id", order: "created_at,id"}
-	page1 := &subscription{queryID: 1} // conversation 7, the newest messages
-	page2 := &subscription{queryID: 2} // conversation 7, older ones
-	other := &subscription{queryID: 3} // conversation 8
-	rt := rangeTables{}
+	page1 := int64(1) // conversation 7, the newest messages
+	page2 := int64(2) // conversation 7, older ones
+	other := int64(3) // conversation 8
+	rt := rangeTables[int64]{}
 	rt.add(page1, rangeRead{shape: shape, eqVals: "7", lo: bound{vals: []int64{100, 5}, incl: true}, hi: bound{inf: true}})
 	rt.add(page2, rangeRead{shape: shape, eqVals: "7", lo: bound{vals: []int64{50, 2}, incl: true}, hi: bound{vals: []int64{100, 5}}})
 	rt.add(other, rangeRead{shape: shape, eqVals: "8", lo: bound{inf: true}, hi: bound{inf: true}})
@@ -104,7 +104,7 @@ func TestRangeTablesMatchRowsKeysAndAll(t *testing.T) {
 	s := func(v string) *string { return &v }
 	match := func(c changefeed.Change) []int64 {
 		var ids []int64
-		rt.matching(c, func(sub *subscription) bool { ids = append(ids, sub.queryID); return true })
+		rt.matching(c, func(sub int64) bool { ids = append(ids, sub); return true })
 		slices.Sort(ids)
 		return slices.Compact(ids)
 	}

@@ -1,4 +1,4 @@
-package engine
+package ratelimit
 
 import (
 	"testing"
@@ -7,40 +7,40 @@ import (
 
 func TestMutationLimiterBurstThenRate(t *testing.T) {
 	t.Parallel()
-	m := newMutationLimiter(2, 3)
+	m := New(2, 3)
 	now := time.Unix(1000, 0)
 	for i := range 3 {
-		if ok, _ := m.allow("user:1", now); !ok {
+		if ok, _ := m.Allow("user:1", now); !ok {
 			t.Fatalf("mutation %d of the burst refused", i)
 		}
 	}
-	ok, wait := m.allow("user:1", now)
+	ok, wait := m.Allow("user:1", now)
 	if ok || wait <= 0 || wait > 500*time.Millisecond {
 		t.Fatalf("past the burst: ok=%v wait=%s", ok, wait)
 	}
-	if ok, _ := m.allow("user:2", now); !ok {
+	if ok, _ := m.Allow("user:2", now); !ok {
 		t.Fatal("another caller was limited")
 	}
-	if ok, _ := m.allow("user:1", now.Add(wait)); !ok {
+	if ok, _ := m.Allow("user:1", now.Add(wait)); !ok {
 		t.Fatal("refused after the wait it gave")
 	}
-	if newMutationLimiter(-1, 3) != nil {
+	if New(-1, 3) != nil {
 		t.Fatal("a negative rate should turn the limit off")
 	}
-	var off *mutationLimiter
-	if ok, _ := off.allow("x", now); !ok {
+	var off *Limiter
+	if ok, _ := off.Allow("x", now); !ok {
 		t.Fatal("a nil limiter refused")
 	}
 }
 
 func TestMutationLimiterForgetsIdleCallers(t *testing.T) {
 	t.Parallel()
-	m := newMutationLimiter(10, 10)
+	m := New(10, 10)
 	now := time.Unix(1000, 0)
 	for i := range maxTrackedCallers {
-		m.allow(string(rune(i)), now)
+		m.Allow(string(rune(i)), now)
 	}
-	m.allow("late", now.Add(2*time.Second)) // everyone else has refilled by then
+	m.Allow("late", now.Add(2*time.Second)) // everyone else has refilled by then
 	if len(m.callers) != 1 {
 		t.Fatalf("%d callers kept", len(m.callers))
 	}

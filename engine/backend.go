@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/ripplehq/ripple/engine/internal/caller"
+	"github.com/ripplehq/ripple/engine/internal/reactor"
+	"github.com/ripplehq/ripple/engine/internal/readset"
+	"github.com/ripplehq/ripple/engine/internal/wire"
+)
+
+// backend is the engine as its services see it: it runs the reactor's queries and the calls
+// that sockets and HTTP requests make. It is a type of its own so that none of this is part of
+// Engine's public API.
+type backend struct{ e *Engine }
+
+// RunQuery runs a subscription's query for the reactor.
+func (b backend) RunQuery(ctx context.Context, snap *reactor.Snapshot, q *reactor.Query, identity caller.Identity, journal string, isolate bool) reactor.Result {
+	fn := q.Fn.(*function)
+	if fn.internal && !identity.Admin {
+		// Only an admin subscribes to an internal query, and this admin signed out since:
+		// internal data stops here.
+		return reactor.Result{Result: b.e.failed(fn.path, "", errUnknownFunction(fn.path, KindQuery)), Reads: readset.New()}
+	}
+	return b.e.runQueryInTx(ctx, snap, fn, q.Args, identity, journal, isolate)
+}
+
+// Query resolves a query a client subscribes to; one that cannot run fails on every run.
+func (b backend) Query(path string, args json.RawMessage, identity caller.Identity) *reactor.Query {
+	q := &reactor.Query{Path: path, ArgsKey: string(args)}
+	fn, err := b.e.resolve(path, KindQuery, true, identity)
+	if err == nil {
+		q.Fn = fn
+		q.Args, err = fn.decode(args, b.e.config.MaxArgBytes)
+	}
+	if err != nil {
+		q.Fn = &function{path: path, kind: KindQuery, query: func(*QueryCtx, any) (any, error) { return nil, err }}
+	}
+	return q
+}
+
+// Mutation runs a client's mutation over a socket.
+func (b backend) Mutation(ctx context.Context, path string, args json.RawMessage, identity caller.Identity, logKey string, requestID int64, limitKey string) wire.Result {
+	e := b.e
+	fn, err := e.resolve(path, KindMutation, true, identity)
+	if err == nil {
+		err = e.limitMutation(identity, limitKey)
+	}
+	if err != nil {
+		return e.failed(path, "", err)
+	}
+	decoded, err := fn.decode(args, e.config.MaxArgBytes)
+	if err != nil {
+		return e.failed(path, "", err)
+	}
+	return e.runMutation(ctx, fn, decoded, identity, &mutationKey{sessionID: logKey, requestID: requestID})
+}
+
+// Action runs a client's action over a socket.
+func (b backend) Action(ctx context.Context, path string, args json.RawMessage, identity caller.Identity) wire.Result {
+	return b.Call(ctx, string(KindAction), path, args, identity, "")
+}
+
+// Call runs a function for an HTTP caller.
+func (b backend) Call(ctx context.Context, kind, path string, args json.RawMessage, identity caller.Identity, limitKey string) wire.Result {
+	e := b.e
+	fn, err := e.resolve(path, FunctionKind(kind), true, identity)
+	if err == nil && fn.kind == KindMutation {
+		err = e.limitMutation(identity, limitKey)
+	}
+	if err != nil {
+		return e.failed(path, "", err)
+	}
+	return e.call(ctx, fn, args, identity)
+}
+
+// Authenticate turns presented credentials into an identity.
+func (b backend) Authenticate(ctx context.Context, tokenType, value string, impersonating json.RawMessage) (caller.Identity, time.Time, error) {
+	return b.e.authenticateUntil(ctx, tokenType, value, impersonating)
+}
+
+// Sync waits for the reactor to catch up with every commit made before the call.
+func (b backend) Sync(ctx context.Context) (uint64, error) { return b.e.reactor.Sync(ctx) }
+
+// Ready reports whether the database answers and the change listener is connected.
+func (b backend) Ready(ctx context.Context) (map[string]any, bool) {
+	e := b.e
+	status := map[string]any{"database": "ok", "listener": "ok", "listenerGaps": e.listener.Gaps()}
+	ok := true
+	if err := e.pool.Ping(ctx); err != nil {
+		status["database"] = "unreachable"
+		ok = false
+	}
+	if !e.listener.Connected() {
+		status["listener"] = "disconnected"
+		ok = false
+	}
+	return status, ok
+}

@@ -1,0 +1,427 @@
+package reactor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ripplehq/ripple/engine/internal/caller"
+	"github.com/ripplehq/ripple/engine/internal/changefeed"
+	"github.com/ripplehq/ripple/engine/internal/wire"
+)
+
+// A batch runs as named phases over one batchState:
+//
+//	takeWaiters → takeSnapshot → drainToMarker → collectWork → groupDirty → runGroups →
+//	settleGroups → apply → deliver
+//
+// Nothing is applied to a subscription or sent to a client before every group has run: a batch
+// that fails half-way leaves everything as it was, and what it took (waiters, client work)
+// goes to the next batch.
+
+// clientWork is what one batch does for one client.
+type clientWork struct {
+	client   *clientState
+	pending  Pending
+	identity caller.Identity
+	mods     []wire.Modification
+	replies  []*wire.MutationResponse // the client's reply queue for this batch, in order
+	needed   bool                     // send a transition even with no modifications
+	parked   bool                     // the client is behind: its invalidated queries wait
+}
+
+// merge folds the work a failed batch took from the same client into w.
+func (w *clientWork) merge(prev *clientWork) {
+	w.mods = append(prev.mods, w.mods...)
+	w.pending.QuerySet = max(w.pending.QuerySet, prev.pending.QuerySet)
+	w.pending.IdentityVersion = max(w.pending.IdentityVersion, prev.pending.IdentityVersion)
+	w.needed = true
+}
+
+// batchState is one batch.
+type batchState struct {
+	waiters  []waiter
+	snap     *Snapshot
+	snapshot changefeed.Snapshot
+	ts       uint64
+	resetAll bool
+	// withPending are the clients whose own work this batch took; work is every client this
+	// batch does something for.
+	withPending map[*clientState]struct{}
+	work        map[*clientState]*clientWork
+	runs        []groupRun
+	succeeded   bool // every result applied and every waiter answered
+}
+
+func (r *Reactor) batch(ctx context.Context) error {
+	r.stats.batches.Add(1)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	b := &batchState{work: map[*clientState]*clientWork{}}
+	r.takeWaiters(b)
+	defer r.handBack(b)
+
+	tx, err := r.cfg.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := r.takeSnapshot(ctx, b, tx); err != nil {
+		return err
+	}
+	if err := r.drainToMarker(ctx); err != nil {
+		return err
+	}
+	r.collectWork(b)
+	r.groupDirty(b)
+	r.runGroups(ctx, b.snap, b.runs)
+	if err := r.settleGroups(b.runs); err != nil {
+		return err
+	}
+	r.apply(b)
+	_ = tx.Commit(ctx)
+	r.deliver(b)
+	return nil
+}
+
+// takeWaiters takes the waiters before the snapshot, so each one's commit (made before it
+// asked) is in the snapshot whose ts it is answered with.
+func (r *Reactor) takeWaiters(b *batchState) {
+	r.mu.Lock()
+	b.waiters = r.waiters
+	r.waiters = nil
+	r.mu.Unlock()
+}
+
+// handBack gives what a failed batch took to the next one: its waiters, and the versions and
+// removals it owed each client.
+func (r *Reactor) handBack(b *batchState) {
+	if b.succeeded {
+		return
+	}
+	r.mu.Lock()
+	r.waiters = append(b.waiters, r.waiters...)
+	r.mu.Unlock()
+	for st, w := range b.work {
+		if w.needed || len(w.mods) > 0 {
+			carried := &clientWork{pending: w.pending}
+			for _, m := range w.mods {
+				if m.Removal {
+					carried.mods = append(carried.mods, m)
+				}
+			}
+			r.carry[st] = carried
+		}
+	}
+}
+
+// takeSnapshot reads the batch's snapshot and sets the default statement_timeout in one round
+// trip, and picks the batch's ts.
+func (r *Reactor) takeSnapshot(ctx context.Context, b *batchState, tx pgx.Tx) error {
+	var snapText string
+	timeout := r.cfg.QueryTimeout
+	if err := tx.QueryRow(ctx, "SELECT pg_current_snapshot()::text, set_config('statement_timeout', $1, true)",
+		strconv.FormatInt(timeout.Milliseconds(), 10)).Scan(&snapText, nil); err != nil {
+		return err
+	}
+	snap, ok := changefeed.ParseSnapshot(snapText)
+	if !ok {
+		return fmt.Errorf("unreadable snapshot %q", snapText)
+	}
+	b.snap = &Snapshot{Tx: tx, StatementTimeout: timeout}
+	b.snapshot = snap
+	b.ts = r.clockNext()
+	return nil
+}
+
+// drainToMarker reads the change stream up to the batch's own marker: every change the snapshot
+// sees has arrived by then.
+func (r *Reactor) drainToMarker(ctx context.Context) error {
+	marker := r.markerID + ":" + strconv.FormatUint(r.markers.Add(1), 10)
+	if err := r.sendMarker(ctx, changefeed.MarkerPrefix+marker); err != nil {
+		return err
+	}
+	events := r.cfg.Listener.Events()
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
+	for {
+		select {
+		case ev := <-events:
+			switch ev.Kind {
+			case changefeed.EventMarker:
+				if ev.Marker == marker {
+					return nil
+				}
+			case changefeed.EventChange:
+				r.changes = append(r.changes, ev.Change)
+			case changefeed.EventReset:
+				// The marker may have been lost with the connection: start over.
+				r.mu.Lock()
+				r.resetAll = true
+				r.mu.Unlock()
+				return errors.New("change listener reconnected during a batch")
+			}
+		case <-timeout.C:
+			// The LISTEN connection may be half-open: replace it (which re-runs everything).
+			r.cfg.Listener.Reconnect()
+			return errors.New("change listener did not deliver the batch marker; reconnecting it")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// sendMarker sends the batch's marker on a connection of its own, kept open between batches: a
+// pooled connection would cost an acquire (and after a pause a ping) on every batch.
+func (r *Reactor) sendMarker(ctx context.Context, payload string) error {
+	if r.markerConn == nil {
+		conn, err := pgx.ConnectConfig(ctx, r.cfg.Pool.Config().ConnConfig.Copy())
+		if err != nil {
+			return fmt.Errorf("connecting the marker connection: %w", err)
+		}
+		r.markerConn = conn
+	}
+	if _, err := r.markerConn.Exec(ctx, "SELECT pg_notify($1, $2)", changefeed.Channel(r.cfg.Schema), payload); err != nil {
+		r.closeMarker()
+		return err
+	}
+	return nil
+}
+
+func (r *Reactor) closeMarker() {
+	if r.markerConn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = r.markerConn.Close(ctx)
+		r.markerConn = nil
+	}
+}
+
+// workFor is the batch's work for a client with nothing pending of its own, or nil when there
+// is no client (an HTTP caller's waiter) or it has gone. Clients reached only through
+// invalidated subscriptions get their work here, on first use.
+func (b *batchState) workFor(st *clientState) *clientWork {
+	if w := b.work[st]; w != nil || st == nil || st.gone.Load() {
+		return w
+	}
+	w := &clientWork{client: st, pending: EmptyPending(), identity: st.queryIdentity, parked: st.client.Behind()}
+	b.work[st] = w
+	return w
+}
+
+// collectWork applies the changes the snapshot sees, and takes the pending work of the clients
+// that have some, as of now, with the waiters' replies and what a failed batch carried.
+func (r *Reactor) collectWork(b *batchState) {
+	kept := r.changes[:0]
+	for _, c := range r.changes {
+		if b.snapshot.Sees(c.Xid) {
+			r.invalidate(c)
+		} else {
+			kept = append(kept, c)
+		}
+	}
+	r.changes = kept
+
+	r.mu.Lock()
+	b.resetAll = r.resetAll
+	r.resetAll = false
+	b.withPending = r.pending
+	r.pending = map[*clientState]struct{}{}
+	if b.resetAll {
+		for _, st := range r.clients {
+			b.withPending[st] = struct{}{}
+		}
+	}
+	r.mu.Unlock()
+
+	for st := range b.withPending {
+		if st.gone.Load() {
+			continue
+		}
+		p, identity := st.client.TakePending()
+		b.work[st] = &clientWork{client: st, pending: p, identity: identity, needed: p.Any()}
+	}
+	for _, wt := range b.waiters {
+		if w := b.workFor(wt.client); w != nil {
+			w.needed = true
+			if wt.reply != nil {
+				w.replies = append(w.replies, wt.reply)
+			}
+		}
+	}
+	for st, prev := range r.carry {
+		if w := b.workFor(st); w != nil {
+			w.merge(prev)
+		}
+	}
+	r.carry = map[*clientState]*clientWork{}
+
+	for _, w := range b.work {
+		// Decided once per client, so one transition never mixes fresh and parked results.
+		w.parked = w.client.client.Behind() && !w.needed
+		if _, took := b.withPending[w.client]; took {
+			r.applyQuerySet(b, w)
+		}
+	}
+	for sub := range r.slow {
+		if w := b.workFor(sub.client); w != nil && !w.parked {
+			delete(r.slow, sub)
+			r.dirty[sub] = struct{}{}
+		}
+	}
+}
+
+// applyQuerySet applies a client's added and removed queries and identity change.
+func (r *Reactor) applyQuerySet(b *batchState, w *clientWork) {
+	st := w.client
+	for _, qid := range w.pending.Removes {
+		if sub := st.subs[qid]; sub != nil {
+			r.forget(sub)
+			delete(st.subs, qid)
+			w.mods = append(w.mods, wire.QueryRemoved(qid))
+		}
+	}
+	for _, sub := range w.pending.Adds {
+		if old := st.subs[sub.QueryID]; old != nil {
+			r.forget(old)
+		}
+		sub.client = st
+		st.subs[sub.QueryID] = sub
+		r.dirty[sub] = struct{}{}
+	}
+	if w.pending.IdentityChanged || b.resetAll {
+		for _, sub := range st.subs {
+			r.dirty[sub] = struct{}{}
+		}
+	}
+	st.queryIdentity = w.identity
+}
+
+// groupDirty groups the dirty subscriptions of clients that keep up by (function, args,
+// identity, journal); the others wait (their send queue is full: computing transitions for them
+// would only be thrown away).
+func (r *Reactor) groupDirty(b *batchState) {
+	type runKey struct{ path, args, identity, journal string }
+	groups := map[runKey][]*Subscription{}
+	var order []runKey
+	for sub := range r.dirty {
+		delete(r.dirty, sub)
+		w := b.workFor(sub.client)
+		switch {
+		case w == nil: // the client is gone
+			r.unindex(sub)
+			continue
+		case w.parked:
+			r.slow[sub] = struct{}{}
+			continue
+		}
+		k := runKey{sub.Query.Path, sub.Query.ArgsKey, sub.client.queryIdentity.Key(), sub.Journal}
+		if groups[k] == nil {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], sub)
+	}
+	b.runs = make([]groupRun, len(order))
+	for i, k := range order {
+		b.runs[i] = r.planGroup(groups[k], k.path+"\x00"+k.args+"\x00"+k.identity+"\x00"+k.journal)
+	}
+}
+
+// apply records each group's reads and result on its subscriptions, and queues a modification
+// for every subscription whose result changed (encoded once per group).
+func (r *Reactor) apply(b *batchState) {
+	for i := range b.runs {
+		res := &b.runs[i].res
+		r.stats.executions.Add(1)
+		hash := resultHash(res)
+		var body []byte
+		for _, sub := range b.runs[i].subs {
+			r.reindex(sub, res.Reads)
+			sub.Journal = res.Journal
+			if res.Err != nil && res.Transient {
+				r.retry[sub] = time.Now().Add(retryDelay)
+			}
+			if sub.hasValue {
+				r.stats.reruns.Add(1)
+			}
+			if sub.hasValue && sub.hash == hash {
+				continue
+			}
+			if sub.hasValue {
+				r.stats.changedReruns.Add(1)
+			}
+			sub.hash, sub.hasValue = hash, true
+			if body == nil {
+				body = res.QueryBody()
+			}
+			w := b.work[sub.client]
+			w.mods = append(w.mods, wire.ForQuery(sub.QueryID, body))
+		}
+	}
+	if len(r.retry) > 0 {
+		if r.retryTimer != nil {
+			r.retryTimer.Stop()
+		}
+		r.retryTimer = time.AfterFunc(retryDelay, r.Poke)
+	}
+}
+
+// deliver sends each client its reply queue and then its transition, in one push so nothing
+// lands between them, and answers the waiters.
+func (r *Reactor) deliver(b *batchState) {
+	for _, w := range b.work {
+		if len(w.mods) == 0 && !w.needed {
+			continue
+		}
+		frames := r.replyFrames(w, b.ts)
+		w.client.client.Send(append(frames, r.transition(w, b.ts)...)...)
+	}
+	b.succeeded = true
+	for _, wt := range b.waiters {
+		wt.ch <- b.ts
+	}
+}
+
+// replyFrames encodes the client's queued mutation replies at ts.
+func (r *Reactor) replyFrames(w *clientWork, ts uint64) [][]byte {
+	frames := make([][]byte, 0, len(w.replies)+1)
+	for _, reply := range w.replies {
+		reply.TS = wire.EncodeTS(ts)
+		buf, err := json.Marshal(reply)
+		if err != nil {
+			r.cfg.Logger.Error("encoding a mutation response", "error", err)
+			continue
+		}
+		frames = append(frames, buf)
+	}
+	return frames
+}
+
+// transition encodes the client's transition at ts (in chunks when large) and advances the
+// versions the client was last sent.
+func (r *Reactor) transition(w *clientWork, ts uint64) [][]byte {
+	st, p := w.client, w.pending
+	start := wire.StateVersion{QuerySet: st.sent.querySet, Identity: st.sent.identity, TS: wire.EncodeTS(st.sent.ts)}
+	if p.QuerySet >= 0 {
+		st.sent.querySet = p.QuerySet
+	}
+	if p.IdentityVersion >= 0 {
+		st.sent.identity = p.IdentityVersion
+	}
+	if ts > st.sent.ts {
+		st.sent.ts = ts
+	}
+	end := wire.StateVersion{QuerySet: st.sent.querySet, Identity: st.sent.identity, TS: wire.EncodeTS(st.sent.ts)}
+	buf, err := wire.EncodeTransition(start, end, w.mods)
+	if err != nil {
+		// StateVersion always encodes; this cannot happen.
+		r.cfg.Logger.Error("encoding a transition", "error", err)
+		return nil
+	}
+	return wire.Chunks(buf, r.cfg.TransitionChunkBytes)
+}

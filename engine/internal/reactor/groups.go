@@ -1,0 +1,167 @@
+package reactor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ripplehq/ripple/engine/internal/readset"
+	"github.com/ripplehq/ripple/engine/internal/wire"
+)
+
+// groupRun is one query group of a batch: identical subscriptions, run once.
+type groupRun struct {
+	subs    []*Subscription
+	key     string
+	run     bool // false: res is decided without running
+	isolate bool // run under a savepoint of its own (it aborted a shared snapshot before)
+	res     Result
+	broken  bool // it failed because its connection was lost
+}
+
+// planGroup decides, on the reactor goroutine, how a group runs.
+func (r *Reactor) planGroup(subs []*Subscription, key string) groupRun {
+	g := groupRun{subs: subs, key: key}
+	if r.poisoned[key] >= 2 {
+		r.cfg.Logger.Error("query broke its batch twice; failing it without running", "function", subs[0].Query.Path)
+		delete(r.poisoned, key)
+		g.res = Result{Reads: readset.Everything(), Result: wire.Internal(errors.New("query broke the shared snapshot"), "")}
+		return g
+	}
+	_, g.isolate = r.isolate[key]
+	g.run = true
+	return g
+}
+
+// parallelMinGroups is the fewest groups a batch spreads over several connections: below it,
+// importing the snapshot costs more than it saves.
+const parallelMinGroups = 4
+
+// runGroups runs the groups in the batch's snapshot. With enough groups, it also runs them on
+// up to Config.QueryWorkers-1 more connections that import the same snapshot
+// (pg_export_snapshot), so queries use every core and a slow one holds up only its own
+// connection. Each run's outcome is left in its groupRun; settleGroups reads them.
+func (r *Reactor) runGroups(ctx context.Context, main *Snapshot, runs []groupRun) {
+	var todo []int
+	for i := range runs {
+		if runs[i].run {
+			todo = append(todo, i)
+		}
+	}
+	snaps := []*Snapshot{main}
+	if extra := min(r.cfg.QueryWorkers, len(todo)/2) - 1; extra > 0 && len(todo) >= parallelMinGroups {
+		imported, release := r.importSnapshot(ctx, main, extra)
+		defer release()
+		snaps = append(snaps, imported...)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for _, snap := range snaps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n := int(next.Add(1)) - 1
+				if n >= len(todo) {
+					return
+				}
+				g := &runs[todo[n]]
+				first := g.subs[0]
+				g.res = r.cfg.Runner.RunQuery(ctx, snap, first.Query, first.client.queryIdentity, first.Journal, g.isolate)
+				g.broken = g.res.Err != nil && snap.Tx.Conn().IsClosed()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// importSnapshot opens up to n more transactions on the snapshot of main. Workers that cannot
+// be had (the pool is busy, say) are simply not used.
+func (r *Reactor) importSnapshot(ctx context.Context, main *Snapshot, n int) ([]*Snapshot, func()) {
+	var id string
+	if err := main.Tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&id); err != nil || !snapshotID.MatchString(id) {
+		return nil, func() {}
+	}
+	begin := fmt.Sprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '%s'; SET LOCAL statement_timeout = %d",
+		id, main.StatementTimeout.Milliseconds())
+	var out []*Snapshot
+	for range n {
+		tx, err := r.cfg.Pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
+		if err != nil {
+			break
+		}
+		out = append(out, &Snapshot{Tx: tx, StatementTimeout: main.StatementTimeout})
+	}
+	return out, func() {
+		for _, s := range out {
+			_ = s.Tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}
+}
+
+var snapshotID = regexp.MustCompile(`^[0-9A-Fa-f-]+$`)
+
+// settleGroups reads the outcomes of runGroups on the reactor goroutine. When a run aborted its
+// shared snapshot (its SQL error) or lost its connection, nothing of the batch is applied:
+// every group is marked to run again, the aborting one isolated, the connection-breaking one
+// counted (twice and it fails without running).
+func (r *Reactor) settleGroups(runs []groupRun) error {
+	var lost error
+	for i := range runs {
+		g := &runs[i]
+		if !g.run {
+			continue
+		}
+		switch {
+		case errors.Is(g.res.Err, ErrSnapshotAborted):
+			r.isolate[g.key] = struct{}{}
+		case g.broken:
+			r.poisoned[g.key]++
+		default:
+			delete(r.poisoned, g.key)
+			if g.isolate && g.res.Err == nil {
+				delete(r.isolate, g.key)
+			}
+			continue
+		}
+		if lost == nil {
+			lost = fmt.Errorf("batch snapshot lost: %w", g.res.Err)
+		}
+	}
+	if lost != nil {
+		for _, g := range runs {
+			for _, sub := range g.subs {
+				r.dirty[sub] = struct{}{}
+			}
+		}
+	}
+	return lost
+}
+
+// resultHash tells whether a result differs from the last one sent.
+func resultHash(res *Result) [32]byte {
+	h := sha256.New()
+	switch {
+	case res.Err != nil && res.Internal:
+		// An internal error's message carries a fresh request id; it is the same failure.
+		h.Write([]byte("internal error"))
+	case res.Err != nil:
+		buf, _ := json.Marshal(res.ErrorData)
+		h.Write([]byte("error\x00" + res.ErrorMessage + "\x00"))
+		h.Write(buf)
+	default:
+		h.Write([]byte("value\x00"))
+		h.Write(res.Value)
+	}
+	h.Write([]byte("\x00journal\x00" + res.Journal))
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
