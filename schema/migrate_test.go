@@ -68,6 +68,64 @@ func TestMigrateCreatesEverythingAndIsIdempotent(t *testing.T) {
 	require.Empty(t, second.Applied)
 	require.Zero(t, second.RiverApplied)
 	require.Equal(t, before, catalog())
+
+	// The engine's migrations run first, then the chat's, then the auth service's (its tables
+	// reference the chat's users), each part numbered on its own.
+	var order []string
+	for _, m := range first.Applied {
+		order = append(order, m.ID())
+	}
+	all, err := schema.Migrations()
+	require.NoError(t, err)
+	require.Len(t, order, len(all))
+	require.Equal(t, []string{"engine/0001_engine", "engine/0002_capture_keys", "engine/0003_capture_rows",
+		"app/0001_chat", "app/0002_embedding_claims", "app/0003_embedding_storage", "app/0004_embedding_queue",
+		"auth/0001_auth"}, order)
+}
+
+// A database migrated when the engine's and the chat's migrations shared one numbering
+// (0001–0008) is recognised as up to date: its records move to parts, nothing runs again.
+func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.NewEmptySchema(t)
+	_, err := schema.Migrate(ctx, db.Pool, &schema.MigrateOpts{Schema: db.Schema})
+	require.NoError(t, err)
+
+	// Put the migration table back the way the old migrator left it.
+	table := pgx.Identifier{db.Schema, "ripple_migration"}.Sanitize()
+	for _, stmt := range []string{
+		"DROP TABLE " + table,
+		"CREATE TABLE " + table + " (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+		"INSERT INTO " + table + " (version, name) VALUES (1, 'engine'), (2, 'chat'), (3, 'auth'), (4, 'embedding_claims'), " +
+			"(5, 'embedding_storage'), (6, 'capture_keys'), (7, 'capture_rows'), (8, 'embedding_queue')",
+	} {
+		_, err := db.Pool.Exec(ctx, stmt)
+		require.NoError(t, err)
+	}
+
+	res, err := schema.Migrate(ctx, db.Pool, &schema.MigrateOpts{Schema: db.Schema})
+	require.NoError(t, err)
+	require.Empty(t, res.Applied, "a migrated database must not run its migrations again")
+	rows, err := db.Pool.Query(ctx, "SELECT part || '/' || version || '_' || name FROM "+table+" ORDER BY 1")
+	require.NoError(t, err)
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"app/1_chat", "app/2_embedding_claims", "app/3_embedding_storage", "app/4_embedding_queue",
+		"auth/1_auth", "engine/1_engine", "engine/2_capture_keys", "engine/3_capture_rows"}, got)
+
+	// A version this binary does not know means a newer database: refused, nothing changed.
+	_, err = db.Pool.Exec(ctx, "DROP TABLE "+table)
+	require.NoError(t, err)
+	_, err = db.Pool.Exec(ctx, "CREATE TABLE "+table+" (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+	require.NoError(t, err)
+	_, err = db.Pool.Exec(ctx, "INSERT INTO "+table+" (version, name) VALUES (1, 'engine'), (9, 'from_the_future')")
+	require.NoError(t, err)
+	_, err = schema.Migrate(ctx, db.Pool, &schema.MigrateOpts{Schema: db.Schema})
+	require.ErrorContains(t, err, "migration 0009 is recorded but unknown")
+	var hasPart bool
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'ripple_migration' AND column_name = 'part')", db.Schema).Scan(&hasPart))
+	require.False(t, hasPart, "a refused renumbering must leave the table as it was")
 }
 
 func TestMessageBodyConstraint(t *testing.T) {

@@ -4,8 +4,9 @@
 #
 # Generated today:
 #   - readsetgen: queries/readsets.gen.go from queries/*.sql (tools/readsetgen).
-#   - sqlc: queries/*.go and engine/internal/dbsqlc/*.go from sqlc.yaml, schema/migrations and
-#     the .sql files beside them (`make generate`).
+#   - sqlc: queries/*.go and engine/internal/dbsqlc/*.go from sqlc.yaml, the migrations
+#     (schema/migrations, engine/internal/migrate/sql) and the .sql files beside them
+#     (`make generate`).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -20,8 +21,9 @@ trap 'rm -rf "$tmp"' EXIT
 
 # sqlc resolves paths relative to its config file, so copy the config and its inputs.
 cp sqlc.yaml "$tmp/"
-mkdir -p "$tmp/schema"
+mkdir -p "$tmp/schema" "$tmp/engine/internal/migrate"
 cp -R schema/migrations "$tmp/schema/"
+cp -R engine/internal/migrate/sql "$tmp/engine/internal/migrate/"
 for d in "${OUT_DIRS[@]}"; do
   mkdir -p "$tmp/$d"
   cp "$d"/*.sql "$tmp/$d/"

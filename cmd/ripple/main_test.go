@@ -314,7 +314,7 @@ func TestMigrateTwice(t *testing.T) {
 
 	first := runBinary(t, vars, "migrate", "--schema", db.Schema)
 	require.Equal(t, 0, first.code, "stderr:\n%s", first.stderr)
-	assert.Contains(t, first.stdout, "applied migration 0001_")
+	assert.Contains(t, first.stdout, "applied migration engine/0001_engine")
 	assert.NotContains(t, first.stdout, "already up to date")
 
 	second := runBinary(t, vars, "migrate", "--schema", db.Schema)

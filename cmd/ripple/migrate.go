@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ripplehq/ripple/engine/ripplemigrate"
 	"github.com/ripplehq/ripple/schema"
 )
 
@@ -50,7 +51,7 @@ func runMigrate(ctx context.Context, e *env, schemaName string) error {
 }
 
 // migrate applies outstanding migrations within migrateTimeout.
-func migrate(ctx context.Context, pool *pgxpool.Pool, schemaName string, logger *slog.Logger) (*schema.MigrateResult, error) {
+func migrate(ctx context.Context, pool *pgxpool.Pool, schemaName string, logger *slog.Logger) (*ripplemigrate.Result, error) {
 	mctx, cancel := context.WithTimeout(ctx, migrateTimeout)
 	defer cancel()
 	res, err := schema.Migrate(mctx, pool, &schema.MigrateOpts{Schema: schemaName, Logger: logger})
@@ -63,19 +64,13 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schemaName string, logger 
 	return res, nil
 }
 
-func printMigrateResult(w io.Writer, schemaName string, res *schema.MigrateResult) error {
+func printMigrateResult(w io.Writer, schemaName string, res *ripplemigrate.Result) error {
 	if len(res.Applied) == 0 && res.RiverApplied == 0 {
 		_, err := fmt.Fprintf(w, "schema %s: already up to date\n", schemaName)
 		return err
 	}
-	names := map[int]string{}
-	if all, err := schema.Migrations(); err == nil {
-		for _, m := range all {
-			names[m.Version] = m.Name
-		}
-	}
-	for _, v := range res.Applied {
-		fmt.Fprintf(w, "schema %s: applied migration %04d_%s\n", schemaName, v, names[v])
+	for _, m := range res.Applied {
+		fmt.Fprintf(w, "schema %s: applied migration %s\n", schemaName, m.ID())
 	}
 	if res.RiverApplied > 0 {
 		fmt.Fprintf(w, "schema %s: applied %d River migration(s)\n", schemaName, res.RiverApplied)

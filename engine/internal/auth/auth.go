@@ -8,7 +8,7 @@
 // after a lost response), and after the window it revokes the whole family. Failed sign-ins and
 // sign-ups are rate limited with counters in Postgres, so every process shares them.
 //
-// Everything the service stores lives in ripple_* tables (schema/migrations/0003_auth.sql), which
+// Everything the service stores lives in ripple_* tables (engine/internal/migrate/sql/auth), which
 // change capture ignores. Revocation takes effect at the next refresh: an access token stays
 // valid until it expires (AccessTokenTTL), which is why that TTL is short.
 //
