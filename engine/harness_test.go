@@ -206,6 +206,12 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 	engine.AddQuery(reg, "secret:peek", func(ctx *engine.QueryCtx, _ struct{}) (string, error) {
 		return "internal", nil
 	}, &engine.FunctionOpts{Internal: true})
+	engine.AddQuery(reg, "test:pause", func(ctx *engine.QueryCtx, args struct {
+		N int `json:"n"`
+	}) (int, error) {
+		_, err := ctx.DB().Exec(ctx, "SELECT pg_sleep(0.002)")
+		return args.N, err
+	}, nil)
 	engine.AddQuery(reg, "slow:sleep", func(ctx *engine.QueryCtx, _ struct{}) (bool, error) {
 		_, err := ctx.DB().Exec(ctx, "SELECT pg_sleep(5)")
 		return true, err

@@ -308,3 +308,31 @@ func TestResentMutationCommitsOnce(t *testing.T) {
 	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM messages WHERE conversation_id = $1", mustInt(conv)).Scan(&n))
 	require.Equal(t, 1, n)
 }
+
+// One socket adding its whole query limit at once does not hold up everyone else: its queries
+// are admitted to batches a share at a time, and another client's update rides along in one of
+// them instead of waiting until the whole flood has run.
+func TestSubscriptionFloodDoesNotHoldUpOthers(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	conv := b.newConversation(t)
+	flood, other := dial(t, b), dial(t, b)
+
+	other.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+	other.waitFor(func() bool { _, ok := other.values[1]; return ok })
+
+	const n = 1000 // Config.MaxQueriesPerSocket's default
+	mods := make([]any, n)
+	for i := range mods {
+		// Distinct arguments, so no two run as one group; each takes a couple of milliseconds.
+		mods[i] = map[string]any{"type": "Add", "queryId": i, "udfPath": "test:pause", "args": []any{map[string]any{"n": i}}}
+	}
+	flood.send(map[string]any{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": mods})
+	flood.waitFor(func() bool { return len(flood.values) > 0 }) // the flood is being served
+
+	other.mutate("messages:send", map[string]any{"conversationId": conv, "body": "while flooded"})
+	other.waitFor(func() bool { return other.values[1] == float64(1) })
+	updated := other.ts()
+	flood.waitFor(func() bool { return len(flood.values) == n })
+	require.Less(t, updated, flood.ts(), "the other client's update waited for the whole flood")
+}

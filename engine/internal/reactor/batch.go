@@ -17,8 +17,8 @@ import (
 
 // A batch runs as named phases over one batchState:
 //
-//	takeWaiters → takeSnapshot → drainToMarker → collectWork → groupDirty → runGroups →
-//	settleGroups → apply → deliver
+//	takeWaiters → takeSnapshot → drainToMarker → collectWork → admit → groupDirty →
+//	runGroups → settleGroups → apply → deliver
 //
 // Nothing is applied to a subscription or sent to a client before every group has run: a batch
 // that fails half-way leaves everything as it was, and what it took (waiters, client work)
@@ -78,6 +78,7 @@ func (r *Reactor) batch(ctx context.Context) error {
 		return err
 	}
 	r.collectWork(b)
+	r.admit()
 	r.groupDirty(b)
 	r.runGroups(ctx, b.snap, b.runs)
 	if err := r.settleGroups(b.runs); err != nil {
@@ -292,7 +293,10 @@ func (r *Reactor) applyQuerySet(b *batchState, w *clientWork) {
 		}
 		sub.client = st
 		st.subs[sub.QueryID] = sub
-		r.dirty[sub] = struct{}{}
+		st.unrun = append(st.unrun, sub)
+	}
+	if len(st.unrun) > 0 {
+		r.backlog[st] = struct{}{}
 	}
 	if w.pending.IdentityChanged || b.resetAll {
 		for _, sub := range st.subs {
@@ -300,6 +304,39 @@ func (r *Reactor) applyQuerySet(b *batchState, w *clientWork) {
 		}
 	}
 	st.queryIdentity = w.identity
+}
+
+// Added subscriptions are admitted to batches a share at a time: at most admitPerClient of one
+// client's and admitPerBatch in all per batch. A client that adds its whole limit of queries at
+// once then fills several batches in turn, and the updates of everyone else ride along in each
+// of them instead of waiting behind the flood. The client is answered the new query-set version
+// at once; the queries not yet run show as loading until their batch.
+const (
+	admitPerClient = 64
+	admitPerBatch  = 256
+)
+
+// admit moves added subscriptions from the clients' backlogs to dirty, within the shares.
+func (r *Reactor) admit() {
+	budget := admitPerBatch
+	for st := range r.backlog { // map order: no client is always first
+		if budget == 0 {
+			return
+		}
+		n := min(admitPerClient, budget, len(st.unrun))
+		for _, sub := range st.unrun[:n] {
+			if st.subs[sub.QueryID] == sub { // not removed or replaced meanwhile
+				r.dirty[sub] = struct{}{}
+			}
+		}
+		clear(st.unrun[:n])
+		st.unrun = st.unrun[n:]
+		budget -= n
+		if len(st.unrun) == 0 {
+			st.unrun = nil
+			delete(r.backlog, st)
+		}
+	}
 }
 
 // groupDirty groups the dirty subscriptions of clients that keep up by (function, args,

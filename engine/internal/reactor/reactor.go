@@ -129,7 +129,9 @@ type clientState struct {
 	client Client
 	gone   atomic.Bool // removed: no more transitions
 	// Owned by the reactor goroutine.
-	subs          map[int64]*Subscription
+	subs map[int64]*Subscription
+	// unrun are added subscriptions not yet admitted to a batch, in the order added.
+	unrun         []*Subscription
 	queryIdentity caller.Identity // the identity the subscriptions last ran as
 	sent          struct {
 		querySet, identity int64
@@ -168,7 +170,9 @@ type Reactor struct {
 
 	// Owned by the run goroutine.
 	index *readset.Index[*Subscription]
-	dirty map[*Subscription]struct{}
+	// backlog holds the clients with added subscriptions still to admit (admit).
+	backlog map[*clientState]struct{}
+	dirty   map[*Subscription]struct{}
 	// slow holds invalidated subscriptions of clients whose send queue is backed up: they are
 	// re-run once the client catches up, not before (their results would only pile up).
 	slow    map[*Subscription]struct{}
@@ -213,6 +217,7 @@ func New(cfg Config) *Reactor {
 		clients:  map[Client]*clientState{},
 		pending:  map[*clientState]struct{}{},
 		index:    readset.NewIndex[*Subscription](),
+		backlog:  map[*clientState]struct{}{},
 		dirty:    map[*Subscription]struct{}{},
 		slow:     map[*Subscription]struct{}{},
 		carry:    map[*clientState]*clientWork{},
@@ -318,8 +323,9 @@ func (r *Reactor) dropClosed() {
 		for _, sub := range st.subs {
 			r.forget(sub)
 		}
-		st.subs = nil
+		st.subs, st.unrun = nil, nil
 		delete(r.carry, st)
+		delete(r.backlog, st)
 	}
 }
 
@@ -479,7 +485,7 @@ func (r *Reactor) invalidate(c changefeed.Change) {
 }
 
 func (r *Reactor) needsBatch() bool {
-	if len(r.changes) > 0 || len(r.dirty) > 0 || len(r.carry) > 0 {
+	if len(r.changes) > 0 || len(r.dirty) > 0 || len(r.carry) > 0 || len(r.backlog) > 0 {
 		return true
 	}
 	r.mu.Lock()
