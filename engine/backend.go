@@ -84,7 +84,14 @@ func (b backend) Authenticate(ctx context.Context, tokenType, value string, impe
 // Sync waits for the reactor to catch up with every commit made before the call.
 func (b backend) Sync(ctx context.Context) (uint64, error) { return b.e.reactor.Sync(ctx) }
 
-// Ready reports whether the database answers and the change listener is connected.
+// readyProbeTimeout bounds how long /readyz waits for its probe to come back through the change
+// listener.
+const readyProbeTimeout = time.Second
+
+// Ready reports whether the database answers and the change listener delivers: a probe NOTIFY
+// sent through the pool must come back on the listener, since a half-open connection still
+// looks connected. A listener that fails the probe is replaced (as a batch whose marker does not
+// come back replaces it), so the server heals instead of waiting for the next batch to notice.
 func (b backend) Ready(ctx context.Context) (map[string]any, bool) {
 	e := b.e
 	status := map[string]any{"database": "ok", "listener": "ok", "listenerGaps": e.listener.Gaps()}
@@ -93,9 +100,23 @@ func (b backend) Ready(ctx context.Context) (map[string]any, bool) {
 		status["database"] = "unreachable"
 		ok = false
 	}
-	if !e.listener.Connected() {
+	switch {
+	case !e.listener.Connected():
 		status["listener"] = "disconnected"
 		ok = false
+	case status["database"] == "ok":
+		pctx, cancel := context.WithTimeout(ctx, readyProbeTimeout)
+		defer cancel()
+		err := e.listener.Probe(pctx, func(ctx context.Context, channel, payload string) error {
+			_, err := e.pool.Exec(ctx, "SELECT pg_notify($1, $2)", channel, payload)
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			e.logger.Warn("the change listener did not deliver a probe; reconnecting it", "error", err)
+			e.listener.Reconnect()
+			status["listener"] = "unresponsive"
+			ok = false
+		}
 	}
 	return status, ok
 }

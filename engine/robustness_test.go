@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -335,4 +337,41 @@ func TestSubscriptionFloodDoesNotHoldUpOthers(t *testing.T) {
 	updated := other.ts()
 	flood.waitFor(func() bool { return len(flood.values) == n })
 	require.Less(t, updated, flood.ts(), "the other client's update waited for the whole flood")
+}
+
+// A frozen listener (a half-open connection looks connected) makes /readyz say so, and the probe
+// that found it replaces the connection: readiness and live updates come back by themselves.
+func TestReadyzNoticesAFrozenListener(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	conv := b.newConversation(t)
+	c := dial(t, b)
+	c.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+	c.settle()
+
+	ready := func() (int, map[string]any) {
+		resp, err := http.Get(b.server.URL + "/readyz")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var status map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&status))
+		return resp.StatusCode, status
+	}
+	code, status := ready()
+	require.Equal(t, http.StatusOK, code, "%v", status)
+
+	pid := int(b.engine.ListenerBackendPID())
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Skipf("cannot freeze the listener's backend (Postgres on another host?): %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+
+	code, status = ready()
+	require.Equal(t, http.StatusServiceUnavailable, code, "%v", status)
+	require.Equal(t, "unresponsive", status["listener"])
+
+	// The probe replaced the frozen connection: ready again, and updates flow.
+	require.Eventually(t, func() bool { code, _ := ready(); return code == http.StatusOK }, 30*time.Second, 50*time.Millisecond)
+	c.mutate("messages:send", map[string]any{"conversationId": conv, "body": "after the freeze"})
+	c.waitFor(func() bool { return c.values[1] == float64(1) })
 }

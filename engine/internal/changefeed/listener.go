@@ -19,6 +19,9 @@ func Channel(schema string) string { return "ripple_changes:" + schema }
 // MarkerPrefix starts the payload of a marker notification.
 const MarkerPrefix = "marker:"
 
+// ProbePrefix starts the payload of a Probe's notification.
+const ProbePrefix = "probe:"
+
 // Change is one statement's change to one table.
 type Change struct {
 	Table string
@@ -73,6 +76,28 @@ type Listener struct {
 	done   chan struct{}
 	// connCancel ends the current connection's wait (Reconnect).
 	connCancel atomic.Pointer[context.CancelFunc]
+	// probes are the Probes waiting for their notification, by payload.
+	probes  sync.Map // string -> chan struct{}
+	probeID atomic.Uint64
+}
+
+// Probe checks that the connection delivers: notify (run on another connection) sends a
+// notification to the listener's channel, and Probe waits for it until ctx ends. A half-open
+// connection looks connected, and only a round trip shows that it no longer is.
+func (l *Listener) Probe(ctx context.Context, notify func(ctx context.Context, channel, payload string) error) error {
+	payload := ProbePrefix + strconv.FormatUint(l.probeID.Add(1), 10) + ":" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	arrived := make(chan struct{})
+	l.probes.Store(payload, arrived)
+	defer l.probes.Delete(payload)
+	if err := notify(ctx, Channel(l.cfg.Schema), payload); err != nil {
+		return err
+	}
+	select {
+	case <-arrived:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Reconnect drops the current connection and connects again, delivering EventReset. The
@@ -170,6 +195,12 @@ func (l *Listener) run(ctx context.Context, conn *pgx.Conn) {
 				break
 			}
 			backoff = l.cfg.MinBackoff
+			if strings.HasPrefix(n.Payload, ProbePrefix) {
+				if ch, ok := l.probes.LoadAndDelete(n.Payload); ok {
+					close(ch.(chan struct{}))
+				}
+				continue
+			}
 			if ev, ok := parse(n.Payload); ok {
 				select {
 				case l.events <- ev:
