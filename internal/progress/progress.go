@@ -85,6 +85,9 @@ func (b *Bar) Add(n int64) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.finished {
+		return
+	}
 	b.done += n
 	if now := time.Now(); now.Sub(b.lastPrint) >= PlainEvery {
 		b.lastPrint = now
