@@ -62,6 +62,7 @@ func commands() []command {
 		{name: "bench", summary: "`bench chat`: the chat's real path under load (latency, knee, idle, devices, throughput); `bench search`: vector search latency and recall; plain `bench`: raw write-to-subscriber latency", flags: benchFlags},
 		{name: "export", summary: "write every application table as JSON Lines, with a manifest, from one snapshot: `ripple export <dir>`", flags: exportFlags},
 		{name: "import", summary: "restore an export into an empty, migrated database (--replace: one holding data): `ripple import <dir>`", flags: importFlags},
+		{name: "jobs", summary: "list River's jobs (--state failed), or --retry / --cancel one by id", flags: jobsFlags},
 		{name: "reembed", summary: "rebuild message embeddings after the embedding provider, model or dimensions changed", flags: reembedFlags},
 	}
 }
