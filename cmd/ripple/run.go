@@ -149,7 +149,7 @@ func printHelp(w io.Writer) {
 	fmt.Fprintf(w, "  %-10s %s\n", "help", "show this help, or a command's flags")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Environment:")
-	fmt.Fprintln(w, "  DATABASE_URL      PostgreSQL connection string (required by serve and migrate)")
+	fmt.Fprintln(w, "  DATABASE_URL      PostgreSQL connection string (required by every command that uses the database)")
 	fmt.Fprintln(w, "  RIPPLE_ADDR       serve's default --addr (default "+defaultAddr+")")
 	fmt.Fprintln(w, "  RIPPLE_LOG_LEVEL  debug, info (default), warn or error")
 	fmt.Fprintln(w)
