@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -13,43 +12,42 @@ import (
 )
 
 func exportFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string) error) {
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	schemaName := fs.String("schema", "public", "`name` of the Postgres schema holding the application's tables")
-	quiet := fs.Bool("quiet", false, "no progress on stderr")
-	return fs, func(ctx context.Context, args []string) error {
-		dir, err := dirArg(fs, "export", args)
-		if err != nil {
-			return err
-		}
-		pool, err := openCommandPool(ctx, e, *schemaName)
-		if err != nil {
-			return err
-		}
-		defer pool.Close()
-		res, err := dump.Export(ctx, pool, dir, dump.Options{Schema: *schemaName, Progress: progressOut(e, *quiet)})
+	return dumpFlags(e, "export", func(ctx context.Context, pool *pgxpool.Pool, dir string, opts dump.Options) error {
+		res, err := dump.Export(ctx, pool, dir, opts)
 		if err != nil {
 			return interrupted(ctx, "export", "the files it had written were removed", err)
 		}
-		var rows int64
-		for _, t := range res.Manifest.Tables {
-			rows += t.Rows
-		}
 		fmt.Fprintf(e.stdout, "schema %s: exported %d rows of %d tables at schema version %d to %s\n",
-			*schemaName, rows, len(res.Manifest.Tables), res.Manifest.SchemaVersion, dir)
+			opts.Schema, res.Manifest.RowCount(), len(res.Manifest.Tables), res.Manifest.SchemaVersion, dir)
 		if res.PendingJobs > 0 {
 			fmt.Fprintf(e.stdout, "note: %d job(s) waiting in River (scheduled functions, retries) are not part of an export; see `ripple jobs`\n", res.PendingJobs)
 		}
 		return nil
-	}
+	})
 }
 
 func importFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string) error) {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	return dumpFlags(e, "import", func(ctx context.Context, pool *pgxpool.Pool, dir string, opts dump.Options) error {
+		m, err := dump.Import(ctx, pool, dir, opts)
+		if err != nil {
+			return interrupted(ctx, "import", "nothing was changed", err)
+		}
+		fmt.Fprintf(e.stdout, "schema %s: imported %d rows of %d tables from %s\n", opts.Schema, m.RowCount(), len(m.Tables), dir)
+		return nil
+	})
+}
+
+// dumpFlags is export's and import's command line: `<dir>` and flags (before or after it).
+func dumpFlags(e *env, name string, run func(ctx context.Context, pool *pgxpool.Pool, dir string, opts dump.Options) error) (*flag.FlagSet, func(ctx context.Context, args []string) error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	schemaName := fs.String("schema", "public", "`name` of the Postgres schema holding the application's tables")
-	replace := fs.Bool("replace", false, "delete the target's application data first (without it, a target holding data is refused)")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
+	var replace *bool
+	if name == "import" {
+		replace = fs.Bool("replace", false, "delete the target's application data first (without it, a target holding data is refused)")
+	}
 	return fs, func(ctx context.Context, args []string) error {
-		dir, err := dirArg(fs, "import", args)
+		dir, err := dirArg(fs, name, args)
 		if err != nil {
 			return err
 		}
@@ -58,16 +56,11 @@ func importFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string
 			return err
 		}
 		defer pool.Close()
-		m, err := dump.Import(ctx, pool, dir, dump.Options{Schema: *schemaName, Progress: progressOut(e, *quiet), Replace: *replace})
-		if err != nil {
-			return interrupted(ctx, "import", "nothing was changed", err)
+		opts := dump.Options{Schema: *schemaName, Replace: replace != nil && *replace}
+		if !*quiet {
+			opts.Progress = e.stderr
 		}
-		var rows int64
-		for _, t := range m.Tables {
-			rows += t.Rows
-		}
-		fmt.Fprintf(e.stdout, "schema %s: imported %d rows of %d tables from %s\n", *schemaName, rows, len(m.Tables), dir)
-		return nil
+		return run(ctx, pool, dir, opts)
 	}
 }
 
@@ -96,14 +89,6 @@ func openCommandPool(ctx context.Context, e *env, schemaName string) (*pgxpool.P
 		return nil, err
 	}
 	return openPool(ctx, dbURL, schemaName)
-}
-
-// progressOut is where progress goes: stderr, unless --quiet.
-func progressOut(e *env, quiet bool) io.Writer {
-	if quiet {
-		return nil
-	}
-	return e.stderr
 }
 
 // interrupted says so, and what became of the work, when the command was stopped by a

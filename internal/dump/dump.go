@@ -57,6 +57,15 @@ type Manifest struct {
 	Tables        []Table `json:"tables"`
 }
 
+// RowCount is the number of rows of every table together.
+func (m *Manifest) RowCount() int64 {
+	var n int64
+	for _, t := range m.Tables {
+		n += t.Rows
+	}
+	return n
+}
+
 // Table is one exported table, in the order import loads them (referenced tables first).
 type Table struct {
 	Name       string   `json:"name"`

@@ -151,11 +151,7 @@ func Import(ctx context.Context, pool *pgxpool.Pool, dir string, opts Options) (
 		}
 	}
 
-	var rows int64
-	for _, t := range m.Tables {
-		rows += t.Rows
-	}
-	bar := progress.New(opts.Progress, "importing", rows, progress.Rows)
+	bar := progress.New(opts.Progress, "importing", m.RowCount(), progress.Rows)
 	defer bar.Stop()
 	for i, t := range m.Tables {
 		if err := importTable(ctx, tx, dir, t, target[i], bar); err != nil {
