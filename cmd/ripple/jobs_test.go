@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +51,7 @@ func TestJobsCommand(t *testing.T) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, failingWorker{})
 	worker, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{
-		Schema: db.Schema, Workers: workers, Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
+		Schema: db.Schema, Logger: slog.New(slog.DiscardHandler), Workers: workers, Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
 		FetchCooldown: 20 * time.Millisecond, FetchPollInterval: 100 * time.Millisecond,
 	})
 	require.NoError(t, err)
@@ -123,5 +124,72 @@ func TestJobsCommand(t *testing.T) {
 		res = runBinary(t, vars, args...)
 		assert.Equal(t, 2, res.code, "%v", args)
 		requireOneErrorLine(t, res.stderr)
+	}
+}
+
+// blockingArgs is a job whose worker runs until its context is cancelled.
+type blockingArgs struct{}
+
+func (blockingArgs) Kind() string { return "test.blocking" }
+
+type blockingWorker struct {
+	river.WorkerDefaults[blockingArgs]
+	started chan int64
+}
+
+func (w blockingWorker) Work(ctx context.Context, job *river.Job[blockingArgs]) error {
+	w.started <- job.ID
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A running job is not retried, and cancelling it reaches the process working it: the job's
+// context ends and River records it cancelled.
+func TestJobsCancelRunning(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db := testdb.NewSchema(t)
+	vars := map[string]string{"DATABASE_URL": db.URL}
+
+	workers := river.NewWorkers()
+	started := make(chan int64, 1)
+	river.AddWorker(workers, blockingWorker{started: started})
+	worker, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{
+		Schema: db.Schema, Logger: slog.New(slog.DiscardHandler), Workers: workers, Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
+		FetchCooldown: 20 * time.Millisecond, FetchPollInterval: 100 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	events, stopEvents := worker.Subscribe(river.EventKindJobCancelled)
+	defer stopEvents()
+	require.NoError(t, worker.Start(ctx))
+	defer func() { _ = worker.Stop(context.WithoutCancel(ctx)) }()
+	job, err := worker.Insert(ctx, blockingArgs{}, nil)
+	require.NoError(t, err)
+	select {
+	case id := <-started:
+		require.Equal(t, job.Job.ID, id)
+	case <-ctx.Done():
+		t.Fatal("the job did not start")
+	}
+	id := fmt.Sprint(job.Job.ID)
+
+	res := runBinary(t, vars, "jobs", "--schema", db.Schema, "--state", "running")
+	require.Equal(t, 0, res.code, res.stderr)
+	assert.Regexp(t, `\n`+id+`\s+test.blocking\s+running\s+1/`, res.stdout)
+
+	res = runBinary(t, vars, "jobs", "--schema", db.Schema, "--retry", id)
+	require.Equal(t, 0, res.code, res.stderr)
+	assert.Contains(t, res.stdout, "is running; a running job is not retried")
+
+	res = runBinary(t, vars, "jobs", "--schema", db.Schema, "--cancel", id)
+	require.Equal(t, 0, res.code, res.stderr)
+	assert.Contains(t, res.stdout, "job "+id+" (test.blocking) is running: asked to stop")
+	select {
+	case ev := <-events:
+		require.Equal(t, job.Job.ID, ev.Job.ID)
+		require.Equal(t, rivertype.JobStateCancelled, ev.Job.State)
+	case <-ctx.Done():
+		t.Fatal("the running job was not cancelled")
 	}
 }
