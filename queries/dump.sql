@@ -43,3 +43,13 @@ SELECT set_config('TimeZone', 'UTC', true),
        set_config('extra_float_digits', '1', true),
        set_config('bytea_output', 'hex', true),
        set_config('IntervalStyle', 'iso_8601', true);
+
+-- DumpCurrentSchema is the first schema of the search_path that exists: when the one asked for
+-- does not, Postgres falls back silently to the next (public), which export and import refuse.
+-- name: DumpCurrentSchema :one
+SELECT coalesce(current_schema(), '')::text AS schema_name;
+
+-- DumpRelationExists says whether a (qualified) table exists: ripple_migration and River's
+-- tables are created outside the migration files, so sqlc cannot name them in a query.
+-- name: DumpRelationExists :one
+SELECT (to_regclass(sqlc.arg(relation)::text) IS NOT NULL)::bool AS exists;

@@ -74,6 +74,19 @@ func (q *Queries) DumpColumnList(ctx context.Context, db DBTX) ([]DumpColumnList
 	return items, nil
 }
 
+const dumpCurrentSchema = `-- name: DumpCurrentSchema :one
+SELECT coalesce(current_schema(), '')::text AS schema_name
+`
+
+// DumpCurrentSchema is the first schema of the search_path that exists: when the one asked for
+// does not, Postgres falls back silently to the next (public), which export and import refuse.
+func (q *Queries) DumpCurrentSchema(ctx context.Context, db DBTX) (string, error) {
+	row := db.QueryRow(ctx, dumpCurrentSchema)
+	var schema_name string
+	err := row.Scan(&schema_name)
+	return schema_name, err
+}
+
 const dumpForeignKeyList = `-- name: DumpForeignKeyList :many
 SELECT DISTINCT src.relname::text AS table_name, dst.relname::text AS referenced_table
 FROM pg_catalog.pg_constraint k
@@ -108,6 +121,19 @@ func (q *Queries) DumpForeignKeyList(ctx context.Context, db DBTX) ([]DumpForeig
 		return nil, err
 	}
 	return items, nil
+}
+
+const dumpRelationExists = `-- name: DumpRelationExists :one
+SELECT (to_regclass($1::text) IS NOT NULL)::bool AS exists
+`
+
+// DumpRelationExists says whether a (qualified) table exists: ripple_migration and River's
+// tables are created outside the migration files, so sqlc cannot name them in a query.
+func (q *Queries) DumpRelationExists(ctx context.Context, db DBTX, relation string) (bool, error) {
+	row := db.QueryRow(ctx, dumpRelationExists, relation)
+	var exists bool
+	err := row.Scan(&exists)
+	return exists, err
 }
 
 const dumpSettingsSet = `-- name: DumpSettingsSet :exec

@@ -175,11 +175,11 @@ func checkSchema(ctx context.Context, db queries.DBTX, schemaName string) error 
 	if schemaName == "" {
 		schemaName = "public"
 	}
-	var current *string
-	if err := db.QueryRow(ctx, "SELECT current_schema()").Scan(&current); err != nil {
+	current, err := queries.New().DumpCurrentSchema(ctx, db)
+	if err != nil {
 		return err
 	}
-	if current == nil || *current != schemaName {
+	if current != schemaName {
 		return fmt.Errorf("schema %s does not exist: check --schema and DATABASE_URL", schemaName)
 	}
 	return nil
@@ -187,18 +187,15 @@ func checkSchema(ctx context.Context, db queries.DBTX, schemaName string) error 
 
 // schemaVersion is the last Ripple migration applied to the schema, 0 when none.
 // ripple_migration is created by the migrator (schema.Migrate), not by a migration file, so
-// sqlc does not know it.
+// sqlc does not know it and the query is written here.
 func schemaVersion(ctx context.Context, db queries.DBTX, schemaName string) (int, error) {
 	table := ident(schemaName) + ".ripple_migration"
-	var exists bool
-	if err := db.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
+	exists, err := queries.New().DumpRelationExists(ctx, db, table)
+	if err != nil || !exists {
 		return 0, err
 	}
-	if !exists {
-		return 0, nil
-	}
 	var v int
-	err := db.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+table).Scan(&v)
+	err = db.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+table).Scan(&v)
 	return v, err
 }
 

@@ -12,9 +12,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ripplehq/ripple/internal/dump"
@@ -131,13 +134,23 @@ func requireSameTables(t *testing.T, a, b *testdb.Bundle, m *dump.Manifest) int6
 	return total
 }
 
+type laterJob struct{}
+
+func (laterJob) Kind() string { return "ripple.function" }
+
 func TestExportImportRoundTrip(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	src := testdb.NewSchema(t)
 	seed(t, src)
+	// A function scheduled for later is a River job: not exported, but counted.
+	jobs, err := river.NewClient(riverpgxv5.New(src.Pool), &river.Config{Schema: src.Schema})
+	require.NoError(t, err)
+	_, err = jobs.Insert(ctx, laterJob{}, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
 
 	dirA, res := export(t, src)
+	require.Equal(t, int64(1), res.PendingJobs)
 	m := res.Manifest
 	require.Equal(t, dump.Format, m.Format)
 	require.Positive(t, m.SchemaVersion)

@@ -91,7 +91,7 @@ func Export(ctx context.Context, pool *pgxpool.Pool, dir string, opts Options) (
 			return nil, fmt.Errorf("exporting %s: %w", m.Tables[i].Name, err)
 		}
 	}
-	pending, err := pendingJobs(ctx, tx)
+	pending, err := pendingJobs(ctx, tx, opts.schema())
 	if err != nil {
 		return nil, err
 	}
@@ -197,13 +197,15 @@ func selectSQL(t Table) string {
 
 // pendingJobs counts River jobs not yet finished, if River's tables are there, leaving out
 // periodic ones (River marks them; every serve inserts them again).
-func pendingJobs(ctx context.Context, tx pgx.Tx) (int64, error) {
-	var exists bool
-	if err := tx.QueryRow(ctx, "SELECT to_regclass('river_job') IS NOT NULL").Scan(&exists); err != nil || !exists {
+func pendingJobs(ctx context.Context, tx pgx.Tx, schemaName string) (int64, error) {
+	table := ident(schemaName) + ".river_job"
+	exists, err := queries.New().DumpRelationExists(ctx, tx, table)
+	if err != nil || !exists {
 		return 0, err
 	}
+	// River's tables are not in the migration files, so sqlc cannot check this query.
 	var n int64
-	err := tx.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled') AND NOT coalesce((metadata->>'periodic')::bool, false)").Scan(&n)
+	err = tx.QueryRow(ctx, "SELECT count(*) FROM "+table+" WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled') AND NOT coalesce((metadata->>'periodic')::bool, false)").Scan(&n)
 	return n, err
 }
 
