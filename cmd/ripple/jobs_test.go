@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
@@ -40,6 +41,23 @@ func (failingWorker) Work(context.Context, *river.Job[failingArgs]) error {
 	return errors.New("provider said no\nsecond line")
 }
 
+// startRiver starts a River client working jobs on the test schema, one at a time, until the
+// test ends, and subscribes to events of kind.
+func startRiver(ctx context.Context, t *testing.T, db *testdb.Bundle, workers *river.Workers, kind river.EventKind) (*river.Client[pgx.Tx], <-chan *river.Event) {
+	t.Helper()
+	client, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{
+		Schema: db.Schema, Logger: slog.New(slog.DiscardHandler), Workers: workers,
+		Queues:        map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
+		FetchCooldown: 20 * time.Millisecond, FetchPollInterval: 100 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	events, stopEvents := client.Subscribe(kind)
+	t.Cleanup(stopEvents)
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() { _ = client.Stop(context.Background()) })
+	return client, events
+}
+
 func TestJobsCommand(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -50,14 +68,7 @@ func TestJobsCommand(t *testing.T) {
 	// A real River client works a job that fails for good (one attempt), then stops.
 	workers := river.NewWorkers()
 	river.AddWorker(workers, failingWorker{})
-	worker, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{
-		Schema: db.Schema, Logger: slog.New(slog.DiscardHandler), Workers: workers, Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
-		FetchCooldown: 20 * time.Millisecond, FetchPollInterval: 100 * time.Millisecond,
-	})
-	require.NoError(t, err)
-	events, stopEvents := worker.Subscribe(river.EventKindJobFailed)
-	defer stopEvents()
-	require.NoError(t, worker.Start(ctx))
+	worker, events := startRiver(ctx, t, db, workers, river.EventKindJobFailed)
 	failed, err := worker.Insert(ctx, failingArgs{}, &river.InsertOpts{MaxAttempts: 1})
 	require.NoError(t, err)
 	select {
@@ -155,15 +166,7 @@ func TestJobsCancelRunning(t *testing.T) {
 	workers := river.NewWorkers()
 	started := make(chan int64, 1)
 	river.AddWorker(workers, blockingWorker{started: started})
-	worker, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{
-		Schema: db.Schema, Logger: slog.New(slog.DiscardHandler), Workers: workers, Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
-		FetchCooldown: 20 * time.Millisecond, FetchPollInterval: 100 * time.Millisecond,
-	})
-	require.NoError(t, err)
-	events, stopEvents := worker.Subscribe(river.EventKindJobCancelled)
-	defer stopEvents()
-	require.NoError(t, worker.Start(ctx))
-	defer func() { _ = worker.Stop(context.WithoutCancel(ctx)) }()
+	worker, events := startRiver(ctx, t, db, workers, river.EventKindJobCancelled)
 	job, err := worker.Insert(ctx, blockingArgs{}, nil)
 	require.NoError(t, err)
 	select {
