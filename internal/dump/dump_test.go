@@ -378,3 +378,34 @@ func rehash(t *testing.T, dir, table string) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, dump.ManifestFile), raw, 0o644))
 }
+
+// Enough rows to cross both batch limits on import: 2,500 messages (rows per batch) and 300
+// vectors of about 20 KB of text each (bytes per batch).
+func TestImportInBatches(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := testdb.NewSchema(t)
+	for _, sql := range []string{
+		`INSERT INTO users (name, email) VALUES ('Ann', 'ann@school.test'), ('Bo', 'bo@school.test')`,
+		`INSERT INTO conversations (type) VALUES ('group')`,
+		`INSERT INTO messages (sender_id, conversation_id, body)
+  SELECT 1 + i % 2, 1, 'message ' || i FROM generate_series(1, 2500) i`,
+		`INSERT INTO message_embeddings (message_id, conversation_id, sender_id, embedding, model)
+  SELECT m.id, 1, m.sender_id, (SELECT array_agg(random() - 0.5)::vector(1536) FROM generate_series(1, 1536) g WHERE g > m.id * 0), 'local/test@1536'
+  FROM messages m WHERE m.id <= 300`,
+	} {
+		_, err := src.Pool.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+	}
+	dir, res := export(t, src)
+	st, err := os.Stat(filepath.Join(dir, "message_embeddings.jsonl"))
+	require.NoError(t, err)
+	require.Greater(t, st.Size(), int64(4<<20), "the vectors pass one batch's bytes")
+
+	dst := testdb.NewSchema(t)
+	_, err = dump.Import(ctx, dst.Pool, dir, dump.Options{Schema: dst.Schema})
+	require.NoError(t, err)
+	require.Equal(t, int64(2500+300+2+1), requireSameTables(t, src, dst, res.Manifest))
+	again, _ := export(t, dst)
+	require.Equal(t, readDir(t, dir), readDir(t, again))
+}
