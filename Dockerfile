@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Ripple's one binary on Debian bookworm. Serves on 0.0.0.0:3210; needs DATABASE_URL pointing
-# at PostgreSQL 15+ with pgvector (see docker-compose.yml).
+# at PostgreSQL 15+ with pgvector (see docker-compose.yml). curl is there for health checks
+# (GET /readyz).
 
 FROM node:20-bookworm AS web
 WORKDIR /src/web
@@ -21,7 +22,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --uid 10001 ripple
 COPY --from=build /out/ripple /usr/local/bin/ripple

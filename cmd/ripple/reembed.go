@@ -6,14 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/ripplehq/ripple/engine/embedding"
 	"github.com/ripplehq/ripple/functions"
+	"github.com/ripplehq/ripple/internal/progress"
 )
-
-// reembedProgressEvery is how often a running reembed reports progress on stderr.
-const reembedProgressEvery = 5 * time.Second
 
 func reembedFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string) error) {
 	fs := flag.NewFlagSet("reembed", flag.ContinueOnError)
@@ -35,7 +32,7 @@ func reembedFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []strin
 }
 
 func runReembed(ctx context.Context, e *env, schemaName string, apply bool, batch int) error {
-	logger, dbURL, err := loggerAndDatabaseURL(e)
+	dbURL, err := databaseURL(e)
 	if err != nil {
 		return err
 	}
@@ -50,14 +47,22 @@ func runReembed(ctx context.Context, e *env, schemaName string, apply bool, batc
 	}
 	defer pool.Close()
 
-	lastReport := time.Now()
+	// A bar on a terminal, plain lines otherwise (stderr), from the first batch on: the total is
+	// known once Reembed has counted.
+	var bar *progress.Bar
+	var reported int64
 	opts := functions.ReembedOpts{Apply: apply, BatchSize: batch, Progress: func(r functions.ReembedResult) {
-		if time.Since(lastReport) >= reembedProgressEvery {
-			lastReport = time.Now()
-			logger.Info("re-embedding", "done", r.Embedded+r.Failed, "of", r.Missing, "batches", r.Batches)
+		if bar == nil {
+			bar = progress.New(e.stderr, "re-embedding", r.Missing, progress.Messages)
 		}
+		bar.Add(r.Embedded + r.Failed - reported)
+		reported = r.Embedded + r.Failed
 	}}
 	res, err := functions.Reembed(ctx, pool, provider, opts)
+	if err == nil {
+		bar.Finish()
+	}
+	bar.Stop()
 	if err != nil {
 		if res.Before != nil {
 			printReembedResult(e.stdout, schemaName, res)

@@ -270,6 +270,7 @@ func TestReembedCommand(t *testing.T) {
 	t.Logf("applied:\n%s", res.stdout)
 	assert.Contains(t, res.stdout, "deleted 3 embedding(s) of other models")
 	assert.Contains(t, res.stdout, "embedded 6 message(s) in 2 batch(es)")
+	assert.Contains(t, res.stderr, "re-embedding: 6 messages done in ", "progress, as plain lines off a terminal")
 	assert.NotContains(t, res.stdout, "warning")
 	requireAllCurrent(t, db, provider)
 

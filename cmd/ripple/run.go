@@ -49,6 +49,7 @@ type env struct {
 
 type command struct {
 	name    string
+	args    string // what follows the flags in the usage line, e.g. "<dir>"
 	summary string
 	// flags returns the command's flag set and the function that runs it once they are parsed.
 	flags func(e *env) (*flag.FlagSet, func(ctx context.Context, args []string) error)
@@ -60,6 +61,9 @@ func commands() []command {
 		{name: "migrate", summary: "apply every outstanding migration and exit", flags: migrateFlags},
 		{name: "admin-key", summary: "create an admin key (printed once) for Authorization: Convex <key>", flags: adminKeyFlags},
 		{name: "bench", summary: "`bench chat`: the chat's real path under load (latency, knee, idle, devices, throughput); `bench search`: vector search latency and recall; plain `bench`: raw write-to-subscriber latency", flags: benchFlags},
+		{name: "export", args: "<dir>", summary: "write every application table to <dir> as JSON Lines, with a manifest, from one snapshot", flags: exportFlags},
+		{name: "import", args: "<dir>", summary: "restore an export from <dir> into an empty, migrated database (--replace: one holding data)", flags: importFlags},
+		{name: "jobs", summary: "list River's jobs (--state failed), or --retry / --cancel one by id", flags: jobsFlags},
 		{name: "reembed", summary: "rebuild message embeddings after the embedding provider, model or dimensions changed", flags: reembedFlags},
 	}
 }
@@ -146,7 +150,7 @@ func printHelp(w io.Writer) {
 	fmt.Fprintf(w, "  %-10s %s\n", "help", "show this help, or a command's flags")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Environment:")
-	fmt.Fprintln(w, "  DATABASE_URL      PostgreSQL connection string (required by serve and migrate)")
+	fmt.Fprintln(w, "  DATABASE_URL      PostgreSQL connection string (required by every command that uses the database)")
 	fmt.Fprintln(w, "  RIPPLE_ADDR       serve's default --addr (default "+defaultAddr+")")
 	fmt.Fprintln(w, "  RIPPLE_LOG_LEVEL  debug, info (default), warn or error")
 	fmt.Fprintln(w)
@@ -155,7 +159,11 @@ func printHelp(w io.Writer) {
 
 func printCommandHelp(w io.Writer, cmd command) {
 	fs, _ := cmd.flags(&env{getenv: func(string) string { return "" }})
-	fmt.Fprintf(w, "Usage: ripple %s [flags]\n\n%s.\n\nFlags:\n", cmd.name, capitalize(cmd.summary))
+	usage := "ripple " + cmd.name + " [flags]"
+	if cmd.args != "" {
+		usage += " " + cmd.args
+	}
+	fmt.Fprintf(w, "Usage: %s\n\n%s.\n\nFlags:\n", usage, capitalize(cmd.summary))
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 }

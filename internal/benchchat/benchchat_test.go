@@ -20,6 +20,7 @@ import (
 	"github.com/ripplehq/ripple/functions"
 	"github.com/ripplehq/ripple/internal/benchchat"
 	"github.com/ripplehq/ripple/internal/testdb"
+	"github.com/ripplehq/ripple/internal/testlog"
 )
 
 // inProcessServer wires the chat server the way `ripple serve` does (accounts, the chat's
@@ -103,10 +104,13 @@ func TestScenarios(t *testing.T) {
 		JSONPath:   jsonPath,
 	}
 	var out strings.Builder
-	cfg.Out = &out
+	var progress testlog.Buffer
+	cfg.Out, cfg.Progress = &out, &progress
 	rep, err := benchchat.Run(ctx, cfg)
 	require.NoError(t, err, out.String())
 	t.Log(out.String())
+	// Seeding the history reports its progress, as plain lines off a terminal.
+	require.Contains(t, progress.String(), "bench chat: seeding history: 23 messages done in ")
 
 	by := map[string][]benchchat.Result{}
 	for _, r := range rep.Results {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/ripplehq/ripple/internal/progress"
 )
 
 // pair is two clients of one direct conversation.
@@ -126,8 +128,9 @@ func (e *env) openLoop(ctx context.Context, name string, pairs []pair, rate floa
 // limit (engine.Config.MutationsPerSecond, 30/s by default).
 const seedRate = 25
 
-// seed sends n messages through messages:send on the given sockets, a window in flight each.
-func seed(ctx context.Context, socks []*client, n int) error {
+// seed sends n messages through messages:send on the given sockets, a window in flight each,
+// counting acknowledged ones on bar (it takes minutes at the paced rate, so it shows an ETA).
+func seed(ctx context.Context, socks []*client, n int, bar *progress.Bar) error {
 	g, gctx := newGroup(ctx, len(socks))
 	for i, c := range socks {
 		g.Go(func() error {
@@ -151,7 +154,9 @@ func seed(ctx context.Context, socks []*client, n int) error {
 					return err
 				}
 				go func() {
-					if r := <-ch; !r.ok {
+					r := <-ch
+					bar.Add(1)
+					if !r.ok {
 						select {
 						case errc <- errors.New("seeding: " + r.errMsg):
 						default:
@@ -208,6 +213,7 @@ func (e *env) latency(ctx context.Context) ([]Result, error) {
 
 	// History goes in through the real path, on sockets with no screen attached.
 	e.progress("latency: seeding %d messages of history", o.History)
+	bar := progress.New(e.cfg.Progress, "bench chat: seeding history", int64(o.History), progress.Messages)
 	var socks []*client
 	for _, a := range accts[2:] {
 		c, err := e.headless(ctx, a)
@@ -216,9 +222,11 @@ func (e *env) latency(ctx context.Context) ([]Result, error) {
 		}
 		socks = append(socks, c)
 	}
-	if err := seed(ctx, socks, o.History); err != nil {
+	if err := seed(ctx, socks, o.History, bar); err != nil {
+		bar.Stop()
 		return results, err
 	}
+	bar.Finish()
 	e.disconnect(socks...)
 	cl, err = e.connect(ctx, accts[2:], 2, true)
 	if err != nil {

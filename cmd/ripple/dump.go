@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ripplehq/ripple/internal/dump"
+)
+
+func exportFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string) error) {
+	return dumpFlags(e, "export", func(ctx context.Context, pool *pgxpool.Pool, dir string, opts dump.Options) error {
+		res, err := dump.Export(ctx, pool, dir, opts)
+		if err != nil {
+			return interrupted(ctx, "export", "the files it had written were removed", err)
+		}
+		fmt.Fprintf(e.stdout, "schema %s: exported %d rows of %d tables at schema version %d to %s\n",
+			opts.Schema, res.Manifest.RowCount(), len(res.Manifest.Tables), res.Manifest.SchemaVersion, dir)
+		if res.PendingJobs > 0 {
+			fmt.Fprintf(e.stdout, "note: %d job(s) waiting in River (scheduled functions, retries) are not part of an export; see `ripple jobs`\n", res.PendingJobs)
+		}
+		return nil
+	})
+}
+
+func importFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string) error) {
+	return dumpFlags(e, "import", func(ctx context.Context, pool *pgxpool.Pool, dir string, opts dump.Options) error {
+		m, err := dump.Import(ctx, pool, dir, opts)
+		if err != nil {
+			return interrupted(ctx, "import", "nothing was changed", err)
+		}
+		fmt.Fprintf(e.stdout, "schema %s: imported %d rows of %d tables from %s\n", opts.Schema, m.RowCount(), len(m.Tables), dir)
+		return nil
+	})
+}
+
+// dumpFlags is export's and import's command line: `<dir>` and flags (before or after it).
+func dumpFlags(e *env, name string, run func(ctx context.Context, pool *pgxpool.Pool, dir string, opts dump.Options) error) (*flag.FlagSet, func(ctx context.Context, args []string) error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	schemaName := fs.String("schema", "public", "`name` of the Postgres schema holding the application's tables")
+	quiet := fs.Bool("quiet", false, "no progress on stderr")
+	var replace *bool
+	if name == "import" {
+		replace = fs.Bool("replace", false, "delete the target's application data first (without it, a target holding data is refused)")
+	}
+	return fs, func(ctx context.Context, args []string) error {
+		dir, err := dirArg(fs, name, args)
+		if err != nil {
+			return err
+		}
+		pool, err := openCommandPool(ctx, e, *schemaName)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		opts := dump.Options{Schema: *schemaName, Replace: replace != nil && *replace}
+		if !*quiet {
+			opts.Progress = e.stderr
+		}
+		return run(ctx, pool, dir, opts)
+	}
+}
+
+// dirArg takes the one directory argument; flags may come after it too.
+func dirArg(fs *flag.FlagSet, cmd string, args []string) (string, error) {
+	if len(args) == 0 {
+		return "", usagef("%s: a directory is required (see \"ripple help %s\")", cmd, cmd)
+	}
+	dir := args[0]
+	if err := fs.Parse(args[1:]); err != nil {
+		return "", usagef("%s: %v (see \"ripple help %s\")", cmd, err, cmd)
+	}
+	if fs.NArg() > 0 {
+		return "", usagef("%s: unexpected argument %q (see \"ripple help %s\")", cmd, fs.Arg(0), cmd)
+	}
+	return dir, nil
+}
+
+// openCommandPool is the prologue of a command that only needs the database.
+func openCommandPool(ctx context.Context, e *env, schemaName string) (*pgxpool.Pool, error) {
+	if schemaName == "" {
+		return nil, usagef("--schema must not be empty")
+	}
+	dbURL, err := databaseURL(e)
+	if err != nil {
+		return nil, err
+	}
+	return openPool(ctx, dbURL, schemaName)
+}
+
+// interrupted says so, and what became of the work, when the command was stopped by a
+// signal; otherwise it names the command in err.
+func interrupted(ctx context.Context, cmd, outcome string, err error) error {
+	if ctx.Err() != nil {
+		return errors.New(cmd + " interrupted; " + outcome)
+	}
+	return fmt.Errorf("%s: %w", cmd, err)
+}
