@@ -92,15 +92,15 @@ type Config struct {
 	PeriodicFunctions []PeriodicFunction
 }
 
-// PeriodicFunction runs a mutation or action every Interval.
+// PeriodicFunction runs a mutation or action every Interval. Runs may overlap (a slow one with
+// the next, or one in a process that died, which River takes for running until it rescues
+// it); an action that must run alone wraps its work in ActionCtx.Exclusive, whose lock dies
+// with its holder.
 type PeriodicFunction struct {
 	Path       string
 	Args       any
 	Interval   time.Duration
 	RunOnStart bool
-	// Exclusive skips a run that falls due while the previous one is still waiting or running,
-	// so runs never overlap or pile up behind a slow one.
-	Exclusive bool
 }
 
 // WithDefaults returns a copy with every unset field at its default.

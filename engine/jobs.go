@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/ripplehq/ripple/engine/internal/dbsqlc"
 )
@@ -120,17 +119,8 @@ func (e *Engine) newRiverClient() (*river.Client[pgx.Tx], error) {
 			return nil, fmt.Errorf("periodic function %s: %w", p.Path, err)
 		}
 		args := functionJobArgs{Path: p.Path, Args: raw}
-		var opts *river.InsertOpts
-		if p.Exclusive {
-			// Unique by arguments among the waiting and running states: River skips the insert
-			// while a run is queued or running.
-			opts = &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-				rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
-				rivertype.JobStateRunning, rivertype.JobStateScheduled,
-			}}}
-		}
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(p.Interval),
-			func() (river.JobArgs, *river.InsertOpts) { return args, opts },
+			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
 			&river.PeriodicJobOpts{RunOnStart: p.RunOnStart}))
 	}
 	cfg := &river.Config{

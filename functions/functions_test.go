@@ -364,27 +364,53 @@ func TestEmbeddingSweepRecoversExpiredLeases(t *testing.T) {
 	require.Zero(t, queued, "the stored embedding left the queue")
 }
 
-// A message whose lease is live is not taken by another sweep.
-func TestEmbeddingSweepLeavesLiveLeases(t *testing.T) {
+// A lease a dead sweep left, however long, is taken back by the next sweep at once: sweeps run
+// one at a time (under an exclusive lock that died with the dead one), so the next knows every
+// lease it finds is a dead sweep's.
+func TestEmbeddingSweepTakesBackADeadSweepsLease(t *testing.T) {
 	t.Parallel()
 	b, ann, conv := setupLocalChat(t)
 	ctx := context.Background()
-	var leased, free int64
+	var id int64
 	require.NoError(t, b.db.Pool.QueryRow(ctx, `INSERT INTO messages (sender_id, conversation_id, body)
-		VALUES ($1, $2, 'held by a live sweep') RETURNING id`, ann.UserID, conv).Scan(&leased))
+		VALUES ($1, $2, 'held by a sweep that crashed') RETURNING id`, ann.UserID, conv).Scan(&id))
 	_, err := b.db.Pool.Exec(ctx, `INSERT INTO message_embedding_queue (message_id, leased_until)
-		VALUES ($1, now() + interval '1 hour')`, leased)
+		VALUES ($1, now() + interval '1 hour')`, id)
 	require.NoError(t, err)
-	require.NoError(t, b.call(t, ann, "messages:send", map[string]any{"conversationId": conv, "body": "queued after it"}, nil))
-	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT max(id) FROM messages").Scan(&free))
 	require.Eventually(t, func() bool {
 		var n int
-		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embeddings WHERE message_id = $1", free).Scan(&n))
+		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embeddings WHERE message_id = $1", id).Scan(&n))
 		return n == 1
+	}, 30*time.Second, 20*time.Millisecond, "the dead sweep's message waited for its lease")
+}
+
+// While a sweep holds the sweep's lock (in another process, say), no other sweep runs: one
+// called directly returns at once and leaves the queue alone; the lock's end lets the next one
+// embed everything.
+func TestEmbeddingSweepsRunOneAtATime(t *testing.T) {
+	t.Parallel()
+	b, ann, conv := setupLocalChat(t)
+	ctx := context.Background()
+	holder, err := b.db.Pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer holder.Release()
+	key := b.db.Schema + ":messages:embedDue"
+	_, err = holder.Exec(ctx, "SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
+	require.NoError(t, err)
+
+	require.NoError(t, b.call(t, ann, "messages:send", map[string]any{"conversationId": conv, "body": "while another sweep runs"}, nil))
+	require.NoError(t, b.engine.Call(ctx, "messages:embedDue", struct{}{}, engine.Identity{Admin: true}, nil))
+	var queued, leased int64
+	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*), count(leased_until) FROM message_embedding_queue").Scan(&queued, &leased))
+	require.Equal(t, int64(1), queued)
+	require.Zero(t, leased, "a second sweep ran beside the lock's holder")
+
+	_, err = holder.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embedding_queue").Scan(&queued))
+		return queued == 0
 	}, 30*time.Second, 20*time.Millisecond)
-	var n int
-	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embeddings WHERE message_id = $1", leased).Scan(&n))
-	require.Zero(t, n, "a live lease was taken over")
 }
 
 func TestSendRefusesNULCharacters(t *testing.T) {

@@ -33,8 +33,10 @@ func registerSearch(reg *engine.Registry, deps *Deps) {
 	engine.AddAction(reg, "messages:embedDue", func(ctx *engine.ActionCtx, _ struct{}) (any, error) {
 		return nil, embedDue(ctx, deps)
 	}, &engine.FunctionOpts{Internal: true})
-	engine.AddPeriodic(reg, engine.PeriodicFunction{Path: "messages:embedDue", Args: struct{}{}, Interval: EmbeddingSweepInterval, Exclusive: true})
-	engine.AddMutation(reg, "messages:leaseEmbeddings", messagesLeaseEmbeddings, &engine.FunctionOpts{Internal: true})
+	engine.AddPeriodic(reg, engine.PeriodicFunction{Path: "messages:embedDue", Args: struct{}{}, Interval: EmbeddingSweepInterval})
+	engine.AddMutation(reg, "messages:leaseEmbeddings", func(ctx *engine.MutationCtx, args leaseArgs) ([]pendingEmbedding, error) {
+		return messagesLeaseEmbeddings(ctx, embeddingLease, args)
+	}, &engine.FunctionOpts{Internal: true})
 	engine.AddMutation(reg, "messages:releaseEmbeddings", messagesReleaseEmbeddings, &engine.FunctionOpts{Internal: true})
 	engine.AddMutation(reg, "messages:storeEmbeddings", messagesStoreEmbeddings, &engine.FunctionOpts{Internal: true})
 }
@@ -199,26 +201,38 @@ const storeChunk = 16
 const EmbeddingSweepInterval = time.Second
 
 // embeddingLease is how long a sweep holds the messages it leased. It is longer than a sweep
-// may run (sweepBudget, plus one provider call), so a live sweep never loses its lease; when a
-// sweep dies, its messages are back in the queue this long after.
+// may run (sweepBudget, plus one provider call). Sweeps run one at a time and the next one
+// takes back a dead sweep's messages at once (sweep's reclaim), so the lease only matters to a
+// caller that leases outside a sweep.
 const embeddingLease = 2 * time.Minute
 
 // sweepBudget bounds one sweep; what is left is the next sweep's.
 const sweepBudget = 20 * time.Second
 
-// embedDue is the embedding sweep, a periodic job that never overlaps itself: it leases the
-// oldest queued messages (messages:send queues each one), embeds them (as many per provider call
-// as the provider takes) and stores the vectors, until the queue is
-// empty. The embedding work thus never runs at the moment a message is delivered, and a burst
-// costs a few transactions and calls, not a job per message.
+// embedDue is the embedding sweep, a periodic job that never overlaps itself (across processes:
+// it runs under an exclusive lock that dies with its holder): it leases the oldest queued
+// messages (messages:send queues each one), embeds them (as many per provider call as the
+// provider takes) and stores the vectors, until the queue is empty. The embedding work thus
+// never runs at the moment a message is delivered, and a burst costs a few transactions and
+// calls, not a job per message.
 func embedDue(ctx *engine.ActionCtx, deps *Deps) error {
+	_, err := ctx.Exclusive("messages:embedDue", func() error { return sweep(ctx, deps) })
+	return err
+}
+
+// sweep embeds queued messages until the queue is empty or its budget is spent.
+func sweep(ctx *engine.ActionCtx, deps *Deps) error {
 	deadline := time.Now().Add(sweepBudget)
+	// Alone (embedDue's lock): a lease still held is a sweep's that died with its process, so
+	// the first lease takes its messages back at once instead of when the lease runs out.
+	reclaim := true
 	for time.Now().Before(deadline) {
 		var pending []pendingEmbedding
 		limit := deps.Embedder.MaxBatch()
-		if err := ctx.RunMutation("messages:leaseEmbeddings", leaseArgs{Limit: limit}, &pending); err != nil {
+		if err := ctx.RunMutation("messages:leaseEmbeddings", leaseArgs{Limit: limit, Reclaim: reclaim}, &pending); err != nil {
 			return err
 		}
+		reclaim = false
 		if len(pending) == 0 {
 			return nil
 		}
@@ -242,13 +256,15 @@ func embedDue(ctx *engine.ActionCtx, deps *Deps) error {
 
 type leaseArgs struct {
 	Limit int `json:"limit"`
+	// Reclaim takes leased messages too: only a sweep that knows it is alone sets it.
+	Reclaim bool `json:"reclaim,omitempty"`
 }
 
 // messagesLeaseEmbeddings leases up to Limit queued messages to the calling sweep and loads them.
-func messagesLeaseEmbeddings(ctx *engine.MutationCtx, args leaseArgs) ([]pendingEmbedding, error) {
+func messagesLeaseEmbeddings(ctx *engine.MutationCtx, lease time.Duration, args leaseArgs) ([]pendingEmbedding, error) {
 	q := queries.New()
-	until := pgtype.Timestamptz{Time: time.Now().Add(embeddingLease), Valid: true}
-	ids, err := q.EmbeddingQueueLease(ctx, ctx.DB(), queries.EmbeddingQueueLeaseParams{LeaseUntil: until, MaxRows: int32(max(1, args.Limit))})
+	until := pgtype.Timestamptz{Time: time.Now().Add(lease), Valid: true}
+	ids, err := q.EmbeddingQueueLease(ctx, ctx.DB(), queries.EmbeddingQueueLeaseParams{LeaseUntil: until, MaxRows: int32(max(1, args.Limit)), Reclaim: args.Reclaim})
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}

@@ -42,11 +42,12 @@ INSERT INTO message_embedding_queue (message_id) VALUES (sqlc.arg(message_id))
 ON CONFLICT (message_id) DO NOTHING;
 
 -- EmbeddingQueueLease leases up to max_rows waiting messages (never leased, or whose lease
--- expired) to a sweep until lease_until, oldest first.
+-- expired, or any when reclaim: the caller knows every other lease is a dead sweep's) to a
+-- sweep until lease_until, oldest first.
 -- name: EmbeddingQueueLease :many
 UPDATE message_embedding_queue q SET leased_until = sqlc.arg(lease_until)
 FROM (SELECT message_id FROM message_embedding_queue
-      WHERE leased_until IS NULL OR leased_until < now()
+      WHERE leased_until IS NULL OR leased_until < now() OR sqlc.arg(reclaim)::boolean
       ORDER BY message_id
       LIMIT sqlc.arg(max_rows)
       FOR UPDATE SKIP LOCKED) w

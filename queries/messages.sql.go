@@ -140,9 +140,9 @@ func (q *Queries) EmbeddingQueueEnsure(ctx context.Context, db DBTX, messageID i
 const embeddingQueueLease = `-- name: EmbeddingQueueLease :many
 UPDATE message_embedding_queue q SET leased_until = $1
 FROM (SELECT message_id FROM message_embedding_queue
-      WHERE leased_until IS NULL OR leased_until < now()
+      WHERE leased_until IS NULL OR leased_until < now() OR $2::boolean
       ORDER BY message_id
-      LIMIT $2
+      LIMIT $3
       FOR UPDATE SKIP LOCKED) w
 WHERE q.message_id = w.message_id
 RETURNING q.message_id
@@ -150,13 +150,15 @@ RETURNING q.message_id
 
 type EmbeddingQueueLeaseParams struct {
 	LeaseUntil pgtype.Timestamptz
+	Reclaim    bool
 	MaxRows    int32
 }
 
 // EmbeddingQueueLease leases up to max_rows waiting messages (never leased, or whose lease
-// expired) to a sweep until lease_until, oldest first.
+// expired, or any when reclaim: the caller knows every other lease is a dead sweep's) to a
+// sweep until lease_until, oldest first.
 func (q *Queries) EmbeddingQueueLease(ctx context.Context, db DBTX, arg EmbeddingQueueLeaseParams) ([]int64, error) {
-	rows, err := db.Query(ctx, embeddingQueueLease, arg.LeaseUntil, arg.MaxRows)
+	rows, err := db.Query(ctx, embeddingQueueLease, arg.LeaseUntil, arg.Reclaim, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,479 @@
+package main
+
+// The fault-injection suite: real `ripple serve` processes killed, stopped and restarted under
+// load, checking the invariants docs/engine.md promises for sends and for the embedding
+// workflow. Recovery times are logged, not asserted: the only time limits are liveness bounds
+// far above what a healthy run takes.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ripplehq/ripple/internal/testdb"
+)
+
+// fakeEmbedder is an OpenAI-compatible embeddings endpoint (the provider is outside this
+// machine in production) that records every text it is asked to embed and can be made to hang.
+type fakeEmbedder struct {
+	srv *httptest.Server
+
+	mu    sync.Mutex
+	calls []embedCall
+	hang  chan struct{} // while open, requests wait (until it closes or the caller gives up)
+}
+
+type embedCall struct {
+	at    time.Time
+	texts []string
+}
+
+func newFakeEmbedder(t *testing.T) *fakeEmbedder {
+	f := &fakeEmbedder{}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(func() {
+		f.release()
+		f.srv.Close()
+	})
+	return f
+}
+
+func (f *fakeEmbedder) serve(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Input      []string `json:"input"`
+		Dimensions int      `json:"dimensions"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	f.mu.Lock()
+	f.calls = append(f.calls, embedCall{at: time.Now(), texts: req.Input})
+	hang := f.hang
+	f.mu.Unlock()
+	if hang != nil {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	type datum struct {
+		Index     int       `json:"index"`
+		Embedding []float32 `json:"embedding"`
+	}
+	out := struct {
+		Data []datum `json:"data"`
+	}{}
+	for i, text := range req.Input {
+		out.Data = append(out.Data, datum{Index: i, Embedding: vectorOf(text, 1536)})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// vectorOf is a unit vector derived from text, so equal texts embed equally.
+func vectorOf(text string, dims int) []float32 {
+	v := make([]float32, dims)
+	seed := sha256.Sum256([]byte(text))
+	var norm float64
+	for i := range v {
+		x := float32(int8(seed[i%32]^byte(i))) + 0.5
+		v[i] = x
+		norm += float64(x * x)
+	}
+	for i := range v {
+		v[i] /= float32(math.Sqrt(norm))
+	}
+	return v
+}
+
+func (f *fakeEmbedder) holdCalls() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hang = make(chan struct{})
+}
+
+func (f *fakeEmbedder) release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.hang != nil {
+		close(f.hang)
+		f.hang = nil
+	}
+}
+
+// seen returns, per text, the start times of the calls that asked for it.
+func (f *fakeEmbedder) seen() map[string][]time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string][]time.Time{}
+	for _, c := range f.calls {
+		for _, text := range c.texts {
+			out[text] = append(out[text], c.at)
+		}
+	}
+	return out
+}
+
+func (f *fakeEmbedder) callCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
+// faultEnv is the environment of a `ripple serve` whose embeddings come from f.
+func faultEnv(db *testdb.Bundle, f *fakeEmbedder) map[string]string {
+	return map[string]string{
+		"DATABASE_URL":              db.URL,
+		"RIPPLE_LOG_LEVEL":          "warn",
+		"RIPPLE_EMBEDDING_PROVIDER": "openai",
+		"RIPPLE_EMBEDDING_BASE_URL": f.srv.URL,
+		"RIPPLE_EMBEDDING_MODEL":    "fault-test",
+	}
+}
+
+// serveProc is one `ripple serve` the test may kill or stop.
+type serveProc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	base   string
+	stderr *syncBuffer
+	exited chan struct{}
+	err    error
+}
+
+func startServeProc(t *testing.T, vars map[string]string, schemaName, addr string) *serveProc {
+	t.Helper()
+	p := &serveProc{t: t, cmd: newCmd(t, vars, "serve", "--addr", addr, "--schema", schemaName),
+		base: "http://" + addr, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = io.Discard, p.stderr
+	require.NoError(t, p.cmd.Start())
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("ripple serve on %s:\n%s", addr, p.stderr.String())
+		}
+	})
+	waitForOK(t, &http.Client{Timeout: 5 * time.Second}, p.base+"/readyz")
+	return p
+}
+
+// kill ends the process at once, as a crash would.
+func (p *serveProc) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// chatUser is a signed-up user with the conversation the test writes to.
+type chatUser struct {
+	email, token, conv string
+}
+
+func signUpPair(t *testing.T, base, tag string) (*chatUser, *chatUser) {
+	t.Helper()
+	var users [2]*chatUser
+	for i, name := range []string{"ada", "bob"} {
+		email := fmt.Sprintf("%s-%s@school.test", name, tag)
+		status, out := post(t, base+"/api/auth/signup", "", map[string]any{"email": email, "password": "correct horse battery", "name": name})
+		require.Equal(t, http.StatusOK, status, "%v", out)
+		users[i] = &chatUser{email: email, token: out["accessToken"].(string)}
+	}
+	status, out := post(t, base+"/api/mutation", users[0].token, map[string]any{
+		"path": "conversations:getOrCreateDirect", "format": "convex_encoded_json", "args": []any{map[string]string{"email": users[1].email}}})
+	require.Equal(t, http.StatusOK, status, "%v", out)
+	users[0].conv, users[1].conv = out["value"].(string), out["value"].(string)
+	return users[0], users[1]
+}
+
+// chatSocket speaks the sync protocol as the official client does for sends: one session id
+// kept across reconnects, mutations numbered by request id and resent after a reconnect.
+type chatSocket struct {
+	conn *websocket.Conn
+	acks chan mutationAck // closed when the socket ends
+}
+
+type mutationAck struct {
+	requestID int64
+	success   bool
+	result    json.RawMessage
+}
+
+func openChatSocket(t *testing.T, base string, u *chatUser, sessionID string) *chatSocket {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/api/1.48.0/sync", nil)
+	require.NoError(t, err)
+	conn.SetReadLimit(16 << 20)
+	s := &chatSocket{conn: conn, acks: make(chan mutationAck, 1024)}
+	go func() {
+		defer close(s.acks)
+		for {
+			_, data, err := conn.Read(context.Background())
+			if err != nil {
+				return
+			}
+			var m struct {
+				Type      string          `json:"type"`
+				RequestID int64           `json:"requestId"`
+				Success   bool            `json:"success"`
+				Result    json.RawMessage `json:"result"`
+			}
+			if json.Unmarshal(data, &m) == nil && m.Type == "MutationResponse" {
+				s.acks <- mutationAck{requestID: m.RequestID, success: m.Success, result: m.Result}
+			}
+		}
+	}()
+	t.Cleanup(func() { conn.Close(websocket.StatusNormalClosure, "") })
+	s.write(t, map[string]any{"type": "Connect", "sessionId": sessionID, "connectionCount": 0, "lastCloseReason": nil})
+	s.write(t, map[string]any{"type": "Authenticate", "tokenType": "User", "value": u.token, "baseVersion": 0})
+	return s
+}
+
+func (s *chatSocket) write(t *testing.T, m any) {
+	buf, err := json.Marshal(m)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.conn.Write(ctx, websocket.MessageText, buf) // a dead server shows as missing acks
+}
+
+func (s *chatSocket) send(t *testing.T, requestID int64, conv, body string) {
+	s.write(t, map[string]any{"type": "Mutation", "requestId": requestID, "udfPath": "messages:send",
+		"args": []any{map[string]string{"conversationId": conv, "body": body}}})
+}
+
+// sender is one user's burst of sends and what was acknowledged.
+type sender struct {
+	user      *chatUser
+	sessionID string
+	bodies    map[int64]string // by request id
+	acked     map[int64]bool
+}
+
+func newSender(u *chatUser, name string, n int) *sender {
+	s := &sender{user: u, sessionID: "fault-" + name + "-" + randomTag(), bodies: map[int64]string{}, acked: map[int64]bool{}}
+	for i := 1; i <= n; i++ {
+		s.bodies[int64(i)] = fmt.Sprintf("%s says message %d", name, i)
+	}
+	return s
+}
+
+// sendAll sends every message on sock (all of them again after a reconnect: a resent mutation
+// must not commit twice) and collects acknowledgements until stop says so or the socket ends.
+// It runs on goroutines of its own, so it returns its failure instead of failing the test.
+func (s *sender) sendAll(t *testing.T, sock *chatSocket, stop func(acked int) bool) error {
+	for id := int64(1); id <= int64(len(s.bodies)); id++ {
+		sock.send(t, id, s.user.conv, s.bodies[id])
+	}
+	timeout := time.After(2 * time.Minute)
+	for !stop(len(s.acked)) {
+		select {
+		case ack, ok := <-sock.acks:
+			if !ok {
+				return nil
+			}
+			if !ack.success {
+				return fmt.Errorf("request %d failed: %s", ack.requestID, ack.result)
+			}
+			s.acked[ack.requestID] = true
+		case <-timeout:
+			return fmt.Errorf("%s: %d of %d sends acknowledged after 2 minutes", s.sessionID, len(s.acked), len(s.bodies))
+		}
+	}
+	return nil
+}
+
+// sendAllEach runs sendAll for every sender at once on fresh sockets to base.
+func sendAllEach(t *testing.T, base string, senders []*sender, stop func(s *sender, acked int) bool) {
+	t.Helper()
+	errs := make([]error, len(senders))
+	var wg sync.WaitGroup
+	for i, s := range senders {
+		sock := openChatSocket(t, base, s.user, s.sessionID)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.sendAll(t, sock, func(n int) bool { return stop(s, n) })
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+}
+
+func randomTag() string { return fmt.Sprintf("%x", time.Now().UnixNano()) }
+
+// requireEachMessageOnce checks that the conversation holds exactly the senders' messages, each
+// once.
+func requireEachMessageOnce(t *testing.T, db *testdb.Bundle, senders ...*sender) {
+	t.Helper()
+	rows, err := db.Pool.Query(context.Background(), "SELECT body, count(*) FROM messages GROUP BY body")
+	require.NoError(t, err)
+	got := map[string]int64{}
+	for rows.Next() {
+		var body string
+		var n int64
+		require.NoError(t, rows.Scan(&body, &n))
+		got[body] = n
+	}
+	require.NoError(t, rows.Err())
+	want := map[string]int64{}
+	for _, s := range senders {
+		for _, body := range s.bodies {
+			want[body] = 1
+		}
+	}
+	require.Equal(t, want, got, "every acknowledged send stored exactly once, nothing else")
+}
+
+// waitEmbedded waits (a liveness bound, not a performance one) until every message has its
+// embedding and the queue is empty, checks each has exactly one, and returns how long it took.
+func waitEmbedded(t *testing.T, db *testdb.Bundle, within time.Duration) time.Duration {
+	t.Helper()
+	ctx := context.Background()
+	start := time.Now()
+	deadline := start.Add(within)
+	for {
+		var messages, embedded, queued int64
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM messages),
+			(SELECT count(DISTINCT message_id) FROM message_embeddings), (SELECT count(*) FROM message_embedding_queue)`).
+			Scan(&messages, &embedded, &queued))
+		if embedded == messages && queued == 0 {
+			var extra int64
+			require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) - count(DISTINCT message_id) FROM message_embeddings").Scan(&extra))
+			require.Zero(t, extra, "a message has more than one embedding")
+			return time.Since(start)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %d messages, %d embedded, %d still queued", within, messages, embedded, queued)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A server killed with SIGKILL in the middle of a burst and of an embedding sweep loses and
+// duplicates nothing: the clients reconnect to its replacement and resend every mutation, each
+// is stored once, and every message gets exactly one embedding, the dead sweep's included (its
+// lock died with it, and the next sweep takes its messages back). The provider sees a text twice
+// only if the first call for it was made before the crash.
+func TestFaultKillMidBurst(t *testing.T) {
+	t.Parallel()
+	db := testdb.NewSchema(t)
+	provider := newFakeEmbedder(t)
+	vars := faultEnv(db, provider)
+	addr := freeAddr(t)
+	first := startServeProc(t, vars, db.Schema, addr)
+	ada, bob := signUpPair(t, first.base, "kill")
+
+	// A sweep stuck in a provider call, holding its messages, when the server dies.
+	provider.holdCalls()
+	early := newSender(ada, "early", 10)
+	sendAllEach(t, first.base, []*sender{early}, func(_ *sender, n int) bool { return n == 10 })
+	require.Eventually(t, func() bool { return provider.callCount() > 0 }, time.Minute, 10*time.Millisecond, "no sweep called the provider")
+
+	const perUser = 60
+	senders := []*sender{newSender(ada, "ada", perUser), newSender(bob, "bob", perUser)}
+	// Crash once a third of the burst is acknowledged: the acknowledgement that reaches it
+	// kills the server before anything else is read.
+	var mu sync.Mutex
+	var killedAt time.Time
+	total := 0
+	sendAllEach(t, first.base, senders, func(_ *sender, n int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if n > 0 {
+			total++
+		}
+		if killedAt.IsZero() && total >= 2*perUser/3 {
+			killedAt = time.Now()
+			first.kill()
+		}
+		return n == perUser
+	})
+	require.False(t, killedAt.IsZero(), "the burst ended before the crash")
+	before := 0
+	for _, s := range senders {
+		before += len(s.acked)
+	}
+	var stuck int64
+	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job WHERE state = 'running'").Scan(&stuck))
+	t.Logf("killed with %d of %d sends acknowledged and %d jobs running", before, 2*perUser, stuck)
+	require.Positive(t, stuck, "the sweep should have died running")
+
+	provider.release()
+	second := startServeProc(t, vars, db.Schema, addr)
+	restarted := time.Now()
+	sendAllEach(t, second.base, senders, func(_ *sender, n int) bool { return n == perUser })
+	t.Logf("every send acknowledged %s after the restart", time.Since(restarted).Round(time.Millisecond))
+	requireEachMessageOnce(t, db, append(senders, early)...)
+
+	// Bound: River elects the new process leader (it enqueues periodic jobs) when the dead
+	// leader's term ends, then the next sweep runs; docs/engine.md states it.
+	waitEmbedded(t, db, 2*time.Minute)
+	t.Logf("every message embedded once %s after the restart", time.Since(restarted).Round(time.Millisecond))
+	seen := provider.seen()
+	for _, s := range append(senders, early) {
+		for _, body := range s.bodies {
+			calls := seen[body]
+			require.NotEmpty(t, calls, "the provider never saw %q", body)
+			if len(calls) > 1 {
+				require.True(t, calls[0].Before(killedAt), "%q was embedded twice though its first call came after the crash", body)
+			}
+		}
+	}
+}
+
+// SIGTERM while provider calls hang: the server exits 0 within its shutdown bound, River records
+// the cancelled sweep (no job is left "running" for the rescuer), and a new server embeds every
+// message exactly once when the provider answers again.
+func TestFaultStopWithHungProvider(t *testing.T) {
+	t.Parallel()
+	db := testdb.NewSchema(t)
+	provider := newFakeEmbedder(t)
+	provider.holdCalls()
+	vars := faultEnv(db, provider)
+	addr := freeAddr(t)
+	first := startServeProc(t, vars, db.Schema, addr)
+	ada, _ := signUpPair(t, first.base, "stop")
+
+	s := newSender(ada, "ada", 20)
+	sendAllEach(t, first.base, []*sender{s}, func(_ *sender, n int) bool { return n == 20 })
+	require.Eventually(t, func() bool { return provider.callCount() > 0 }, time.Minute, 20*time.Millisecond, "no sweep called the provider")
+
+	stopped := time.Now()
+	require.NoError(t, first.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-first.exited:
+	case <-time.After(time.Minute):
+		t.Fatalf("ripple serve did not exit within a minute of SIGTERM; stderr:\n%s", first.stderr.String())
+	}
+	require.NoError(t, first.err, "ripple serve should exit 0 after SIGTERM; stderr:\n%s", first.stderr.String())
+	t.Logf("exited %s after SIGTERM with a provider call hanging", time.Since(stopped).Round(time.Millisecond))
+	var running int64
+	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job WHERE state = 'running'").Scan(&running))
+	require.Zero(t, running, "a job was left running for the rescuer")
+
+	provider.release()
+	startServeProc(t, vars, db.Schema, addr)
+	took := waitEmbedded(t, db, 2*time.Minute)
+	t.Logf("every message embedded once %s after the restart", took.Round(time.Millisecond))
+	requireEachMessageOnce(t, db, s)
+}
