@@ -60,6 +60,7 @@ func commands() []command {
 		{name: "migrate", summary: "apply every outstanding migration and exit", flags: migrateFlags},
 		{name: "admin-key", summary: "create an admin key (printed once) for Authorization: Convex <key>", flags: adminKeyFlags},
 		{name: "bench", summary: "`bench chat`: the chat's real path under load (latency, knee, idle, devices, throughput); `bench search`: vector search latency and recall; plain `bench`: raw write-to-subscriber latency", flags: benchFlags},
+		{name: "codegen", summary: "write api.ts, typed references to the public functions for @ripplehq/client (--out DIR)", flags: codegenFlags},
 		{name: "reembed", summary: "rebuild message embeddings after the embedding provider, model or dimensions changed", flags: reembedFlags},
 	}
 }
