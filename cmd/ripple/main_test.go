@@ -203,49 +203,8 @@ type syncBuffer = testlog.Buffer
 func TestServeAndGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	db := testdb.NewSchema(t)
-	addr := freeAddr(t)
-
-	cmd := newCmd(t, map[string]string{"DATABASE_URL": db.URL}, "serve", "--addr", addr, "--schema", db.Schema)
-	var stderr syncBuffer
-	pr, pw := io.Pipe()
-	cmd.Stdout = io.Discard
-	cmd.Stderr = io.MultiWriter(&stderr, pw)
-	require.NoError(t, cmd.Start())
-	var waitErr error
-	exited := make(chan struct{})
-	go func() {
-		waitErr = cmd.Wait()
-		_ = pw.Close()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-
-	// Wait for the "serving on" line, or for the process to give up.
-	served := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "serving on http://"+addr) {
-				close(served)
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	select {
-	case <-served:
-	case <-exited:
-		t.Fatalf("ripple serve exited early (%v); stderr:\n%s", waitErr, stderr.String())
-	case <-time.After(time.Minute):
-		t.Fatalf("ripple serve did not say it was serving within a minute; stderr:\n%s", stderr.String())
-	}
+	srv := startServe(t, db)
+	addr, cmd, exited, stderr := srv.addr, srv.cmd, srv.exited, srv.stderr
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, path := range []string{"/healthz", "/readyz"} {
@@ -264,7 +223,7 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {
 	case <-exited:
-		require.NoError(t, waitErr, "ripple serve should exit 0 after SIGTERM; stderr:\n%s", stderr.String())
+		require.NoError(t, *srv.waitErr, "ripple serve should exit 0 after SIGTERM; stderr:\n%s", stderr.String())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("ripple serve did not exit within 30s of SIGTERM; stderr:\n%s", stderr.String())
 	}
@@ -354,4 +313,64 @@ func TestOneLine(t *testing.T) {
 	in := "failed to connect to `user=x database=db`:\n\t127.0.0.1:1: refused\n\t127.0.0.1:1: refused\n"
 	assert.Equal(t, "failed to connect to `user=x database=db`: 127.0.0.1:1: refused", oneLine(in))
 	assert.Equal(t, "a; b", oneLine("a\nb"))
+}
+
+// served is a `ripple serve` started by startServe.
+type served struct {
+	addr    string
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when the process has exited
+	waitErr *error        // cmd.Wait's error, once exited is closed
+	stderr  *syncBuffer
+}
+
+// startServe starts `ripple serve` on a free loopback port over db's schema and returns once it
+// says it is serving; the process is killed when the test ends, if it still runs.
+func startServe(t *testing.T, db *testdb.Bundle, vars ...string) *served {
+	t.Helper()
+	addr := freeAddr(t)
+	env := map[string]string{"DATABASE_URL": db.URL}
+	for i := 0; i+1 < len(vars); i += 2 {
+		env[vars[i]] = vars[i+1]
+	}
+	cmd := newCmd(t, env, "serve", "--addr", addr, "--schema", db.Schema)
+	srv := &served{addr: addr, cmd: cmd, exited: make(chan struct{}), waitErr: new(error), stderr: &syncBuffer{}}
+	pr, pw := io.Pipe()
+	cmd.Stdout = io.Discard
+	cmd.Stderr = io.MultiWriter(srv.stderr, pw)
+	require.NoError(t, cmd.Start())
+	go func() {
+		*srv.waitErr = cmd.Wait()
+		_ = pw.Close()
+		close(srv.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-srv.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-srv.exited
+		}
+	})
+
+	// Wait for the "serving on" line, or for the process to give up.
+	servedLine := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "serving on http://"+addr) {
+				close(servedLine)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case <-servedLine:
+	case <-srv.exited:
+		t.Fatalf("ripple serve exited early (%v); stderr:\n%s", *srv.waitErr, srv.stderr.String())
+	case <-time.After(time.Minute):
+		t.Fatalf("ripple serve did not say it was serving within a minute; stderr:\n%s", srv.stderr.String())
+	}
+	return srv
 }

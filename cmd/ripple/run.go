@@ -60,6 +60,9 @@ func commands() []command {
 		{name: "migrate", summary: "apply every outstanding migration and exit", flags: migrateFlags},
 		{name: "admin-key", summary: "create an admin key (printed once) for Authorization: Convex <key>", flags: adminKeyFlags},
 		{name: "bench", summary: "`bench chat`: the chat's real path under load (latency, knee, idle, devices, throughput); `bench search`: vector search latency and recall; plain `bench`: raw write-to-subscriber latency", flags: benchFlags},
+		{name: "functions", summary: "list the registered functions: kind, visibility (public or internal) and argument shape (--json)", flags: functionsFlags},
+		{name: "run", summary: "run a function on a running server as the admin or a user, print its result as JSON (--watch, --as, --at/--after)", flags: runFlags},
+		{name: "scheduled", summary: "list the scheduled functions that have not run yet, or cancel one (--cancel ID)", flags: scheduledFlags},
 		{name: "codegen", summary: "write api.ts, typed references to the public functions for @ripplehq/client (--out DIR)", flags: codegenFlags},
 		{name: "reembed", summary: "rebuild message embeddings after the embedding provider, model or dimensions changed", flags: reembedFlags},
 	}
@@ -150,6 +153,8 @@ func printHelp(w io.Writer) {
 	fmt.Fprintln(w, "  DATABASE_URL      PostgreSQL connection string (required by serve and migrate)")
 	fmt.Fprintln(w, "  RIPPLE_ADDR       serve's default --addr (default "+defaultAddr+")")
 	fmt.Fprintln(w, "  RIPPLE_LOG_LEVEL  debug, info (default), warn or error")
+	fmt.Fprintln(w, "  RIPPLE_URL        the server `run` calls (default http:// and RIPPLE_ADDR)")
+	fmt.Fprintln(w, "  RIPPLE_ADMIN_KEY  the admin key `run` presents (see admin-key)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, `Run "ripple help <command>" for a command's flags.`)
 }
