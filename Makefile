@@ -50,7 +50,8 @@ test-go: db
 	$(GO) -C tools test -count=1 ./readsetgen/
 
 # The TypeScript client's suite (client-ts): its build, the type test (tsc --noEmit over the
-# package, its tests and test/types.test-d.ts), then Vitest against real servers on Postgres.
+# package, its tests and the @ts-expect-error cases of test/types.tsx), then Vitest against real
+# servers on Postgres.
 test-ts: db npm-install
 	cd client-ts && npm test
 

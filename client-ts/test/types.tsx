@@ -45,3 +45,10 @@ export function Hooks() {
   usePaginatedQuery(api.messages.list, { conversationId: "1", paginationOpts: { numItems: 1, cursor: null } }, { initialNumItems: 10 });
   return [first, m, name];
 }
+
+// The README's example, as written there.
+export function Thread({ conversationId }: { conversationId: string }) {
+  const { results } = usePaginatedQuery(api.messages.list, { conversationId }, { initialNumItems: 20 });
+  const send = useMutation(api.messages.send);
+  return <>{results.map((m) => <p key={m._id}>{m.body}</p>)}<button onClick={() => send({ conversationId, body: "hi" })}>Send</button></>;
+}
