@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	"github.com/ripplehq/ripple/engine"
@@ -23,9 +24,7 @@ func functionsFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []str
 		}
 		list := describeFunctions(reg.Signatures())
 		if *asJSON {
-			enc := json.NewEncoder(e.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(list)
+			return printJSON(e.stdout, list)
 		}
 		w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(w, "FUNCTION\tKIND\tVISIBILITY\tARGUMENTS")
@@ -60,4 +59,11 @@ func describeFunctions(sigs []engine.FunctionSignature) []functionDescription {
 		})
 	}
 	return out
+}
+
+// printJSON writes v as indented JSON, for the --json form of a listing.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

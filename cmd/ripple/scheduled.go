@@ -44,9 +44,7 @@ func scheduledFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []str
 			return fmt.Errorf("listing scheduled functions: %w", err)
 		}
 		if *asJSON {
-			enc := json.NewEncoder(e.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(list)
+			return printJSON(e.stdout, list)
 		}
 		w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(w, "ID\tAT\tSTATE\tFUNCTION\tAS\tARGUMENTS")
