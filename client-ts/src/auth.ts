@@ -115,6 +115,15 @@ export class RippleAuth {
     }
   }
 
+  /**
+   * Refreshes the session now and returns the new access token (null when signed out or
+   * refused). Refreshes are serialized across tabs: one that finds a session another tab just
+   * refreshed takes it instead.
+   */
+  refresh(): Promise<string | null> {
+    return this.fetchToken(true);
+  }
+
   /** Stops following other tabs; start() resumes. */
   dispose() {
     this.started = false;
@@ -180,11 +189,11 @@ export class RippleAuth {
 
   private async refreshAcrossTabs(s: Session): Promise<string | null> {
     const locks = typeof navigator !== "undefined" ? navigator.locks : undefined;
-    if (!locks) return this.refresh(s);
-    return locks.request(`ripple.auth.refresh:${this.client.origin}:${this.key}`, () => this.refresh(s));
+    if (!locks) return this.refreshOnce(s);
+    return locks.request(`ripple.auth.refresh:${this.client.origin}:${this.key}`, () => this.refreshOnce(s));
   }
 
-  private async refresh(s: Session): Promise<string | null> {
+  private async refreshOnce(s: Session): Promise<string | null> {
     // Another tab may have refreshed while this one waited for the lock.
     const stored = this.load();
     if (stored && stored.refreshToken !== s.refreshToken && stored.user._id === s.user._id) {

@@ -298,9 +298,9 @@ describe("accounts: RippleAuthProvider and useAuth", () => {
     const b = new RippleAuth(newClient());
     try {
       // Tab A refreshes (the server asked it to); tab B, holding the old pair, is asked next.
-      const refreshA = await (a as any).fetchToken(true);
+      const refreshA = await a.refresh();
       expect(refreshA).not.toBe(session.accessToken);
-      const refreshB = await (b as any).fetchToken(true);
+      const refreshB = await b.refresh();
       expect(refreshB).toBe(refreshA);
       expect(b.current.session?.refreshToken).toBe(a.current.session?.refreshToken);
       // Both still hold a live session: the refresh token was spent once.
