@@ -160,7 +160,7 @@ func TestRunWatch(t *testing.T) {
 	cmd := newCmd(t, c.vars, "run", "--url", c.url, "--schema", c.db.Schema, "--as", c.bob, "--watch", "conversations:list")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	var stderr bytes.Buffer
+	var stderr syncBuffer // written by the process while failure messages read it
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	exited := make(chan error, 1)
