@@ -14,6 +14,8 @@ export type RippleServe = {
   schema: string;
   /** Stops the server (SIGTERM, as an operator would), keeping its schema. */
   stop(): Promise<void>;
+  /** Kills the server (SIGKILL, as a crash would), keeping its schema. */
+  kill(): Promise<void>;
   /** Starts it again on the same port and schema. */
   start(): Promise<void>;
   /** Stops it and drops its schema. */
@@ -48,12 +50,12 @@ export async function startRippleServe(bin: string, env: Record<string, string> 
     await listening;
   };
 
-  const stop = async () => {
+  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
     const c = child;
     child = null;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
-    c.kill("SIGTERM");
+    c.kill(signal);
     const timer = setTimeout(() => c.kill("SIGKILL"), 15_000);
     await exited;
     clearTimeout(timer);
@@ -63,7 +65,8 @@ export async function startRippleServe(bin: string, env: Record<string, string> 
   return {
     url,
     schema,
-    stop,
+    stop: () => stop(),
+    kill: () => stop("SIGKILL"),
     start,
     async destroy() {
       await stop();
