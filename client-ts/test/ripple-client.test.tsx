@@ -56,7 +56,11 @@ function newClient(): RippleClient {
   return c;
 }
 
-/** A signed-in client (its token set directly from a sign-up). */
+/**
+ * A signed-in client (its token set directly from a sign-up). `ripple serve` allows 20 sign-ups
+ * an hour from one address (engine/internal/auth), and this file's server is fresh per run: the
+ * tests here sign up 15 users.
+ */
 async function signedIn(name: string): Promise<{ client: RippleClient; session: AuthSession }> {
   const session = await signUp(server.url, name);
   const client = newClient();
@@ -297,6 +301,43 @@ describe("accounts: RippleAuthProvider and useAuth", () => {
     expect((err as RippleError).data.status).toBe(401);
   });
 
+  it("two tabs refreshing at once spend the refresh token once with Web Locks; without, the server's grace absorbs the race", async () => {
+    // Each RippleAuth is a tab: same localStorage, own client. fetch is wrapped to count the
+    // refresh requests that reach the server.
+    const realFetch = globalThis.fetch;
+    let refreshPosts = 0;
+    globalThis.fetch = ((input: RequestInfo | URL, init?: RequestInit) => {
+      if (String(input).endsWith("/api/auth/refresh")) refreshPosts++;
+      return realFetch(input, init);
+    }) as typeof fetch;
+    try {
+      for (const withLocks of [true, false]) {
+        // jsdom has no Web Locks: an exclusive lock per name, as browsers grant them, shared by
+        // the "tabs" of this page.
+        Object.defineProperty(navigator, "locks", { configurable: true, value: withLocks ? new ExclusiveLocks() : undefined });
+        const session = await signUp(server.url, "Gus");
+        localStorage.setItem("ripple.session", JSON.stringify(session));
+        const a = new RippleAuth(newClient());
+        const b = new RippleAuth(newClient());
+        try {
+          refreshPosts = 0;
+          const [ta, tb] = await Promise.all([a.refresh(), b.refresh()]);
+          expect(ta).not.toBeNull();
+          expect(ta).not.toBe(session.accessToken);
+          expect(tb).toBe(ta);
+          expect(refreshPosts).toBe(withLocks ? 1 : 2);
+          expect(a.current.session?.refreshToken).toBe(b.current.session?.refreshToken);
+        } finally {
+          a.dispose();
+          b.dispose();
+        }
+      }
+    } finally {
+      globalThis.fetch = realFetch;
+      Object.defineProperty(navigator, "locks", { configurable: true, value: undefined });
+    }
+  });
+
   it("a tab that finds a session another tab refreshed takes it instead of spending the refresh token again", async () => {
     const session = await signUp(server.url, "Eve");
     localStorage.setItem("ripple.session", JSON.stringify(session));
@@ -318,3 +359,13 @@ describe("accounts: RippleAuthProvider and useAuth", () => {
     }
   });
 });
+
+/** navigator.locks.request in exclusive mode: callbacks under one name run one at a time. */
+class ExclusiveLocks {
+  private tails = new Map<string, Promise<unknown>>();
+  request<T>(name: string, callback: () => Promise<T>): Promise<T> {
+    const run = (this.tails.get(name) ?? Promise.resolve()).then(callback, callback);
+    this.tails.set(name, run.catch(() => {}));
+    return run;
+  }
+}
