@@ -242,6 +242,18 @@ describe("hooks against ripple serve", () => {
     await server.kill();
     await waitFor(() => expect(screen.getByTestId("conn").textContent).toBe("reconnecting"), { timeout: 20_000 });
     const down = states.at(-1)!;
+    // The browser reports no network: offline, the same outage (since unchanged); back online,
+    // reconnecting again.
+    const setOnline = (online: boolean) => {
+      Object.defineProperty(navigator, "onLine", { configurable: true, get: () => online });
+      act(() => void window.dispatchEvent(new Event(online ? "online" : "offline")));
+    };
+    setOnline(false);
+    expect(screen.getByTestId("conn").textContent).toBe("offline");
+    expect(states.at(-1)!.since).toBe(down.since);
+    setOnline(true);
+    expect(screen.getByTestId("conn").textContent).toBe("reconnecting");
+    expect(states.at(-1)!.since).toBe(down.since);
     // Queued while the server is down, sent once it is back. (An action queued so was never
     // sent, so it is sent too; one sent before the drop fails: ripple-action.test.ts.)
     const queued = ann.client.mutation(api.messages.send, { conversationId, body: "queued while down" });
