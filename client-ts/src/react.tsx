@@ -51,10 +51,21 @@ export type QueryState<T> =
 
 /**
  * A live query: undefined while loading, then each new result. A failure is thrown as a
- * RippleError to the nearest error boundary; `useQueryState` returns it instead.
+ * RippleError to the nearest error boundary; with `{ throwOnError: false }` the hook returns
+ * the query's state instead (as `useQueryState` does).
  */
-export function useQuery<Q extends FunctionReference<"query">>(query: Q, ...args: ArgsOrSkip<Q>): FunctionReturnType<Q> | undefined {
-  const state = useQueryState(query, ...args);
+export function useQuery<Q extends FunctionReference<"query">>(
+  query: Q,
+  args: FunctionArgs<Q> | "skip",
+  options: { throwOnError: false },
+): QueryState<FunctionReturnType<Q>>;
+export function useQuery<Q extends FunctionReference<"query">>(query: Q, ...args: ArgsOrSkip<Q>): FunctionReturnType<Q> | undefined;
+export function useQuery<Q extends FunctionReference<"query">>(
+  query: Q,
+  ...rest: [args?: FunctionArgs<Q> | "skip", options?: { throwOnError?: boolean }]
+): FunctionReturnType<Q> | undefined | QueryState<FunctionReturnType<Q>> {
+  const state = useQueryState(query, ...([rest[0]] as ArgsOrSkip<Q>));
+  if (rest[1]?.throwOnError === false) return state;
   if (state.status === "error") throw state.error;
   return state.data;
 }

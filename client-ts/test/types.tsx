@@ -30,6 +30,8 @@ export function Hooks() {
   // @ts-expect-error conversationId is a string
   useQuery(api.messages.list, { conversationId: 1, paginationOpts: { numItems: 1, cursor: null } });
   const me = useQuery(api.users.me, {});
+  const state = useQuery(api.users.me, {}, { throwOnError: false });
+  const loaded: string | undefined = state.status === "success" ? state.data?.email : state.error?.code;
   // @ts-expect-error me is undefined while loading and null when signed out
   const name: string = me.name;
   const send = useMutation(api.messages.send);
@@ -43,7 +45,7 @@ export function Hooks() {
   const m: Message | undefined = page.results[0];
   // @ts-expect-error paginationOpts is the hook's to add
   usePaginatedQuery(api.messages.list, { conversationId: "1", paginationOpts: { numItems: 1, cursor: null } }, { initialNumItems: 10 });
-  return [first, m, name];
+  return [first, m, name, loaded];
 }
 
 // The README's example, as written there.
