@@ -4,11 +4,15 @@
 # (GET /readyz).
 
 FROM node:20-bookworm AS web
-WORKDIR /src/web
-COPY web/package.json web/package-lock.json ./
+WORKDIR /src
+# npm workspaces: the web app uses the TypeScript client (client-ts) from this repository.
+COPY package.json package-lock.json ./
+COPY client-ts/package.json client-ts/
+COPY web/package.json web/
 RUN npm ci --no-audit --no-fund
-COPY web/ ./
-RUN npm run build
+COPY client-ts/ client-ts/
+COPY web/ web/
+RUN cd web && npm run build
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src

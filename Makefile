@@ -5,21 +5,24 @@ GO ?= go
 SQLC := $(GO) tool -modfile=tools/go.mod sqlc
 DEFAULT_DATABASE_URL := postgres://ripple:ripple@127.0.0.1:5432/ripple?sslmode=disable
 
-.PHONY: run test db build build-web generate check-generated vet test-go test-ts test-web
+.PHONY: run test db build build-web npm-install generate check-generated vet test-go test-ts test-web
 
 # Postgres with pgvector on this machine, unless DATABASE_URL points elsewhere.
 db:
 	@bash scripts/postgres.sh
 
-# The web app (web/, React + Vite) is built into web/dist first: the binary embeds it. Its
-# dependencies are installed from the lockfile in CI, or when node_modules is missing.
+# The web app (web/, React + Vite) is built into web/dist first: the binary embeds it. The npm
+# workspaces (client-ts, web; package.json) are installed from the root lockfile in CI, or when
+# node_modules is missing.
 build: build-web
 	$(GO) build -o bin/ripple ./cmd/ripple
 
-build-web:
-	cd web && \
-	if [ -n "$${CI:-}" ] || [ ! -d node_modules ]; then npm ci --no-audit --no-fund; fi && \
-	npm run build
+npm-install:
+	@if [ -n "$${CI:-}" ] || [ ! -d node_modules ]; then npm ci --no-audit --no-fund; fi
+
+# web's build builds client-ts (@ripplehq/client) first.
+build-web: npm-install
+	cd web && npm run build
 
 # Serves on $RIPPLE_ADDR (default 127.0.0.1:3210) against $DATABASE_URL (default: `make db`'s).
 run: db build
@@ -27,14 +30,17 @@ run: db build
 
 READSETGEN := $(GO) -C tools run ./readsetgen -C ..
 
-# sqlc's Go code, then the read-set analysis of the same SQL (tools/readsetgen).
+# sqlc's Go code, then the read-set analysis of the same SQL (tools/readsetgen), then the chat's
+# typed function references for the TypeScript client (web/src/generated/api.ts).
 generate:
 	$(SQLC) generate
 	$(READSETGEN)
+	$(GO) run ./cmd/ripple codegen --out web/src/generated
 
 # Fails when the committed generated code differs from what `make generate` writes.
 check-generated:
 	@bash scripts/check-generated.sh
+	@bash scripts/check-api.sh
 
 vet:
 	$(GO) vet ./...
@@ -43,16 +49,11 @@ test-go: db
 	$(GO) test -race -count=1 ./...
 	$(GO) -C tools test -count=1 ./readsetgen/
 
-# The TypeScript client's suite; a no-op until client-ts/ exists. Dependencies are installed
-# from the lockfile in CI, or when node_modules is missing.
-test-ts:
-	@if [ -f client-ts/package.json ]; then \
-		cd client-ts && \
-		if [ -n "$${CI:-}" ] || [ ! -d node_modules ]; then npm ci --no-audit --no-fund; fi && \
-		npm test; \
-	else \
-		echo "test-ts: no client-ts/package.json yet; skipping"; \
-	fi
+# The TypeScript client's suite (client-ts): its build, the type test (tsc --noEmit over the
+# package, its tests and the @ts-expect-error cases of test/types.tsx), then Vitest against real
+# servers on Postgres.
+test-ts: db npm-install
+	cd client-ts && npm test
 
 # The browser end-to-end suite (web/e2e): Debian's Chromium driven by playwright-core against a
 # `ripple serve` built with the web app `build` just made.

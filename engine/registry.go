@@ -40,6 +40,7 @@ type function struct {
 
 	decode   func(raw json.RawMessage, maxBytes int) (any, error)
 	argsType reflect.Type // A of AddX[A, R]: a Go caller holding one skips JSON
+	result   reflect.Type // R of AddX[A, R], for Signatures
 	query    func(*QueryCtx, any) (any, error)
 	mutation func(*MutationCtx, any) (any, error)
 	action   func(*ActionCtx, any) (any, error)
@@ -199,7 +200,7 @@ func AddQuery[A, R any](r *Registry, path string, fn func(*QueryCtx, A) (R, erro
 // they read decides when a subscription re-runs.
 func AddQuerySafely[A, R any](r *Registry, path string, fn func(*QueryCtx, A) (R, error), opts *FunctionOpts) error {
 	return r.add(&function{
-		path: path, kind: KindQuery, decode: decoderFor[A](), argsType: reflect.TypeFor[A](),
+		path: path, kind: KindQuery, decode: decoderFor[A](), argsType: reflect.TypeFor[A](), result: reflect.TypeFor[R](),
 		query: func(ctx *QueryCtx, args any) (any, error) { return fn(ctx, args.(A)) },
 	}, opts)
 }
@@ -215,7 +216,7 @@ func AddMutation[A, R any](r *Registry, path string, fn func(*MutationCtx, A) (R
 // on serialization failure, so it must not have side effects outside the database.
 func AddMutationSafely[A, R any](r *Registry, path string, fn func(*MutationCtx, A) (R, error), opts *FunctionOpts) error {
 	return r.add(&function{
-		path: path, kind: KindMutation, decode: decoderFor[A](), argsType: reflect.TypeFor[A](),
+		path: path, kind: KindMutation, decode: decoderFor[A](), argsType: reflect.TypeFor[A](), result: reflect.TypeFor[R](),
 		mutation: func(ctx *MutationCtx, args any) (any, error) { return fn(ctx, args.(A)) },
 	}, opts)
 }
@@ -231,7 +232,7 @@ func AddAction[A, R any](r *Registry, path string, fn func(*ActionCtx, A) (R, er
 // and reaches the database only through RunQuery and RunMutation.
 func AddActionSafely[A, R any](r *Registry, path string, fn func(*ActionCtx, A) (R, error), opts *FunctionOpts) error {
 	return r.add(&function{
-		path: path, kind: KindAction, decode: decoderFor[A](), argsType: reflect.TypeFor[A](),
+		path: path, kind: KindAction, decode: decoderFor[A](), argsType: reflect.TypeFor[A](), result: reflect.TypeFor[R](),
 		action: func(ctx *ActionCtx, args any) (any, error) { return fn(ctx, args.(A)) },
 	}, opts)
 }

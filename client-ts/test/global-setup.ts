@@ -1,4 +1,5 @@
-// Builds and starts internal/testserver (a Ripple engine with test functions over a fresh
+// Builds `ripple` (cmd/ripple; see ripple-serve.ts) for tests that run the chat's functions, and
+// builds and starts internal/testserver (a Ripple engine with test functions over a fresh
 // Postgres schema) once for the whole run, and provides its URL to tests as "serverUrl" and the
 // built binary as "serverBin" (so a test file can start a server of its own with other flags,
 // e.g. auth.test.ts with a short --access-token-ttl; see startServer/stopServer below).
@@ -21,6 +22,8 @@ declare module "vitest" {
   export interface ProvidedContext {
     serverUrl: string;
     serverBin: string;
+    /** The `ripple` binary (cmd/ripple), for tests against the chat's own functions. */
+    rippleBin: string;
   }
 }
 
@@ -31,16 +34,23 @@ export default async function setup(project: TestProject) {
   if (external) {
     project.provide("serverUrl", external);
     project.provide("serverBin", "");
+    project.provide("rippleBin", "");
     return;
   }
 
   const dir = mkdtempSync(path.join(tmpdir(), "ripple-testserver-"));
   const bin = path.join(dir, "testserver");
-  execFileSync("go", ["build", "-o", bin, "./internal/testserver"], {
-    cwd: repoRoot,
-    stdio: ["ignore", "inherit", "inherit"],
-    timeout: 300_000,
-  });
+  const rippleBin = path.join(dir, "ripple");
+  for (const [out, pkg] of [
+    [bin, "./internal/testserver"],
+    [rippleBin, "./cmd/ripple"],
+  ]) {
+    execFileSync("go", ["build", "-o", out, pkg], {
+      cwd: repoRoot,
+      stdio: ["ignore", "inherit", "inherit"],
+      timeout: 300_000,
+    });
+  }
 
   let server: RunningServer;
   try {
@@ -51,6 +61,7 @@ export default async function setup(project: TestProject) {
   }
   project.provide("serverUrl", server.url);
   project.provide("serverBin", bin);
+  project.provide("rippleBin", rippleBin);
 
   return async () => {
     await stopServer(server);

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -83,33 +82,6 @@ func requireSameFiles(t *testing.T, a, b string) {
 	}
 }
 
-// startServe runs `ripple serve` on a free loopback port until the test ends and returns its
-// base URL once /readyz answers.
-func startServe(t *testing.T, vars map[string]string, schemaName string) string {
-	t.Helper()
-	addr := freeAddr(t)
-	cmd := newCmd(t, vars, "serve", "--addr", addr, "--schema", schemaName)
-	var stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("ripple serve --schema %s:\n%s", schemaName, stderr.String())
-		}
-	})
-	waitForOK(t, &http.Client{Timeout: 5 * time.Second}, "http://"+addr+"/readyz")
-	return "http://" + addr
-}
-
 // post sends a JSON body and decodes the JSON reply.
 func post(t *testing.T, url, bearer string, body any) (int, map[string]any) {
 	t.Helper()
@@ -150,7 +122,7 @@ func TestRestoreKeepsAccountsSignedIn(t *testing.T) {
 	src, dst := testdb.NewSchema(t), testdb.NewSchema(t)
 	vars := map[string]string{"DATABASE_URL": src.URL, "RIPPLE_KEY_ENCRYPTION_KEY": base64.StdEncoding.EncodeToString(key)}
 
-	base := startServe(t, vars, src.Schema)
+	base := startServe(t, vars, src.Schema, "").base()
 	status, tokens := post(t, base+"/api/auth/signup", "", map[string]any{"email": "ada@school.test", "password": "correct horse battery", "name": "Ada"})
 	require.Equal(t, http.StatusOK, status, "%v", tokens)
 	access, refresh := tokens["accessToken"].(string), tokens["refreshToken"].(string)
@@ -163,7 +135,7 @@ func TestRestoreKeepsAccountsSignedIn(t *testing.T) {
 	res = runBinary(t, vars, "import", "--quiet", "--schema", dst.Schema, dir)
 	require.Equal(t, 0, res.code, res.stderr)
 
-	restored := startServe(t, vars, dst.Schema)
+	restored := startServe(t, vars, dst.Schema, "").base()
 	require.Equal(t, before, me(t, restored, access), "a token issued before the export")
 	status, out := post(t, restored+"/api/auth/refresh", "", map[string]any{"refreshToken": refresh})
 	require.Equal(t, http.StatusOK, status, "%v", out)

@@ -10,11 +10,9 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -145,39 +143,6 @@ func faultEnv(db *testdb.Bundle, f *fakeEmbedder) map[string]string {
 		"RIPPLE_EMBEDDING_BASE_URL": f.srv.URL,
 		"RIPPLE_EMBEDDING_MODEL":    "fault-test",
 	}
-}
-
-// serveProc is one `ripple serve` the test may kill or stop.
-type serveProc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	base   string
-	stderr *syncBuffer
-	exited chan struct{}
-	err    error
-}
-
-func startServeProc(t *testing.T, vars map[string]string, schemaName, addr string) *serveProc {
-	t.Helper()
-	p := &serveProc{t: t, cmd: newCmd(t, vars, "serve", "--addr", addr, "--schema", schemaName),
-		base: "http://" + addr, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = io.Discard, p.stderr
-	require.NoError(t, p.cmd.Start())
-	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("ripple serve on %s:\n%s", addr, p.stderr.String())
-		}
-	})
-	waitForOK(t, &http.Client{Timeout: 5 * time.Second}, p.base+"/readyz")
-	return p
-}
-
-// kill ends the process at once, as a crash would.
-func (p *serveProc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.exited
 }
 
 // chatUser is a signed-up user with the conversation the test writes to.
@@ -380,13 +345,13 @@ func TestFaultKillMidBurst(t *testing.T) {
 	provider := newFakeEmbedder(t)
 	vars := faultEnv(db, provider)
 	addr := freeAddr(t)
-	first := startServeProc(t, vars, db.Schema, addr)
-	ada, bob := signUpPair(t, first.base, "kill")
+	first := startServe(t, vars, db.Schema, addr)
+	ada, bob := signUpPair(t, first.base(), "kill")
 
 	// A sweep stuck in a provider call, holding its messages, when the server dies.
 	provider.holdCalls()
 	early := newSender(ada, "early", 10)
-	sendAllEach(t, first.base, []*sender{early}, func(_ *sender, n int) bool { return n == 10 })
+	sendAllEach(t, first.base(), []*sender{early}, func(_ *sender, n int) bool { return n == 10 })
 	require.Eventually(t, func() bool { return provider.callCount() > 0 }, time.Minute, 10*time.Millisecond, "no sweep called the provider")
 
 	const perUser = 60
@@ -396,7 +361,7 @@ func TestFaultKillMidBurst(t *testing.T) {
 	var mu sync.Mutex
 	var killedAt time.Time
 	total := 0
-	sendAllEach(t, first.base, senders, func(_ *sender, n int) bool {
+	sendAllEach(t, first.base(), senders, func(_ *sender, n int) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		if n > 0 {
@@ -419,9 +384,9 @@ func TestFaultKillMidBurst(t *testing.T) {
 	require.Positive(t, stuck, "the sweep should have died running")
 
 	provider.release()
-	second := startServeProc(t, vars, db.Schema, addr)
+	second := startServe(t, vars, db.Schema, addr)
 	restarted := time.Now()
-	sendAllEach(t, second.base, senders, func(_ *sender, n int) bool { return n == perUser })
+	sendAllEach(t, second.base(), senders, func(_ *sender, n int) bool { return n == perUser })
 	t.Logf("every send acknowledged %s after the restart", time.Since(restarted).Round(time.Millisecond))
 	requireEachMessageOnce(t, db, append(senders, early)...)
 
@@ -451,11 +416,11 @@ func TestFaultStopWithHungProvider(t *testing.T) {
 	provider.holdCalls()
 	vars := faultEnv(db, provider)
 	addr := freeAddr(t)
-	first := startServeProc(t, vars, db.Schema, addr)
-	ada, _ := signUpPair(t, first.base, "stop")
+	first := startServe(t, vars, db.Schema, addr)
+	ada, _ := signUpPair(t, first.base(), "stop")
 
 	s := newSender(ada, "ada", 20)
-	sendAllEach(t, first.base, []*sender{s}, func(_ *sender, n int) bool { return n == 20 })
+	sendAllEach(t, first.base(), []*sender{s}, func(_ *sender, n int) bool { return n == 20 })
 	require.Eventually(t, func() bool { return provider.callCount() > 0 }, time.Minute, 20*time.Millisecond, "no sweep called the provider")
 
 	stopped := time.Now()
@@ -465,14 +430,14 @@ func TestFaultStopWithHungProvider(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatalf("ripple serve did not exit within a minute of SIGTERM; stderr:\n%s", first.stderr.String())
 	}
-	require.NoError(t, first.err, "ripple serve should exit 0 after SIGTERM; stderr:\n%s", first.stderr.String())
+	require.NoError(t, *first.waitErr, "ripple serve should exit 0 after SIGTERM; stderr:\n%s", first.stderr.String())
 	t.Logf("exited %s after SIGTERM with a provider call hanging", time.Since(stopped).Round(time.Millisecond))
 	var running int64
 	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job WHERE state = 'running'").Scan(&running))
 	require.Zero(t, running, "a job was left running for the rescuer")
 
 	provider.release()
-	startServeProc(t, vars, db.Schema, addr)
+	startServe(t, vars, db.Schema, addr)
 	took := waitEmbedded(t, db, 2*time.Minute)
 	t.Logf("every message embedded once %s after the restart", took.Round(time.Millisecond))
 	requireEachMessageOnce(t, db, s)

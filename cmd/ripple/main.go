@@ -1,8 +1,13 @@
-// Command ripple is Ripple's one binary: it migrates the database and serves the engine.
+// Command ripple is Ripple's one binary: it migrates the database, serves the engine, and runs,
+// schedules and lists the application's functions.
 //
 //	ripple serve    [--addr 127.0.0.1:3210] [--schema public] [--no-migrate]
 //	ripple migrate  [--schema public]
 //	ripple bench chat [--scenario latency|knee|idle|devices|throughput|all] [--json FILE]
+//	ripple functions [--json]
+//	ripple run      <module:function> ['<json args>'] [--as EMAIL] [--watch] [--at TIME|--after DURATION] [--url URL]
+//	ripple scheduled [--cancel ID] [--json]
+//	ripple codegen  [--out DIR]
 //	ripple help     [command]
 //
 // Every error is reported as one line, "ripple: <cause>", on stderr. The exit code is 2 for a

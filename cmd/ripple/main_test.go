@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -203,49 +202,8 @@ type syncBuffer = testlog.Buffer
 func TestServeAndGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	db := testdb.NewSchema(t)
-	addr := freeAddr(t)
-
-	cmd := newCmd(t, map[string]string{"DATABASE_URL": db.URL}, "serve", "--addr", addr, "--schema", db.Schema)
-	var stderr syncBuffer
-	pr, pw := io.Pipe()
-	cmd.Stdout = io.Discard
-	cmd.Stderr = io.MultiWriter(&stderr, pw)
-	require.NoError(t, cmd.Start())
-	var waitErr error
-	exited := make(chan struct{})
-	go func() {
-		waitErr = cmd.Wait()
-		_ = pw.Close()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-
-	// Wait for the "serving on" line, or for the process to give up.
-	served := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "serving on http://"+addr) {
-				close(served)
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	select {
-	case <-served:
-	case <-exited:
-		t.Fatalf("ripple serve exited early (%v); stderr:\n%s", waitErr, stderr.String())
-	case <-time.After(time.Minute):
-		t.Fatalf("ripple serve did not say it was serving within a minute; stderr:\n%s", stderr.String())
-	}
+	srv := startServe(t, map[string]string{"DATABASE_URL": db.URL}, db.Schema, "")
+	addr, cmd, exited, stderr := srv.addr, srv.cmd, srv.exited, srv.stderr
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, path := range []string{"/healthz", "/readyz"} {
@@ -264,7 +222,7 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {
 	case <-exited:
-		require.NoError(t, waitErr, "ripple serve should exit 0 after SIGTERM; stderr:\n%s", stderr.String())
+		require.NoError(t, *srv.waitErr, "ripple serve should exit 0 after SIGTERM; stderr:\n%s", stderr.String())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("ripple serve did not exit within 30s of SIGTERM; stderr:\n%s", stderr.String())
 	}
@@ -354,4 +312,75 @@ func TestOneLine(t *testing.T) {
 	in := "failed to connect to `user=x database=db`:\n\t127.0.0.1:1: refused\n\t127.0.0.1:1: refused\n"
 	assert.Equal(t, "failed to connect to `user=x database=db`: 127.0.0.1:1: refused", oneLine(in))
 	assert.Equal(t, "a; b", oneLine("a\nb"))
+}
+
+// served is a `ripple serve` started by startServe.
+type served struct {
+	addr    string
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when the process has exited
+	waitErr *error        // cmd.Wait's error, once exited is closed
+	stderr  *syncBuffer
+}
+
+// base is the server's address as a URL.
+func (s *served) base() string { return "http://" + s.addr }
+
+// kill ends the process at once, as a crash would.
+func (s *served) kill() {
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.exited
+}
+
+// startServe starts `ripple serve` with the environment vars over schemaName, on addr (a free
+// loopback port when empty), and returns once /readyz answers. The
+// process gets SIGTERM when the test ends, if it still runs (SIGKILL if it does not stop), and
+// its stderr is logged when the test failed.
+func startServe(t *testing.T, vars map[string]string, schemaName, addr string) *served {
+	t.Helper()
+	if addr == "" {
+		addr = freeAddr(t)
+	}
+	cmd := newCmd(t, vars, "serve", "--addr", addr, "--schema", schemaName)
+	srv := &served{addr: addr, cmd: cmd, exited: make(chan struct{}), waitErr: new(error), stderr: &syncBuffer{}}
+	cmd.Stdout, cmd.Stderr = io.Discard, srv.stderr
+	require.NoError(t, cmd.Start())
+	go func() {
+		*srv.waitErr = cmd.Wait()
+		close(srv.exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-srv.exited:
+		case <-time.After(30 * time.Second):
+			srv.kill()
+		}
+		if t.Failed() {
+			t.Logf("ripple serve on %s:\n%s", addr, srv.stderr.String())
+		}
+	})
+
+	// Wait for /readyz (whatever the log level, so not for the "serving on" line), or for the
+	// process to give up.
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := client.Get(srv.base() + "/readyz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case <-srv.exited:
+			t.Fatalf("ripple serve exited early (%v); stderr:\n%s", *srv.waitErr, srv.stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ripple serve was not ready within a minute; stderr:\n%s", srv.stderr.String())
+		}
+	}
+	return srv
 }

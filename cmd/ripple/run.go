@@ -64,6 +64,10 @@ func commands() []command {
 		{name: "export", args: "<dir>", summary: "write every application table to <dir> as JSON Lines, with a manifest, from one snapshot", flags: exportFlags},
 		{name: "import", args: "<dir>", summary: "restore an export from <dir> into an empty, migrated database (--replace: one holding data)", flags: importFlags},
 		{name: "jobs", summary: "list River's jobs (--state failed), or --retry / --cancel one by id", flags: jobsFlags},
+		{name: "functions", summary: "list the registered functions: kind, visibility (public or internal) and argument shape (--json)", flags: functionsFlags},
+		{name: "run", summary: "run a function on a running server as the admin or a user, print its result as JSON (--watch, --as, --at/--after)", flags: runFlags},
+		{name: "scheduled", summary: "list the scheduled functions that have not run yet, or cancel one (--cancel ID)", flags: scheduledFlags},
+		{name: "codegen", summary: "write api.ts, typed references to the public functions for @ripplehq/client (--out DIR)", flags: codegenFlags},
 		{name: "reembed", summary: "rebuild message embeddings after the embedding provider, model or dimensions changed", flags: reembedFlags},
 	}
 }
@@ -153,6 +157,8 @@ func printHelp(w io.Writer) {
 	fmt.Fprintln(w, "  DATABASE_URL      PostgreSQL connection string (required by every command that uses the database)")
 	fmt.Fprintln(w, "  RIPPLE_ADDR       serve's default --addr (default "+defaultAddr+")")
 	fmt.Fprintln(w, "  RIPPLE_LOG_LEVEL  debug, info (default), warn or error")
+	fmt.Fprintln(w, "  RIPPLE_URL        the server `run` calls (default http:// and RIPPLE_ADDR)")
+	fmt.Fprintln(w, "  RIPPLE_ADMIN_KEY  the admin key `run` presents (see admin-key)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, `Run "ripple help <command>" for a command's flags.`)
 }

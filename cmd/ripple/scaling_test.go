@@ -64,7 +64,7 @@ func TestThreeServersOneDatabase(t *testing.T) {
 	vars := map[string]string{"DATABASE_URL": appURL, "RIPPLE_LOG_LEVEL": "warn"}
 	rr := &roundRobin{sockets: map[string]int{}}
 	for range 3 {
-		u, err := url.Parse(startServe(t, vars, db.Schema))
+		u, err := url.Parse(startServe(t, vars, db.Schema, "").base())
 		require.NoError(t, err)
 		rr.backends = append(rr.backends, u)
 	}

@@ -306,6 +306,22 @@ func registerFunctions(reg *engine.Registry, senderID int64) {
 		return insert(ctx, args.ConversationID, args.Body)
 	}, nil)
 
+	// actions:wait returns after delayMs, or when its context ends: an action that is surely
+	// still running when a test drops the client's connection.
+	engine.AddAction(reg, "actions:wait", func(ctx *engine.ActionCtx, args struct {
+		DelayMs int `json:"delayMs"`
+	}) (string, error) {
+		if args.DelayMs < 0 || args.DelayMs > 60_000 {
+			return "", engine.InvalidArgument("delayMs must be between 0 and 60000")
+		}
+		select {
+		case <-time.After(time.Duration(args.DelayMs) * time.Millisecond):
+			return "waited", nil
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}, nil)
+
 	engine.AddMutation(reg, "conversations:create", func(ctx *engine.MutationCtx, _ struct{}) (string, error) {
 		var id int64
 		err := ctx.DB().QueryRow(ctx, sqlConversationInsert).Scan(&id)

@@ -1,16 +1,25 @@
-import { Component, useEffect, useRef, useState, useSyncExternalStore } from "react";
+import { Component, useEffect, useRef, useState } from "react";
 import type { FormEvent, KeyboardEvent, ReactNode } from "react";
-import { useAction, useMutation, usePaginatedQuery, useQuery } from "convex/react";
-import { Auth, AuthError } from "./auth";
-import { api, errorMessage } from "./api";
-import type { Conversation, Id, Participant, SearchHit } from "./api";
+import {
+  errorMessage,
+  RippleError,
+  useAction,
+  useAuth,
+  useMutation,
+  usePaginatedQuery,
+  useQuery,
+  type UseAuth,
+} from "@ripplehq/client";
+import { api } from "./generated/api";
+import type { Conversation, Participant, SearchHit } from "./generated/api";
 
-export function App({ auth }: { auth: Auth }) {
-  const session = useSyncExternalStore(
-    (cb) => auth.subscribe(cb),
-    () => auth.current,
-  );
-  if (!session) return <AuthScreen auth={auth} />;
+type Id = string;
+type Auth = UseAuth;
+
+export function App() {
+  const auth = useAuth();
+  // A stored session shows the chat at once; its queries wait for the server to accept it.
+  if (!auth.session) return <AuthScreen auth={auth} />;
   return (
     <ErrorBoundary fallback={(err) => <FatalError message={errorMessage(err)} auth={auth} />}>
       <Chat auth={auth} />
@@ -34,13 +43,14 @@ function AuthScreen({ auth }: { auth: Auth }) {
     setError(null);
     setBusy(true);
     try {
-      if (signup) await auth.signUp(email.trim(), password, name.trim());
-      else await auth.signIn(email.trim(), password);
+      if (signup) await auth.signUp({ email: email.trim(), password, name: name.trim() });
+      else await auth.signIn({ email: email.trim(), password });
     } catch (err) {
-      if (err instanceof AuthError && err.retryAfterMs) {
-        setError(`${err.message} Try again in ${Math.ceil(err.retryAfterMs / 1000)} s.`);
+      const retryAfterMs = err instanceof RippleError ? Number(err.data.retryAfterMs) : 0;
+      if (retryAfterMs > 0) {
+        setError(`${errorMessage(err)} Try again in ${Math.ceil(retryAfterMs / 1000)} s.`);
       } else {
-        setError(err instanceof Error ? err.message : "Something went wrong.");
+        setError(errorMessage(err));
       }
     } finally {
       setBusy(false);

@@ -1,18 +1,16 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
-import { ConvexProvider, ConvexReactClient } from "convex/react";
-import { Auth } from "./auth";
+import { RippleAuthProvider, RippleClient } from "@ripplehq/client";
 import { App } from "./App";
 import "./styles.css";
 
 // Ripple serves this app and the sync API from one origin.
-const client = new ConvexReactClient(window.location.origin, { skipConvexDeploymentUrlCheck: true });
-const auth = new Auth(client);
+const client = new RippleClient(window.location.origin);
 
 createRoot(document.getElementById("root")!).render(
   <StrictMode>
-    <ConvexProvider client={client}>
-      <App auth={auth} />
-    </ConvexProvider>
+    <RippleAuthProvider client={client}>
+      <App />
+    </RippleAuthProvider>
   </StrictMode>,
 );
