@@ -18,6 +18,7 @@ import (
 func registerConversations(reg *engine.Registry) {
 	engine.AddMutation(reg, "conversations:getOrCreateDirect", conversationsGetOrCreateDirect, nil)
 	engine.AddQuery(reg, "conversations:list", conversationsList, nil)
+	engine.AddMutation(reg, "conversations:markRead", conversationsMarkRead, nil)
 }
 
 type getOrCreateDirectArgs struct {
@@ -34,18 +35,21 @@ func conversationsGetOrCreateDirect(ctx *engine.MutationCtx, args getOrCreateDir
 	}
 	email := strings.ToLower(strings.TrimSpace(args.Email))
 	if _, err := mail.ParseAddress(email); err != nil || len(email) > 320 {
-		return "", engine.InvalidArgument("argument %q is not an email address", "email")
+		return "", withReason(engine.InvalidArgument("argument %q is not an email address", "email"), "bad_email")
 	}
 	q := queries.New()
 	other, err := q.UserGetByEmail(ctx, ctx.DB(), email)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", engine.NotFound("no user has the email %s", email)
+		return "", withReason(engine.NotFound("no user has the email %s", email), "unknown_email")
 	}
 	if err != nil {
 		return "", err
 	}
 	if other.ID == me {
-		return "", engine.InvalidArgument("you cannot start a conversation with yourself")
+		return "", withReason(engine.InvalidArgument("you cannot start a conversation with yourself"), "self")
+	}
+	if err := refuseIfBlocked(ctx, ctx.DB(), me, other.ID); err != nil {
+		return "", err
 	}
 	low, high := min(me, other.ID), max(me, other.ID)
 	pair := queries.ConversationDirectGetParams{DirectUserLow: &low, DirectUserHigh: &high}
@@ -96,6 +100,13 @@ type Conversation struct {
 	Participants    []Participant `json:"participants"`
 	LastMessageTime *float64      `json:"lastMessageTime"`
 	LastMessage     *LastMessage  `json:"lastMessage"`
+	// UnreadCount is how many messages others sent after the caller's last-read position, up
+	// to 100 (shown as "99+" past 99).
+	UnreadCount int `json:"unreadCount"`
+	// LastReadMessageID is the caller's last-read position, or null when nothing was read.
+	LastReadMessageID *string `json:"lastReadMessageId"`
+	// BlockedByMe lists the other participants the caller has blocked.
+	BlockedByMe []string `json:"blockedByMe"`
 }
 
 // conversationsList lists the caller's conversations, most recent activity first. The last
@@ -132,6 +143,18 @@ func conversationsList(ctx *engine.QueryCtx, _ struct{}) ([]Conversation, error)
 	for _, p := range participants {
 		byConv[p.ConversationID] = append(byConv[p.ConversationID], Participant{ID: formatID(p.ID), Name: p.Name, Email: p.Email})
 	}
+	unread, err := unreadCounts(ctx, me, convs)
+	if err != nil {
+		return nil, err
+	}
+	blockedIDs, err := q.BlockListByBlocker(ctx, ctx.DB(), me)
+	if err != nil {
+		return nil, err
+	}
+	blocked := make(map[string]bool, len(blockedIDs))
+	for _, id := range blockedIDs {
+		blocked[formatID(id)] = true
+	}
 	lastByConv := map[int64]queries.MessageLastForConversationsRow{}
 	for _, m := range lasts {
 		lastByConv[m.ConversationID] = m
@@ -143,9 +166,18 @@ func conversationsList(ctx *engine.QueryCtx, _ struct{}) ([]Conversation, error)
 	}
 	rows := make([]sortable, 0, len(convs))
 	for _, c := range convs {
-		conv := Conversation{ID: formatID(c.ID), Type: c.Type, Participants: byConv[c.ID]}
+		conv := Conversation{ID: formatID(c.ID), Type: c.Type, Participants: byConv[c.ID], UnreadCount: unread[c.ID], BlockedByMe: []string{}}
 		if conv.Participants == nil {
 			conv.Participants = []Participant{}
+		}
+		for _, p := range conv.Participants {
+			if blocked[p.ID] {
+				conv.BlockedByMe = append(conv.BlockedByMe, p.ID)
+			}
+		}
+		if c.LastReadMessageID != nil {
+			id := formatID(*c.LastReadMessageID)
+			conv.LastReadMessageID = &id
 		}
 		activity := c.LastMessageTime
 		if m, ok := lastByConv[c.ID]; ok {
@@ -182,4 +214,13 @@ func requireParticipant(ctx context.Context, db engine.DBTX, conversationID, use
 		return engine.Forbidden("you are not a participant of this conversation")
 	}
 	return err
+}
+
+// withReason attaches a reason (errorData.reason) that clients turn into their own words.
+func withReason(e *engine.Error, reason string) *engine.Error {
+	if e.Data == nil {
+		e.Data = map[string]any{}
+	}
+	e.Data["reason"] = reason
+	return e
 }

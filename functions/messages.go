@@ -58,9 +58,14 @@ func messagesSend(ctx *engine.MutationCtx, args sendArgs) (string, error) {
 		return "", engine.InvalidArgument("argument %q must not contain NUL characters", "body")
 	}
 	if n := utf8.RuneCountInString(body); n > MaxBodyLength {
-		return "", engine.InvalidArgument("argument %q is %d characters; the limit is %d", "body", n, MaxBodyLength)
+		e := withReason(engine.InvalidArgument("argument %q is %d characters; the limit is %d", "body", n, MaxBodyLength), "too_long")
+		e.Data["limit"], e.Data["length"] = MaxBodyLength, n
+		return "", e
 	}
 	if err := requireParticipant(ctx, ctx.DB(), convID, me); err != nil {
+		return "", err
+	}
+	if err := refuseIfBlockedInConversation(ctx, ctx.DB(), convID, me); err != nil {
 		return "", err
 	}
 	msg, err := queries.New().MessageInsert(ctx, ctx.DB(), queries.MessageInsertParams{SenderID: me, ConversationID: convID, Body: body})

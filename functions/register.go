@@ -18,6 +18,7 @@ type Deps struct {
 func Register(reg *engine.Registry, deps *Deps) {
 	reg.AddReadSpecs(queries.ReadSpecs)
 	registerUsers(reg)
+	registerBlocks(reg)
 	registerConversations(reg)
 	registerMessages(reg)
 	registerSearch(reg, deps)

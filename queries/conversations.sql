@@ -16,7 +16,7 @@ ON CONFLICT DO NOTHING;
 SELECT user_id FROM conversation_participants WHERE conversation_id = $1 AND user_id = $2;
 
 -- name: ConversationListForUser :many
-SELECT c.id, c.type, c.last_message_time, c.created_at
+SELECT c.id, c.type, c.last_message_time, c.created_at, p.last_read_message_id, p.last_read_at
 FROM conversation_participants p
 JOIN conversations c ON c.id = p.conversation_id
 WHERE p.user_id = $1;
@@ -27,3 +27,34 @@ FROM conversation_participants p
 JOIN users u ON u.id = p.user_id
 WHERE p.conversation_id = ANY($1::bigint[])
 ORDER BY p.conversation_id, p.joined_at, u.id;
+
+-- ParticipantMarkRead moves a participant's last-read position forward to the message, never
+-- back: a position at or past it is left alone (and nothing is written).
+-- name: ParticipantMarkRead :execrows
+UPDATE conversation_participants
+SET last_read_message_id = sqlc.arg(message_id), last_read_at = sqlc.arg(message_at)
+WHERE conversation_id = sqlc.arg(conversation_id) AND user_id = sqlc.arg(user_id)
+  AND (last_read_at IS NULL
+       OR (last_read_at, last_read_message_id) < (sqlc.arg(message_at)::timestamptz, sqlc.arg(message_id)::bigint));
+
+-- BlockInsert blocks a user; blocking twice is one block.
+-- name: BlockInsert :exec
+INSERT INTO user_blocks (blocker_id, blocked_id) VALUES ($1, $2)
+ON CONFLICT DO NOTHING;
+
+-- name: BlockDelete :exec
+DELETE FROM user_blocks WHERE blocker_id = $1 AND blocked_id = $2;
+
+-- name: BlockListByBlocker :many
+SELECT blocked_id FROM user_blocks WHERE blocker_id = $1;
+
+-- BlockBetween lists the blocks standing between two users, either way (blocker first).
+-- name: BlockBetween :many
+SELECT blocker_id, blocked_id FROM user_blocks
+WHERE (blocker_id = sqlc.arg(a) AND blocked_id = sqlc.arg(b))
+   OR (blocker_id = sqlc.arg(b) AND blocked_id = sqlc.arg(a));
+
+-- ParticipantOthers lists a conversation's members other than the user.
+-- name: ParticipantOthers :many
+SELECT user_id FROM conversation_participants
+WHERE conversation_id = $1 AND user_id <> $2;

@@ -11,6 +11,97 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+const blockBetween = `-- name: BlockBetween :many
+SELECT blocker_id, blocked_id FROM user_blocks
+WHERE (blocker_id = $1 AND blocked_id = $2)
+   OR (blocker_id = $2 AND blocked_id = $1)
+`
+
+type BlockBetweenParams struct {
+	A int64
+	B int64
+}
+
+type BlockBetweenRow struct {
+	BlockerID int64
+	BlockedID int64
+}
+
+// BlockBetween lists the blocks standing between two users, either way (blocker first).
+func (q *Queries) BlockBetween(ctx context.Context, db DBTX, arg BlockBetweenParams) ([]BlockBetweenRow, error) {
+	rows, err := db.Query(ctx, blockBetween, arg.A, arg.B)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []BlockBetweenRow
+	for rows.Next() {
+		var i BlockBetweenRow
+		if err := rows.Scan(&i.BlockerID, &i.BlockedID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const blockDelete = `-- name: BlockDelete :exec
+DELETE FROM user_blocks WHERE blocker_id = $1 AND blocked_id = $2
+`
+
+type BlockDeleteParams struct {
+	BlockerID int64
+	BlockedID int64
+}
+
+func (q *Queries) BlockDelete(ctx context.Context, db DBTX, arg BlockDeleteParams) error {
+	_, err := db.Exec(ctx, blockDelete, arg.BlockerID, arg.BlockedID)
+	return err
+}
+
+const blockInsert = `-- name: BlockInsert :exec
+INSERT INTO user_blocks (blocker_id, blocked_id) VALUES ($1, $2)
+ON CONFLICT DO NOTHING
+`
+
+type BlockInsertParams struct {
+	BlockerID int64
+	BlockedID int64
+}
+
+// BlockInsert blocks a user; blocking twice is one block.
+func (q *Queries) BlockInsert(ctx context.Context, db DBTX, arg BlockInsertParams) error {
+	_, err := db.Exec(ctx, blockInsert, arg.BlockerID, arg.BlockedID)
+	return err
+}
+
+const blockListByBlocker = `-- name: BlockListByBlocker :many
+SELECT blocked_id FROM user_blocks WHERE blocker_id = $1
+`
+
+func (q *Queries) BlockListByBlocker(ctx context.Context, db DBTX, blockerID int64) ([]int64, error) {
+	rows, err := db.Query(ctx, blockListByBlocker, blockerID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var blocked_id int64
+		if err := rows.Scan(&blocked_id); err != nil {
+			return nil, err
+		}
+		items = append(items, blocked_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const conversationDirectGet = `-- name: ConversationDirectGet :one
 SELECT id FROM conversations
 WHERE type = 'direct' AND direct_user_low = $1 AND direct_user_high = $2
@@ -48,17 +139,19 @@ func (q *Queries) ConversationDirectInsert(ctx context.Context, db DBTX, arg Con
 }
 
 const conversationListForUser = `-- name: ConversationListForUser :many
-SELECT c.id, c.type, c.last_message_time, c.created_at
+SELECT c.id, c.type, c.last_message_time, c.created_at, p.last_read_message_id, p.last_read_at
 FROM conversation_participants p
 JOIN conversations c ON c.id = p.conversation_id
 WHERE p.user_id = $1
 `
 
 type ConversationListForUserRow struct {
-	ID              int64
-	Type            string
-	LastMessageTime pgtype.Timestamptz
-	CreatedAt       pgtype.Timestamptz
+	ID                int64
+	Type              string
+	LastMessageTime   pgtype.Timestamptz
+	CreatedAt         pgtype.Timestamptz
+	LastReadMessageID *int64
+	LastReadAt        pgtype.Timestamptz
 }
 
 func (q *Queries) ConversationListForUser(ctx context.Context, db DBTX, userID int64) ([]ConversationListForUserRow, error) {
@@ -75,6 +168,8 @@ func (q *Queries) ConversationListForUser(ctx context.Context, db DBTX, userID i
 			&i.Type,
 			&i.LastMessageTime,
 			&i.CreatedAt,
+			&i.LastReadMessageID,
+			&i.LastReadAt,
 		); err != nil {
 			return nil, err
 		}
@@ -150,6 +245,67 @@ func (q *Queries) ParticipantListForConversations(ctx context.Context, db DBTX, 
 			return nil, err
 		}
 		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const participantMarkRead = `-- name: ParticipantMarkRead :execrows
+UPDATE conversation_participants
+SET last_read_message_id = $1, last_read_at = $2
+WHERE conversation_id = $3 AND user_id = $4
+  AND (last_read_at IS NULL
+       OR (last_read_at, last_read_message_id) < ($2::timestamptz, $1::bigint))
+`
+
+type ParticipantMarkReadParams struct {
+	MessageID      *int64
+	MessageAt      pgtype.Timestamptz
+	ConversationID int64
+	UserID         int64
+}
+
+// ParticipantMarkRead moves a participant's last-read position forward to the message, never
+// back: a position at or past it is left alone (and nothing is written).
+func (q *Queries) ParticipantMarkRead(ctx context.Context, db DBTX, arg ParticipantMarkReadParams) (int64, error) {
+	result, err := db.Exec(ctx, participantMarkRead,
+		arg.MessageID,
+		arg.MessageAt,
+		arg.ConversationID,
+		arg.UserID,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const participantOthers = `-- name: ParticipantOthers :many
+SELECT user_id FROM conversation_participants
+WHERE conversation_id = $1 AND user_id <> $2
+`
+
+type ParticipantOthersParams struct {
+	ConversationID int64
+	UserID         int64
+}
+
+// ParticipantOthers lists a conversation's members other than the user.
+func (q *Queries) ParticipantOthers(ctx context.Context, db DBTX, arg ParticipantOthersParams) ([]int64, error) {
+	rows, err := db.Query(ctx, participantOthers, arg.ConversationID, arg.UserID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var user_id int64
+		if err := rows.Scan(&user_id); err != nil {
+			return nil, err
+		}
+		items = append(items, user_id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -109,3 +109,20 @@ SELECT model, count(*) FROM message_embeddings GROUP BY model ORDER BY model;
 
 -- name: EmbeddingDeleteOtherModels :execrows
 DELETE FROM message_embeddings WHERE model <> $1;
+
+-- MessageRecentFromOthers is, per conversation, the newest messages others than the user sent
+-- (at most max_rows each, none older than since when given): enough to count what is unread
+-- after the user's last-read position, up to a cap, with one index probe per conversation
+-- however long its history. The read set is each conversation's messages (lateral per key).
+-- name: MessageRecentFromOthers :many
+SELECT k.conversation_id::bigint AS conversation_id, m.id, m.created_at
+FROM unnest(sqlc.arg(conversation_ids)::bigint[]) AS k(conversation_id)
+CROSS JOIN LATERAL (
+  SELECT id, created_at
+  FROM messages
+  WHERE messages.conversation_id = k.conversation_id
+    AND messages.sender_id <> sqlc.arg(user_id)
+    AND (sqlc.narg(since)::timestamptz IS NULL OR messages.created_at >= sqlc.narg(since)::timestamptz)
+  ORDER BY created_at DESC, id DESC
+  LIMIT sqlc.arg(max_rows)
+) m;

@@ -19,9 +19,11 @@ type Conversation struct {
 }
 
 type ConversationParticipant struct {
-	ConversationID int64
-	UserID         int64
-	JoinedAt       pgtype.Timestamptz
+	ConversationID    int64
+	UserID            int64
+	JoinedAt          pgtype.Timestamptz
+	LastReadMessageID *int64
+	LastReadAt        pgtype.Timestamptz
 }
 
 type Message struct {
@@ -115,5 +117,11 @@ type User struct {
 	ID        int64
 	Name      string
 	Email     string
+	CreatedAt pgtype.Timestamptz
+}
+
+type UserBlock struct {
+	BlockerID int64
+	BlockedID int64
 	CreatedAt pgtype.Timestamptz
 }

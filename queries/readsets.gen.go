@@ -6,6 +6,10 @@ import "github.com/ripplehq/ripple/engine"
 
 // ReadSpecs is the read-set analysis of every statement in this package, by statement name.
 var ReadSpecs = map[string]engine.ReadSpec{
+	"BlockBetween":                    {Tables: []engine.TableRead{{Table: "user_blocks", Kind: engine.ReadTable}}},
+	"BlockDelete":                     {Tables: []engine.TableRead{{Table: "user_blocks", Kind: engine.ReadTable}}},
+	"BlockInsert":                     {Tables: []engine.TableRead{{Table: "user_blocks", Kind: engine.ReadTable}}},
+	"BlockListByBlocker":              {Tables: []engine.TableRead{{Table: "user_blocks", Kind: engine.ReadParam, Column: "blocker_id", Param: 1}}},
 	"ConversationDirectGet":           {Tables: []engine.TableRead{{Table: "conversations", Kind: engine.ReadParam, Column: "direct_user_low", Param: 1}}},
 	"ConversationDirectInsert":        {Tables: []engine.TableRead{{Table: "conversations", Kind: engine.ReadTable}}},
 	"ConversationListForUser":         {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadParam, Column: "user_id", Param: 1}, {Table: "conversations", Kind: engine.ReadOutput, Column: "id", Output: 0}}},
@@ -32,9 +36,12 @@ var ReadSpecs = map[string]engine.ReadSpec{
 	"MessageLastForConversations":     {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
 	"MessageListByIDs":                {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "id", Param: 1}}},
 	"MessagePage":                     {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadRange, Range: &engine.RangeSpec{Eq: []engine.EqParam{{Column: "conversation_id", Param: 1}}, Order: []string{"created_at", "id"}, Desc: true, Bounds: []engine.RangeBound{{Op: "<", Params: []int{2, 3}, Guard: 2}, {Op: ">=", Params: []int{4, 5}, Guard: 4}}, Limit: 6, Outputs: []int{4, 0}}}}},
+	"MessageRecentFromOthers":         {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
 	"ParticipantGet":                  {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
 	"ParticipantInsert":               {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadTable}}},
 	"ParticipantListForConversations": {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}, {Table: "users", Kind: engine.ReadOutput, Column: "id", Output: 1}}},
+	"ParticipantMarkRead":             {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadTable}}},
+	"ParticipantOthers":               {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
 	"ReembedColumnDimensions":         {Tables: []engine.TableRead{{Table: "pg_attribute", Kind: engine.ReadTable}}},
 	"ReembedMissingCount":             {Tables: []engine.TableRead{{Table: "message_embeddings", Kind: engine.ReadTable}, {Table: "messages", Kind: engine.ReadTable}}},
 	"ReembedMissingPage":              {Tables: []engine.TableRead{{Table: "message_embeddings", Kind: engine.ReadTable}, {Table: "messages", Kind: engine.ReadRange, Range: &engine.RangeSpec{Order: []string{"id"}, Bounds: []engine.RangeBound{{Op: ">", Params: []int{1}}}, Limit: 2, Outputs: []int{0}}}}},

@@ -46,6 +46,7 @@ newline', 'bs@school.test', now())`)
   SELECT 'direct', min(id), max(id), NULL FROM users WHERE email IN ('zoe@school.test', 'li@school.test')`)
 	exec(`INSERT INTO conversations (type, last_message_time) VALUES ('group', '2026-03-04 05:06:07.000001+00')`)
 	exec(`INSERT INTO conversation_participants (conversation_id, user_id) SELECT c.id, u.id FROM conversations c, users u`)
+	exec(`INSERT INTO user_blocks (blocker_id, blocked_id) SELECT min(id), max(id) FROM users`)
 	for i := range 7 {
 		exec(`INSERT INTO messages (sender_id, conversation_id, body)
   SELECT (SELECT min(id) FROM users), (SELECT min(id) FROM conversations), $1`,

@@ -9,6 +9,9 @@ export type Conversation = {
   participants: Participant[];
   lastMessageTime: number | null;
   lastMessage: LastMessage | null;
+  unreadCount: number;
+  lastReadMessageId: string | null;
+  blockedByMe: string[];
 };
 
 export type LastMessage = {
@@ -51,6 +54,10 @@ export const api = {
       email: string;
     }, string>("conversations:getOrCreateDirect"),
     list: functionReference<"query", Record<string, never>, Conversation[]>("conversations:list"),
+    markRead: functionReference<"mutation", {
+      conversationId: string;
+      messageId: string;
+    }, boolean>("conversations:markRead"),
   },
   messages: {
     list: functionReference<"query", {
@@ -68,6 +75,12 @@ export const api = {
     }, string>("messages:send"),
   },
   users: {
+    block: functionReference<"mutation", {
+      userId: string;
+    }, Record<string, never> | null>("users:block"),
     me: functionReference<"query", Record<string, never>, User | null>("users:me"),
+    unblock: functionReference<"mutation", {
+      userId: string;
+    }, Record<string, never> | null>("users:unblock"),
   },
 };

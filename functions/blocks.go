@@ -1,0 +1,103 @@
+package functions
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/queries"
+)
+
+// A block stops a conversation both ways: the blocked user cannot start a conversation with the
+// blocker or send into theirs, and neither can the blocker until they unblock. The errors carry
+// a reason (errorData.reason) so clients can say which it is without parsing text.
+const (
+	reasonBlockedByThem = "blocked_by_them"
+	reasonBlockedByYou  = "blocked_by_you"
+)
+
+type blockArgs struct {
+	UserID string `json:"userId"`
+}
+
+func registerBlocks(reg *engine.Registry) {
+	engine.AddMutation(reg, "users:block", usersBlock, nil)
+	engine.AddMutation(reg, "users:unblock", usersUnblock, nil)
+}
+
+// blockTarget checks the user to block or unblock: not the caller, and someone the caller shares
+// a conversation with (so user IDs cannot be probed, and blocking follows a real contact).
+func blockTarget(ctx *engine.MutationCtx, args blockArgs) (me, other int64, err error) {
+	me, err = callerID(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	other, err = parseID("userId", args.UserID)
+	if err != nil {
+		return 0, 0, err
+	}
+	if other == me {
+		return 0, 0, engine.InvalidArgument("you cannot block yourself")
+	}
+	low, high := min(me, other), max(me, other)
+	_, err = queries.New().ConversationDirectGet(ctx, ctx.DB(), queries.ConversationDirectGetParams{DirectUserLow: &low, DirectUserHigh: &high})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, engine.Forbidden("you can only block someone you have a conversation with")
+	}
+	return me, other, err
+}
+
+// usersBlock blocks a user the caller has a conversation with. Blocking twice is one block.
+func usersBlock(ctx *engine.MutationCtx, args blockArgs) (*struct{}, error) {
+	me, other, err := blockTarget(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	return nil, queries.New().BlockInsert(ctx, ctx.DB(), queries.BlockInsertParams{BlockerID: me, BlockedID: other})
+}
+
+// usersUnblock lifts the caller's block of a user, if there is one.
+func usersUnblock(ctx *engine.MutationCtx, args blockArgs) (*struct{}, error) {
+	me, other, err := blockTarget(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	return nil, queries.New().BlockDelete(ctx, ctx.DB(), queries.BlockDeleteParams{BlockerID: me, BlockedID: other})
+}
+
+// refuseIfBlocked is FORBIDDEN, with the reason, when a block stands between the two users.
+func refuseIfBlocked(ctx context.Context, db engine.DBTX, me, other int64) error {
+	blocks, err := queries.New().BlockBetween(ctx, db, queries.BlockBetweenParams{A: me, B: other})
+	if err != nil {
+		return err
+	}
+	for _, b := range blocks {
+		if b.BlockerID == me {
+			e := engine.Forbidden("you blocked this person; unblock them to send")
+			e.Data = map[string]any{"reason": reasonBlockedByYou}
+			return e
+		}
+	}
+	if len(blocks) > 0 {
+		e := engine.Forbidden("this person is not accepting messages from you")
+		e.Data = map[string]any{"reason": reasonBlockedByThem}
+		return e
+	}
+	return nil
+}
+
+// refuseIfBlockedInConversation applies refuseIfBlocked to every other member.
+func refuseIfBlockedInConversation(ctx context.Context, db engine.DBTX, convID, me int64) error {
+	others, err := queries.New().ParticipantOthers(ctx, db, queries.ParticipantOthersParams{ConversationID: convID, UserID: me})
+	if err != nil {
+		return err
+	}
+	for _, o := range others {
+		if err := refuseIfBlocked(ctx, db, me, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
