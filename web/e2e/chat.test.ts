@@ -1,214 +1,348 @@
-// The chat end to end in a real browser: builds the web app and `ripple`, serves them on a free
-// port over a fresh Postgres schema, and drives Debian's Chromium (scripts/chromium.sh) with
-// playwright-core. Two users, Ann and Bob, in two browser contexts.
-//
-// Environment: DATABASE_URL (default: the local `make db` server), RIPPLE_CHROMIUM (default
-// /usr/bin/chromium), RIPPLE_E2E_SKIP_BUILD=1 to reuse web/dist as it is.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+// The chat end to end in a real browser (harness.ts): real `ripple serve`, real Postgres, Debian's
+// Chromium, two or three real users per test in their own browser contexts.
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import {
+  axeViolations,
+  baseUrl,
+  DESKTOP,
+  dumpServerLog,
+  email,
+  newPage,
+  PHONE,
+  psql,
+  sendMessage,
+  shot,
+  signUp,
+  startAll,
+  startChat,
+  startServer,
+  stopAll,
+  stopServer,
+  until,
+} from "./harness";
 
-const webDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const repoRoot = path.resolve(webDir, "..");
-const screenshots = path.join(webDir, "e2e", "screenshots");
-const databaseUrl =
-  process.env.DATABASE_URL || "postgres://ripple:ripple@127.0.0.1:5432/ripple?sslmode=disable";
-const chromiumPath = process.env.RIPPLE_CHROMIUM || "/usr/bin/chromium";
-const schema = `e2e_web_${process.pid}_${Date.now().toString(36)}`;
+beforeAll(startAll);
+afterAll(stopAll);
 
-let tmp = "";
-let server: ChildProcess | undefined;
-let serverLog = "";
-let baseUrl = "";
-let browser: Browser | undefined;
-const contexts: BrowserContext[] = [];
-
-beforeAll(async () => {
-  tmp = mkdtempSync(path.join(tmpdir(), "ripple-e2e-"));
-  // The binary embeds web/dist, so the app is built first (unless `make build` just did).
-  if (!process.env.RIPPLE_E2E_SKIP_BUILD || !existsSync(path.join(webDir, "dist", "index.html"))) {
-    execFileSync("npm", ["run", "build"], { cwd: webDir, stdio: ["ignore", "inherit", "inherit"] });
-  }
-  const bin = path.join(tmp, "ripple");
-  execFileSync("go", ["build", "-o", bin, "./cmd/ripple"], {
-    cwd: repoRoot,
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-
-  const port = await freePort();
-  baseUrl = `http://127.0.0.1:${port}`;
-  server = spawn(bin, ["serve", "--addr", `127.0.0.1:${port}`, "--schema", schema], {
-    cwd: repoRoot,
-    env: { ...process.env, DATABASE_URL: databaseUrl, RIPPLE_LOG_LEVEL: "warn" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const keep = (b: Buffer) => {
-    serverLog = (serverLog + b.toString()).slice(-20_000);
-  };
-  server.stdout!.on("data", keep);
-  server.stderr!.on("data", keep);
-  await waitReady(server, `${baseUrl}/readyz`, 60_000);
-
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    // A fresh --user-data-dir: launch() gives every run its own temporary profile (it refuses
-    // the flag itself; that is launchPersistentContext's job).
-  });
-});
-
-afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => {});
-  await browser?.close().catch(() => {});
-  if (server && server.exitCode === null && server.signalCode === null) {
-    const exited = new Promise<void>((resolve) => server!.once("exit", () => resolve()));
-    server.kill("SIGTERM");
-    const timer = setTimeout(() => server!.kill("SIGKILL"), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
+/** Runs a test body; on failure saves each page's screenshot and the server's log. */
+async function scenario(name: string, pages: () => Page[], body: () => Promise<void>) {
   try {
-    execFileSync("psql", [databaseUrl, "-q", "-v", "ON_ERROR_STOP=1", "-c", `DROP SCHEMA IF EXISTS "${schema}" CASCADE`], {
-      stdio: ["ignore", "ignore", "inherit"],
-      env: { ...process.env, PGOPTIONS: "-c client_min_messages=warning" },
-    });
-  } finally {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
-  }
-});
-
-test("two users chat live and search", async () => {
-  const suffix = Date.now().toString(36);
-  const annEmail = `ann-${suffix}@example.com`;
-  const bobEmail = `bob-${suffix}@example.com`;
-
-  const ann = await newPage();
-  const bob = await newPage();
-  try {
-    await signUp(ann, "Ann Archer", annEmail);
-    await signUp(bob, "Bob Baker", bobEmail);
-
-    // Ann starts a chat with Bob and says hello.
-    await ann.getByLabel("Start a chat by email").fill(bobEmail);
-    await ann.getByRole("button", { name: "Start", exact: true }).click();
-    await ann.getByRole("heading", { name: "Bob Baker" }).waitFor();
-    const annBox = ann.getByLabel("Message", { exact: true });
-    await expectDisabled(ann.getByRole("button", { name: "Send" }), true);
-    await annBox.fill("hello bob");
-    await annBox.press("Enter");
-    await ann.getByTestId("message").filter({ hasText: "hello bob" }).waitFor();
-    await expect(annBox.inputValue()).resolves.toBe("");
-
-    // Bob's list shows it without a reload; opening it shows the thread.
-    const bobConv = bob.getByTestId("conversation").filter({ hasText: "Ann Archer" });
-    await bobConv.filter({ hasText: "hello bob" }).waitFor();
-    await bobConv.click();
-    const hello = bob.getByTestId("message").filter({ hasText: "hello bob" });
-    await hello.waitFor();
-    await expect(hello.getAttribute("class")).resolves.toContain("theirs");
-
-    // Bob replies; Ann sees it live.
-    const bobBox = bob.getByLabel("Message", { exact: true });
-    await bobBox.fill("hi ann, how are you?");
-    await bob.getByRole("button", { name: "Send" }).click();
-    await bob.getByTestId("message").filter({ hasText: "hi ann, how are you?" }).waitFor();
-    const reply = ann.getByTestId("message").filter({ hasText: "hi ann, how are you?" });
-    await reply.waitFor();
-    await expect(reply.getAttribute("class")).resolves.toContain("theirs");
-    await ann.getByTestId("conversation").filter({ hasText: "hi ann, how are you?" }).waitFor();
-    const mine = ann.getByTestId("message").filter({ hasText: "hello bob" });
-    await expect(mine.getAttribute("class")).resolves.toContain("mine");
-
-    // Ann searches (embeddings are made by a background job, so the hit may take a moment:
-    // retry the search until it shows up).
-    await ann.getByLabel("Search messages").fill("hello");
-    const hit = ann.getByTestId("search-hit").filter({ hasText: "hello bob" });
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      await ann.getByRole("button", { name: "Search", exact: true }).click();
-      const results = ann.getByRole("region", { name: "Search results" });
-      await results.waitFor();
-      try {
-        await hit.waitFor({ timeout: 2_000 });
-        break;
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-      }
-    }
-
-    mkdirSync(screenshots, { recursive: true });
-    await ann.screenshot({ path: path.join(screenshots, "ann-chat.png"), fullPage: true });
+    await body();
   } catch (err) {
-    mkdirSync(screenshots, { recursive: true });
-    await ann.screenshot({ path: path.join(screenshots, "failure-ann.png") }).catch(() => {});
-    await bob.screenshot({ path: path.join(screenshots, "failure-bob.png") }).catch(() => {});
-    console.error("ripple serve output:\n" + serverLog);
+    for (const [i, p] of pages().entries()) await shot(p, `failure-${name}-${i}`).catch(() => {});
+    dumpServerLog();
     throw err;
   }
+}
+
+const badge = (page: Page, name: string) =>
+  page.getByTestId("conversation").filter({ hasText: name }).getByTestId("unread-badge");
+
+// Stubs the Notification API (to record what the app shows) and lets the test hide the tab.
+const notificationStub = () => {
+  const w = window as unknown as Record<string, unknown>;
+  w.__notifications = [];
+  w.__hidden = false;
+  class FakeNotification {
+    static permission = "granted";
+    static requestPermission = async () => "granted";
+    onclick: (() => void) | null = null;
+    constructor(title: string, options?: { body?: string }) {
+      (w.__notifications as unknown[]).push({ title, body: options?.body });
+    }
+  }
+  w.Notification = FakeNotification;
+  Object.defineProperty(document, "visibilityState", { get: () => (w.__hidden ? "hidden" : "visible") });
+  Object.defineProperty(document, "hidden", { get: () => !!w.__hidden });
+  w.__setHidden = (h: boolean) => {
+    w.__hidden = h;
+    document.dispatchEvent(new Event("visibilitychange"));
+  };
+};
+
+test("unread: badge per conversation, total in the title, notification when hidden, cleared on reading", async () => {
+  const ann = await newPage();
+  const bob = await newPage();
+  await bob.context().addInitScript(notificationStub);
+  const cat = await newPage();
+  await scenario("unread", () => [ann, bob, cat], async () => {
+    const [annEmail, bobEmail] = [email("ann"), email("bob")];
+    await signUp(ann, "Ann Archer", annEmail);
+    await signUp(bob, "Bob Baker", bobEmail);
+    await signUp(cat, "Cat Cole", email("cat"));
+
+    await startChat(ann, bobEmail, "Bob Baker");
+    await startChat(cat, bobEmail, "Bob Baker");
+    // Bob switches notifications on and leaves the tab in the background.
+    await bob.getByRole("button", { name: "Notify me" }).click();
+    await bob.getByRole("button", { name: "Notifications on" }).waitFor();
+    await bob.evaluate(() => (window as unknown as { __setHidden: (h: boolean) => void }).__setHidden(true));
+
+    await sendMessage(ann, "are you coming to the lab?");
+    await sendMessage(ann, "it starts at 3");
+    await sendMessage(cat, "homework question");
+
+    await badge(bob, "Ann Archer").filter({ hasText: "2" }).waitFor();
+    await badge(bob, "Cat Cole").filter({ hasText: "1" }).waitFor();
+    await until("the tab title to count 3", async () => (await bob.title()) === "(3) Ripple Chat");
+    await expect(badge(bob, "Ann Archer").innerText()).resolves.toContain("2");
+    await until("notifications for the new messages", async () =>
+      (await bob.evaluate(() => (window as unknown as { __notifications: { title: string }[] }).__notifications)).some(
+        (n) => n.title === "New message from Cat Cole",
+      ),
+    );
+    const shown = await bob.evaluate(() => (window as unknown as { __notifications: { title: string; body: string }[] }).__notifications);
+    expect(shown.map((n) => n.title)).toContain("New message from Ann Archer");
+    // Ann's own side counts nothing.
+    expect(await ann.getByTestId("unread-badge").count()).toBe(0);
+
+    // Bob comes back and opens Ann's conversation: it is read, on the server.
+    await bob.evaluate(() => (window as unknown as { __setHidden: (h: boolean) => void }).__setHidden(false));
+    await bob.getByTestId("conversation").filter({ hasText: "Ann Archer" }).click();
+    await bob.getByTestId("message").filter({ hasText: "it starts at 3" }).waitFor();
+    await badge(bob, "Ann Archer").waitFor({ state: "detached" });
+    await until("the title to count 1", async () => (await bob.title()) === "(1) Ripple Chat");
+    await bob.reload();
+    await bob.getByTestId("conversation").filter({ hasText: "Cat Cole" }).waitFor();
+    expect(await badge(bob, "Ann Archer").count()).toBe(0);
+    await badge(bob, "Cat Cole").filter({ hasText: "1" }).waitFor();
+    const row = psql(
+      `SELECT count(*) FROM conversation_participants p JOIN users u ON u.id = p.user_id WHERE u.email = '${bobEmail}' AND p.last_read_message_id IS NOT NULL`,
+    );
+    expect(row).toBe("1");
+
+    // While Bob has Ann's conversation open and visible, her new message is read at once.
+    await sendMessage(ann, "see you there");
+    await bob.getByTestId("message").filter({ hasText: "see you there" }).waitFor();
+    await until("the title to stay at 1", async () => (await bob.title()) === "(1) Ripple Chat");
+    expect(await badge(bob, "Ann Archer").count()).toBe(0);
+  });
 });
 
-async function newPage(): Promise<Page> {
-  const context = await browser!.newContext({ baseURL: baseUrl, viewport: { width: 1100, height: 700 } });
-  contexts.push(context);
-  const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  page.on("pageerror", (err) => console.error("page error:", err));
-  return page;
-}
+test("routes: a URL per conversation, reload and Back, one pane at a time on phones, 200% zoom", async () => {
+  const ann = await newPage(PHONE);
+  const bob = await newPage();
+  await scenario("routes", () => [ann, bob], async () => {
+    const [annEmail, bobEmail] = [email("ann"), email("bob")];
+    await signUp(ann, "Ann Archer", annEmail);
+    await signUp(bob, "Bob Baker", bobEmail);
+    const id = await startChat(bob, annEmail, "Ann Archer");
+    await sendMessage(bob, "hello from bob");
+    expect(new URL(bob.url()).pathname).toBe(`/c/${id}`);
 
-async function signUp(page: Page, name: string, email: string) {
-  await page.goto("/");
-  await page.getByRole("button", { name: "Create an account" }).click();
-  await page.getByLabel("Name").fill(name);
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill("correct horse battery");
-  await page.getByRole("button", { name: "Sign up" }).click();
-  await page.getByText(`Signed in as ${name}`).waitFor();
-}
+    // Reload keeps the conversation (the server serves the app for /c/:id).
+    await bob.reload();
+    await bob.getByRole("heading", { name: "Ann Archer", level: 2 }).waitFor();
+    await bob.getByTestId("message").filter({ hasText: "hello from bob" }).waitFor();
+    // Back goes to the list, still in the app; Forward returns.
+    await bob.goBack();
+    await until("the list route", () => new URL(bob.url()).pathname === "/");
+    await bob.getByText("Pick a conversation, or start one by email.").waitFor();
+    await bob.goForward();
+    await bob.getByRole("heading", { name: "Ann Archer", level: 2 }).waitFor();
+    // A conversation one is not part of says so in words.
+    await bob.goto("/c/999999999");
+    await bob.getByText("You can't open this conversation.", { exact: false }).waitFor();
 
-async function expectDisabled(locator: ReturnType<Page["getByRole"]>, disabled: boolean) {
-  await expect(locator.isDisabled()).resolves.toBe(disabled);
-}
+    // Phone: the list alone; a conversation alone, with a way back; the thread takes the height.
+    await ann.getByTestId("conversation").filter({ hasText: "Bob Baker" }).waitFor();
+    expect(await ann.locator(".thread-pane").isVisible()).toBe(false);
+    await shot(ann, "phone-list");
+    await ann.getByTestId("conversation").filter({ hasText: "Bob Baker" }).click();
+    await ann.getByTestId("message").filter({ hasText: "hello from bob" }).waitFor();
+    expect(await ann.locator(".sidebar").isVisible()).toBe(false);
+    const messagesBox = (await ann.locator(".messages").boundingBox())!;
+    expect(messagesBox.height).toBeGreaterThan(PHONE.height * 0.5);
+    await expectNoHorizontalScroll(ann);
+    await shot(ann, "phone-thread");
+    await ann.getByRole("link", { name: "Conversations" }).click();
+    await ann.getByTestId("conversation").filter({ hasText: "Bob Baker" }).waitFor();
+    expect(new URL(ann.url()).pathname).toBe("/");
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
+    // 200% zoom at 1280×800 is a 640×400 CSS viewport at twice the pixel density.
+    const zoomed = await newPage({ width: 640, height: 400 }, { deviceScaleFactor: 2 });
+    await zoomed.context().addCookies([]);
+    await signUp(zoomed, "Zed Zoom", email("zed"));
+    await startChat(zoomed, bobEmail, "Bob Baker");
+    await sendMessage(zoomed, "zoomed in");
+    const box = (await zoomed.locator(".messages").boundingBox())!;
+    expect(box.height).toBeGreaterThan(120);
+    await expectNoHorizontalScroll(zoomed);
+    await shot(zoomed, "zoom-200-thread");
   });
+});
+
+test("errors are sentences, never server text", async () => {
+  const ann = await newPage();
+  await scenario("errors", () => [ann], async () => {
+    const annEmail = email("ann");
+    await signUp(ann, "Ann Archer", annEmail);
+    const start = async (address: string) => {
+      await ann.getByLabel("Start a chat by email").fill(address);
+      await ann.getByRole("button", { name: "Start", exact: true }).click();
+      const alert = ann.locator(".start [role=alert]");
+      await alert.waitFor();
+      return alert.innerText();
+    };
+    expect(await start("nobody-here@example.com")).toBe(
+      "No one with that email has an account here. Check the spelling, or ask them to sign up first.",
+    );
+    expect(await start(annEmail)).toBe("That's your own email. Enter the email of the person you want to talk to.");
+    const text = await ann.locator("body").innerText();
+    expect(text).not.toMatch(/CONVEX|argument|Called by client|INVALID_ARGUMENT|NOT_FOUND/);
+
+    // Sign-in with a wrong password, in words.
+    const other = await newPage();
+    await other.goto("/");
+    await other.getByLabel("Email").fill(annEmail);
+    await other.getByLabel("Password").fill("not the password");
+    await other.getByRole("button", { name: "Sign in" }).click();
+    await other.getByText("That email and password don't match an account. Check them and try again.").waitFor();
+  });
+});
+
+test("outage: a status banner, actions disabled with a reason, a pending message delivered exactly once", async () => {
+  const ann = await newPage();
+  const bob = await newPage();
+  await scenario("outage", () => [ann, bob], async () => {
+    const [annEmail, bobEmail] = [email("ann"), email("bob")];
+    await signUp(ann, "Ann Archer", annEmail);
+    await signUp(bob, "Bob Baker", bobEmail);
+    const id = await startChat(ann, bobEmail, "Bob Baker");
+    await sendMessage(ann, "before the outage");
+    await bob.getByTestId("conversation").filter({ hasText: "Ann Archer" }).click();
+    await bob.getByTestId("message").filter({ hasText: "before the outage" }).waitFor();
+
+    await stopServer();
+    const banner = ann.getByRole("status").filter({ hasText: /Reconnecting|offline/ });
+    await banner.waitFor();
+    // Start, Search and Block need the server: disabled, saying why.
+    await ann.getByLabel("Start a chat by email").fill("someone@example.com");
+    expect(await ann.getByRole("button", { name: "Start", exact: true }).isDisabled()).toBe(true);
+    await ann.getByText("You're offline. This needs a connection.").first().waitFor();
+    await ann.getByLabel("Search messages").fill("outage");
+    expect(await ann.getByRole("button", { name: "Search", exact: true }).isDisabled()).toBe(true);
+    await shot(ann, "desktop-offline");
+
+    // A message sent now shows at once as sending.
+    const box = ann.getByLabel("Message", { exact: true });
+    await box.fill("sent during the outage");
+    await box.press("Enter");
+    await ann.locator('[data-testid="message"][data-status="sending"]').filter({ hasText: "sent during the outage" }).waitFor();
+    expect(await box.inputValue()).toBe("");
+
+    await startServer();
+    await ann.locator('[data-testid="message"][data-status="sent"]').filter({ hasText: "sent during the outage" }).waitFor({ timeout: 60_000 });
+    await ann.getByRole("status").filter({ hasText: "Connected again." }).waitFor({ timeout: 30_000 });
+    await bob.getByTestId("message").filter({ hasText: "sent during the outage" }).waitFor({ timeout: 60_000 });
+    expect(await bob.getByTestId("message").filter({ hasText: "sent during the outage" }).count()).toBe(1);
+    expect(await ann.getByTestId("message").filter({ hasText: "sent during the outage" }).count()).toBe(1);
+    expect(psql(`SELECT count(*) FROM messages WHERE conversation_id = ${id} AND body = 'sent during the outage'`)).toBe("1");
+    expect(await ann.getByRole("button", { name: "Start", exact: true }).isDisabled()).toBe(false);
+  });
+});
+
+test("composer: counter near the limit, an over-long paste warns and keeps the text, links, long words wrap", async () => {
+  const ann = await newPage();
+  const bob = await newPage();
+  await scenario("composer", () => [ann, bob], async () => {
+    const [annEmail, bobEmail] = [email("ann"), email("bob")];
+    await signUp(ann, "Ann Archer", annEmail);
+    await signUp(bob, "Bob Baker", bobEmail);
+    await startChat(ann, bobEmail, "Bob Baker");
+    const box = ann.getByLabel("Message", { exact: true });
+    const send = ann.getByRole("button", { name: "Send" });
+
+    expect(await ann.getByTestId("counter").count()).toBe(0);
+    await box.fill("a".repeat(3_900));
+    await ann.getByTestId("counter").filter({ hasText: "100 characters left" }).waitFor();
+
+    // Paste 200 more: a warning, nothing cut, Send disabled and the counter says by how much.
+    await box.focus();
+    await ann.evaluate(() => {
+      const t = document.getElementById("message-body") as HTMLTextAreaElement;
+      t.setSelectionRange(t.value.length, t.value.length);
+    });
+    await ann.context().grantPermissions(["clipboard-read", "clipboard-write"]);
+    await ann.evaluate(() => navigator.clipboard.writeText("b".repeat(200)));
+    await box.press("Control+V");
+    await ann.getByRole("alert").filter({ hasText: "That paste makes the message 4,100 characters" }).waitFor();
+    expect((await box.inputValue()).length).toBe(4_100);
+    await ann.getByTestId("counter").filter({ hasText: "100 characters over the 4,000 limit" }).waitFor();
+    expect(await send.isDisabled()).toBe(true);
+    await box.fill("");
+
+    // Links are links, opening safely; a long unbroken string wraps.
+    await sendMessage(ann, "notes at https://example.org/notes?week=3. thanks");
+    const link = ann.getByTestId("message").getByRole("link", { name: "https://example.org/notes?week=3" });
+    await expect(link.getAttribute("rel")).resolves.toBe("noopener noreferrer");
+    await expect(link.getAttribute("target")).resolves.toBe("_blank");
+    await bob.getByTestId("conversation").filter({ hasText: "Ann Archer" }).click();
+    await bob.getByTestId("message").getByRole("link", { name: "https://example.org/notes?week=3" }).waitFor();
+    const long = "x".repeat(600) + " https://example.org/" + "y".repeat(300);
+    await sendMessage(ann, long);
+    await expectNoHorizontalScroll(ann);
+    await bob.getByTestId("message").filter({ hasText: "xxxxxxxx" }).waitFor();
+    await expectNoHorizontalScroll(bob);
+    await ann.getByLabel("Search messages").fill("x".repeat(600));
+    await ann.getByRole("button", { name: "Search", exact: true }).click();
+    await ann.getByRole("region", { name: "Search results" }).waitFor();
+    await expectNoHorizontalScroll(ann);
+    expect(await ann.getByRole("button", { name: "Sign out" }).isVisible()).toBe(true);
+  });
+});
+
+test("block: email next to names, the blocked user cannot send or start, retry after unblock sends once", async () => {
+  const ann = await newPage();
+  const bob = await newPage();
+  await scenario("block", () => [ann, bob], async () => {
+    const [annEmail, bobEmail] = [email("ann"), email("bob")];
+    await signUp(ann, "Ann Archer", annEmail);
+    await signUp(bob, "Bob Baker", bobEmail);
+    const id = await startChat(ann, bobEmail, "Bob Baker");
+    await sendMessage(ann, "hi bob");
+    // Emails next to names: the list and the thread header.
+    await ann.getByTestId("conversation").filter({ hasText: bobEmail }).waitFor();
+    await ann.locator(".thread-header").getByText(bobEmail).waitFor();
+
+    // Bob blocks Ann (with a confirmation).
+    await bob.getByTestId("conversation").filter({ hasText: annEmail }).click();
+    await bob.getByRole("button", { name: "Block…" }).click();
+    await bob.getByRole("group", { name: "Block Ann Archer?" }).getByRole("button", { name: "Block", exact: true }).click();
+    await bob.getByText("You blocked Ann Archer. Unblock them to send messages.").waitFor();
+
+    // Ann's message is refused, in words, with Retry; nothing reaches Bob.
+    const box = ann.getByLabel("Message", { exact: true });
+    await box.fill("are you there?");
+    await box.press("Enter");
+    const failed = ann.locator('[data-testid="message"][data-status="failed"]').filter({ hasText: "are you there?" });
+    await failed.getByText("This person isn't accepting messages from you.").waitFor();
+    // Starting again is refused too.
+    await ann.getByLabel("Start a chat by email").fill(bobEmail);
+    await ann.getByRole("button", { name: "Start", exact: true }).click();
+    await ann.locator(".start [role=alert]").filter({ hasText: "This person isn't accepting messages from you." }).waitFor();
+    expect(psql(`SELECT count(*) FROM messages WHERE conversation_id = ${id}`)).toBe("1");
+
+    // Bob unblocks; Ann's Retry sends it, once.
+    await bob.getByRole("button", { name: "Unblock" }).click();
+    await bob.getByLabel("Message", { exact: true }).waitFor();
+    await failed.getByRole("button", { name: "Retry" }).click();
+    await ann.locator('[data-testid="message"][data-status="sent"]').filter({ hasText: "are you there?" }).waitFor();
+    await bob.getByTestId("message").filter({ hasText: "are you there?" }).waitFor();
+    expect(psql(`SELECT count(*) FROM messages WHERE conversation_id = ${id} AND body = 'are you there?'`)).toBe("1");
+    expect(await ann.locator('[data-status="failed"]').count()).toBe(0);
+  });
+});
+
+async function expectNoHorizontalScroll(page: Page) {
+  const { scroll, width } = await page.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth,
+    width: document.documentElement.clientWidth,
+  }));
+  expect(scroll).toBeLessThanOrEqual(width);
 }
 
-async function waitReady(child: ChildProcess, url: string, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) {
-      throw new Error(`ripple serve exited with ${child.exitCode}:\n${serverLog}`);
-    }
-    try {
-      const res = await fetch(url);
-      if (res.ok) return;
-    } catch {
-      /* not listening yet */
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`ripple serve not ready within ${timeoutMs} ms:\n${serverLog}`);
-}
+void baseUrl;
+void DESKTOP;
+void axeViolations;
