@@ -335,6 +335,126 @@ test("block: email next to names, the blocked user cannot send or start, retry a
   });
 });
 
+/** Seeds n messages (alternating senders, 40 minutes apart, over several past days) into the
+ * conversation with psql, as another service writing to the database would; queued for search. */
+function seedHistory(conversationId: string, emails: [string, string], n: number, words: (i: number) => string) {
+  psql(`WITH u AS (SELECT array_agg(id ORDER BY email = '${emails[1]}') AS ids FROM users WHERE email IN ('${emails[0]}', '${emails[1]}')),
+        m AS (INSERT INTO messages (sender_id, conversation_id, body, created_at)
+              SELECT u.ids[1 + i % 2], ${conversationId}, 'history message ' || i || ' ' || (ARRAY[${Array.from({ length: n }, (_, i) => `'${words(i + 1)}'`).join(",")}])[i],
+                     now() - interval '70 hours' + i * interval '40 minutes'
+              FROM u, generate_series(1, ${n}) i
+              RETURNING id)
+        INSERT INTO message_embedding_queue (message_id) SELECT id FROM m`);
+}
+
+test("history: infinite scroll up keeps your place, a pill instead of jumping, day separators, the start marker", async () => {
+  const ann = await newPage();
+  const bob = await newPage();
+  await scenario("history", () => [ann, bob], async () => {
+    const [annEmail, bobEmail] = [email("ann"), email("bob")];
+    await signUp(ann, "Ann Archer", annEmail);
+    await signUp(bob, "Bob Baker", bobEmail);
+    const id = await startChat(bob, annEmail, "Bob Baker".replace("Bob Baker", "Ann Archer"));
+    seedHistory(id, [annEmail, bobEmail], 95, (i) => (i % 10 === 0 ? "checkpoint" : "filler"));
+
+    await ann.goto(`/c/${id}`);
+    await ann.getByTestId("message").filter({ hasText: "history message 95 " }).waitFor();
+    const messages = ann.locator(".messages");
+    const atBottom = () =>
+      messages.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 2);
+    await until("the thread to open at the bottom", atBottom);
+    await shot(ann, "desktop-thread");
+
+    // Scrolling to the top loads older messages, and what was on screen stays where it was.
+    const countBefore = await ann.getByTestId("message").count();
+    const oldestText = `history message ${95 - countBefore + 1} `;
+    const oldestShown = ann.getByTestId("message").filter({ hasText: oldestText });
+    // Scroll to the top and measure in the same task, before the load it starts can land.
+    const yBefore = await messages.evaluate((el, text) => {
+      el.scrollTop = 0;
+      const item = [...el.querySelectorAll("[data-testid=message]")].find((m) => m.textContent!.includes(text))!;
+      return item.getBoundingClientRect().top;
+    }, oldestText);
+    await until("older messages", async () => (await ann.getByTestId("message").count()) > countBefore);
+    await until("the view to settle", async () => Math.abs((await oldestShown.boundingBox())!.y - yBefore) < 2);
+    expect(await messages.evaluate((el) => el.scrollTop)).toBeGreaterThan(100);
+
+    // A new message while reading history: a pill, no jump.
+    const yReading = (await oldestShown.boundingBox())!.y;
+    await bob.goto(`/c/${id}`);
+    await sendMessage(bob, "are you reading?");
+    const pill = ann.getByRole("button", { name: "New messages" });
+    await pill.waitFor();
+    expect(Math.abs((await oldestShown.boundingBox())!.y - yReading)).toBeLessThan(2);
+    await pill.click();
+    await until("the bottom", atBottom);
+    await ann.getByTestId("message").filter({ hasText: "are you reading?" }).waitFor();
+    await pill.waitFor({ state: "detached" });
+
+    // Up to the start of the conversation: the marker, and a separator for each day.
+    await until("the start of the conversation", async () => {
+      await messages.evaluate((el) => (el.scrollTop = 0));
+      return (await ann.getByTestId("start-marker").count()) > 0;
+    });
+    await ann.getByText("This is the start of your conversation with Bob Baker.").waitFor();
+    await ann.getByTestId("message").filter({ hasText: /history message 1 filler/ }).waitFor();
+    expect(await ann.getByTestId("message").filter({ hasText: "history message" }).count()).toBe(95);
+    expect(await ann.getByTestId("day-separator").count()).toBeGreaterThanOrEqual(3);
+    await ann.getByTestId("day-separator").filter({ hasText: "Today" }).waitFor();
+
+    // Only the new message was announced, not the history.
+    const announced = await ann.getByTestId("announcer").innerText();
+    expect(announced).toBe("Bob Baker: are you reading?");
+  });
+});
+
+test("accessibility: axe finds no serious or critical violation on any screen, one h1 each; screenshots at both widths", async () => {
+  for (const [label, viewport] of [["desktop", DESKTOP], ["phone", PHONE]] as const) {
+    const ann = await newPage(viewport);
+    const bob = await newPage(viewport);
+    await scenario(`a11y-${label}`, () => [ann, bob], async () => {
+      const check = async (page: Page, screen: string) => {
+        expect(await axeViolations(page), `${label} ${screen}`).toEqual([]);
+        expect(await page.locator("h1").count(), `${label} ${screen}: one h1`).toBe(1);
+        await shot(page, `${label}-${screen}`);
+      };
+      await ann.goto("/");
+      await ann.getByRole("heading", { name: "Sign in to Ripple Chat" }).waitFor();
+      await check(ann, "sign-in");
+      await ann.getByRole("button", { name: "Create an account" }).click();
+      await ann.getByRole("heading", { name: "Create your account" }).waitFor();
+      await check(ann, "sign-up");
+
+      const [annEmail, bobEmail] = [email("ann"), email("bob")];
+      await signUp(ann, "Ann Archer", annEmail);
+      await signUp(bob, "Bob Baker", bobEmail);
+      await check(ann, "empty");
+      const id = await startChat(ann, bobEmail, "Bob Baker");
+      await sendMessage(ann, "hello bob, see https://example.org/a");
+      await sendMessage(ann, "second message");
+      await bob.getByTestId("conversation").filter({ hasText: "Ann Archer" }).getByTestId("unread-badge").waitFor();
+      await check(bob, "list-unread");
+      await bob.goto(`/c/${id}`);
+      await bob.getByTestId("message").filter({ hasText: "second message" }).waitFor();
+      await sendMessage(bob, "hi ann");
+      await check(bob, "thread");
+      await bob.getByLabel("Search messages").fill("hello");
+      await bob.getByRole("button", { name: "Search", exact: true }).click();
+      await bob.getByRole("region", { name: "Search results" }).waitFor();
+      await check(bob, "search");
+      await bob.getByRole("button", { name: "Block…" }).click();
+      await check(bob, "block-confirm");
+      await bob.getByRole("button", { name: "Cancel" }).click();
+      // The message list is not a live region: only the announcer (new messages) and the
+      // connection status speak.
+      const live = await bob.evaluate(() =>
+        [...document.querySelectorAll("[aria-live], [role=status], [role=log]")].map((e) => e.getAttribute("data-testid")),
+      );
+      expect(live.sort()).toEqual(["announcer", "connection-banner"]);
+    });
+  }
+});
+
 async function expectNoHorizontalScroll(page: Page) {
   const { scroll, width } = await page.evaluate(() => ({
     scroll: document.documentElement.scrollWidth,
@@ -344,5 +464,3 @@ async function expectNoHorizontalScroll(page: Page) {
 }
 
 void baseUrl;
-void DESKTOP;
-void axeViolations;
