@@ -26,6 +26,7 @@ func registerSearch(reg *engine.Registry, deps *Deps) {
 		return messagesSearch(ctx, deps, args)
 	}, nil)
 	engine.AddQuery(reg, "messages:searchVectors", messagesSearchVectors, &engine.FunctionOpts{Internal: true})
+	engine.AddQuery(reg, "messages:searchHybrid", messagesSearchHybrid, &engine.FunctionOpts{Internal: true})
 	engine.AddAction(reg, "messages:handleSentMessage", func(ctx *engine.ActionCtx, args handleSentArgs) (any, error) {
 		return nil, handleSentMessage(ctx, args)
 	}, &engine.FunctionOpts{Internal: true})
@@ -54,6 +55,28 @@ type SearchHit struct {
 	SenderID     string  `json:"senderId"`
 	Body         string  `json:"body"`
 	Score        float64 `json:"score"`
+}
+
+// Hybrid search: the nearest vectors (meaning) and Postgres full-text matches (words) are
+// ranked together with reciprocal rank fusion, each list contributing 1/(rrfK + rank) per
+// message. A vector neighbour counts only above the provider's similarity floor, so a query
+// that means nothing in the conversation finds nothing instead of the ten least unlike
+// messages; a text match always counts.
+const (
+	rrfK = 60
+	// searchCandidates is how many of each list enter the fusion.
+	searchCandidates = 50
+)
+
+// minSimilarity is the cosine similarity a vector neighbour needs to count as a match. The
+// local provider's vectors share features only when texts share words or word parts (unrelated
+// texts score about 0 to 0.05, related ones 0.3 and up); neural models place unrelated texts
+// higher, so theirs is higher.
+func minSimilarity(model string) float64 {
+	if strings.HasPrefix(model, string(embedding.ProviderLocal)) {
+		return 0.2
+	}
+	return 0.3
 }
 
 // messagesSearch embeds the query and searches one conversation's messages. Membership is
@@ -85,12 +108,18 @@ func messagesSearch(ctx *engine.ActionCtx, deps *Deps, args searchArgs) ([]Searc
 	if err != nil {
 		var limited *embedding.RateLimitedError
 		if errors.As(err, &limited) {
-			return nil, engine.NewError(engine.CodeRateLimited, "search is busy; try again shortly")
+			e := engine.NewError(engine.CodeRateLimited, "search is busy; try again shortly")
+			if limited.RetryAfter > 0 {
+				e.Data = map[string]any{"retryAfterMs": limited.RetryAfter.Milliseconds()}
+			}
+			return nil, e
 		}
 		return nil, fmt.Errorf("embedding the search query: %w", err)
 	}
-	err = ctx.RunQuery("messages:searchVectors", searchVectorsArgs{
-		ConversationID: args.ConversationID, Vector: vectors[0], Limit: limit, Model: deps.Embedder.Model(),
+	model := deps.Embedder.Model()
+	err = ctx.RunQuery("messages:searchHybrid", searchHybridArgs{
+		searchVectorsArgs: searchVectorsArgs{ConversationID: args.ConversationID, Vector: vectors[0], Limit: limit, Model: model},
+		Query:             text, MinSimilarity: minSimilarity(model),
 	}, &hits)
 	return hits, err
 }
@@ -102,32 +131,115 @@ type searchVectorsArgs struct {
 	Limit          int       `json:"limit"`
 }
 
+type searchHybridArgs struct {
+	searchVectorsArgs
+	// Query is the search's text, for the full-text half.
+	Query string `json:"query"`
+	// MinSimilarity is the floor a vector neighbour needs (0: every neighbour counts).
+	MinSimilarity float64 `json:"minSimilarity,omitempty"`
+}
+
 // messagesSearchVectors checks membership, then returns the nearest messages of that one
-// conversation (with no vector, only the membership check runs).
+// conversation by vector alone (with no vector, only the membership check runs).
 func messagesSearchVectors(ctx *engine.QueryCtx, args searchVectorsArgs) ([]SearchHit, error) {
+	convID, err := searchMember(ctx, args)
+	if err != nil || len(args.Vector) == 0 {
+		return []SearchHit{}, err
+	}
+	return nearestMessages(ctx, convID, args, args.Limit)
+}
+
+// searchMember checks identity, the arguments and membership; it gives the conversation.
+func searchMember(ctx *engine.QueryCtx, args searchVectorsArgs) (int64, error) {
 	me, err := callerID(ctx)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	convID, err := parseID("conversationId", args.ConversationID)
 	if err != nil {
+		return 0, err
+	}
+	if args.Limit < 1 || args.Limit > 50 {
+		return 0, engine.InvalidArgument("argument %q must be between 1 and 50", "limit")
+	}
+	return convID, requireParticipant(ctx, ctx.DB(), convID, me)
+}
+
+// messagesSearchHybrid checks membership, then returns the best matches of that one
+// conversation: the nearest vectors above the floor and the full-text matches of the query,
+// fused by reciprocal rank.
+func messagesSearchHybrid(ctx *engine.QueryCtx, args searchHybridArgs) ([]SearchHit, error) {
+	convID, err := searchMember(ctx, args.searchVectorsArgs)
+	if err != nil {
 		return nil, err
 	}
-	if err := requireParticipant(ctx, ctx.DB(), convID, me); err != nil {
+	if len(args.Vector) == 0 || args.Query == "" || len(args.Query) > 2000 {
+		return nil, engine.InvalidArgument("arguments %q and %q are required (query: at most 2000 characters)", "vector", "query")
+	}
+	nearest, err := nearestMessages(ctx, convID, args.searchVectorsArgs, max(args.Limit, searchCandidates))
+	if err != nil {
 		return nil, err
 	}
-	hits := []SearchHit{}
-	if len(args.Vector) == 0 {
-		return hits, nil
+	textHits, err := queries.New().MessageSearchText(ctx, ctx.DB(), queries.MessageSearchTextParams{
+		Query: args.Query, ConversationID: convID, MaxRows: searchCandidates,
+	})
+	if err != nil {
+		return nil, err
 	}
+	type fused struct {
+		hit   SearchHit
+		score float64
+	}
+	byID := map[string]*fused{}
+	add := func(h SearchHit, rank int) {
+		f, ok := byID[h.ID]
+		if !ok {
+			f = &fused{hit: h}
+			byID[h.ID] = f
+		}
+		f.score += 1 / float64(rrfK+rank)
+	}
+	rank := 0
+	for _, h := range nearest {
+		if h.Score < args.MinSimilarity {
+			continue
+		}
+		rank++
+		add(h, rank)
+	}
+	for i, r := range textHits {
+		add(SearchHit{ID: formatID(r.ID), CreationTime: millis(r.CreatedAt), SenderID: formatID(r.SenderID), Body: r.Body}, i+1)
+	}
+	out := make([]fused, 0, len(byID))
+	for _, f := range byID {
+		out = append(out, *f)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].score != out[j].score {
+			return out[i].score > out[j].score
+		}
+		return out[i].hit.CreationTime > out[j].hit.CreationTime
+	})
+	hits := make([]SearchHit, 0, min(len(out), args.Limit))
+	for _, f := range out[:min(len(out), args.Limit)] {
+		f.hit.Score = f.score
+		hits = append(hits, f.hit)
+	}
+	return hits, nil
+}
+
+// nearestMessages is the conversation's messages nearest to the vector, best first, with their
+// cosine similarity as Score.
+func nearestMessages(ctx *engine.QueryCtx, convID int64, args searchVectorsArgs, limit int) ([]SearchHit, error) {
 	q := queries.New()
 	count, err := q.EmbeddingCountForConversation(ctx, ctx.DB(), convID)
 	if err != nil {
 		return nil, err
 	}
 	vec := pgvector.NewVector(args.Vector)
+	hits := []SearchHit{}
 	if count <= ExactSearchMaxRows {
-		rows, err := q.EmbeddingSearchExact(ctx, ctx.DB(), queries.EmbeddingSearchExactParams{ConversationID: convID, Embedding: vec, Limit: int32(args.Limit), Model: args.Model})
+		rows, err := q.EmbeddingSearchExact(ctx, ctx.DB(), queries.EmbeddingSearchExactParams{ConversationID: convID, Embedding: vec, Limit: int32(limit), Model: args.Model})
 		if err != nil {
 			return nil, err
 		}
@@ -145,14 +257,14 @@ func messagesSearchVectors(ctx *engine.QueryCtx, args searchVectorsArgs) ([]Sear
 			return nil, err
 		}
 	}
-	rows, err := q.EmbeddingSearchIndexed(ctx, ctx.DB(), queries.EmbeddingSearchIndexedParams{ConversationID: convID, Embedding: vec, Limit: int32(args.Limit), Model: args.Model})
+	rows, err := q.EmbeddingSearchIndexed(ctx, ctx.DB(), queries.EmbeddingSearchIndexedParams{ConversationID: convID, Embedding: vec, Limit: int32(limit), Model: args.Model})
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range rows {
 		hits = append(hits, searchHit(r))
 	}
-	// relaxed_order may return neighbours slightly out of order; the caller expects best first.
+	// relaxed_order may return neighbours slightly out of order.
 	sort.SliceStable(hits, func(i, j int) bool { return hits[i].Score > hits[j].Score })
 	return hits, nil
 }

@@ -126,3 +126,16 @@ CROSS JOIN LATERAL (
   ORDER BY created_at DESC, id DESC
   LIMIT sqlc.arg(max_rows)
 ) m;
+
+-- MessageSearchText finds one conversation's messages that share a word (after English
+-- stemming, stop words dropped) with the query, any word, the ones matching more and closer
+-- together first.
+-- name: MessageSearchText :many
+SELECT m.id, m.sender_id, m.body, m.created_at,
+       ts_rank_cd(to_tsvector('english', m.body), q.query)::float8 AS score
+FROM messages m,
+     (SELECT replace(plainto_tsquery('english', sqlc.arg(query)::text)::text, ' & ', ' | ')::tsquery AS query) q
+WHERE m.conversation_id = sqlc.arg(conversation_id)
+  AND to_tsvector('english', m.body) @@ q.query
+ORDER BY score DESC, m.id DESC
+LIMIT sqlc.arg(max_rows);

@@ -539,3 +539,57 @@ func (q *Queries) MessageRecentFromOthers(ctx context.Context, db DBTX, arg Mess
 	}
 	return items, nil
 }
+
+const messageSearchText = `-- name: MessageSearchText :many
+SELECT m.id, m.sender_id, m.body, m.created_at,
+       ts_rank_cd(to_tsvector('english', m.body), q.query)::float8 AS score
+FROM messages m,
+     (SELECT replace(plainto_tsquery('english', $1::text)::text, ' & ', ' | ')::tsquery AS query) q
+WHERE m.conversation_id = $2
+  AND to_tsvector('english', m.body) @@ q.query
+ORDER BY score DESC, m.id DESC
+LIMIT $3
+`
+
+type MessageSearchTextParams struct {
+	Query          string
+	ConversationID int64
+	MaxRows        int32
+}
+
+type MessageSearchTextRow struct {
+	ID        int64
+	SenderID  int64
+	Body      string
+	CreatedAt pgtype.Timestamptz
+	Score     float64
+}
+
+// MessageSearchText finds one conversation's messages that share a word (after English
+// stemming, stop words dropped) with the query, any word, the ones matching more and closer
+// together first.
+func (q *Queries) MessageSearchText(ctx context.Context, db DBTX, arg MessageSearchTextParams) ([]MessageSearchTextRow, error) {
+	rows, err := db.Query(ctx, messageSearchText, arg.Query, arg.ConversationID, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []MessageSearchTextRow
+	for rows.Next() {
+		var i MessageSearchTextRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.SenderID,
+			&i.Body,
+			&i.CreatedAt,
+			&i.Score,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

@@ -37,6 +37,7 @@ var ReadSpecs = map[string]engine.ReadSpec{
 	"MessageListByIDs":                {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "id", Param: 1}}},
 	"MessagePage":                     {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadRange, Range: &engine.RangeSpec{Eq: []engine.EqParam{{Column: "conversation_id", Param: 1}}, Order: []string{"created_at", "id"}, Desc: true, Bounds: []engine.RangeBound{{Op: "<", Params: []int{2, 3}, Guard: 2}, {Op: ">=", Params: []int{4, 5}, Guard: 4}}, Limit: 6, Outputs: []int{4, 0}}}}},
 	"MessageRecentFromOthers":         {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
+	"MessageSearchText":               {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 2}}},
 	"ParticipantGet":                  {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
 	"ParticipantInsert":               {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadTable}}},
 	"ParticipantListForConversations": {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}, {Table: "users", Kind: engine.ReadOutput, Column: "id", Output: 1}}},

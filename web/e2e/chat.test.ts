@@ -408,6 +408,53 @@ test("history: infinite scroll up keeps your place, a pill instead of jumping, d
   });
 });
 
+test("search: words and meaning ranked together, matches highlighted, a hit jumps to the message, no matches says so", async () => {
+  const ann = await newPage();
+  const bob = await newPage(PHONE);
+  await scenario("search", () => [ann, bob], async () => {
+    const [annEmail, bobEmail] = [email("ann"), email("bob")];
+    await signUp(ann, "Ann Archer", annEmail);
+    await signUp(bob, "Bob Baker", bobEmail);
+    const id = await startChat(ann, bobEmail, "Bob Baker");
+    seedHistory(id, [annEmail, bobEmail], 95, (i) => (i === 12 ? "the biology field trip is on tuesday" : "filler"));
+    await ann.goto(`/c/${id}`);
+    await ann.getByTestId("message").filter({ hasText: "history message 95 " }).waitFor();
+    // The old message is not loaded yet.
+    expect(await ann.getByTestId("message").filter({ hasText: "field trip" }).count()).toBe(0);
+
+    await ann.getByLabel("Search messages").fill("biology trip");
+    await ann.getByRole("button", { name: "Search", exact: true }).click();
+    const hit = ann.getByTestId("search-hit").filter({ hasText: "the biology field trip is on tuesday" });
+    await hit.waitFor();
+    expect(await ann.getByTestId("search-hit").count()).toBe(1);
+    await expect(hit.locator("mark").allInnerTexts()).resolves.toEqual(["biology", "trip"]);
+    expect(new URL(ann.url()).searchParams.get("q")).toBe("biology trip");
+    await shot(ann, "desktop-search");
+
+    // A click loads history back to the message, shows it and marks it.
+    await hit.click();
+    const target = ann.locator(".message.highlighted").filter({ hasText: "the biology field trip is on tuesday" });
+    await target.waitFor();
+    await until("the message to be on screen", async () => {
+      const box = await target.boundingBox();
+      const list = await ann.locator(".messages").boundingBox();
+      return !!box && !!list && box.y >= list.y && box.y + box.height <= list.y + list.height;
+    });
+    expect(new URL(ann.url()).searchParams.get("m")).toMatch(/^\d+$/);
+
+    // Nothing close: says so, instead of ten unrelated messages.
+    await ann.getByLabel("Search messages").fill("zebra quantum");
+    await ann.getByRole("button", { name: "Search", exact: true }).click();
+    await ann.getByTestId("no-matches").filter({ hasText: "No messages match “zebra quantum”" }).waitFor();
+    expect(await ann.getByTestId("search-hit").count()).toBe(0);
+
+    // The search has a URL: Bob, on a phone, opens it and sees the results.
+    await bob.goto(`/c/${id}?q=${encodeURIComponent("field trip")}`);
+    await bob.getByTestId("search-hit").filter({ hasText: "the biology field trip is on tuesday" }).waitFor();
+    await shot(bob, "phone-search");
+  });
+});
+
 test("accessibility: axe finds no serious or critical violation on any screen, one h1 each; screenshots at both widths", async () => {
   for (const [label, viewport] of [["desktop", DESKTOP], ["phone", PHONE]] as const) {
     const ann = await newPage(viewport);
