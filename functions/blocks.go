@@ -73,31 +73,35 @@ func refuseIfBlocked(ctx context.Context, db engine.DBTX, me, other int64) error
 	if err != nil {
 		return err
 	}
-	for _, b := range blocks {
-		if b.BlockerID == me {
-			e := engine.Forbidden("you blocked this person; unblock them to send")
-			e.Data = map[string]any{"reason": reasonBlockedByYou}
-			return e
-		}
+	blockers := make([]int64, len(blocks))
+	for i, b := range blocks {
+		blockers[i] = b.BlockerID
 	}
-	if len(blocks) > 0 {
-		e := engine.Forbidden("this person is not accepting messages from you")
-		e.Data = map[string]any{"reason": reasonBlockedByThem}
-		return e
-	}
-	return nil
+	return blockError(me, blockers)
 }
 
-// refuseIfBlockedInConversation applies refuseIfBlocked to every other member.
+// refuseIfBlockedInConversation is refuseIfBlocked for every other member of a conversation.
 func refuseIfBlockedInConversation(ctx context.Context, db engine.DBTX, convID, me int64) error {
-	others, err := queries.New().ParticipantOthers(ctx, db, queries.ParticipantOthersParams{ConversationID: convID, UserID: me})
+	blocks, err := queries.New().BlockInConversation(ctx, db, queries.BlockInConversationParams{UserID: me, ConversationID: convID})
 	if err != nil {
 		return err
 	}
-	for _, o := range others {
-		if err := refuseIfBlocked(ctx, db, me, o); err != nil {
-			return err
+	blockers := make([]int64, len(blocks))
+	for i, b := range blocks {
+		blockers[i] = b.BlockerID
+	}
+	return blockError(me, blockers)
+}
+
+// blockError says which block stands, the caller's own first (they can lift that one).
+func blockError(me int64, blockers []int64) error {
+	for _, b := range blockers {
+		if b == me {
+			return withReason(engine.Forbidden("you blocked this person; unblock them to send"), reasonBlockedByYou)
 		}
+	}
+	if len(blockers) > 0 {
+		return withReason(engine.Forbidden("this person is not accepting messages from you"), reasonBlockedByThem)
 	}
 	return nil
 }

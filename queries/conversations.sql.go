@@ -62,6 +62,47 @@ func (q *Queries) BlockDelete(ctx context.Context, db DBTX, arg BlockDeleteParam
 	return err
 }
 
+const blockInConversation = `-- name: BlockInConversation :many
+SELECT b.blocker_id, b.blocked_id
+FROM conversation_participants p
+JOIN user_blocks b
+  ON (b.blocker_id = p.user_id AND b.blocked_id = $1)
+  OR (b.blocker_id = $1 AND b.blocked_id = p.user_id)
+WHERE p.conversation_id = $2 AND p.user_id <> $1
+`
+
+type BlockInConversationParams struct {
+	UserID         int64
+	ConversationID int64
+}
+
+type BlockInConversationRow struct {
+	BlockerID int64
+	BlockedID int64
+}
+
+// BlockInConversation lists the blocks standing between the user and the other members of a
+// conversation, either way (blocker first): one statement per send.
+func (q *Queries) BlockInConversation(ctx context.Context, db DBTX, arg BlockInConversationParams) ([]BlockInConversationRow, error) {
+	rows, err := db.Query(ctx, blockInConversation, arg.UserID, arg.ConversationID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []BlockInConversationRow
+	for rows.Next() {
+		var i BlockInConversationRow
+		if err := rows.Scan(&i.BlockerID, &i.BlockedID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const blockInsert = `-- name: BlockInsert :exec
 INSERT INTO user_blocks (blocker_id, blocked_id) VALUES ($1, $2)
 ON CONFLICT DO NOTHING
@@ -280,35 +321,4 @@ func (q *Queries) ParticipantMarkRead(ctx context.Context, db DBTX, arg Particip
 		return 0, err
 	}
 	return result.RowsAffected(), nil
-}
-
-const participantOthers = `-- name: ParticipantOthers :many
-SELECT user_id FROM conversation_participants
-WHERE conversation_id = $1 AND user_id <> $2
-`
-
-type ParticipantOthersParams struct {
-	ConversationID int64
-	UserID         int64
-}
-
-// ParticipantOthers lists a conversation's members other than the user.
-func (q *Queries) ParticipantOthers(ctx context.Context, db DBTX, arg ParticipantOthersParams) ([]int64, error) {
-	rows, err := db.Query(ctx, participantOthers, arg.ConversationID, arg.UserID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []int64
-	for rows.Next() {
-		var user_id int64
-		if err := rows.Scan(&user_id); err != nil {
-			return nil, err
-		}
-		items = append(items, user_id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }

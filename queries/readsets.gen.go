@@ -8,6 +8,7 @@ import "github.com/ripplehq/ripple/engine"
 var ReadSpecs = map[string]engine.ReadSpec{
 	"BlockBetween":                    {Tables: []engine.TableRead{{Table: "user_blocks", Kind: engine.ReadTable}}},
 	"BlockDelete":                     {Tables: []engine.TableRead{{Table: "user_blocks", Kind: engine.ReadTable}}},
+	"BlockInConversation":             {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadParam, Column: "conversation_id", Param: 2}, {Table: "user_blocks", Kind: engine.ReadTable}}},
 	"BlockInsert":                     {Tables: []engine.TableRead{{Table: "user_blocks", Kind: engine.ReadTable}}},
 	"BlockListByBlocker":              {Tables: []engine.TableRead{{Table: "user_blocks", Kind: engine.ReadParam, Column: "blocker_id", Param: 1}}},
 	"ConversationDirectGet":           {Tables: []engine.TableRead{{Table: "conversations", Kind: engine.ReadParam, Column: "direct_user_low", Param: 1}}},
@@ -42,7 +43,6 @@ var ReadSpecs = map[string]engine.ReadSpec{
 	"ParticipantInsert":               {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadTable}}},
 	"ParticipantListForConversations": {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}, {Table: "users", Kind: engine.ReadOutput, Column: "id", Output: 1}}},
 	"ParticipantMarkRead":             {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadTable}}},
-	"ParticipantOthers":               {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
 	"ReembedColumnDimensions":         {Tables: []engine.TableRead{{Table: "pg_attribute", Kind: engine.ReadTable}}},
 	"ReembedMissingCount":             {Tables: []engine.TableRead{{Table: "message_embeddings", Kind: engine.ReadTable}, {Table: "messages", Kind: engine.ReadTable}}},
 	"ReembedMissingPage":              {Tables: []engine.TableRead{{Table: "message_embeddings", Kind: engine.ReadTable}, {Table: "messages", Kind: engine.ReadRange, Range: &engine.RangeSpec{Order: []string{"id"}, Bounds: []engine.RangeBound{{Op: ">", Params: []int{1}}}, Limit: 2, Outputs: []int{0}}}}},

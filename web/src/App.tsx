@@ -140,9 +140,19 @@ function Chat({ auth }: { auth: Auth }) {
           Signed in as <strong>{me.name}</strong> <span className="email">({me.email})</span>
         </span>
         {notifications.supported && (
-          <button type="button" onClick={notifications.toggle} aria-pressed={notifications.enabled}>
+          <button
+            type="button"
+            onClick={notifications.toggle}
+            aria-pressed={notifications.enabled}
+            aria-describedby={notifications.denied ? "notify-denied" : undefined}
+          >
             {notifications.enabled ? "Notifications on" : "Notify me"}
           </button>
+        )}
+        {notifications.denied && (
+          <span id="notify-denied" className="hint" role="alert">
+            Notifications are blocked for this site in your browser's settings.
+          </span>
         )}
         <button type="button" onClick={() => void auth.signOut()}>
           Sign out
@@ -252,6 +262,7 @@ function useNotifications(conversations: Conversation[] | undefined, me: Partici
     }
   }, [conversations, me, enabled]);
 
+  const [denied, setDenied] = useState(false);
   const toggle = useCallback(async () => {
     if (enabled) {
       localStorage.removeItem(NOTIFY_KEY);
@@ -263,9 +274,10 @@ function useNotifications(conversations: Conversation[] | undefined, me: Partici
       localStorage.setItem(NOTIFY_KEY, "1");
       setEnabled(true);
     }
+    setDenied(permission === "denied");
   }, [enabled]);
 
-  return { supported, enabled, toggle: () => void toggle() };
+  return { supported, enabled, denied, toggle: () => void toggle() };
 }
 
 function StartChat() {
@@ -571,7 +583,8 @@ function MessageList({
   const jumped = useRef<string | null>(null);
   const [highlight, setHighlight] = useState<string | null>(null);
   const visible = useVisible();
-  const [bottomTick, setBottomTick] = useState(0);
+  // Whether the view is at the newest message, as state (the ref is for the scroll handler).
+  const [bottom, setBottom] = useState(true);
 
   const newest = messages[messages.length - 1];
   const oldest = messages[0];
@@ -582,6 +595,7 @@ function MessageList({
     const el = scroller.current;
     if (!el) return;
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    setBottom(atBottom.current);
     if (atBottom.current) setShowPill(false);
     const items = el.querySelectorAll<HTMLElement>("[data-message-id]");
     for (const item of items) {
@@ -598,8 +612,8 @@ function MessageList({
     if (!el) return;
     el.scrollTop = el.scrollHeight;
     atBottom.current = true;
+    setBottom(true);
     setShowPill(false);
-    setBottomTick((t) => t + 1);
   }, []);
 
   useLayoutEffect(() => {
@@ -626,7 +640,7 @@ function MessageList({
   // Sending a message of one's own goes to the bottom, however far up one was reading.
   useLayoutEffect(() => {
     if (sentTick > 0) scrollToBottom();
-  }, [sentTick, pending.length, scrollToBottom]);
+  }, [sentTick, scrollToBottom]);
 
   // Older pages load as the top comes into view (the button does the same for keyboards).
   const loadOlder = useCallback(() => {
@@ -666,14 +680,14 @@ function MessageList({
   // Read state: when the newest message is on screen and the tab is visible, it is read.
   const unread = conversation?.unreadCount ?? 0;
   const marked = useRef<string | null>(null);
+  const newestId = newest?._id;
   useEffect(() => {
-    if (!newest || unread === 0 || !visible || !atBottom.current) return;
-    if (marked.current === newest._id && conversation?.lastReadMessageId === newest._id) return;
-    marked.current = newest._id;
-    markRead({ conversationId, messageId: newest._id }).catch(() => {
+    if (!newestId || unread === 0 || !visible || !bottom || marked.current === newestId) return;
+    marked.current = newestId;
+    markRead({ conversationId, messageId: newestId }).catch(() => {
       marked.current = null; // tried again on the next change
     });
-  }, [newest?._id, unread, visible, bottomTick, conversationId, markRead, conversation?.lastReadMessageId, newest]);
+  }, [newestId, unread, visible, bottom, conversationId, markRead]);
 
   const lastMine = [...messages].reverse().find((m) => m.senderId === me._id)?._id;
   let lastDay = "";
