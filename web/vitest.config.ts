@@ -1,9 +1,10 @@
 import { defineConfig } from "vitest/config";
 
-// The browser end-to-end suite: builds and starts `ripple serve`, drives Chromium.
+// The browser end-to-end suite (builds and starts `ripple serve`, drives Chromium) and the
+// app's unit tests (src/**/*.test.ts).
 export default defineConfig({
   test: {
-    include: ["e2e/**/*.test.ts"],
+    include: ["e2e/**/*.test.ts", "src/**/*.test.ts"],
     environment: "node",
     testTimeout: 60_000,
     hookTimeout: 300_000,

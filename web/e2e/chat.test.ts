@@ -115,7 +115,7 @@ test("unread: badge per conversation, total in the title, notification when hidd
     // While Bob has Ann's conversation open and visible, her new message is read at once.
     await sendMessage(ann, "see you there");
     await bob.getByTestId("message").filter({ hasText: "see you there" }).waitFor();
-    await until("the title to stay at 1", async () => (await bob.title()) === "(1) Ripple Chat");
+    await until("the title to come back to 1 (read at once)", async () => (await bob.title()) === "(1) Ripple Chat");
     expect(await badge(bob, "Ann Archer").count()).toBe(0);
   });
 });
@@ -155,6 +155,7 @@ test("routes: a URL per conversation, reload and Back, one pane at a time on pho
     const messagesBox = (await ann.locator(".messages").boundingBox())!;
     expect(messagesBox.height).toBeGreaterThan(PHONE.height * 0.5);
     await expectNoHorizontalScroll(ann);
+    expect(await axeViolations(ann), "phone thread").toEqual([]);
     await shot(ann, "phone-thread");
     await ann.getByRole("link", { name: "Conversations" }).click();
     await ann.getByTestId("conversation").filter({ hasText: "Bob Baker" }).waitFor();
@@ -162,13 +163,13 @@ test("routes: a URL per conversation, reload and Back, one pane at a time on pho
 
     // 200% zoom at 1280×800 is a 640×400 CSS viewport at twice the pixel density.
     const zoomed = await newPage({ width: 640, height: 400 }, { deviceScaleFactor: 2 });
-    await zoomed.context().addCookies([]);
     await signUp(zoomed, "Zed Zoom", email("zed"));
     await startChat(zoomed, bobEmail, "Bob Baker");
     await sendMessage(zoomed, "zoomed in");
     const box = (await zoomed.locator(".messages").boundingBox())!;
     expect(box.height).toBeGreaterThan(120);
     await expectNoHorizontalScroll(zoomed);
+    expect(await axeViolations(zoomed), "200% zoom").toEqual([]);
     await shot(zoomed, "zoom-200-thread");
   });
 });
@@ -223,6 +224,7 @@ test("outage: a status banner, actions disabled with a reason, a pending message
     await ann.getByText("You're offline. This needs a connection.").first().waitFor();
     await ann.getByLabel("Search messages").fill("outage");
     expect(await ann.getByRole("button", { name: "Search", exact: true }).isDisabled()).toBe(true);
+    expect(await axeViolations(ann), "offline").toEqual([]);
     await shot(ann, "desktop-offline");
 
     // A message sent now shows at once as sending.
@@ -231,6 +233,7 @@ test("outage: a status banner, actions disabled with a reason, a pending message
     await box.press("Enter");
     await ann.locator('[data-testid="message"][data-status="sending"]').filter({ hasText: "sent during the outage" }).waitFor();
     expect(await box.inputValue()).toBe("");
+    expect(await axeViolations(ann), "a message sending").toEqual([]);
 
     await startServer();
     await ann.locator('[data-testid="message"][data-status="sent"]').filter({ hasText: "sent during the outage" }).waitFor({ timeout: 60_000 });
@@ -318,6 +321,9 @@ test("block: email next to names, the blocked user cannot send or start, retry a
     await box.press("Enter");
     const failed = ann.locator('[data-testid="message"][data-status="failed"]').filter({ hasText: "are you there?" });
     await failed.getByText("This person isn't accepting messages from you.").waitFor();
+    expect(await axeViolations(ann), "a message not sent").toEqual([]);
+    expect(await axeViolations(bob), "a blocked conversation").toEqual([]);
+    await shot(ann, "desktop-not-sent");
     // Starting again is refused too.
     await ann.getByLabel("Start a chat by email").fill(bobEmail);
     await ann.getByRole("button", { name: "Start", exact: true }).click();
@@ -451,7 +457,7 @@ test("search: words and meaning ranked together, matches highlighted, a hit jump
     // The search has a URL: Bob, on a phone, opens it and sees the results.
     await bob.goto(`/c/${id}?q=${encodeURIComponent("field trip")}`);
     await bob.getByTestId("search-hit").filter({ hasText: "the biology field trip is on tuesday" }).waitFor();
-    await shot(bob, "phone-search");
+    await shot(bob, "phone-search-from-url");
   });
 });
 

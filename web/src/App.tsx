@@ -13,7 +13,7 @@ import { api } from "./generated/api";
 import type { Conversation, Message, Participant, SearchHit } from "./generated/api";
 import { describeError, MAX_MESSAGE_LENGTH, type ErrorContext } from "./errors";
 import { conversationPath, navigate, parseRoute, useLocation } from "./router";
-import { Linkified, queryWords } from "./text";
+import { Highlighted, Linkified, queryWords } from "./text";
 
 type Id = string;
 type Auth = UseAuth;
@@ -989,7 +989,8 @@ function Search({
                     <a href={href} className="hit" data-testid="search-hit" onClick={(e) => followLink(e, href)}>
                       <span className="who">{h.senderId === me._id ? "You" : otherName}</span>
                       <span className="body">
-                        <Linkified text={h.body} highlight={words} />
+                        {/* no links inside the hit's own link */}
+                        <Highlighted text={h.body} words={words} />
                       </span>
                       <time className="time">{formatTime(h._creationTime)}</time>
                     </a>
