@@ -234,6 +234,11 @@ test("outage: a status banner, actions disabled with a reason, a pending message
     await ann.locator('[data-testid="message"][data-status="sending"]').filter({ hasText: "sent during the outage" }).waitFor();
     expect(await box.inputValue()).toBe("");
     expect(await axeViolations(ann), "a message sending").toEqual([]);
+    // Looking elsewhere and coming back, it is still there, still sending.
+    await ann.goBack();
+    await ann.getByText("Pick a conversation, or start one by email.").waitFor();
+    await ann.goForward();
+    await ann.locator('[data-testid="message"][data-status="sending"]').filter({ hasText: "sent during the outage" }).waitFor();
 
     await startServer();
     await ann.locator('[data-testid="message"][data-status="sent"]').filter({ hasText: "sent during the outage" }).waitFor({ timeout: 60_000 });

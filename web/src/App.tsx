@@ -127,6 +127,7 @@ function Chat({ auth }: { auth: Auth }) {
   const selected = route.name === "conversation" ? route.id : null;
   useUnreadTitle(conversations);
   const notifications = useNotifications(conversations, me ?? null);
+  const sends = usePendingSends();
 
   if (me === undefined) return <p className="loading">Loading…</p>;
   if (me === null) return <FatalError message="Your session has ended. Sign in again." auth={auth} />;
@@ -173,6 +174,7 @@ function Chat({ auth }: { auth: Auth }) {
               me={me}
               jumpTo={route.messageId}
               initialQuery={route.query}
+              sends={sends}
             />
           </ErrorBoundary>
         ) : (
@@ -409,7 +411,48 @@ function BackLink() {
   );
 }
 
-type Pending = { key: number; body: string; status: "sending" | "failed"; error?: string };
+type Pending = { key: number; conversationId: Id; body: string; status: "sending" | "failed"; error?: string };
+
+type PendingSends = {
+  list: Pending[];
+  submit: (conversationId: Id, body: string) => void;
+  retry: (p: Pending) => void;
+  discard: (key: number) => void;
+};
+
+/**
+ * Sends that the server has not confirmed, for every conversation: kept by the chat, not the
+ * thread, so a message sent during an outage still shows (and can still fail and be retried)
+ * after one has looked at another conversation. Each attempt is one mutation: the client
+ * resends it after a reconnect under the same request id (the server runs it once); a refused
+ * one is offered again only by Retry.
+ */
+function usePendingSends(): PendingSends {
+  const send = useMutation(api.messages.send);
+  const [list, setList] = useState<Pending[]>([]);
+  const nextKey = useRef(1);
+  const retry = useCallback(
+    (p: Pending) => {
+      setList((l) => l.map((x) => (x.key === p.key ? { ...x, status: "sending", error: undefined } : x)));
+      send({ conversationId: p.conversationId, body: p.body })
+        .then(() => setList((l) => l.filter((x) => x.key !== p.key)))
+        .catch((err) =>
+          setList((l) => l.map((x) => (x.key === p.key ? { ...x, status: "failed", error: describeError(err, "send") } : x))),
+        );
+    },
+    [send],
+  );
+  const submit = useCallback(
+    (conversationId: Id, body: string) => {
+      const p: Pending = { key: nextKey.current++, conversationId, body, status: "sending" };
+      setList((l) => [...l, p]);
+      retry(p);
+    },
+    [retry],
+  );
+  const discard = useCallback((key: number) => setList((l) => l.filter((x) => x.key !== key)), []);
+  return { list, submit, retry, discard };
+}
 
 function Thread({
   conversationId,
@@ -417,45 +460,23 @@ function Thread({
   me,
   jumpTo,
   initialQuery,
+  sends,
 }: {
   conversationId: Id;
   conversation: Conversation | undefined;
   me: Participant;
   jumpTo: string | null;
   initialQuery: string | null;
+  sends: PendingSends;
 }) {
   const other = conversation ? otherParticipant(conversation, me) : undefined;
   const blocked = !!other && !!conversation?.blockedByMe.includes(other._id);
-  const send = useMutation(api.messages.send);
-  const [pending, setPending] = useState<Pending[]>([]);
-  const nextKey = useRef(1);
+  const pending = sends.list.filter((p) => p.conversationId === conversationId);
   const [sentTick, setSentTick] = useState(0);
-
-  // Each attempt is one mutation: the client resends it after a reconnect under the same
-  // request id (the server runs it once); a refused one is offered again only by Retry.
-  const attempt = useCallback(
-    (p: Pending) => {
-      setPending((list) => list.map((x) => (x.key === p.key ? { ...x, status: "sending", error: undefined } : x)));
-      send({ conversationId, body: p.body })
-        .then(() => setPending((list) => list.filter((x) => x.key !== p.key)))
-        .catch((err) =>
-          setPending((list) =>
-            list.map((x) => (x.key === p.key ? { ...x, status: "failed", error: describeError(err, "send") } : x)),
-          ),
-        );
-    },
-    [conversationId, send],
-  );
-
-  const submit = useCallback(
-    (body: string) => {
-      const p: Pending = { key: nextKey.current++, body, status: "sending" };
-      setPending((list) => [...list, p]);
-      setSentTick((t) => t + 1);
-      attempt(p);
-    },
-    [attempt],
-  );
+  const submit = (body: string) => {
+    sends.submit(conversationId, body);
+    setSentTick((t) => t + 1);
+  };
 
   return (
     <section className="thread" aria-labelledby="thread-title">
@@ -474,8 +495,8 @@ function Thread({
         me={me}
         otherName={other?.name ?? "They"}
         pending={pending}
-        onRetry={attempt}
-        onDiscard={(key) => setPending((list) => list.filter((x) => x.key !== key))}
+        onRetry={sends.retry}
+        onDiscard={sends.discard}
         jumpTo={jumpTo}
         sentTick={sentTick}
       />
