@@ -920,6 +920,7 @@ function Search({
 
   const run = useCallback(
     async (q: string) => {
+      ran.current = true; // the URL this search writes does not start it again
       setError(null);
       setBusy(true);
       try {
