@@ -59,6 +59,12 @@ func TestSearchIsHybridWithARelevanceFloor(t *testing.T) {
 	require.Equal(t, bodies[3], search("essay")[0])
 	// A stop word alone finds nothing by text, and nothing near enough by meaning.
 	require.Empty(t, search("the"))
+	// Whatever the text, it is words to look for, never tsquery syntax.
+	for _, q := range []string{"it's & | ! ( ) : * 'quoted'", "O'Brien's essay", "' & '", "a' | 'b", `\' & !`, "🙂 émoji café"} {
+		var hits []functions.SearchHit
+		require.NoError(t, b.call(t, bob, "messages:search", map[string]any{"conversationId": conv, "query": q}, &hits), q)
+	}
+	require.Equal(t, bodies[3], search("O'Brien's essay")[0])
 	// Membership first: cat is not in the conversation.
 	requireCode(t, b.call(t, cat, "messages:search", map[string]any{"conversationId": conv, "query": "maths"}, nil), engine.CodeForbidden)
 }

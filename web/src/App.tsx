@@ -872,7 +872,8 @@ function Composer({ onSend }: { onSend: (body: string) => void }) {
         onPaste={onPaste}
         aria-describedby={describedBy || undefined}
         aria-invalid={over > 0 || undefined}
-        autoFocus
+        // Not on phones: the keyboard would cover the conversation one just opened.
+        autoFocus={window.matchMedia("(min-width: 701px)").matches}
       />
       <button type="submit" className="primary" disabled={text === "" || over > 0}>
         Send
