@@ -3,6 +3,9 @@
 // Go server answers every such path with index.html (web/embed.go), so reload works.
 import { useSyncExternalStore } from "react";
 
+/** IDs are strings on the wire (bigints in Postgres). */
+export type Id = string;
+
 export type Route =
   | { name: "home" }
   | { name: "conversation"; id: string; messageId: string | null; query: string | null };
