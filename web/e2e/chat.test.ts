@@ -176,9 +176,11 @@ test("routes: a URL per conversation, reload and Back, one pane at a time on pho
 
 test("errors are sentences, never server text", async () => {
   const ann = await newPage();
-  await scenario("errors", () => [ann], async () => {
-    const annEmail = email("ann");
+  const bob = await newPage();
+  await scenario("errors", () => [ann, bob], async () => {
+    const [annEmail, bobEmail] = [email("ann"), email("bob")];
     await signUp(ann, "Ann Archer", annEmail);
+    await signUp(bob, "Bob Baker", bobEmail);
     const start = async (address: string) => {
       await ann.getByLabel("Start a chat by email").fill(address);
       await ann.getByRole("button", { name: "Start", exact: true }).click();
@@ -192,6 +194,13 @@ test("errors are sentences, never server text", async () => {
     expect(await start(annEmail)).toBe("That's your own email. Enter the email of the person you want to talk to.");
     const text = await ann.locator("body").innerText();
     expect(text).not.toMatch(/CONVEX|argument|Called by client|INVALID_ARGUMENT|NOT_FOUND/);
+    // A typo in Bob's address, then the right one: the error goes, the chat opens.
+    expect(await start(bobEmail.replace("@", "x@"))).toMatch(/^No one with that email has an account here\./);
+    await startChat(ann, bobEmail, "Bob Baker");
+    expect(await ann.locator(".start [role=alert]").count()).toBe(0);
+    // A conversation that is not Bob's (the server says the same for one that does not exist).
+    await bob.goto("/c/999999998");
+    await bob.getByText("You can't open this conversation. It may not exist, or you're not part of it.").waitFor();
 
     // Sign-in with a wrong password, in words.
     const other = await newPage();
