@@ -242,13 +242,23 @@ func (e *Engine) authenticateUntil(ctx context.Context, tokenType, value string,
 		if auth, ok := e.config.Auth.(ExpiringAuthenticator); ok {
 			userID, expires, err := auth.VerifyAccessTokenExpiry(ctx, value)
 			if err != nil {
-				return Identity{}, time.Time{}, fmt.Errorf("%w: %v", ErrAuth, err)
+				return Identity{}, time.Time{}, refused(err)
 			}
 			return Identity{UserID: userID}, expires, nil
 		}
 	}
 	id, err := e.authenticateOnce(ctx, tokenType, value, impersonating)
 	return id, time.Time{}, err
+}
+
+// refused is a verifier's error as the caller sees it: the credentials refused (ErrAuth), or,
+// when verifying could not be done (the database unreachable, say), UNAVAILABLE: the client
+// must then keep its credentials and try again, not be signed out for a server's trouble.
+func refused(err error) error {
+	if isUnavailable(err) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("verifying credentials: %w (%w)", errUnavailable(), err)
+	}
+	return fmt.Errorf("%w: %v", ErrAuth, err)
 }
 
 func (e *Engine) authenticateOnce(ctx context.Context, tokenType, value string, impersonating json.RawMessage) (Identity, error) {
@@ -261,7 +271,7 @@ func (e *Engine) authenticateOnce(ctx context.Context, tokenType, value string, 
 		}
 		userID, err := e.config.Auth.VerifyAccessToken(ctx, value)
 		if err != nil {
-			return Identity{}, fmt.Errorf("%w: %v", ErrAuth, err)
+			return Identity{}, refused(err)
 		}
 		return Identity{UserID: userID}, nil
 	case "Admin":
@@ -269,7 +279,7 @@ func (e *Engine) authenticateOnce(ctx context.Context, tokenType, value string, 
 			return Identity{}, fmt.Errorf("%w: this server does not accept admin keys", ErrAuth)
 		}
 		if err := e.config.Auth.VerifyAdminKey(ctx, value); err != nil {
-			return Identity{}, fmt.Errorf("%w: %v", ErrAuth, err)
+			return Identity{}, refused(err)
 		}
 		id := Identity{Admin: true}
 		if len(impersonating) > 0 && string(impersonating) != "null" {

@@ -22,10 +22,10 @@ const (
 	CodeNotFound        ErrorCode = "NOT_FOUND"
 	CodeInvalidArgument ErrorCode = wire.CodeInvalidArgument
 	CodeConflict        ErrorCode = "CONFLICT"
-	CodeRateLimited     ErrorCode = "RATE_LIMITED"
+	CodeRateLimited     ErrorCode = wire.CodeRateLimited
 	// CodeUnavailable: the database could not be reached; nothing was done, and the same call
 	// may succeed shortly. Clients can show "offline" instead of a server error.
-	CodeUnavailable ErrorCode = "UNAVAILABLE"
+	CodeUnavailable ErrorCode = wire.CodeUnavailable
 	CodeInternal    ErrorCode = wire.CodeInternal
 )
 

@@ -200,7 +200,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := &session{
 		srv: srv, cfg: cfg, conn: conn, ctx: ctx, cancel: cancel,
 		out:     newOutbox(cfg.SendQueueLength, cfg.SendQueueBytes),
-		actions: make(chan struct{}, 16),
+		actions: make(chan struct{}, maxActions),
 		pending: reactor.EmptyPending(),
 	}
 	s.lastWrite.Store(time.Now().UnixNano())
@@ -437,6 +437,14 @@ func (s *session) authenticate(msg *message) {
 		return
 	}
 	identity, expires, err := s.cfg.Backend.Authenticate(s.ctx, msg.TokenType, msg.Value, msg.Impersonating)
+	if err != nil && !errors.Is(err, caller.ErrAuth) {
+		// Verifying failed, not the token (the database is unreachable, say): an AuthError would
+		// make the client drop its token and sign the user out. Close instead; the client
+		// reconnects with backoff and authenticates again.
+		s.cfg.Logger.Warn("closing a sync socket whose credentials could not be verified", "error", err)
+		s.cancel()
+		return
+	}
 	if err != nil {
 		s.send(wire.AuthError{Type: "AuthError", Error: err.Error(), BaseVersion: *msg.BaseVersion, AuthUpdateAttempted: true})
 		return
@@ -467,13 +475,14 @@ func (s *session) expireIdentity(version int64) {
 	if current {
 		s.identity = caller.Identity{}
 		s.expiry = nil
-		s.pending.IdentityChanged = true
 	}
 	s.mu.Unlock()
 	if !current {
 		return
 	}
-	s.cfg.Reactor.MarkPending(s)
+	// No more transitions: nothing may run as the expired identity, and re-running the queries
+	// as anonymous would show the user a signed-out screen before the socket closes.
+	s.cfg.Reactor.Remove(s)
 	s.send(wire.AuthError{Type: "AuthError", Error: "the access token expired", BaseVersion: version - 1, AuthUpdateAttempted: false})
 	s.closeAfterFlush()
 }
@@ -483,6 +492,9 @@ func (s *session) currentIdentity() (caller.Identity, string) {
 	defer s.mu.Unlock()
 	return s.identity, s.sessionID
 }
+
+// maxActions bounds the actions one socket may have running.
+const maxActions = 16
 
 // maxQueuedMutations bounds the mutations one socket may have waiting.
 const maxQueuedMutations = 1024
@@ -543,10 +555,15 @@ func (s *session) runMutation(msg *message) {
 	_ = s.cfg.Reactor.AwaitCovering(s.ctx, s, reply)
 }
 
+// startAction runs an action on a goroutine of its own, at most maxActions per socket at once.
+// One more is refused at once rather than waited for: waiting would hold this socket's reader,
+// and with it its mutations and Authenticate, for as long as an action may run.
 func (s *session) startAction(msg *message) {
 	select {
 	case s.actions <- struct{}{}:
-	case <-s.ctx.Done():
+	default:
+		res := wire.Failed(wire.CodeRateLimited, fmt.Sprintf("at most %d actions may run at once on one connection; try again when one has finished", cap(s.actions)))
+		s.send(wire.ActionResponse{Type: "ActionResponse", RequestID: *msg.RequestID, Outcome: res.Outcome()})
 		return
 	}
 	go func() {
