@@ -88,15 +88,20 @@ type Config struct {
 	// DisableJobs turns off River's job processing in this process (jobs can still be scheduled;
 	// another process runs them).
 	DisableJobs bool
-	// PeriodicFunctions run on an interval (River periodic jobs).
+	// PeriodicFunctions run on an interval or a cron schedule (River periodic jobs).
 	PeriodicFunctions []PeriodicFunction
 }
 
-// PeriodicFunction runs a mutation or action every Interval.
+// PeriodicFunction runs a mutation or action every Interval, or on a Cron schedule: exactly
+// one of the two.
 type PeriodicFunction struct {
-	Path       string
-	Args       any
-	Interval   time.Duration
+	Path     string
+	Args     any
+	Interval time.Duration
+	// Cron is a cron expression: "0 3 * * *" (minute hour day-of-month month day-of-week), six
+	// fields with seconds first ("*/10 * * * * *"), or a descriptor ("@daily", "@every 90s"),
+	// optionally prefixed with "CRON_TZ=Europe/Paris "; without a zone, the server's local time.
+	Cron       string
 	RunOnStart bool
 	// Exclusive skips a run that falls due while the previous one is still waiting or running,
 	// so runs never overlap or pile up behind a slow one.
@@ -163,8 +168,8 @@ func (c *Config) validate() error {
 		return errors.New("engine: MutationMaxRetries must be at least 1")
 	}
 	for _, p := range c.PeriodicFunctions {
-		if p.Interval <= 0 {
-			return errors.New("engine: periodic function " + p.Path + " needs a positive Interval")
+		if _, err := p.schedule(); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -129,7 +129,11 @@ func (e *Engine) newRiverClient() (*river.Client[pgx.Tx], error) {
 				rivertype.JobStateRunning, rivertype.JobStateScheduled,
 			}}}
 		}
-		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(p.Interval),
+		schedule, err := p.schedule()
+		if err != nil {
+			return nil, err
+		}
+		periodic = append(periodic, river.NewPeriodicJob(schedule,
 			func() (river.JobArgs, *river.InsertOpts) { return args, opts },
 			&river.PeriodicJobOpts{RunOnStart: p.RunOnStart}))
 	}
