@@ -90,6 +90,10 @@ type Config struct {
 	DisableJobs bool
 	// PeriodicFunctions run on an interval or a cron schedule (River periodic jobs).
 	PeriodicFunctions []PeriodicFunction
+
+	// HTTPActions configures the application's HTTP routes (AddHTTPAction): their prefix, body
+	// limit and CORS.
+	HTTPActions HTTPActionsConfig
 }
 
 // PeriodicFunction runs a mutation or action every Interval, or on a Cron schedule: exactly
@@ -126,6 +130,7 @@ func (c *Config) WithDefaults() *Config {
 	setDefault(&out.SendQueueLength, 256)
 	setDefault(&out.SendQueueBytes, 16<<20)
 	setDefault(&out.MaxQueriesPerSocket, 1000)
+	out.HTTPActions.withDefaults()
 	if out.MutationsPerSecond == 0 {
 		out.MutationsPerSecond = 30
 	}
@@ -166,6 +171,8 @@ func (c *Config) validate() error {
 		return errors.New("engine: RescueStuckJobsAfter must be greater than JobTimeout")
 	case c.MutationMaxRetries < 1:
 		return errors.New("engine: MutationMaxRetries must be at least 1")
+	case !c.HTTPActions.prefixIsOwn():
+		return errors.New("engine: HTTPActions.Prefix must be a path of its own, not / nor under /api/ or /admin/")
 	}
 	for _, p := range c.PeriodicFunctions {
 		if _, err := p.schedule(); err != nil {

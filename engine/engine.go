@@ -247,6 +247,7 @@ func (e *Engine) Handler() http.Handler {
 	mux.Handle("GET /api/{version}/sync", e.sessions)
 	httpapi.Routes(mux, backend{e}, e.config.MaxArgBytes)
 	e.adminRoutes(mux)
+	e.httpActionRoutes(mux)
 	return mux
 }
 

@@ -28,26 +28,33 @@ type metricSet struct {
 	// registered then: an immutable map, read without a lock. A path a client made up gets no
 	// series, so clients cannot grow the label set.
 	durations map[*function]prometheus.Observer
-	lag       prometheus.Histogram
-	jobs      *prometheus.CounterVec
+	// httpDurations holds each HTTP action's, by pattern, the same way.
+	httpDurations map[string]prometheus.Observer
+	lag           prometheus.Histogram
+	jobs          *prometheus.CounterVec
 }
 
 // durationBuckets span 0.5 ms to about 16 s.
 var durationBuckets = prometheus.ExponentialBuckets(0.0005, 2, 16)
 
 func (e *Engine) newMetrics() *metricSet {
-	m := &metricSet{registry: prometheus.NewRegistry(), durations: map[*function]prometheus.Observer{}}
+	m := &metricSet{registry: prometheus.NewRegistry(), durations: map[*function]prometheus.Observer{},
+		httpDurations: map[string]prometheus.Observer{}}
 	reg := m.registry
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	durations := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: metricsNamespace, Name: "function_duration_seconds",
-		Help:    "How long one run of a function took (a mutation's includes its retries; a query's, one run in a batch or one HTTP call).",
+		Help: "How long one run of a function took (a mutation's includes its retries; a query's, one run in a batch or one HTTP call; " +
+			"kind http: one request of an HTTP action, by pattern).",
 		Buckets: durationBuckets,
 	}, []string{"path", "kind"})
 	e.registry.mu.RLock()
 	for _, fn := range e.registry.functions {
 		m.durations[fn] = durations.WithLabelValues(fn.path, string(fn.kind))
+	}
+	for _, a := range e.registry.httpActions {
+		m.httpDurations[a.pattern] = durations.WithLabelValues(a.pattern, "http")
 	}
 	e.registry.mu.RUnlock()
 	m.lag = prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -92,6 +99,13 @@ func (e *Engine) newMetrics() *metricSet {
 // observe records one run of fn that started at start.
 func (m *metricSet) observe(fn *function, start time.Time) {
 	if o := m.durations[fn]; o != nil {
+		o.Observe(time.Since(start).Seconds())
+	}
+}
+
+// observeHTTP records one request of the HTTP action with the pattern.
+func (m *metricSet) observeHTTP(pattern string, start time.Time) {
+	if o := m.httpDurations[pattern]; o != nil {
 		o.Observe(time.Since(start).Seconds())
 	}
 }

@@ -51,6 +51,8 @@ type Registry struct {
 	functions map[string]*function
 	readSpecs readset.Specs
 	periodic  []PeriodicFunction
+	// httpActions are the application's HTTP routes (httpaction.go).
+	httpActions []*httpAction
 }
 
 // AddPeriodic makes the engine run a registered mutation or action on an interval or a cron
