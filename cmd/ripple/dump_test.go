@@ -83,12 +83,12 @@ func requireSameFiles(t *testing.T, a, b string) {
 	}
 }
 
-// startServe runs `ripple serve` on a free loopback port until the test ends and returns its
-// base URL once /readyz answers.
-func startServe(t *testing.T, vars map[string]string, schemaName string) string {
+// startServe runs `ripple serve` (with any further flags) on a free loopback port until the
+// test ends and returns its base URL once /readyz answers.
+func startServe(t *testing.T, vars map[string]string, schemaName string, flags ...string) string {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := newCmd(t, vars, "serve", "--addr", addr, "--schema", schemaName)
+	cmd := newCmd(t, vars, append([]string{"serve", "--addr", addr, "--schema", schemaName}, flags...)...)
 	var stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 	require.NoError(t, cmd.Start())

@@ -209,6 +209,8 @@ func rootHandler(eng *engine.Engine, authService *engine.AuthService) http.Handl
 	// Operators: metrics and River's UI (both for admin keys only).
 	mux.Handle("GET /metrics", api)
 	mux.Handle("/admin/", api)
+	// The chat's HTTP actions (GET /http/me/export).
+	mux.Handle(eng.HTTPActionPrefix(), api)
 
 	// The chat web app (web/dist, embedded at build time), with client-side routes falling back
 	// to index.html.
