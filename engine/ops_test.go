@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -194,6 +196,21 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		 VALUES ('ripple.function', '{"path":"test:noop","args":{}}', 'default', 'scheduled', now() + interval '1 hour', 25, 1)`)
 	require.NoError(t, err)
 	require.Equal(t, 1.0, env.scrape(t)[`ripple_jobs{kind="ripple.function",state="scheduled"}`])
+
+	// Every metric the Grafana dashboard charts exists.
+	dashboard, err := os.ReadFile("../docs/grafana-dashboard.json")
+	require.NoError(t, err)
+	series := env.scrape(t)
+	for _, name := range regexp.MustCompile(`ripple_[a-z_]+`).FindAllString(string(dashboard), -1) {
+		found := false
+		for s := range series {
+			if s == name || strings.HasPrefix(s, name+"{") || strings.HasPrefix(s, name+"_count") { // a histogram by its name
+				found = true
+				break
+			}
+		}
+		require.True(t, found, "the dashboard charts %s, which /metrics does not serve", name)
+	}
 
 	// Closing the socket drops its subscriptions.
 	c.conn.CloseNow()
