@@ -70,17 +70,12 @@ func setupOps(t *testing.T, register func(*engine.Registry), configure func(*eng
 // get sends a GET with an Authorization header (empty: none) and returns the status and body.
 func (env *opsEnv) get(t *testing.T, path, authorization string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, env.server.URL+path, nil)
-	require.NoError(t, err)
+	h := http.Header{}
 	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
+		h.Set("Authorization", authorization)
 	}
-	res, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	return res.StatusCode, string(body)
+	res, body := do(t, http.MethodGet, env.server.URL+path, h, nil)
+	return res.StatusCode, body
 }
 
 // scrape reads /metrics with the admin key: every sample's value keyed by its series as the
