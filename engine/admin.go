@@ -131,8 +131,9 @@ func logout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// newJobsUI is River's web UI over the engine's River client, mounted at jobsPrefix. It runs
-// background services (caches), started with the engine.
+// newJobsUI is River's web UI over the engine's River client, mounted at jobsPrefix. Its
+// background services (job counts refreshed every 10 s) start with the first request an admin
+// makes, so a dashboard nobody opens costs nothing.
 func (e *Engine) newJobsUI() (*riverui.Handler, error) {
 	return riverui.NewHandler(&riverui.HandlerOpts{
 		Endpoints: riverui.NewEndpoints(e.river, nil),
@@ -151,7 +152,29 @@ func (e *Engine) adminRoutes(mux *http.ServeMux) {
 		e.refuseAdmin(w, r, http.StatusUnauthorized, "sign in")
 	})
 	mux.HandleFunc("POST /admin/logout", logout)
-	jobs := e.requireAdmin(e.jobsUI)
+	jobs := e.requireAdmin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := e.startJobsUI(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		e.jobsUI.ServeHTTP(w, r)
+	}))
 	mux.Handle(jobsPrefix, jobs)
 	mux.Handle(jobsPrefix+"/", jobs)
+}
+
+// startJobsUI starts River's UI's background services once, for as long as the engine runs.
+func (e *Engine) startJobsUI() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.started {
+		return errors.New("the engine is not running")
+	}
+	if !e.jobsUIStarted {
+		if err := e.jobsUI.Start(e.runCtx); err != nil {
+			return fmt.Errorf("starting River's UI: %w", err)
+		}
+		e.jobsUIStarted = true
+	}
+	return nil
 }

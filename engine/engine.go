@@ -68,6 +68,11 @@ type Engine struct {
 	stopped   bool
 	stop      context.CancelFunc
 	reactorWG sync.WaitGroup
+
+	// Guarded by mu too: the run context (it ends with Stop), and whether River's UI runs its
+	// background services (started when an admin first opens it).
+	runCtx        context.Context
+	jobsUIStarted bool
 }
 
 type engineMetrics struct {
@@ -151,11 +156,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.reactor.Ping(runCtx)
 	}()
 	e.sessions.Start(runCtx)
-	if err := e.jobsUI.Start(runCtx); err != nil {
-		stop()
-		e.listener.Stop()
-		return fmt.Errorf("starting River's UI: %w", err)
-	}
+	e.runCtx = runCtx
 	if !e.config.DisableJobs {
 		if err := e.river.Start(runCtx); err != nil {
 			stop()
