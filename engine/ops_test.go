@@ -144,7 +144,12 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		engine.AddMutation(reg, "ops:schedule", func(ctx *engine.MutationCtx, _ struct{}) (int64, error) {
 			return ctx.RunAfter(0, "test:noop", struct{}{})
 		}, nil)
-	}, nil)
+		// ops:conflict always fails serialization, so it is retried until it gives up.
+		engine.AddMutation(reg, "ops:conflict", func(ctx *engine.MutationCtx, _ struct{}) (bool, error) {
+			_, err := ctx.DB().Exec(ctx, `DO $$ BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = 'serialization_failure'; END $$`)
+			return false, err
+		}, nil)
+	}, func(cfg *engine.Config) { cfg.MutationMaxRetries = 3 })
 	before := env.scrape(t)
 	require.Equal(t, 0.0, before["ripple_sockets"])
 	require.Equal(t, 0.0, before["ripple_subscriptions"])
@@ -170,9 +175,13 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	require.GreaterOrEqual(t, after["ripple_invalidation_lag_seconds_count"], 1.0)
 	require.Equal(t, 3.0, after[`ripple_function_duration_seconds_count{kind="mutation",path="messages:send"}`])
 	require.GreaterOrEqual(t, after[`ripple_function_duration_seconds_count{kind="query",path="messages:list"}`], 2.0)
-	require.Contains(t, after, "ripple_mutation_retries_total")
-	require.Contains(t, after, "ripple_mutation_giveups_total")
 	require.Contains(t, after, "ripple_listener_gaps_total")
+
+	// A mutation that keeps failing serialization: three attempts retried, one give-up.
+	requireErrorCode(t, env.engine.Call(context.Background(), "ops:conflict", struct{}{}, engine.Identity{}, nil), engine.CodeConflict)
+	after = env.scrape(t)
+	require.Equal(t, before["ripple_mutation_retries_total"]+3, after["ripple_mutation_retries_total"])
+	require.Equal(t, before["ripple_mutation_giveups_total"]+1, after["ripple_mutation_giveups_total"])
 
 	// A path a client made up gets no series of its own.
 	c.subscribe(2, "made:up", map[string]any{})
