@@ -116,7 +116,7 @@ func (e *Engine) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: key, Path: "/admin/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
 	next := r.PostForm.Get("next")
 	if !strings.HasPrefix(next, "/admin/") || strings.HasPrefix(next, "//") {
 		next = jobsPrefix + "/" // only paths of this server: no open redirect
@@ -127,8 +127,14 @@ func (e *Engine) login(w http.ResponseWriter, r *http.Request) {
 // logout clears the admin cookie.
 func logout(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: "", Path: "/admin/", MaxAge: -1, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// overTLS reports whether the browser reached us over HTTPS, directly or through a proxy that
+// says so. A forged header only makes the cookie stricter.
+func overTLS(r *http.Request) bool {
+	return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
 }
 
 // newJobsUI is River's web UI over the engine's River client, mounted at jobsPrefix. Its

@@ -281,6 +281,15 @@ func TestJobsDashboardNeedsTheAdminKey(t *testing.T) {
 	res.Body.Close()
 	require.Equal(t, http.StatusOK, res.StatusCode)
 
+	// Signing out clears it.
+	res, err = noRedirect.Post(env.server.URL+"/admin/logout", "", nil)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusNoContent, res.StatusCode)
+	require.Len(t, res.Cookies(), 1)
+	require.Equal(t, "", res.Cookies()[0].Value)
+	require.Negative(t, res.Cookies()[0].MaxAge)
+
 	// A cookie holding something else is refused.
 	req, _ = http.NewRequest(http.MethodGet, env.server.URL+"/admin/jobs/api/jobs?state=available", nil)
 	req.AddCookie(&http.Cookie{Name: cookie.Name, Value: "forged"})
