@@ -14,9 +14,10 @@ import (
 
 // Metrics are exported in Prometheus's text format at GET /metrics (behind the admin key) or
 // through MetricsHandler on an address of the operator's choosing. Each Engine has a registry
-// of its own, so several engines in one process (tests) never collide. Most values are the
-// counters the services keep anyway, read when scraped (GaugeFunc and CounterFunc): the hot path
-// pays nothing for them beyond the atomic add it already did.
+// of its own, so several engines in one process (tests) never collide. Most values are atomic
+// counters the services keep, read only when scraped (GaugeFunc and CounterFunc); the hot path
+// pays an atomic add per transition, subscription change and frame written, a clock read per
+// change notification, and a histogram observation (atomic too) per function run.
 
 // metricsNamespace prefixes every metric the engine exports.
 const metricsNamespace = "ripple"
