@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"riverqueue.com/riverui"
 
 	"github.com/ripplehq/ripple/engine/internal/caller"
 	"github.com/ripplehq/ripple/engine/internal/changefeed"
@@ -58,6 +59,8 @@ type Engine struct {
 
 	catalogPtr    atomic.Pointer[readset.Catalog]
 	metrics       engineMetrics
+	prom          *metricSet
+	jobsUI        *riverui.Handler
 	mutationLimit *ratelimit.Limiter
 
 	mu        sync.Mutex
@@ -65,10 +68,15 @@ type Engine struct {
 	stopped   bool
 	stop      context.CancelFunc
 	reactorWG sync.WaitGroup
+
+	// Guarded by mu too: the run context (it ends with Stop), and whether River's UI runs its
+	// background services (started when an admin first opens it).
+	runCtx        context.Context
+	jobsUIStarted bool
 }
 
 type engineMetrics struct {
-	mutationRetries atomic.Int64
+	mutationRetries, mutationGiveUps atomic.Int64
 }
 
 // New returns an engine for the pool (whose search_path names config.Schema first) and the
@@ -88,6 +96,7 @@ func New(pool *pgxpool.Pool, registry *Registry, config *Config) (*Engine, error
 		Pool: pool, Listener: e.listener, Runner: backend{e}, Schema: cfg.Schema, Logger: cfg.Logger,
 		QueryTimeout: cfg.QueryTimeout, QueryWorkers: cfg.QueryWorkers, PingInterval: cfg.PingInterval,
 		TransitionChunkBytes: cfg.TransitionChunkBytes,
+		ObserveLag:           func(d time.Duration) { e.prom.lag.Observe(d.Seconds()) },
 	})
 	e.sessions = session.NewServer(session.Config{
 		Backend: backend{e}, Reactor: e.reactor, Logger: cfg.Logger,
@@ -100,6 +109,10 @@ func New(pool *pgxpool.Pool, registry *Registry, config *Config) (*Engine, error
 		return nil, err
 	}
 	e.river = rc
+	e.prom = e.newMetrics()
+	if e.jobsUI, err = e.newJobsUI(); err != nil {
+		return nil, fmt.Errorf("engine: River's UI: %w", err)
+	}
 	return e, nil
 }
 
@@ -143,12 +156,14 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.reactor.Ping(runCtx)
 	}()
 	e.sessions.Start(runCtx)
+	e.runCtx = runCtx
 	if !e.config.DisableJobs {
 		if err := e.river.Start(runCtx); err != nil {
 			stop()
 			e.listener.Stop()
 			return fmt.Errorf("starting job workers: %w", err)
 		}
+		e.countJobOutcomes(runCtx)
 	}
 	e.started = true
 	return nil
@@ -232,6 +247,8 @@ func (e *Engine) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/{version}/sync", e.sessions)
 	httpapi.Routes(mux, backend{e}, e.config.MaxArgBytes)
+	e.adminRoutes(mux)
+	e.httpActionRoutes(mux)
 	return mux
 }
 

@@ -52,22 +52,25 @@ type Registry struct {
 	functions map[string]*function
 	readSpecs readset.Specs
 	periodic  []PeriodicFunction
+	// httpActions are the application's HTTP routes (httpaction.go).
+	httpActions []*httpAction
 }
 
-// AddPeriodic makes the engine run a registered mutation or action on an interval and panics
-// on a bad one; see AddPeriodicSafely.
+// AddPeriodic makes the engine run a registered mutation or action on an interval or a cron
+// schedule and panics on a bad one; see AddPeriodicSafely.
 func AddPeriodic(r *Registry, p PeriodicFunction) {
 	if err := AddPeriodicSafely(r, p); err != nil {
 		panic(err)
 	}
 }
 
-// AddPeriodicSafely makes the engine run a registered mutation or action on an interval (a
-// River periodic job), as Config.PeriodicFunctions does; an application registers it beside
-// its functions, so every process that serves them runs it (River's leader enqueues it once).
+// AddPeriodicSafely makes the engine run a registered mutation or action on an interval or a
+// cron schedule (a River periodic job), as Config.PeriodicFunctions does; an application
+// registers it beside its functions, so every process that serves them runs it (River's leader
+// enqueues it once).
 func AddPeriodicSafely(r *Registry, p PeriodicFunction) error {
-	if p.Interval <= 0 {
-		return fmt.Errorf("engine: periodic function %s needs a positive Interval", p.Path)
+	if _, err := p.schedule(); err != nil {
+		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -55,6 +55,8 @@ type Server struct {
 	ctx      context.Context // nil until Start, and after Stop
 	wg       sync.WaitGroup
 	sessions atomic.Int64
+	// bytesSent counts the bytes of every frame written to a socket (for metrics).
+	bytesSent atomic.Int64
 }
 
 // NewServer returns a server that accepts sockets once started.
@@ -78,6 +80,9 @@ func (srv *Server) Stop() {
 
 // Sessions is how many sockets are open.
 func (srv *Server) Sessions() int64 { return srv.sessions.Load() }
+
+// BytesSent is how many bytes of frames were written to sockets.
+func (srv *Server) BytesSent() int64 { return srv.bytesSent.Load() }
 
 // session is one WebSocket of the sync protocol.
 type session struct {
@@ -224,6 +229,13 @@ func (s *session) serve() {
 	// before Wait).
 	var wg sync.WaitGroup
 	err := s.readLoop(&wg)
+	if s.failed.Load() {
+		// Let the writer send the FatalError on the live context (closeAfterFlush bounds the
+		// wait to a second) before cancelling: a closing socket's writer gets only 100 ms, which
+		// a busy server can miss, and the client would not learn why it was closed.
+		s.out.close()
+		s.out.wait()
+	}
 	s.cancel()
 	wg.Wait()
 	// No more frames; the writer flushes what is queued (briefly: the session is closing).
@@ -268,6 +280,7 @@ func (s *session) writer() {
 			return
 		}
 		s.lastWrite.Store(time.Now().UnixNano())
+		s.srv.bytesSent.Add(int64(len(buf)))
 	}
 }
 
