@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/ripplehq/ripple/engine/internal/ratelimit"
 	"github.com/ripplehq/ripple/engine/internal/wire"
 )
 
@@ -101,6 +102,22 @@ func isUnavailable(err error) bool {
 // limitMutation is the rate limit for a mutation sent by a client; nil when it may run.
 // anonymous names an anonymous caller (its socket's session or its address).
 func (e *Engine) limitMutation(identity Identity, anonymous string) error {
+	return limitCaller(e.mutationLimit, identity, anonymous)
+}
+
+// limitClientCall applies the limits on a client's call of fn: Config's on mutations and the
+// function's own (FunctionOpts.RateLimit).
+func (e *Engine) limitClientCall(fn *function, identity Identity, anonymous string) error {
+	if fn.kind == KindMutation {
+		if err := e.limitMutation(identity, anonymous); err != nil {
+			return err
+		}
+	}
+	return limitCaller(fn.limit, identity, anonymous)
+}
+
+// limitCaller takes a token for the caller from l (nil: no limit); admins are not limited.
+func limitCaller(l *ratelimit.Limiter, identity Identity, anonymous string) error {
 	if identity.Admin {
 		return nil
 	}
@@ -108,7 +125,7 @@ func (e *Engine) limitMutation(identity Identity, anonymous string) error {
 	if identity.UserID == "" {
 		caller = "anonymous:" + anonymous
 	}
-	if ok, wait := e.mutationLimit.Allow(caller, time.Now()); !ok {
+	if ok, wait := l.Allow(caller, time.Now()); !ok {
 		return newRateLimited(wait)
 	}
 	return nil

@@ -255,6 +255,9 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 		err := ctx.DB().QueryRow(ctx, "SELECT 1/0").Scan(&n)
 		return n, err
 	}, nil)
+	// test:limited may be called twice an hour by one client.
+	engine.AddMutation(reg, "test:limited", func(ctx *engine.MutationCtx, _ struct{}) (bool, error) { return true, nil },
+		&engine.FunctionOpts{RateLimit: &engine.RateLimit{Every: time.Hour, Burst: 2}})
 	// test:wait waits until its gate is opened (openGate) or the call ends.
 	engine.AddAction(reg, "test:wait", func(ctx *engine.ActionCtx, a struct {
 		Gate string `json:"gate"`

@@ -31,8 +31,8 @@ type Backend interface {
 	// so a resent one returns its first outcome; limitKey names an anonymous caller for the
 	// rate limit.
 	Mutation(ctx context.Context, path string, args json.RawMessage, identity caller.Identity, logKey string, requestID int64, limitKey string) wire.Result
-	// Action runs a client's action.
-	Action(ctx context.Context, path string, args json.RawMessage, identity caller.Identity) wire.Result
+	// Action runs a client's action; limitKey names an anonymous caller for rate limits.
+	Action(ctx context.Context, path string, args json.RawMessage, identity caller.Identity, limitKey string) wire.Result
 	// Authenticate verifies credentials; expires is when a user token ends (zero: unknown).
 	Authenticate(ctx context.Context, tokenType, value string, impersonating json.RawMessage) (id caller.Identity, expires time.Time, err error)
 }
@@ -581,7 +581,8 @@ func (s *session) startAction(msg *message) {
 	}
 	go func() {
 		defer func() { <-s.actions }()
-		res := s.cfg.Backend.Action(s.ctx, msg.UDFPath, msg.Args, msg.identity)
+		_, sessionID := s.currentIdentity()
+		res := s.cfg.Backend.Action(s.ctx, msg.UDFPath, msg.Args, msg.identity, sessionID)
 		s.send(wire.ActionResponse{Type: "ActionResponse", RequestID: *msg.RequestID, Outcome: res.Outcome()})
 	}()
 }
