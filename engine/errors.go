@@ -78,7 +78,10 @@ func AsError(err error) (*Error, bool) {
 
 // errUnavailable is what a caller sees when the database cannot be reached.
 func errUnavailable() *Error {
-	return NewError(CodeUnavailable, "the database is unavailable; try again shortly")
+	err := NewError(CodeUnavailable, "the database is unavailable; try again shortly")
+	// The listener retries at most a second apart, so a second is when trying again makes sense.
+	err.Data = map[string]any{"retryAfterMs": 1000}
+	return err
 }
 
 // isUnavailable reports whether err means the database could not be reached or went away (it
