@@ -60,7 +60,7 @@ function newClient(): RippleClient {
 /**
  * A signed-in client (its token set directly from a sign-up). `ripple serve` allows 20 sign-ups
  * an hour from one address (engine/internal/auth), and this file's server is fresh per run: the
- * tests here sign up 17 users.
+ * tests here sign up 18 users.
  */
 async function signedIn(name: string): Promise<{ client: RippleClient; session: AuthSession }> {
   const session = await signUp(server.url, name);
@@ -421,6 +421,54 @@ describe("accounts: RippleAuthProvider and useAuth", () => {
       expect(a.current.session).not.toBeNull();
       expect(b.current.session).not.toBeNull();
     } finally {
+      globalThis.fetch = realFetch;
+      a.dispose();
+      b.dispose();
+    }
+  });
+
+  it("without Web Locks, a refresh answered after another tab refreshed past it takes the later session instead of storing its older one", async () => {
+    // No Web Locks (an old browser, or a page served over plain http, where navigator.locks does
+    // not exist): tabs A and B present the same refresh token at once; the server spends it for
+    // one and gives the other the same pair (grace). B's answer is slow to arrive: by then A has
+    // refreshed again. B must not write its pair, already spent, over A's: the next refresh
+    // from storage would present a spent token, which past the grace ends the session.
+    const session = await signUp(server.url, "Fay");
+    localStorage.setItem("ripple.session", JSON.stringify(session));
+    const realFetch = globalThis.fetch;
+    const presented: string[] = [];
+    let releaseB!: () => void;
+    const heldB = new Promise<void>((resolve) => (releaseB = resolve));
+    globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      if (!String(input).endsWith("/api/auth/refresh")) return realFetch(input, init);
+      const token = JSON.parse(String(init?.body)).refreshToken;
+      const second = presented.push(token) === 2;
+      const res = await realFetch(input, init);
+      if (second) await heldB; // B's answer, delayed
+      return res;
+    }) as typeof fetch;
+    const a = new RippleAuth(newClient(), { deferStart: true });
+    const b = new RippleAuth(newClient(), { deferStart: true });
+    try {
+      const first = a.refresh();
+      const fromB = b.refresh();
+      const pair1 = await first;
+      expect(presented).toEqual([session.refreshToken, session.refreshToken]);
+      const pair2 = await a.refresh();
+      expect(pair2).not.toBe(pair1);
+      const stored = () => (JSON.parse(localStorage.getItem("ripple.session")!) as AuthSession).accessToken;
+      expect(stored()).toBe(pair2);
+      releaseB();
+      // B got the first pair from the server, but A's later one is stored: B takes that.
+      expect(await fromB).toBe(pair2);
+      expect(stored()).toBe(pair2);
+      expect(b.current.session?.refreshToken).toBe(a.current.session?.refreshToken);
+      // The next refresh presents the live refresh token, not the spent one.
+      const live = a.current.session!.refreshToken;
+      expect(await b.refresh()).not.toBeNull();
+      expect(presented.at(-1)).toBe(live);
+    } finally {
+      releaseB();
       globalThis.fetch = realFetch;
       a.dispose();
       b.dispose();
