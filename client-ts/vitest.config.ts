@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts", "test/**/*.test.tsx"],
     globalSetup: ["./test/global-setup.ts"],
+    setupFiles: ["./test/setup.ts"],
     // Tests fail rather than hang when the server stops answering.
     testTimeout: 30_000,
     hookTimeout: 30_000,

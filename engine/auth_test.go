@@ -11,9 +11,11 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -658,8 +660,12 @@ func TestAuthExpiredTokenEndsTheSocketsIdentity(t *testing.T) {
 	require.Equal(t, false, authErr["authUpdateAttempted"])
 	require.Equal(t, float64(0), authErr["baseVersion"])
 	require.NotContains(t, fmt.Sprint(authErr), gus.AccessToken)
-	for range c.msgs { // the server closes the socket
+	// Until the server closes the socket, nothing more is sent: the queries are not re-run as
+	// anonymous (that would flash a signed-out screen) nor as the expired identity.
+	for m := range c.msgs {
+		require.NotEqual(t, "Transition", m["type"], "a transition after the identity expired: %v", m)
 	}
+	require.Equal(t, gus.User.ID, whoamiValue(t, c.values[1]))
 }
 
 // Mutation outcomes are kept per identity: another identity reusing a sessionId and requestId
@@ -693,4 +699,40 @@ func TestAuthMutationLogIsPerIdentity(t *testing.T) {
 	ida := signUp(t, b.server.URL, "ida@example.com", "correct horse battery", "Ida")
 	require.Equal(t, hal.User.ID, runAs(hal.AccessToken)["userId"])
 	require.Equal(t, ida.User.ID, runAs(ida.AccessToken)["userId"], "the second identity got the first one's result")
+}
+
+// unreachableAuth is an application's own Authenticator whose store is down.
+type unreachableAuth struct{}
+
+func (unreachableAuth) VerifyAccessToken(context.Context, string) (string, error) {
+	return "", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+}
+
+func (unreachableAuth) VerifyAdminKey(context.Context, string) error {
+	return &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+}
+
+// When credentials cannot be checked (the verifier's database is down), the client is not told
+// they were refused (the official client would drop its token and sign the user out): the socket
+// is closed for the client to reconnect and try again, and HTTP answers 503 UNAVAILABLE.
+func TestAuthVerifierOutageIsNotARefusal(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, testdb.NewSchema(t), func(cfg *engine.Config) { cfg.Auth = unreachableAuth{} })
+	c := dial(t, b)
+	c.authenticate("User", "a-token-nobody-could-check", 0, nil)
+	for m := range c.msgs { // until the server closes the socket
+		require.NotEqual(t, "AuthError", m["type"], "an outage was reported as refused credentials: %v", m)
+	}
+
+	body := strings.NewReader(`{"path":"messages:total","format":"convex_encoded_json","args":[{}]}`)
+	req, err := http.NewRequest(http.MethodPost, b.server.URL+"/api/query", body)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer a-token-nobody-could-check")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "%v", out)
+	require.Equal(t, "UNAVAILABLE", out["errorData"].(map[string]any)["code"])
 }

@@ -46,7 +46,7 @@ func (b backend) Mutation(ctx context.Context, path string, args json.RawMessage
 	e := b.e
 	fn, err := e.resolve(path, KindMutation, true, identity)
 	if err == nil {
-		err = e.limitMutation(identity, limitKey)
+		err = e.limitClientCall(fn, identity, limitKey)
 	}
 	if err != nil {
 		return e.failed(path, "", err)
@@ -59,16 +59,16 @@ func (b backend) Mutation(ctx context.Context, path string, args json.RawMessage
 }
 
 // Action runs a client's action over a socket.
-func (b backend) Action(ctx context.Context, path string, args json.RawMessage, identity caller.Identity) wire.Result {
-	return b.Call(ctx, string(KindAction), path, args, identity, "")
+func (b backend) Action(ctx context.Context, path string, args json.RawMessage, identity caller.Identity, limitKey string) wire.Result {
+	return b.Call(ctx, string(KindAction), path, args, identity, limitKey)
 }
 
 // Call runs a function for an HTTP caller.
 func (b backend) Call(ctx context.Context, kind, path string, args json.RawMessage, identity caller.Identity, limitKey string) wire.Result {
 	e := b.e
 	fn, err := e.resolve(path, FunctionKind(kind), true, identity)
-	if err == nil && fn.kind == KindMutation {
-		err = e.limitMutation(identity, limitKey)
+	if err == nil {
+		err = e.limitClientCall(fn, identity, limitKey)
 	}
 	if err != nil {
 		return e.failed(path, "", err)

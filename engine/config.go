@@ -88,18 +88,26 @@ type Config struct {
 	// DisableJobs turns off River's job processing in this process (jobs can still be scheduled;
 	// another process runs them).
 	DisableJobs bool
-	// PeriodicFunctions run on an interval (River periodic jobs).
+	// PeriodicFunctions run on an interval or a cron schedule (River periodic jobs).
 	PeriodicFunctions []PeriodicFunction
+
+	// HTTPActions configures the application's HTTP routes (AddHTTPAction): their prefix, body
+	// limit and CORS.
+	HTTPActions HTTPActionsConfig
 }
 
-// PeriodicFunction runs a mutation or action every Interval. Runs may overlap (a slow one with
-// the next, or one in a process that died, which River takes for running until it rescues
-// it); an action that must run alone wraps its work in ActionCtx.Exclusive, whose lock dies
-// with its holder.
+// PeriodicFunction runs a mutation or action every Interval, or on a Cron schedule: exactly
+// one of the two. Runs may overlap (a slow one with the next, or one in a process that died,
+// which River takes for running until it rescues it); an action that must run alone wraps its
+// work in ActionCtx.Exclusive, whose lock dies with its holder.
 type PeriodicFunction struct {
-	Path       string
-	Args       any
-	Interval   time.Duration
+	Path     string
+	Args     any
+	Interval time.Duration
+	// Cron is a cron expression: "0 3 * * *" (minute hour day-of-month month day-of-week), six
+	// fields with seconds first ("*/10 * * * * *"), or a descriptor ("@daily", "@every 90s"),
+	// optionally prefixed with "CRON_TZ=Europe/Paris "; without a zone, the server's local time.
+	Cron       string
 	RunOnStart bool
 }
 
@@ -121,6 +129,7 @@ func (c *Config) WithDefaults() *Config {
 	setDefault(&out.SendQueueLength, 256)
 	setDefault(&out.SendQueueBytes, 16<<20)
 	setDefault(&out.MaxQueriesPerSocket, 1000)
+	out.HTTPActions.withDefaults()
 	if out.MutationsPerSecond == 0 {
 		out.MutationsPerSecond = 30
 	}
@@ -161,10 +170,12 @@ func (c *Config) validate() error {
 		return errors.New("engine: RescueStuckJobsAfter must be greater than JobTimeout")
 	case c.MutationMaxRetries < 1:
 		return errors.New("engine: MutationMaxRetries must be at least 1")
+	case !c.HTTPActions.prefixIsOwn():
+		return errors.New("engine: HTTPActions.Prefix must be a path of its own, not / nor under /api/ or /admin/")
 	}
 	for _, p := range c.PeriodicFunctions {
-		if p.Interval <= 0 {
-			return errors.New("engine: periodic function " + p.Path + " needs a positive Interval")
+		if _, err := p.schedule(); err != nil {
+			return err
 		}
 	}
 	return nil

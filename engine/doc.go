@@ -26,11 +26,13 @@
 //     transitions, with each client's reply queue
 //   - session: one sync WebSocket: reading messages, the serial mutation queue, the bounded
 //     send queue
-//   - httpapi: the HTTP function API and health endpoints
+//   - httpapi: the HTTP function API, health endpoints, and the routing, CORS and body limits
+//     of the application's HTTP actions
 //   - auth: accounts, tokens and keys
 //   - wire, values, caller, ratelimit: the protocol's messages, argument decoding, the
 //     caller's identity and the per-caller mutation limit, shared by the services above
 //
 // The engine itself implements those interfaces in backend.go: it resolves and runs functions
-// (exec.go) and schedules them on River (jobs.go).
+// (exec.go), schedules them on River (jobs.go, cron.go), runs HTTP actions (httpaction.go), and
+// serves the operators' /metrics and River's UI behind the admin key (metrics.go, admin.go).
 package engine

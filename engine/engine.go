@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"riverqueue.com/riverui"
 
 	"github.com/ripplehq/ripple/engine/internal/caller"
 	"github.com/ripplehq/ripple/engine/internal/changefeed"
@@ -58,6 +59,8 @@ type Engine struct {
 
 	catalogPtr    atomic.Pointer[readset.Catalog]
 	metrics       engineMetrics
+	prom          *metricSet
+	jobsUI        *riverui.Handler
 	mutationLimit *ratelimit.Limiter
 
 	mu        sync.Mutex
@@ -65,10 +68,15 @@ type Engine struct {
 	stopped   bool
 	stop      context.CancelFunc
 	reactorWG sync.WaitGroup
+
+	// Guarded by mu too: the run context (it ends with Stop), and whether River's UI runs its
+	// background services (started when an admin first opens it).
+	runCtx        context.Context
+	jobsUIStarted bool
 }
 
 type engineMetrics struct {
-	mutationRetries atomic.Int64
+	mutationRetries, mutationGiveUps atomic.Int64
 }
 
 // New returns an engine for the pool (whose search_path names config.Schema first) and the
@@ -88,6 +96,7 @@ func New(pool *pgxpool.Pool, registry *Registry, config *Config) (*Engine, error
 		Pool: pool, Listener: e.listener, Runner: backend{e}, Schema: cfg.Schema, Logger: cfg.Logger,
 		QueryTimeout: cfg.QueryTimeout, QueryWorkers: cfg.QueryWorkers, PingInterval: cfg.PingInterval,
 		TransitionChunkBytes: cfg.TransitionChunkBytes,
+		ObserveLag:           func(d time.Duration) { e.prom.lag.Observe(d.Seconds()) },
 	})
 	e.sessions = session.NewServer(session.Config{
 		Backend: backend{e}, Reactor: e.reactor, Logger: cfg.Logger,
@@ -100,6 +109,10 @@ func New(pool *pgxpool.Pool, registry *Registry, config *Config) (*Engine, error
 		return nil, err
 	}
 	e.river = rc
+	e.prom = e.newMetrics()
+	if e.jobsUI, err = e.newJobsUI(); err != nil {
+		return nil, fmt.Errorf("engine: River's UI: %w", err)
+	}
 	return e, nil
 }
 
@@ -143,12 +156,14 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.reactor.Ping(runCtx)
 	}()
 	e.sessions.Start(runCtx)
+	e.runCtx = runCtx
 	if !e.config.DisableJobs {
 		if err := e.river.Start(runCtx); err != nil {
 			stop()
 			e.listener.Stop()
 			return fmt.Errorf("starting job workers: %w", err)
 		}
+		e.countJobOutcomes(runCtx)
 	}
 	e.started = true
 	return nil
@@ -232,6 +247,8 @@ func (e *Engine) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/{version}/sync", e.sessions)
 	httpapi.Routes(mux, backend{e}, e.config.MaxArgBytes)
+	e.adminRoutes(mux)
+	e.httpActionRoutes(mux)
 	return mux
 }
 
@@ -242,13 +259,23 @@ func (e *Engine) authenticateUntil(ctx context.Context, tokenType, value string,
 		if auth, ok := e.config.Auth.(ExpiringAuthenticator); ok {
 			userID, expires, err := auth.VerifyAccessTokenExpiry(ctx, value)
 			if err != nil {
-				return Identity{}, time.Time{}, fmt.Errorf("%w: %v", ErrAuth, err)
+				return Identity{}, time.Time{}, refused(err)
 			}
 			return Identity{UserID: userID}, expires, nil
 		}
 	}
 	id, err := e.authenticateOnce(ctx, tokenType, value, impersonating)
 	return id, time.Time{}, err
+}
+
+// refused is a verifier's error as the caller sees it: the credentials refused (ErrAuth), or,
+// when verifying could not be done (the database unreachable, say), UNAVAILABLE: the client
+// must then keep its credentials and try again, not be signed out for a server's trouble.
+func refused(err error) error {
+	if isUnavailable(err) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("verifying credentials: %w (%w)", errUnavailable(), err)
+	}
+	return fmt.Errorf("%w: %v", ErrAuth, err)
 }
 
 func (e *Engine) authenticateOnce(ctx context.Context, tokenType, value string, impersonating json.RawMessage) (Identity, error) {
@@ -261,7 +288,7 @@ func (e *Engine) authenticateOnce(ctx context.Context, tokenType, value string, 
 		}
 		userID, err := e.config.Auth.VerifyAccessToken(ctx, value)
 		if err != nil {
-			return Identity{}, fmt.Errorf("%w: %v", ErrAuth, err)
+			return Identity{}, refused(err)
 		}
 		return Identity{UserID: userID}, nil
 	case "Admin":
@@ -269,7 +296,7 @@ func (e *Engine) authenticateOnce(ctx context.Context, tokenType, value string, 
 			return Identity{}, fmt.Errorf("%w: this server does not accept admin keys", ErrAuth)
 		}
 		if err := e.config.Auth.VerifyAdminKey(ctx, value); err != nil {
-			return Identity{}, fmt.Errorf("%w: %v", ErrAuth, err)
+			return Identity{}, refused(err)
 		}
 		id := Identity{Admin: true}
 		if len(impersonating) > 0 && string(impersonating) != "null" {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/ripplehq/ripple/engine/internal/ratelimit"
 	"github.com/ripplehq/ripple/engine/internal/wire"
 )
 
@@ -22,10 +23,10 @@ const (
 	CodeNotFound        ErrorCode = "NOT_FOUND"
 	CodeInvalidArgument ErrorCode = wire.CodeInvalidArgument
 	CodeConflict        ErrorCode = "CONFLICT"
-	CodeRateLimited     ErrorCode = "RATE_LIMITED"
+	CodeRateLimited     ErrorCode = wire.CodeRateLimited
 	// CodeUnavailable: the database could not be reached; nothing was done, and the same call
 	// may succeed shortly. Clients can show "offline" instead of a server error.
-	CodeUnavailable ErrorCode = "UNAVAILABLE"
+	CodeUnavailable ErrorCode = wire.CodeUnavailable
 	CodeInternal    ErrorCode = wire.CodeInternal
 )
 
@@ -77,7 +78,10 @@ func AsError(err error) (*Error, bool) {
 
 // errUnavailable is what a caller sees when the database cannot be reached.
 func errUnavailable() *Error {
-	return NewError(CodeUnavailable, "the database is unavailable; try again shortly")
+	err := NewError(CodeUnavailable, "the database is unavailable; try again shortly")
+	// The listener retries at most a second apart, so a second is when trying again makes sense.
+	err.Data = map[string]any{"retryAfterMs": 1000}
+	return err
 }
 
 // isUnavailable reports whether err means the database could not be reached or went away (it
@@ -101,6 +105,22 @@ func isUnavailable(err error) bool {
 // limitMutation is the rate limit for a mutation sent by a client; nil when it may run.
 // anonymous names an anonymous caller (its socket's session or its address).
 func (e *Engine) limitMutation(identity Identity, anonymous string) error {
+	return limitCaller(e.mutationLimit, identity, anonymous)
+}
+
+// limitClientCall applies the limits on a client's call of fn: Config's on mutations and the
+// function's own (FunctionOpts.RateLimit).
+func (e *Engine) limitClientCall(fn *function, identity Identity, anonymous string) error {
+	if fn.kind == KindMutation {
+		if err := e.limitMutation(identity, anonymous); err != nil {
+			return err
+		}
+	}
+	return limitCaller(fn.limit, identity, anonymous)
+}
+
+// limitCaller takes a token for the caller from l (nil: no limit); admins are not limited.
+func limitCaller(l *ratelimit.Limiter, identity Identity, anonymous string) error {
 	if identity.Admin {
 		return nil
 	}
@@ -108,7 +128,7 @@ func (e *Engine) limitMutation(identity Identity, anonymous string) error {
 	if identity.UserID == "" {
 		caller = "anonymous:" + anonymous
 	}
-	if ok, wait := e.mutationLimit.Allow(caller, time.Now()); !ok {
+	if ok, wait := l.Allow(caller, time.Now()); !ok {
 		return newRateLimited(wait)
 	}
 	return nil

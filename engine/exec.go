@@ -116,6 +116,7 @@ func (e *Engine) finish(base *baseCtx, fn *function, value any, err error) wire.
 // is spent.
 func (e *Engine) runQueryInTx(ctx context.Context, snap *reactor.Snapshot, fn *function, args any, identity Identity, journal string, isolate bool) reactor.Result {
 	ctx = context.WithoutCancel(ctx)
+	defer e.prom.observe(fn, time.Now())
 	base := e.newBaseCtx(ctx, fn.path, identity)
 	timeout := e.timeoutFor(fn)
 	broken := func(err error) reactor.Result {
@@ -186,6 +187,7 @@ func isRetryable(err error) bool {
 // deadlocks with jittered backoff. With a key, a mutation that already committed is not run
 // again: its stored outcome is returned.
 func (e *Engine) runMutation(ctx context.Context, fn *function, args any, identity Identity, key *mutationKey) wire.Result {
+	defer e.prom.observe(fn, time.Now())
 	ctx, cancel := context.WithTimeout(ctx, e.timeoutFor(fn))
 	defer cancel()
 	backoff := 2 * time.Millisecond
@@ -196,6 +198,7 @@ func (e *Engine) runMutation(ctx context.Context, fn *function, args any, identi
 		}
 		e.metrics.mutationRetries.Add(1)
 		if attempt+1 >= e.config.MutationMaxRetries {
+			e.metrics.mutationGiveUps.Add(1)
 			if res.Err != nil { // the database stayed unreachable
 				e.logger.Warn("mutation gave up: database unavailable", "function", fn.path, "error", res.Err)
 				return e.failed(fn.path, res.RequestID, errUnavailable())
@@ -273,6 +276,7 @@ func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identi
 
 // runAction runs an action outside any transaction.
 func (e *Engine) runAction(ctx context.Context, fn *function, args any, identity Identity) wire.Result {
+	defer e.prom.observe(fn, time.Now())
 	ctx, cancel := context.WithTimeout(ctx, e.timeoutFor(fn))
 	defer cancel()
 	base := e.newBaseCtx(ctx, fn.path, identity)

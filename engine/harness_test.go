@@ -95,6 +95,25 @@ type message struct {
 	Body string `json:"body"`
 }
 
+// gates are test:wait's, by name.
+var gates sync.Map // string -> *gate
+
+type gate struct {
+	once sync.Once
+	open chan struct{}
+}
+
+func gateNamed(name string) *gate {
+	g, _ := gates.LoadOrStore(name, &gate{open: make(chan struct{})})
+	return g.(*gate)
+}
+
+// openGate lets every test:wait call on the named gate return (again and again).
+func openGate(name string) {
+	g := gateNamed(name)
+	g.once.Do(func() { close(g.open) })
+}
+
 func registerTestFunctions(reg *engine.Registry, senderID int64) {
 	reg.AddReadSpecs(testReadSpecs)
 	engine.AddQuery(reg, "messages:list", func(ctx *engine.QueryCtx, args convArgs) ([]message, error) {
@@ -235,6 +254,20 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 		var n int
 		err := ctx.DB().QueryRow(ctx, "SELECT 1/0").Scan(&n)
 		return n, err
+	}, nil)
+	// test:limited may be called twice an hour by one client.
+	engine.AddMutation(reg, "test:limited", func(ctx *engine.MutationCtx, _ struct{}) (bool, error) { return true, nil },
+		&engine.FunctionOpts{RateLimit: &engine.RateLimit{Every: time.Hour, Burst: 2}})
+	// test:wait waits until its gate is opened (openGate) or the call ends.
+	engine.AddAction(reg, "test:wait", func(ctx *engine.ActionCtx, a struct {
+		Gate string `json:"gate"`
+	}) (bool, error) {
+		select {
+		case <-gateNamed(a.Gate).open:
+			return true, nil
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
 	}, nil)
 	// test:double has validated arguments; test:callDouble calls it from an action with its
 	// own argument type (passed as Go values) or a map (passed as JSON).

@@ -119,7 +119,11 @@ func (e *Engine) newRiverClient() (*river.Client[pgx.Tx], error) {
 			return nil, fmt.Errorf("periodic function %s: %w", p.Path, err)
 		}
 		args := functionJobArgs{Path: p.Path, Args: raw}
-		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(p.Interval),
+		schedule, err := p.schedule()
+		if err != nil {
+			return nil, err
+		}
+		periodic = append(periodic, river.NewPeriodicJob(schedule,
 			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
 			&river.PeriodicJobOpts{RunOnStart: p.RunOnStart}))
 	}

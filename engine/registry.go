@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ripplehq/ripple/engine/internal/ratelimit"
 	"github.com/ripplehq/ripple/engine/internal/readset"
 	"github.com/ripplehq/ripple/engine/internal/values"
 )
@@ -30,11 +31,25 @@ type FunctionOpts struct {
 	Internal bool
 	// Timeout bounds one run. Zero means the Config default for the kind.
 	Timeout time.Duration
+	// RateLimit, when set, bounds how often one caller (a signed-in user, else an anonymous
+	// socket or address) may call this function from a client, on top of Config's limit on all
+	// mutations: for a function that is costly (it calls a paid provider) or that tells
+	// something with each call (whether an email has an account). A call over it fails with
+	// RATE_LIMITED and errorData.retryAfterMs. Admins, other functions and jobs are not limited.
+	// Kept per process, like Config's limit.
+	RateLimit *RateLimit
+}
+
+// RateLimit is a token bucket per caller: Burst calls at once, then one more every Every.
+type RateLimit struct {
+	Every time.Duration
+	Burst int
 }
 
 type function struct {
 	path     string
 	kind     FunctionKind
+	limit    *ratelimit.Limiter // FunctionOpts.RateLimit; nil for none
 	internal bool
 	timeout  time.Duration
 
@@ -52,22 +67,25 @@ type Registry struct {
 	functions map[string]*function
 	readSpecs readset.Specs
 	periodic  []PeriodicFunction
+	// httpActions are the application's HTTP routes (httpaction.go).
+	httpActions []*httpAction
 }
 
-// AddPeriodic makes the engine run a registered mutation or action on an interval and panics
-// on a bad one; see AddPeriodicSafely.
+// AddPeriodic makes the engine run a registered mutation or action on an interval or a cron
+// schedule and panics on a bad one; see AddPeriodicSafely.
 func AddPeriodic(r *Registry, p PeriodicFunction) {
 	if err := AddPeriodicSafely(r, p); err != nil {
 		panic(err)
 	}
 }
 
-// AddPeriodicSafely makes the engine run a registered mutation or action on an interval (a
-// River periodic job), as Config.PeriodicFunctions does; an application registers it beside
-// its functions, so every process that serves them runs it (River's leader enqueues it once).
+// AddPeriodicSafely makes the engine run a registered mutation or action on an interval or a
+// cron schedule (a River periodic job), as Config.PeriodicFunctions does; an application
+// registers it beside its functions, so every process that serves them runs it (River's leader
+// enqueues it once).
 func AddPeriodicSafely(r *Registry, p PeriodicFunction) error {
-	if p.Interval <= 0 {
-		return fmt.Errorf("engine: periodic function %s needs a positive Interval", p.Path)
+	if _, err := p.schedule(); err != nil {
+		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -95,6 +113,12 @@ func (r *Registry) add(fn *function, opts *FunctionOpts) error {
 	if opts != nil {
 		fn.internal = opts.Internal
 		fn.timeout = opts.Timeout
+		if rl := opts.RateLimit; rl != nil {
+			if rl.Every <= 0 || rl.Burst < 1 {
+				return fmt.Errorf("function %q: RateLimit needs a positive Every and Burst", fn.path)
+			}
+			fn.limit = ratelimit.New(float64(time.Second)/float64(rl.Every), rl.Burst)
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

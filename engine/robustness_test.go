@@ -375,3 +375,41 @@ func TestReadyzNoticesAFrozenListener(t *testing.T) {
 	c.mutate("messages:send", map[string]any{"conversationId": conv, "body": "after the freeze"})
 	c.waitFor(func() bool { return c.values[1] == float64(1) })
 }
+
+// Actions a socket may run at once are bounded, and one more is refused at once with
+// RATE_LIMITED instead of holding the socket's reader: its mutations still run meanwhile.
+func TestActionsPastTheLimitAreRefusedWithoutBlockingTheSocket(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	conv := b.newConversation(t)
+	c := dial(t, b)
+	gate := fmt.Sprintf("gate-%s-%d", t.Name(), time.Now().UnixNano())
+	t.Cleanup(func() { openGate(gate) })
+	const limit = 16
+	for i := 1; i <= limit+1; i++ {
+		c.send(map[string]any{"type": "Action", "requestId": i, "udfPath": "test:wait", "args": []any{map[string]any{"gate": gate}}})
+	}
+	c.nextReq = limit + 1
+	req := c.mutate("messages:send", map[string]any{"conversationId": conv, "body": "while actions wait"})
+	refused, replied := false, false
+	for !refused || !replied {
+		m := c.next()
+		switch {
+		case m["type"] == "ActionResponse":
+			require.Equal(t, float64(limit+1), m["requestId"], "only the action past the limit answers before the gate opens")
+			require.Equal(t, false, m["success"])
+			require.Equal(t, "RATE_LIMITED", m["errorData"].(map[string]any)["code"])
+			refused = true
+		case m["type"] == "MutationResponse" && m["requestId"] == float64(req):
+			require.Equal(t, true, m["success"], "%v", m)
+			replied = true
+		}
+	}
+	openGate(gate)
+	for done := 0; done < limit; {
+		if m := c.next(); m["type"] == "ActionResponse" {
+			require.Equal(t, true, m["success"], "%v", m)
+			done++
+		}
+	}
+}

@@ -286,3 +286,39 @@ func TestMutationsPastTheRateLimitAreRefused(t *testing.T) {
 	other.mutate("messages:send", map[string]any{"conversationId": conv, "body": "from someone else"})
 	require.Equal(t, true, other.nextOf("MutationResponse")["success"])
 }
+
+// A function's own rate limit (FunctionOpts.RateLimit) holds per client on top of the one on
+// all mutations; calls made by the server (functions, jobs, Engine.Call) are not counted.
+func TestFunctionRateLimitPerCaller(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	c, other := dial(t, b), dial(t, b)
+	for i := range 3 {
+		req := c.mutate("test:limited", map[string]any{})
+		for {
+			m := c.next()
+			if m["type"] != "MutationResponse" || m["requestId"] != float64(req) {
+				continue
+			}
+			if i < 2 {
+				require.Equal(t, true, m["success"], "%v", m)
+			} else {
+				require.Equal(t, false, m["success"])
+				data := m["errorData"].(map[string]any)
+				require.Equal(t, "RATE_LIMITED", data["code"])
+				require.Greater(t, data["retryAfterMs"], float64(0))
+			}
+			break
+		}
+	}
+	// Another anonymous socket is another caller, and the server's own calls are not limited.
+	req := other.mutate("test:limited", map[string]any{})
+	for {
+		if m := other.next(); m["type"] == "MutationResponse" && m["requestId"] == float64(req) {
+			require.Equal(t, true, m["success"], "%v", m)
+			break
+		}
+	}
+	var ok bool
+	require.NoError(t, b.engine.Call(context.Background(), "test:limited", struct{}{}, engine.Identity{}, &ok))
+}

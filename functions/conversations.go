@@ -1,6 +1,8 @@
 package functions
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"net/mail"
@@ -16,7 +18,10 @@ import (
 )
 
 func registerConversations(reg *engine.Registry) {
-	engine.AddMutation(reg, "conversations:getOrCreateDirect", conversationsGetOrCreateDirect, nil)
+	// Each call tells whether an email has an account: bounded per user, generously enough for a
+	// teacher starting conversations with a class.
+	engine.AddMutation(reg, "conversations:getOrCreateDirect", conversationsGetOrCreateDirect,
+		&engine.FunctionOpts{RateLimit: &engine.RateLimit{Every: 30 * time.Second, Burst: 40}})
 	engine.AddQuery(reg, "conversations:list", conversationsList, nil)
 	engine.AddMutation(reg, "conversations:markRead", conversationsMarkRead, nil)
 }

@@ -14,7 +14,8 @@ type Deps struct {
 	Embedder embedding.Provider
 }
 
-// Register adds every chat function and the read-set analysis of the chat's SQL to reg.
+// Register adds every chat function, the chat's HTTP actions and the read-set analysis of the
+// chat's SQL to reg.
 func Register(reg *engine.Registry, deps *Deps) {
 	reg.AddReadSpecs(queries.ReadSpecs)
 	registerUsers(reg)
@@ -22,4 +23,5 @@ func Register(reg *engine.Registry, deps *Deps) {
 	registerConversations(reg)
 	registerMessages(reg)
 	registerSearch(reg, deps)
+	registerExport(reg)
 }

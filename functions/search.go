@@ -24,7 +24,7 @@ const ExactSearchMaxRows = 8_000
 func registerSearch(reg *engine.Registry, deps *Deps) {
 	engine.AddAction(reg, "messages:search", func(ctx *engine.ActionCtx, args searchArgs) ([]SearchHit, error) {
 		return messagesSearch(ctx, deps, args)
-	}, nil)
+	}, &engine.FunctionOpts{RateLimit: &engine.RateLimit{Every: time.Second, Burst: 20}}) // each search is a paid provider call
 	engine.AddQuery(reg, "messages:searchVectors", messagesSearchVectors, &engine.FunctionOpts{Internal: true})
 	engine.AddQuery(reg, "messages:searchHybrid", messagesSearchHybrid, &engine.FunctionOpts{Internal: true})
 	engine.AddAction(reg, "messages:handleSentMessage", func(ctx *engine.ActionCtx, args handleSentArgs) (any, error) {

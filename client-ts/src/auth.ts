@@ -220,6 +220,16 @@ export class RippleAuth {
     }
     if (this.state.session?.refreshToken !== s.refreshToken) return this.state.session?.accessToken ?? null;
     const session = { ...next, user: next.user ?? s.user };
+    // Without Web Locks another tab may have stored a session while this refresh was in flight:
+    // a later refresh of the same pair (the server's grace gave this tab the pair that tab got,
+    // and that tab has refreshed it since), a sign-in or a sign-out. A tab only writes over the
+    // session it refreshed from, so what is stored is at least as new as this answer: take it
+    // rather than write a pair that may already be spent over it.
+    const latest = this.storage ? this.load() : session;
+    if (latest?.refreshToken !== s.refreshToken && latest?.refreshToken !== session.refreshToken) {
+      this.adopt(latest);
+      return this.state.session?.accessToken ?? null;
+    }
     this.store(session);
     this.set({ ...this.state, session });
     return session.accessToken;

@@ -22,6 +22,7 @@ import {
   usePaginatedQuery,
   useQuery,
   useQueryState,
+  type AuthState,
   type ConnectionStatus,
 } from "../src/index.js";
 import { api } from "../../web/src/generated/api.js";
@@ -59,7 +60,7 @@ function newClient(): RippleClient {
 /**
  * A signed-in client (its token set directly from a sign-up). `ripple serve` allows 20 sign-ups
  * an hour from one address (engine/internal/auth), and this file's server is fresh per run: the
- * tests here sign up 15 users.
+ * tests here sign up 18 users.
  */
 async function signedIn(name: string): Promise<{ client: RippleClient; session: AuthSession }> {
   const session = await signUp(server.url, name);
@@ -316,7 +317,9 @@ describe("accounts: RippleAuthProvider and useAuth", () => {
 
   it("two tabs refreshing at once spend the refresh token once with Web Locks; without, the server's grace absorbs the race", async () => {
     // Each RippleAuth is a tab: same localStorage, own client. fetch is wrapped to count the
-    // refresh requests that reach the server.
+    // refresh requests that reach the server. The tabs are not started (deferStart): a started
+    // tab's client refreshes on its own once the server confirms the stored token, which would
+    // race the refreshes this test makes (the next test covers that refresh).
     const realFetch = globalThis.fetch;
     let refreshPosts = 0;
     globalThis.fetch = ((input: RequestInfo | URL, init?: RequestInit) => {
@@ -330,8 +333,8 @@ describe("accounts: RippleAuthProvider and useAuth", () => {
         Object.defineProperty(navigator, "locks", { configurable: true, value: withLocks ? new ExclusiveLocks() : undefined });
         const session = await signUp(server.url, "Gus");
         localStorage.setItem("ripple.session", JSON.stringify(session));
-        const a = new RippleAuth(newClient());
-        const b = new RippleAuth(newClient());
+        const a = new RippleAuth(newClient(), { deferStart: true });
+        const b = new RippleAuth(newClient(), { deferStart: true });
         try {
           refreshPosts = 0;
           const [ta, tb] = await Promise.all([a.refresh(), b.refresh()]);
@@ -351,27 +354,139 @@ describe("accounts: RippleAuthProvider and useAuth", () => {
     }
   });
 
+  it("two tabs opened at once: their clients' first refreshes spend the refresh token once with Web Locks; without, only the stored one is presented", async () => {
+    // A started tab hands the stored token to its client; once the server confirms it, the
+    // client asks for a fresh one at once (convex's initialAuthTokenReuse is off), so two tabs
+    // opened together refresh together.
+    const realFetch = globalThis.fetch;
+    const presented: string[] = [];
+    globalThis.fetch = ((input: RequestInfo | URL, init?: RequestInit) => {
+      if (String(input).endsWith("/api/auth/refresh")) presented.push(JSON.parse(String(init?.body)).refreshToken);
+      return realFetch(input, init);
+    }) as typeof fetch;
+    try {
+      for (const withLocks of [true, false]) {
+        Object.defineProperty(navigator, "locks", { configurable: true, value: withLocks ? new ExclusiveLocks() : undefined });
+        const session = await signUp(server.url, "Ida");
+        localStorage.setItem("ripple.session", JSON.stringify(session));
+        presented.length = 0;
+        const a = new RippleAuth(newClient());
+        const b = new RippleAuth(newClient());
+        try {
+          // Each tab's session changes once, when its client's refresh returns (the tab that
+          // waited takes the session the other stored); nothing refreshes again for 15 minutes.
+          const refreshed = (s: AuthState) => s.session !== null && s.session.refreshToken !== session.refreshToken;
+          await Promise.all([until(a, refreshed), until(b, refreshed)]);
+          const stored = JSON.parse(localStorage.getItem("ripple.session")!) as AuthSession;
+          expect(a.current.session?.refreshToken).toBe(stored.refreshToken);
+          expect(b.current.session?.refreshToken).toBe(stored.refreshToken);
+          // With Web Locks the sign-up refresh token is spent once; without, both tabs may
+          // present it (the server's grace answers both with the same pair), nothing else.
+          if (withLocks) expect(presented).toEqual([session.refreshToken]);
+          else expect(new Set(presented)).toEqual(new Set([session.refreshToken]));
+        } finally {
+          a.dispose();
+          b.dispose();
+        }
+      }
+    } finally {
+      globalThis.fetch = realFetch;
+      Object.defineProperty(navigator, "locks", { configurable: true, value: undefined });
+    }
+  });
+
   it("a tab that finds a session another tab refreshed takes it instead of spending the refresh token again", async () => {
     const session = await signUp(server.url, "Eve");
     localStorage.setItem("ripple.session", JSON.stringify(session));
-    const a = new RippleAuth(newClient());
-    const b = new RippleAuth(newClient());
+    const realFetch = globalThis.fetch;
+    const presented: string[] = [];
+    globalThis.fetch = ((input: RequestInfo | URL, init?: RequestInit) => {
+      if (String(input).endsWith("/api/auth/refresh")) presented.push(JSON.parse(String(init?.body)).refreshToken);
+      return realFetch(input, init);
+    }) as typeof fetch;
+    // Not started (deferStart): a started tab's client refreshes on its own once the server
+    // confirms the stored token (previous test), so tab B would not hold the old pair when asked.
+    const a = new RippleAuth(newClient(), { deferStart: true });
+    const b = new RippleAuth(newClient(), { deferStart: true });
     try {
-      // Tab A refreshes (the server asked it to); tab B, holding the old pair, is asked next.
+      // Tab A refreshes (its client asked it to); tab B, holding the old pair, is asked next.
       const refreshA = await a.refresh();
       expect(refreshA).not.toBe(session.accessToken);
+      expect(b.current.session?.refreshToken).toBe(session.refreshToken);
       const refreshB = await b.refresh();
       expect(refreshB).toBe(refreshA);
       expect(b.current.session?.refreshToken).toBe(a.current.session?.refreshToken);
-      // Both still hold a live session: the refresh token was spent once.
+      // The refresh token was spent once, by A; both still hold a live session.
+      expect(presented).toEqual([session.refreshToken]);
       expect(a.current.session).not.toBeNull();
       expect(b.current.session).not.toBeNull();
     } finally {
+      globalThis.fetch = realFetch;
+      a.dispose();
+      b.dispose();
+    }
+  });
+
+  it("without Web Locks, a refresh answered after another tab refreshed past it takes the later session instead of storing its older one", async () => {
+    // No Web Locks (an old browser, or a page served over plain http, where navigator.locks does
+    // not exist): tabs A and B present the same refresh token at once; the server spends it for
+    // one and gives the other the same pair (grace). B's answer is slow to arrive: by then A has
+    // refreshed again. B must not write its pair, already spent, over A's: the next refresh
+    // from storage would present a spent token, which past the grace ends the session.
+    const session = await signUp(server.url, "Fay");
+    localStorage.setItem("ripple.session", JSON.stringify(session));
+    const realFetch = globalThis.fetch;
+    const presented: string[] = [];
+    let releaseB!: () => void;
+    const heldB = new Promise<void>((resolve) => (releaseB = resolve));
+    globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      if (!String(input).endsWith("/api/auth/refresh")) return realFetch(input, init);
+      const token = JSON.parse(String(init?.body)).refreshToken;
+      const second = presented.push(token) === 2;
+      const res = await realFetch(input, init);
+      if (second) await heldB; // B's answer, delayed
+      return res;
+    }) as typeof fetch;
+    const a = new RippleAuth(newClient(), { deferStart: true });
+    const b = new RippleAuth(newClient(), { deferStart: true });
+    try {
+      const first = a.refresh();
+      const fromB = b.refresh();
+      const pair1 = await first;
+      expect(presented).toEqual([session.refreshToken, session.refreshToken]);
+      const pair2 = await a.refresh();
+      expect(pair2).not.toBe(pair1);
+      const stored = () => (JSON.parse(localStorage.getItem("ripple.session")!) as AuthSession).accessToken;
+      expect(stored()).toBe(pair2);
+      releaseB();
+      // B got the first pair from the server, but A's later one is stored: B takes that.
+      expect(await fromB).toBe(pair2);
+      expect(stored()).toBe(pair2);
+      expect(b.current.session?.refreshToken).toBe(a.current.session?.refreshToken);
+      // The next refresh presents the live refresh token, not the spent one.
+      const live = a.current.session!.refreshToken;
+      expect(await b.refresh()).not.toBeNull();
+      expect(presented.at(-1)).toBe(live);
+    } finally {
+      releaseB();
+      globalThis.fetch = realFetch;
       a.dispose();
       b.dispose();
     }
   });
 });
+
+/** Resolves once pred holds for auth.current: at once, or at the change that makes it hold. */
+function until(auth: RippleAuth, pred: (s: AuthState) => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    if (pred(auth.current)) return resolve();
+    const stop = auth.subscribe((s) => {
+      if (!pred(s)) return;
+      stop();
+      resolve();
+    });
+  });
+}
 
 /** navigator.locks.request in exclusive mode: callbacks under one name run one at a time. */
 class ExclusiveLocks {

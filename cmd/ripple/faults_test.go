@@ -13,6 +13,9 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +23,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ripplehq/ripple/internal/testdb"
@@ -177,6 +181,7 @@ type mutationAck struct {
 	requestID int64
 	success   bool
 	result    json.RawMessage
+	code      string // errorData.code of a failure
 }
 
 func openChatSocket(t *testing.T, base string, u *chatUser, sessionID string) *chatSocket {
@@ -199,9 +204,12 @@ func openChatSocket(t *testing.T, base string, u *chatUser, sessionID string) *c
 				RequestID int64           `json:"requestId"`
 				Success   bool            `json:"success"`
 				Result    json.RawMessage `json:"result"`
+				ErrorData struct {
+					Code string `json:"code"`
+				} `json:"errorData"`
 			}
 			if json.Unmarshal(data, &m) == nil && m.Type == "MutationResponse" {
-				s.acks <- mutationAck{requestID: m.RequestID, success: m.Success, result: m.Result}
+				s.acks <- mutationAck{requestID: m.RequestID, success: m.Success, result: m.Result, code: m.ErrorData.Code}
 			}
 		}
 	}()
@@ -441,4 +449,170 @@ func TestFaultStopWithHungProvider(t *testing.T) {
 	took := waitEmbedded(t, db, 2*time.Minute)
 	t.Logf("every message embedded once %s after the restart", took.Round(time.Millisecond))
 	requireEachMessageOnce(t, db, s)
+}
+
+// privatePostgres is a PostgreSQL server of the test's own (initdb into a temporary directory,
+// run as the postgres user), so the test can restart it without disturbing the database every
+// other test shares. It needs root, as the project's machines and CI run tests.
+type privatePostgres struct {
+	t    *testing.T
+	dir  string // the data directory, also holding the socket
+	port string
+}
+
+const pgBin = "/usr/lib/postgresql/15/bin/"
+
+func startPrivatePostgres(t *testing.T) *privatePostgres {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("a private PostgreSQL needs root (to run it as the postgres user)")
+	}
+	if _, err := os.Stat(pgBin + "initdb"); err != nil {
+		t.Skipf("no PostgreSQL 15 binaries: %v", err)
+	}
+	base, err := os.MkdirTemp("", "ripple-pg-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(base, 0o755))
+	p := &privatePostgres{t: t, dir: filepath.Join(base, "data"), port: strings.TrimPrefix(freeAddr(t), "127.0.0.1:")}
+	require.NoError(t, os.Mkdir(p.dir, 0o700))
+	p.asPostgres("chown", "postgres:postgres", p.dir) // run as root: runuser passes it through
+	p.asPostgres(pgBin+"initdb", "--pgdata", p.dir, "--username", "ripple", "--auth", "trust", "--no-sync")
+	t.Cleanup(func() {
+		_ = exec.Command("runuser", "-u", "postgres", "--", pgBin+"pg_ctl", "--pgdata", p.dir, "--mode", "immediate", "stop").Run()
+		_ = os.RemoveAll(base)
+	})
+	p.start()
+	return p
+}
+
+// asPostgres runs a command as the postgres user (chown runs as root: runuser would refuse it).
+func (p *privatePostgres) asPostgres(name string, args ...string) {
+	p.t.Helper()
+	cmd := exec.Command("runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
+	if name == "chown" {
+		cmd = exec.Command(name, args...)
+	}
+	out, err := cmd.CombinedOutput()
+	require.NoError(p.t, err, "%s %v:\n%s", name, args, out)
+}
+
+func (p *privatePostgres) start() {
+	p.t.Helper()
+	p.asPostgres(pgBin+"pg_ctl", "--pgdata", p.dir, "--wait", "--log", filepath.Join(p.dir, "log"),
+		"-o", fmt.Sprintf("-p %s -k %s -c listen_addresses=127.0.0.1 -c fsync=off", p.port, p.dir), "start")
+}
+
+// stop shuts the server down the way a restart does: sessions are disconnected.
+func (p *privatePostgres) stop() {
+	p.t.Helper()
+	p.asPostgres(pgBin+"pg_ctl", "--pgdata", p.dir, "--wait", "--mode", "fast", "stop")
+}
+
+func (p *privatePostgres) url() string {
+	return "postgres://ripple@127.0.0.1:" + p.port + "/postgres?sslmode=disable"
+}
+
+// PostgreSQL restarted under load: sends during the outage fail with UNAVAILABLE (retryable,
+// never INTERNAL), a client retrying each one under its request id gets every message stored
+// exactly once, and the server recovers by itself once the database is back.
+func TestFaultPostgresRestart(t *testing.T) {
+	t.Parallel()
+	pg := startPrivatePostgres(t)
+	vars := map[string]string{"DATABASE_URL": pg.url(), "RIPPLE_LOG_LEVEL": "error"}
+	srv := startServe(t, vars, "public", "")
+	ada, _ := signUpPair(t, srv.base(), "pg")
+
+	type outcome struct {
+		body string
+		at   time.Time
+	}
+	acked := make(chan outcome, 1024)
+	codes := map[string]int{}
+	var codesMu sync.Mutex
+	stop := make(chan struct{})
+	sent := make(chan int, 1)
+	go func() {
+		// One message at a time, each retried under its own request id until it succeeds: a
+		// retry of one that did commit gets the logged outcome, not a second message.
+		sessionID := "fault-pg-" + randomTag()
+		sock := openChatSocket(t, srv.base(), ada, sessionID)
+		n := 0
+		defer func() { sent <- n }()
+		for id := int64(1); ; id++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			body := fmt.Sprintf("pg message %d", id)
+			n++
+			for done := false; !done; {
+				sock.send(t, id, ada.conv, body)
+				select {
+				case ack, ok := <-sock.acks:
+					if !ok { // the socket ended: reconnect and resend
+						sock = openChatSocket(t, srv.base(), ada, sessionID)
+						continue
+					}
+					if ack.success {
+						acked <- outcome{body: body, at: time.Now()}
+						done = true
+						continue
+					}
+					codesMu.Lock()
+					codes[ack.code+" "+string(ack.result)]++
+					codesMu.Unlock()
+					time.Sleep(50 * time.Millisecond) // the client's backoff before it retries
+				case <-time.After(time.Minute):
+					acked <- outcome{} // a send hung: reported below
+					return
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	waitAcks := func(n int) time.Time {
+		var last time.Time
+		for range n {
+			select {
+			case o := <-acked:
+				require.NotEmpty(t, o.body, "a send got no answer for a minute")
+				last = o.at
+			case <-time.After(2 * time.Minute): // liveness only
+				t.Fatal("no send acknowledged for 2 minutes")
+			}
+		}
+		return last
+	}
+	waitAcks(10)
+	pg.stop()
+	down := time.Now()
+	// Down until a send has failed for it (the server gives up on a mutation after its retries).
+	require.Eventually(t, func() bool {
+		codesMu.Lock()
+		defer codesMu.Unlock()
+		return len(codes) > 0
+	}, time.Minute, 10*time.Millisecond, "no send failed while the database was down")
+	pg.start()
+	up := time.Now()
+	first := waitAcks(1)
+	waitAcks(10)
+	close(stop)
+	total := <-sent
+	t.Logf("Postgres down for %s; first send acknowledged %s after it was back", up.Sub(down).Round(time.Millisecond), first.Sub(up).Round(time.Millisecond))
+
+	codesMu.Lock()
+	for failure, n := range codes {
+		require.True(t, strings.HasPrefix(failure, "UNAVAILABLE "), "a send failed with something other than UNAVAILABLE (%d times): %s", n, failure)
+	}
+	t.Logf("failures during the outage: %v", codes)
+	codesMu.Unlock()
+	pool, err := pgxpool.New(context.Background(), pg.url())
+	require.NoError(t, err)
+	defer pool.Close()
+	var stored, distinct int
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*), count(DISTINCT body) FROM messages").Scan(&stored, &distinct))
+	require.Equal(t, stored, distinct, "a message was stored twice")
+	require.GreaterOrEqual(t, stored, total-1, "acknowledged messages are missing") // the last may still be in flight
+	waitForOK(t, &http.Client{Timeout: 5 * time.Second}, srv.base()+"/readyz")
 }

@@ -22,14 +22,18 @@ func functionsFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []str
 		if err != nil {
 			return err
 		}
-		list := describeFunctions(reg.Signatures())
+		list := describeFunctions(reg.Signatures(), reg.Periodic())
 		if *asJSON {
 			return printJSON(e.stdout, list)
 		}
 		w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(w, "FUNCTION\tKIND\tVISIBILITY\tARGUMENTS")
+		fmt.Fprintln(w, "FUNCTION\tKIND\tVISIBILITY\tSCHEDULE\tARGUMENTS")
 		for _, f := range list {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", f.Path, f.Kind, f.Visibility, f.Args)
+			schedule := f.Schedule
+			if schedule == "" {
+				schedule = "-"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", f.Path, f.Kind, f.Visibility, schedule, f.Args)
 		}
 		return w.Flush()
 	}
@@ -43,9 +47,19 @@ type functionDescription struct {
 	Visibility string `json:"visibility"` // public or internal
 	Args       string `json:"args"`
 	Result     string `json:"result"`
+	// Schedule is when the function runs on its own (a cron expression, or "@every
+	// <interval>"), if it is periodic.
+	Schedule string `json:"schedule,omitempty"`
 }
 
-func describeFunctions(sigs []engine.FunctionSignature) []functionDescription {
+func describeFunctions(sigs []engine.FunctionSignature, periodic []engine.PeriodicInfo) []functionDescription {
+	schedules := map[string]string{}
+	for _, p := range periodic {
+		if schedules[p.Path] != "" {
+			schedules[p.Path] += ", "
+		}
+		schedules[p.Path] += p.Schedule
+	}
 	g := newTSTypes(true)
 	out := make([]functionDescription, 0, len(sigs))
 	for _, s := range sigs {
@@ -55,7 +69,7 @@ func describeFunctions(sigs []engine.FunctionSignature) []functionDescription {
 		}
 		out = append(out, functionDescription{
 			Path: s.Path, Kind: string(s.Kind), Visibility: visibility,
-			Args: g.args(s.Args, ""), Result: g.result(s.Result),
+			Args: g.args(s.Args, ""), Result: g.result(s.Result), Schedule: schedules[s.Path],
 		})
 	}
 	return out

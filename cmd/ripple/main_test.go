@@ -333,15 +333,15 @@ func (s *served) kill() {
 }
 
 // startServe starts `ripple serve` with the environment vars over schemaName, on addr (a free
-// loopback port when empty), and returns once /readyz answers. The
+// loopback port when empty) with any further flags, and returns once /readyz answers. The
 // process gets SIGTERM when the test ends, if it still runs (SIGKILL if it does not stop), and
 // its stderr is logged when the test failed.
-func startServe(t *testing.T, vars map[string]string, schemaName, addr string) *served {
+func startServe(t *testing.T, vars map[string]string, schemaName, addr string, flags ...string) *served {
 	t.Helper()
 	if addr == "" {
 		addr = freeAddr(t)
 	}
-	cmd := newCmd(t, vars, "serve", "--addr", addr, "--schema", schemaName)
+	cmd := newCmd(t, vars, append([]string{"serve", "--addr", addr, "--schema", schemaName}, flags...)...)
 	srv := &served{addr: addr, cmd: cmd, exited: make(chan struct{}), waitErr: new(error), stderr: &syncBuffer{}}
 	cmd.Stdout, cmd.Stderr = io.Discard, srv.stderr
 	require.NoError(t, cmd.Start())

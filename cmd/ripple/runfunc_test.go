@@ -23,8 +23,10 @@ func TestFunctionsCommand(t *testing.T) {
 	t.Parallel()
 	res := runBinary(t, nil, "functions")
 	require.Equal(t, 0, res.code, res.stderr)
-	assert.Regexp(t, `(?m)^messages:send\s+mutation\s+public\s+\{ conversationId: string; body: string; \}$`, res.stdout)
-	assert.Regexp(t, `(?m)^messages:searchVectors\s+query\s+internal\s+\{ conversationId: string; vector\?: number\[\]; model\?: string; limit: number; \}$`, res.stdout)
+	assert.Regexp(t, `(?m)^messages:send\s+mutation\s+public\s+-\s+\{ conversationId: string; body: string; \}$`, res.stdout)
+	// Periodic functions show their schedule.
+	assert.Regexp(t, `(?m)^messages:embedDue\s+action\s+internal\s+@every 1s\s`, res.stdout)
+	assert.Regexp(t, `(?m)^messages:searchVectors\s+query\s+internal\s+-\s+\{ conversationId: string; vector\?: number\[\]; model\?: string; limit: number; \}$`, res.stdout)
 
 	res = runBinary(t, nil, "functions", "--json")
 	require.Equal(t, 0, res.code, res.stderr)
@@ -37,6 +39,7 @@ func TestFunctionsCommand(t *testing.T) {
 	assert.Equal(t, functionDescription{Path: "users:me", Kind: "query", Visibility: "public", Args: "Record<string, never>", Result: "{ _id: string; name: string; email: string; } | null"}, byPath["users:me"])
 	assert.Equal(t, "internal", byPath["messages:embedDue"].Visibility)
 	assert.Equal(t, "action", byPath["messages:embedDue"].Kind)
+	assert.Equal(t, "@every 1s", byPath["messages:embedDue"].Schedule)
 }
 
 // chatServer is a `ripple serve` with an admin key and two signed-up users.

@@ -39,6 +39,7 @@ func serveFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string)
 	schemaName := fs.String("schema", "public", "`name` of the Postgres schema holding the application's tables")
 	noMigrate := fs.Bool("no-migrate", false, "do not apply outstanding migrations at start-up")
 	pprofAddr := fs.String("pprof-addr", "", "also serve Go's profiler (net/http/pprof) on this `host:port`; keep it on loopback")
+	metricsAddr := fs.String("metrics-addr", "", "also serve GET /metrics without the admin key on this `host:port`; keep it on a private network")
 	return fs, func(ctx context.Context, args []string) error {
 		if err := noArgs("serve", args); err != nil {
 			return err
@@ -46,7 +47,7 @@ func serveFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string)
 		if *schemaName == "" {
 			return usagef("serve: --schema must not be empty")
 		}
-		return runServe(ctx, e, serveOpts{addr: *addr, schema: *schemaName, migrate: !*noMigrate, pprofAddr: *pprofAddr})
+		return runServe(ctx, e, serveOpts{addr: *addr, schema: *schemaName, migrate: !*noMigrate, pprofAddr: *pprofAddr, metricsAddr: *metricsAddr})
 	}
 }
 
@@ -55,6 +56,8 @@ type serveOpts struct {
 	schema    string
 	migrate   bool
 	pprofAddr string
+	// metricsAddr, when set, serves the metrics without credentials on a listener of its own.
+	metricsAddr string
 }
 
 func runServe(ctx context.Context, e *env, opts serveOpts) error {
@@ -77,6 +80,13 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 			engine.KeyEncryptionKeyEnv, ln.Addr(), envDevKeys)
 	}
 	defer ln.Close()
+	var metricsLn net.Listener
+	if opts.metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", opts.metricsAddr); err != nil {
+			return listenError(opts.metricsAddr, err)
+		}
+		defer metricsLn.Close()
+	}
 
 	pool, err := openPool(ctx, dbURL, opts.schema)
 	if err != nil {
@@ -148,6 +158,9 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 		}()
 		defer dbg.Close()
 	}
+	if metricsLn != nil {
+		defer serveMetrics(metricsLn, eng, logger)()
+	}
 	logger.Info("serving on http://"+ln.Addr().String(), "schema", opts.schema)
 
 	var failure error
@@ -193,6 +206,11 @@ func rootHandler(eng *engine.Engine, authService *engine.AuthService) http.Handl
 	mux.Handle("/api/", api)
 	mux.Handle("GET /healthz", api)
 	mux.Handle("GET /readyz", api)
+	// Operators: metrics and River's UI (both for admin keys only).
+	mux.Handle("GET /metrics", api)
+	mux.Handle("/admin/", api)
+	// The chat's HTTP actions (GET /http/me/export).
+	mux.Handle(eng.HTTPActionPrefix(), api)
 
 	// The chat web app (web/dist, embedded at build time), with client-side routes falling back
 	// to index.html.
@@ -284,4 +302,20 @@ func listenError(addr string, err error) error {
 		return fmt.Errorf("cannot listen on %s: address already in use (is another ripple running?)", addr)
 	}
 	return fmt.Errorf("cannot listen on %s: %v", addr, cause)
+}
+
+// serveMetrics serves the engine's metrics without credentials on ln, for a scraper on a
+// private network (the main port serves them only to admin keys). It returns a function that
+// stops serving.
+func serveMetrics(ln net.Listener, eng *engine.Engine, logger *slog.Logger) func() {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", eng.MetricsHandler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn("metrics listener stopped", "err", err)
+		}
+	}()
+	logger.Info("serving metrics on http://" + ln.Addr().String() + "/metrics")
+	return func() { _ = srv.Close() }
 }

@@ -70,15 +70,25 @@ type Config struct {
 	// database or deleting ripple_auth_signing_keys, which invalidates outstanding access tokens.
 	KeyEncryptionKey []byte
 
-	// SignInFailuresPerAccount failed sign-ins for one email address within
-	// SignInFailuresPerAccountWindow make further sign-ins for it fail with RATE_LIMITED until the
-	// window ends. Defaults 10 per hour. Unknown emails are counted the same way as known ones.
+	// SignInFailuresPerAccountAddress failed sign-ins for one email from one client address
+	// within its window make further sign-ins for that email from that address fail with
+	// RATE_LIMITED until the window ends: the throttle a guesser meets. It is kept per address
+	// (as the OWASP authentication cheat sheet advises) so that a stranger's wrong guesses cannot
+	// lock a student out from the student's own network path. Defaults 10 per 15 minutes.
+	// Unknown emails are counted the same way as known ones.
+	SignInFailuresPerAccountAddress       int
+	SignInFailuresPerAccountAddressWindow time.Duration
+	// SignInFailuresPerAccount bounds the failures for one email over every address, against
+	// guessing spread over many addresses; it is high, since reaching it locks the account out
+	// everywhere. Defaults 100 per hour.
 	SignInFailuresPerAccount       int
 	SignInFailuresPerAccountWindow time.Duration
-	// SignInFailuresPerAddress is the same limit per client address. Defaults 100 per hour.
+	// SignInFailuresPerAddress is the limit per client address, over every email. Defaults 100
+	// per hour.
 	SignInFailuresPerAddress       int
 	SignInFailuresPerAddressWindow time.Duration
-	// SignUpsPerAddress limits sign-up attempts per client address. Defaults 20 per hour.
+	// SignUpsPerAddress limits sign-up attempts per client address. A school's classes sign up
+	// from one network address, a class at once, so it is generous. Defaults 100 per hour.
 	SignUpsPerAddress       int
 	SignUpsPerAddressWindow time.Duration
 
@@ -120,11 +130,13 @@ func (c *Config) WithDefaults() *Config {
 	setDur(&out.AccessTokenTTL, 15*time.Minute)
 	setDur(&out.SessionIdleTTL, 30*24*time.Hour)
 	setDur(&out.RefreshReuseGrace, MaxRefreshReuseGrace)
-	setInt(&out.SignInFailuresPerAccount, 10)
+	setInt(&out.SignInFailuresPerAccountAddress, 10)
+	setDur(&out.SignInFailuresPerAccountAddressWindow, 15*time.Minute)
+	setInt(&out.SignInFailuresPerAccount, 100)
 	setDur(&out.SignInFailuresPerAccountWindow, time.Hour)
 	setInt(&out.SignInFailuresPerAddress, 100)
 	setDur(&out.SignInFailuresPerAddressWindow, time.Hour)
-	setInt(&out.SignUpsPerAddress, 20)
+	setInt(&out.SignUpsPerAddress, 100)
 	setDur(&out.SignUpsPerAddressWindow, time.Hour)
 	if out.ClientAddress == nil {
 		out.ClientAddress = RemoteAddrHost
@@ -156,6 +168,7 @@ func (c *Config) validate() error {
 		n    int
 		w    time.Duration
 	}{
+		{"SignInFailuresPerAccountAddress", c.SignInFailuresPerAccountAddress, c.SignInFailuresPerAccountAddressWindow},
 		{"SignInFailuresPerAccount", c.SignInFailuresPerAccount, c.SignInFailuresPerAccountWindow},
 		{"SignInFailuresPerAddress", c.SignInFailuresPerAddress, c.SignInFailuresPerAddressWindow},
 		{"SignUpsPerAddress", c.SignUpsPerAddress, c.SignUpsPerAddressWindow},

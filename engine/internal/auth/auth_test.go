@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -465,35 +466,57 @@ func flipLast(s string) string {
 func TestRateLimits(t *testing.T) {
 	t.Parallel()
 
-	t.Run("failed sign-ins per account", func(t *testing.T) {
+	t.Run("failed sign-ins per account and address", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, func(c *Config) { c.SignInFailuresPerAccount = 3 })
+		h := newHarness(t, func(c *Config) {
+			c.SignInFailuresPerAccountAddress = 3
+			c.ClientAddress = testAddress
+		})
 		h.signUp("leo@example.com", pw, "Leo")
 		for range 3 {
-			requireAPIError(t, h.signIn("leo@example.com", "wrong password"), 401, "UNAUTHENTICATED")
+			requireAPIError(t, h.signInFrom("203.0.113.9", "leo@example.com", "wrong password"), 401, "UNAUTHENTICATED")
 		}
-		// Locked now, even with the right password; other accounts are unaffected.
-		r := h.signIn("LEO@example.com", pw)
+		// Throttled now from the guesser's address, even with the right password; other
+		// accounts are unaffected.
+		r := h.signInFrom("203.0.113.9", "LEO@example.com", pw)
 		m := requireAPIError(t, r, http.StatusTooManyRequests, "RATE_LIMITED")
-		wantRetry := h.clock.Now().Truncate(time.Hour).Add(time.Hour).Sub(h.clock.Now())
+		window := 15 * time.Minute
+		wantRetry := h.clock.Now().Truncate(window).Add(window).Sub(h.clock.Now())
 		require.Equal(t, float64(wantRetry.Milliseconds()), m["retryAfterMs"])
 		require.Equal(t, strconv.Itoa(int(wantRetry.Seconds())), r.header.Get("Retry-After"))
 		h.signUp("mia@example.com", pw, "Mia")
-		require.Equal(t, http.StatusOK, h.signIn("mia@example.com", pw).status)
+		require.Equal(t, http.StatusOK, h.signInFrom("203.0.113.9", "mia@example.com", pw).status)
+		// A stranger's guesses do not lock Leo out from Leo's own address.
+		require.Equal(t, http.StatusOK, h.signInFrom("198.51.100.7", "leo@example.com", pw).status)
 
 		// Unknown emails are limited the same way (no enumeration through the limiter).
 		for range 3 {
-			requireAPIError(t, h.signIn("ghost@example.com", "wrong password"), 401, "UNAUTHENTICATED")
+			requireAPIError(t, h.signInFrom("203.0.113.9", "ghost@example.com", "wrong password"), 401, "UNAUTHENTICATED")
 		}
-		requireAPIError(t, h.signIn("ghost@example.com", "wrong password"), 429, "RATE_LIMITED")
+		requireAPIError(t, h.signInFrom("203.0.113.9", "ghost@example.com", "wrong password"), 429, "RATE_LIMITED")
 
 		h.clock.Advance(wantRetry)
-		require.Equal(t, http.StatusOK, h.signIn("leo@example.com", pw).status)
+		require.Equal(t, http.StatusOK, h.signInFrom("203.0.113.9", "leo@example.com", pw).status)
+	})
+
+	t.Run("failed sign-ins per account over every address", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, func(c *Config) {
+			c.SignInFailuresPerAccount = 4
+			c.ClientAddress = testAddress
+		})
+		h.signUp("max@example.com", pw, "Max")
+		for i := range 4 { // guesses spread over addresses, each under its own throttle
+			requireAPIError(t, h.signInFrom(fmt.Sprintf("192.0.2.%d", i+1), "max@example.com", "wrong password"), 401, "UNAUTHENTICATED")
+		}
+		requireAPIError(t, h.signInFrom("192.0.2.99", "max@example.com", pw), 429, "RATE_LIMITED")
+		h.clock.Advance(time.Hour)
+		require.Equal(t, http.StatusOK, h.signInFrom("192.0.2.99", "max@example.com", pw).status)
 	})
 
 	t.Run("guesses sent at once are counted before any is verified", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, func(c *Config) { c.SignInFailuresPerAccount = 10 })
+		h := newHarness(t, func(c *Config) { c.SignInFailuresPerAccountAddress = 10 })
 		h.signUp("ola@example.com", pw, "Ola")
 		statuses := make(chan int, 30)
 		var wg sync.WaitGroup
@@ -532,6 +555,25 @@ func TestRateLimits(t *testing.T) {
 		require.NotEmpty(t, r.header.Get("Retry-After"))
 		h.clock.Advance(10 * time.Minute)
 		require.Equal(t, http.StatusOK, h.signIn("nia@example.com", pw).status)
+	})
+
+	t.Run("a class signs up from one address", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, nil) // the defaults
+		var wg sync.WaitGroup
+		statuses := make(chan int, 30)
+		for i := range 30 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				statuses <- h.post("/api/auth/signup", map[string]string{"email": fmt.Sprintf("pupil%d@school.example", i), "password": pw, "name": "Pupil"}).status
+			}()
+		}
+		wg.Wait()
+		close(statuses)
+		for s := range statuses {
+			require.Equal(t, http.StatusOK, s, "a pupil of a class signing up at once was refused")
+		}
 	})
 
 	t.Run("sign-ups per address", func(t *testing.T) {
@@ -580,7 +622,7 @@ func TestAdminKeys(t *testing.T) {
 func TestNoSecretsInLogs(t *testing.T) {
 	t.Parallel()
 	kek := testKEK()
-	h := newHarness(t, func(c *Config) { c.KeyEncryptionKey = kek; c.SignInFailuresPerAccount = 2 })
+	h := newHarness(t, func(c *Config) { c.KeyEncryptionKey = kek; c.SignInFailuresPerAccountAddress = 2 })
 	var secrets []string
 	add := func(p authResponse) {
 		secrets = append(secrets, p.AccessToken, p.RefreshToken, strings.Split(p.AccessToken, ".")[2])

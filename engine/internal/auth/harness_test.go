@@ -123,6 +123,31 @@ func (h *harness) signUp(email, password, name string) authResponse {
 	return h.authOK("/api/auth/signup", map[string]string{"email": email, "password": password, "name": name})
 }
 
+// testAddress is a Config.ClientAddress reading the address a test sends (signInFrom).
+func testAddress(r *http.Request) string {
+	if a := r.Header.Get("X-Test-Address"); a != "" {
+		return a
+	}
+	return RemoteAddrHost(r)
+}
+
+// signInFrom signs in as from addr (with Config.ClientAddress = testAddress).
+func (h *harness) signInFrom(addr, email, password string) response {
+	h.t.Helper()
+	b, err := json.Marshal(map[string]string{"email": email, "password": password})
+	require.NoError(h.t, err)
+	req, err := http.NewRequest(http.MethodPost, h.srv.URL+"/api/auth/signin", strings.NewReader(string(b)))
+	require.NoError(h.t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Test-Address", addr)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(h.t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(h.t, err)
+	return response{status: resp.StatusCode, header: resp.Header, body: body}
+}
+
 func (h *harness) signIn(email, password string) response {
 	h.t.Helper()
 	return h.post("/api/auth/signin", map[string]string{"email": email, "password": password})

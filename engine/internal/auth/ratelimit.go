@@ -23,6 +23,10 @@ func (s *Service) limitSignInAccount() limit {
 	return limit{"signin_fail_account", s.cfg.SignInFailuresPerAccount, s.cfg.SignInFailuresPerAccountWindow}
 }
 
+func (s *Service) limitSignInAccountAddress() limit {
+	return limit{"signin_fail_account_address", s.cfg.SignInFailuresPerAccountAddress, s.cfg.SignInFailuresPerAccountAddressWindow}
+}
+
 func (s *Service) limitSignInAddress() limit {
 	return limit{"signin_fail_address", s.cfg.SignInFailuresPerAddress, s.cfg.SignInFailuresPerAddressWindow}
 }

@@ -176,9 +176,15 @@ func (s *Service) signIn(ctx context.Context, addr string, req signInRequest) (*
 	if err != nil {
 		return nil, err
 	}
+	releasePair, err := s.rateReserve(ctx, s.limitSignInAccountAddress(), email+"\x00"+addr)
+	if err != nil {
+		releaseAddr(ctx)
+		return nil, err
+	}
 	releaseAccount, err := s.rateReserve(ctx, s.limitSignInAccount(), email)
 	if err != nil {
 		releaseAddr(ctx)
+		releasePair(ctx)
 		return nil, err
 	}
 
@@ -202,6 +208,7 @@ func (s *Service) signIn(ctx context.Context, addr string, req signInRequest) (*
 		return nil, errBadCredentials
 	}
 	releaseAddr(ctx)
+	releasePair(ctx)
 	releaseAccount(ctx)
 
 	if rehash {

@@ -35,6 +35,8 @@ type Change struct {
 	// statement touched too many rows to list: then only Keys is known.
 	Columns []string
 	Rows    [][]*string
+	// Arrived is when the notification reached this process (for the invalidation-lag metric).
+	Arrived time.Time
 }
 
 // EventKind says what an Event is.
@@ -202,6 +204,7 @@ func (l *Listener) run(ctx context.Context, conn *pgx.Conn) {
 				continue
 			}
 			if ev, ok := parse(n.Payload); ok {
+				ev.Change.Arrived = time.Now()
 				select {
 				case l.events <- ev:
 				case <-ctx.Done():

@@ -6,6 +6,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -69,6 +70,12 @@ func (a *api) call(kind string) http.HandlerFunc {
 			return
 		}
 		identity, err := a.identity(r)
+		if err != nil && !errors.Is(err, caller.ErrAuth) {
+			// The credentials could not be checked (the database is unreachable): not a refusal.
+			res := wire.Failed(wire.CodeUnavailable, "the server cannot check credentials right now; try again shortly")
+			writeCallError(w, http.StatusServiceUnavailable, &res)
+			return
+		}
 		if err != nil {
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"code": "Unauthenticated", "message": err.Error()})
 			return

@@ -55,7 +55,8 @@ type batchState struct {
 	withPending map[*clientState]struct{}
 	work        map[*clientState]*clientWork
 	runs        []groupRun
-	succeeded   bool // every result applied and every waiter answered
+	succeeded   bool      // every result applied and every waiter answered
+	oldest      time.Time // arrival of the oldest change the batch applied
 }
 
 func (r *Reactor) batch(ctx context.Context) error {
@@ -221,6 +222,9 @@ func (r *Reactor) collectWork(b *batchState) {
 	kept := r.changes[:0]
 	for _, c := range r.changes {
 		if b.snapshot.Sees(c.Xid) {
+			if !c.Arrived.IsZero() && (b.oldest.IsZero() || c.Arrived.Before(b.oldest)) {
+				b.oldest = c.Arrived
+			}
 			r.invalidate(c)
 		} else {
 			kept = append(kept, c)
@@ -293,6 +297,7 @@ func (r *Reactor) applyQuerySet(b *batchState, w *clientWork) {
 		}
 		sub.client = st
 		st.subs[sub.QueryID] = sub
+		r.stats.subscriptions.Add(1)
 		st.unrun = append(st.unrun, sub)
 	}
 	if len(st.unrun) > 0 {
@@ -411,12 +416,18 @@ func (r *Reactor) apply(b *batchState) {
 // deliver sends each client its reply queue and then its transition, in one push so nothing
 // lands between them, and answers the waiters.
 func (r *Reactor) deliver(b *batchState) {
+	sent := int64(0)
 	for _, w := range b.work {
 		if len(w.mods) == 0 && !w.needed {
 			continue
 		}
 		frames := r.replyFrames(w, b.ts)
 		w.client.client.Send(append(frames, r.transition(w, b.ts)...)...)
+		sent++
+	}
+	r.stats.transitions.Add(sent)
+	if sent > 0 && !b.oldest.IsZero() && r.cfg.ObserveLag != nil {
+		r.cfg.ObserveLag(time.Since(b.oldest))
 	}
 	b.succeeded = true
 	for _, wt := range b.waiters {

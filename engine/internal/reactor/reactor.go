@@ -46,6 +46,9 @@ type Config struct {
 	PingInterval time.Duration
 	// TransitionChunkBytes is the size above which a transition is sent in chunks.
 	TransitionChunkBytes int
+	// ObserveLag, when set, is told for each batch that sent transitions how long ago the
+	// oldest change it applied arrived (the invalidation-lag metric).
+	ObserveLag func(time.Duration)
 }
 
 // Query is a subscription's function with its decoded arguments. Path and ArgsKey (the arguments
@@ -200,11 +203,14 @@ type stats struct {
 	// result changed (precision = changedReruns / reruns); executions counts query runs after
 	// deduplication.
 	batches, executions, reruns, changedReruns, skippedChanges atomic.Int64
+	// transitions counts transitions sent; subscriptions is how many are live.
+	transitions, subscriptions atomic.Int64
 }
 
 // Stats are the reactor's counters.
 type Stats struct {
 	Batches, Executions, Reruns, ChangedReruns, SkippedChanges int64
+	Transitions, Subscriptions                                 int64
 }
 
 // New returns a reactor; Run runs it.
@@ -235,6 +241,8 @@ func (r *Reactor) Stats() Stats {
 		Reruns:         r.stats.reruns.Load(),
 		ChangedReruns:  r.stats.changedReruns.Load(),
 		SkippedChanges: r.stats.skippedChanges.Load(),
+		Transitions:    r.stats.transitions.Load(),
+		Subscriptions:  r.stats.subscriptions.Load(),
 	}
 }
 
@@ -331,6 +339,7 @@ func (r *Reactor) dropClosed() {
 
 // forget drops a subscription from every structure of the run goroutine.
 func (r *Reactor) forget(sub *Subscription) {
+	r.stats.subscriptions.Add(-1)
 	r.unindex(sub)
 	delete(r.dirty, sub)
 	delete(r.slow, sub)

@@ -31,8 +31,8 @@ type Backend interface {
 	// so a resent one returns its first outcome; limitKey names an anonymous caller for the
 	// rate limit.
 	Mutation(ctx context.Context, path string, args json.RawMessage, identity caller.Identity, logKey string, requestID int64, limitKey string) wire.Result
-	// Action runs a client's action.
-	Action(ctx context.Context, path string, args json.RawMessage, identity caller.Identity) wire.Result
+	// Action runs a client's action; limitKey names an anonymous caller for rate limits.
+	Action(ctx context.Context, path string, args json.RawMessage, identity caller.Identity, limitKey string) wire.Result
 	// Authenticate verifies credentials; expires is when a user token ends (zero: unknown).
 	Authenticate(ctx context.Context, tokenType, value string, impersonating json.RawMessage) (id caller.Identity, expires time.Time, err error)
 }
@@ -55,6 +55,8 @@ type Server struct {
 	ctx      context.Context // nil until Start, and after Stop
 	wg       sync.WaitGroup
 	sessions atomic.Int64
+	// bytesSent counts the bytes of every frame written to a socket (for metrics).
+	bytesSent atomic.Int64
 }
 
 // NewServer returns a server that accepts sockets once started.
@@ -78,6 +80,9 @@ func (srv *Server) Stop() {
 
 // Sessions is how many sockets are open.
 func (srv *Server) Sessions() int64 { return srv.sessions.Load() }
+
+// BytesSent is how many bytes of frames were written to sockets.
+func (srv *Server) BytesSent() int64 { return srv.bytesSent.Load() }
 
 // session is one WebSocket of the sync protocol.
 type session struct {
@@ -200,7 +205,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := &session{
 		srv: srv, cfg: cfg, conn: conn, ctx: ctx, cancel: cancel,
 		out:     newOutbox(cfg.SendQueueLength, cfg.SendQueueBytes),
-		actions: make(chan struct{}, 16),
+		actions: make(chan struct{}, maxActions),
 		pending: reactor.EmptyPending(),
 	}
 	s.lastWrite.Store(time.Now().UnixNano())
@@ -224,6 +229,13 @@ func (s *session) serve() {
 	// before Wait).
 	var wg sync.WaitGroup
 	err := s.readLoop(&wg)
+	if s.failed.Load() {
+		// Let the writer send the FatalError on the live context (closeAfterFlush bounds the
+		// wait to a second) before cancelling: a closing socket's writer gets only 100 ms, which
+		// a busy server can miss, and the client would not learn why it was closed.
+		s.out.close()
+		s.out.wait()
+	}
 	s.cancel()
 	wg.Wait()
 	// No more frames; the writer flushes what is queued (briefly: the session is closing).
@@ -268,6 +280,7 @@ func (s *session) writer() {
 			return
 		}
 		s.lastWrite.Store(time.Now().UnixNano())
+		s.srv.bytesSent.Add(int64(len(buf)))
 	}
 }
 
@@ -437,6 +450,14 @@ func (s *session) authenticate(msg *message) {
 		return
 	}
 	identity, expires, err := s.cfg.Backend.Authenticate(s.ctx, msg.TokenType, msg.Value, msg.Impersonating)
+	if err != nil && !errors.Is(err, caller.ErrAuth) {
+		// Verifying failed, not the token (the database is unreachable, say): an AuthError would
+		// make the client drop its token and sign the user out. Close instead; the client
+		// reconnects with backoff and authenticates again.
+		s.cfg.Logger.Warn("closing a sync socket whose credentials could not be verified", "error", err)
+		s.cancel()
+		return
+	}
 	if err != nil {
 		s.send(wire.AuthError{Type: "AuthError", Error: err.Error(), BaseVersion: *msg.BaseVersion, AuthUpdateAttempted: true})
 		return
@@ -467,13 +488,14 @@ func (s *session) expireIdentity(version int64) {
 	if current {
 		s.identity = caller.Identity{}
 		s.expiry = nil
-		s.pending.IdentityChanged = true
 	}
 	s.mu.Unlock()
 	if !current {
 		return
 	}
-	s.cfg.Reactor.MarkPending(s)
+	// No more transitions: nothing may run as the expired identity, and re-running the queries
+	// as anonymous would show the user a signed-out screen before the socket closes.
+	s.cfg.Reactor.Remove(s)
 	s.send(wire.AuthError{Type: "AuthError", Error: "the access token expired", BaseVersion: version - 1, AuthUpdateAttempted: false})
 	s.closeAfterFlush()
 }
@@ -483,6 +505,9 @@ func (s *session) currentIdentity() (caller.Identity, string) {
 	defer s.mu.Unlock()
 	return s.identity, s.sessionID
 }
+
+// maxActions bounds the actions one socket may have running.
+const maxActions = 16
 
 // maxQueuedMutations bounds the mutations one socket may have waiting.
 const maxQueuedMutations = 1024
@@ -543,15 +568,21 @@ func (s *session) runMutation(msg *message) {
 	_ = s.cfg.Reactor.AwaitCovering(s.ctx, s, reply)
 }
 
+// startAction runs an action on a goroutine of its own, at most maxActions per socket at once.
+// One more is refused at once rather than waited for: waiting would hold this socket's reader,
+// and with it its mutations and Authenticate, for as long as an action may run.
 func (s *session) startAction(msg *message) {
 	select {
 	case s.actions <- struct{}{}:
-	case <-s.ctx.Done():
+	default:
+		res := wire.Failed(wire.CodeRateLimited, fmt.Sprintf("at most %d actions may run at once on one connection; try again when one has finished", cap(s.actions)))
+		s.send(wire.ActionResponse{Type: "ActionResponse", RequestID: *msg.RequestID, Outcome: res.Outcome()})
 		return
 	}
 	go func() {
 		defer func() { <-s.actions }()
-		res := s.cfg.Backend.Action(s.ctx, msg.UDFPath, msg.Args, msg.identity)
+		_, sessionID := s.currentIdentity()
+		res := s.cfg.Backend.Action(s.ctx, msg.UDFPath, msg.Args, msg.identity, sessionID)
 		s.send(wire.ActionResponse{Type: "ActionResponse", RequestID: *msg.RequestID, Outcome: res.Outcome()})
 	}()
 }

@@ -295,6 +295,8 @@ func Internal(err error, requestID string) Result {
 const (
 	CodeInvalidArgument = "INVALID_ARGUMENT"
 	CodeInternal        = "INTERNAL"
+	CodeUnavailable     = "UNAVAILABLE"
+	CodeRateLimited     = "RATE_LIMITED"
 )
 
 // Failed is the Result of a call refused with a client-facing error.

@@ -1,0 +1,217 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/riverqueue/river"
+)
+
+// Metrics are exported in Prometheus's text format at GET /metrics (behind the admin key) or
+// through MetricsHandler on an address of the operator's choosing. Each Engine has a registry
+// of its own, so several engines in one process (tests) never collide. Most values are atomic
+// counters the services keep, read only when scraped (GaugeFunc and CounterFunc); the hot path
+// pays an atomic add per transition, subscription change and frame written, a clock read per
+// change notification, and a histogram observation (atomic too) per function run.
+
+// metricsNamespace prefixes every metric the engine exports.
+const metricsNamespace = "ripple"
+
+// metricSet is an engine's Prometheus registry and the collectors observed as things happen.
+type metricSet struct {
+	registry *prometheus.Registry
+	// durations holds each function's duration histogram, made in New for the functions
+	// registered then: an immutable map, read without a lock. A path a client made up gets no
+	// series, so clients cannot grow the label set.
+	durations map[*function]prometheus.Observer
+	// httpDurations holds each HTTP action's, by pattern, the same way.
+	httpDurations map[string]prometheus.Observer
+	lag           prometheus.Histogram
+	jobs          *prometheus.CounterVec
+}
+
+// durationBuckets span 0.5 ms to about 16 s.
+var durationBuckets = prometheus.ExponentialBuckets(0.0005, 2, 16)
+
+func (e *Engine) newMetrics() *metricSet {
+	m := &metricSet{registry: prometheus.NewRegistry(), durations: map[*function]prometheus.Observer{},
+		httpDurations: map[string]prometheus.Observer{}}
+	reg := m.registry
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	durations := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Name: "function_duration_seconds",
+		Help: "How long one run of a function took (a mutation's includes its retries; a query's, one run in a batch or one HTTP call; " +
+			"kind http: one request of an HTTP action, by pattern).",
+		Buckets: durationBuckets,
+	}, []string{"path", "kind"})
+	e.registry.mu.RLock()
+	for _, fn := range e.registry.functions {
+		m.durations[fn] = durations.WithLabelValues(fn.path, string(fn.kind))
+	}
+	for _, a := range e.registry.httpActions {
+		m.httpDurations[a.pattern] = durations.WithLabelValues(a.pattern, "http")
+	}
+	e.registry.mu.RUnlock()
+	m.lag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Name: "invalidation_lag_seconds",
+		Help: "Per batch that sent transitions: from the arrival of the oldest change it applied on the change listener " +
+			"to its transitions being queued on the sockets (commit time is not known to the engine).",
+		Buckets: durationBuckets,
+	})
+	m.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "jobs_finished_total",
+		Help: "Job runs this process finished, by River kind, function (for scheduled functions) and outcome " +
+			"(completed, failed: will retry, discarded: gave up, cancelled, snoozed, interrupted).",
+	}, []string{"kind", "function", "outcome"})
+	reg.MustRegister(durations, m.lag, m.jobs, &jobQueueCollector{e: e})
+
+	gauge := func(name, help string, f func() int64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metricsNamespace, Name: name, Help: help},
+			func() float64 { return float64(f()) })
+	}
+	counter := func(name, help string, f func() int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metricsNamespace, Name: name, Help: help},
+			func() float64 { return float64(f()) })
+	}
+	rs := e.reactor.Stats
+	reg.MustRegister(
+		gauge("sockets", "Open sync WebSockets.", e.sessions.Sessions),
+		gauge("subscriptions", "Live query subscriptions over all sockets.", func() int64 { return rs().Subscriptions }),
+		counter("transitions_total", "Transitions sent to sockets.", func() int64 { return rs().Transitions }),
+		counter("sent_bytes_total", "Bytes of frames written to sync sockets.", e.sessions.BytesSent),
+		counter("batches_total", "Reactor batches run.", func() int64 { return rs().Batches }),
+		counter("query_executions_total", "Query runs in batches, after identical subscriptions were merged.", func() int64 { return rs().Executions }),
+		counter("reruns_total", "Subscriptions re-run after their first result.", func() int64 { return rs().Reruns }),
+		counter("reruns_changed_total", "Re-runs whose result changed; precision is this over ripple_reruns_total.", func() int64 { return rs().ChangedReruns }),
+		counter("changes_skipped_total", "Committed changes that matched no live subscription.", func() int64 { return rs().SkippedChanges }),
+		counter("mutation_retries_total", "Mutation attempts retried after a serialization failure or deadlock.", e.metrics.mutationRetries.Load),
+		counter("mutation_giveups_total", "Mutations that failed after their last retry.", e.metrics.mutationGiveUps.Load),
+		counter("listener_gaps_total", "Times the change listener lost its connection (every subscription re-runs).", e.listener.Gaps),
+	)
+	return m
+}
+
+// observe records one run of fn that started at start.
+func (m *metricSet) observe(fn *function, start time.Time) {
+	if o := m.durations[fn]; o != nil {
+		o.Observe(time.Since(start).Seconds())
+	}
+}
+
+// observeHTTP records one request of the HTTP action with the pattern.
+func (m *metricSet) observeHTTP(pattern string, start time.Time) {
+	if o := m.httpDurations[pattern]; o != nil {
+		o.Observe(time.Since(start).Seconds())
+	}
+}
+
+// MetricsRegistry is the engine's Prometheus registry: an application may register its own
+// collectors on it, to be served with the engine's.
+func (e *Engine) MetricsRegistry() *prometheus.Registry { return e.prom.registry }
+
+// MetricsHandler serves the engine's metrics without asking for credentials, for a listener on
+// a private network (`ripple serve --metrics-addr`). Handler serves the same behind the admin
+// key at GET /metrics.
+func (e *Engine) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(e.prom.registry, promhttp.HandlerOpts{ErrorLog: slogPrinter{e}, Timeout: 10 * time.Second})
+}
+
+// slogPrinter hands promhttp's errors to the engine's logger.
+type slogPrinter struct{ e *Engine }
+
+func (p slogPrinter) Println(v ...any) { p.e.logger.Warn("serving metrics", "error", v) }
+
+// jobQueueCollector reports River's jobs by state and kind when scraped: one grouped count over
+// the states that are not final.
+type jobQueueCollector struct{ e *Engine }
+
+var jobQueueDesc = prometheus.NewDesc(metricsNamespace+"_jobs",
+	"River jobs not yet finished, by state (available, scheduled, retryable, running, pending) and kind.",
+	[]string{"state", "kind"}, nil)
+
+func (c *jobQueueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- jobQueueDesc }
+
+func (c *jobQueueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rows, err := c.e.pool.Query(ctx, `SELECT state::text, kind, count(*) FROM river_job
+		WHERE state IN ('available', 'scheduled', 'retryable', 'running', 'pending') GROUP BY 1, 2`)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(jobQueueDesc, err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var state, kind string
+		var n int64
+		if err := rows.Scan(&state, &kind, &n); err != nil {
+			ch <- prometheus.NewInvalidMetric(jobQueueDesc, err)
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(jobQueueDesc, prometheus.GaugeValue, float64(n), state, kind)
+	}
+	if err := rows.Err(); err != nil {
+		ch <- prometheus.NewInvalidMetric(jobQueueDesc, err)
+	}
+}
+
+// countJobOutcomes counts the jobs this process finishes, from River's event stream, until ctx
+// ends. River drops events when the channel is full; the counts are then a little low.
+func (e *Engine) countJobOutcomes(ctx context.Context) {
+	events, cancel := e.river.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed,
+		river.EventKindJobCancelled, river.EventKindJobSnoozed, river.EventKindJobInterrupted)
+	e.reactorWG.Add(1)
+	go func() {
+		defer e.reactorWG.Done()
+		defer cancel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-events:
+				if !ok {
+					return
+				}
+				if ev.Job != nil {
+					e.prom.jobs.WithLabelValues(ev.Job.Kind, e.jobFunction(ev.Job.Kind, ev.Job.EncodedArgs), jobOutcome(ev)).Inc()
+				}
+			}
+		}
+	}()
+}
+
+// jobFunction is the registered function a ripple.function job runs ("" for other kinds, and
+// "unregistered" for a path this process does not know, so old jobs cannot grow the labels).
+func (e *Engine) jobFunction(kind string, encodedArgs []byte) string {
+	if kind != (functionJobArgs{}).Kind() {
+		return ""
+	}
+	var args functionJobArgs
+	if json.Unmarshal(encodedArgs, &args) != nil || e.registry.lookup(args.Path) == nil {
+		return "unregistered"
+	}
+	return args.Path
+}
+
+func jobOutcome(ev *river.Event) string {
+	switch ev.Kind {
+	case river.EventKindJobCompleted:
+		return "completed"
+	case river.EventKindJobCancelled:
+		return "cancelled"
+	case river.EventKindJobSnoozed:
+		return "snoozed"
+	case river.EventKindJobInterrupted:
+		return "interrupted"
+	}
+	if ev.Job.State == "discarded" {
+		return "discarded"
+	}
+	return "failed"
+}
