@@ -459,7 +459,7 @@ test("search: words and meaning ranked together, matches highlighted, a hit jump
     expect(await ann.getByTestId("search-hit").count()).toBe(1);
     await expect(hit.locator("mark").allInnerTexts()).resolves.toEqual(["biology", "trip"]);
     expect(new URL(ann.url()).searchParams.get("q")).toBe("biology trip");
-    await shot(ann, "desktop-search");
+    await shot(ann, "desktop-search-results");
 
     // A click loads history back to the message, shows it and marks it.
     await hit.click();
