@@ -422,24 +422,32 @@ func (e *env) protocolErrors() int64 {
 	return n
 }
 
-// waitJobs waits until the server's scheduled jobs (message embeddings) are all finished, so
-// the CPU they cost lands in the phase that caused them.
-func (e *env) waitJobs(ctx context.Context) {
+// waitJobs waits until the server's background work is done: the embedding sweep has taken
+// every queued message (the chat's sends queue one each), so the CPU it costs lands in the
+// phase that caused it. It returns how many messages were queued when it started and how long
+// they took to drain (zero when nothing was queued, or it could not tell).
+func (e *env) waitJobs(ctx context.Context) (backlog int64, drained time.Duration) {
 	if e.srv.AppName == "" || e.cfg.JobsTimeout < 0 || e.meter.conn == nil {
-		return
+		return 0, 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.JobsTimeout)
 	defer cancel()
-	q := "SELECT count(*) FROM " + pgx.Identifier{e.srv.AppName, "river_job"}.Sanitize() +
-		" WHERE state IN ('available', 'running', 'scheduled', 'retryable', 'pending')"
-	for {
+	q := "SELECT count(*) FROM " + pgx.Identifier{e.srv.AppName, "message_embedding_queue"}.Sanitize()
+	start := time.Now()
+	for first := true; ; first = false {
 		var n int64
-		if err := e.meter.conn.QueryRow(ctx, q).Scan(&n); err != nil || n == 0 {
-			return
+		if err := e.meter.conn.QueryRow(ctx, q).Scan(&n); err != nil {
+			return 0, 0
+		}
+		if first {
+			backlog = n
+		}
+		if n == 0 {
+			return backlog, time.Since(start)
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return 0, 0
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

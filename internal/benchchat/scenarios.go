@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/ripplehq/ripple/internal/progress"
@@ -77,7 +78,7 @@ func (p *phase) end(ctx context.Context) Result {
 		time.Sleep(10 * time.Millisecond)
 	}
 	wall := time.Since(p.start)
-	e.waitJobs(ctx)
+	backlog, drained := e.waitJobs(ctx)
 	s1 := e.meter.sample(ctx)
 	e.tracker.Store(nil)
 	r := p.r
@@ -90,6 +91,16 @@ func (p *phase) end(ctx context.Context) Result {
 		r.RSSPerClientBytes = fptr(float64(r.ServerRSSBytes) / float64(r.Clients))
 	}
 	r.ProtocolErrors = e.protocolErrors() - p.errs0
+	if backlog > 0 && drained > 0 {
+		// Embedding is background work: it may fall behind during a burst, and this is how far
+		// and how fast it caught up afterwards.
+		if r.Extra == nil {
+			r.Extra = map[string]any{}
+		}
+		r.Extra["embeddingBacklog"] = backlog
+		r.Extra["embeddingDrainSec"] = round3(drained.Seconds())
+		r.Extra["embeddingsPerSec"] = round3(float64(backlog) / drained.Seconds())
+	}
 	if r.Delivered < r.Expected {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d of %d deliveries missing after the %s drain", r.Expected-r.Delivered, r.Expected, e.cfg.DrainTimeout))
 	}
@@ -242,3 +253,6 @@ func (e *env) latency(ctx context.Context) ([]Result, error) {
 	results = append(results, r)
 	return results, ctx.Err()
 }
+
+// round3 keeps three decimals, for figures printed and written as JSON.
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
