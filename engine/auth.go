@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"net/http"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ripplehq/ripple/engine/internal/auth"
@@ -28,3 +30,15 @@ func ParseKeyEncryptionKey(s string) ([]byte, error) { return auth.ParseKeyEncry
 // KeyEncryptionKeyEnv names the environment variable holding the key that encrypts signing
 // keys at rest.
 const KeyEncryptionKeyEnv = auth.KeyEncryptionKeyEnv
+
+// ClientAddressBehind returns a Config.ClientAddress (and AuthConfig.ClientAddress) for a server
+// behind reverse proxies: trusted lists their addresses and CIDR prefixes, comma-separated. A
+// request from one of them is keyed on the right-most X-Forwarded-For entry that is not a trusted
+// proxy; a request from anywhere else on its TCP peer, so no client can choose its own address.
+func ClientAddressBehind(trusted string) (func(*http.Request) string, error) {
+	prefixes, err := auth.ParseTrusted(trusted)
+	if err != nil {
+		return nil, err
+	}
+	return auth.ForwardedFor(prefixes), nil
+}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"time"
 
 	"github.com/ripplehq/ripple/engine/internal/caller"
@@ -87,6 +88,9 @@ func (b backend) Sync(ctx context.Context) (uint64, error) { return b.e.reactor.
 // readyProbeTimeout bounds how long /readyz waits for its probe to come back through the change
 // listener.
 const readyProbeTimeout = time.Second
+
+// ClientAddress is Config.ClientAddress.
+func (b backend) ClientAddress(r *http.Request) string { return b.e.config.ClientAddress(r) }
 
 // Ready reports whether the database answers and the change listener delivers: a probe NOTIFY
 // sent through the pool must come back on the listener, since a half-open connection still

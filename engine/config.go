@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"runtime"
 	"time"
+
+	"github.com/ripplehq/ripple/engine/internal/auth"
 )
 
 // Config configures an Engine. The zero value plus WithDefaults is a working configuration.
@@ -47,6 +50,10 @@ type Config struct {
 	// sync sockets: host patterns as path.Match takes them ("app.example.org",
 	// "*.school.example"). Requests without an Origin header (not from a browser) are accepted.
 	AllowedOrigins []string
+	// ClientAddress is the address an anonymous HTTP caller is rate limited under. Default: the
+	// TCP peer's host (IPv6 grouped by /64); behind reverse proxies, ClientAddressBehind reads
+	// the address they forward.
+	ClientAddress func(r *http.Request) string
 	// MaxQueriesPerSocket bounds the queries one socket may subscribe to at once; a
 	// ModifyQuerySet that passes it is a protocol error. Default 1,000.
 	MaxQueriesPerSocket int
@@ -134,6 +141,9 @@ func (c *Config) WithDefaults() *Config {
 		out.MutationsPerSecond = 30
 	}
 	setDefault(&out.MutationBurst, 100)
+	if out.ClientAddress == nil {
+		out.ClientAddress = auth.RemoteAddrHost
+	}
 	setDefault(&out.QueryWorkers, min(runtime.NumCPU(), 4))
 	setDefault(&out.PingInterval, 15*time.Second)
 	setDefault(&out.WriteTimeout, 10*time.Second)

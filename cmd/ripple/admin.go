@@ -28,7 +28,7 @@ func adminKeyFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []stri
 		if _, err := migrate(ctx, pool, *schemaName, debugOnly(logger)); err != nil {
 			return err
 		}
-		svc, err := newAuthService(ctx, e, pool, debugOnly(logger))
+		svc, err := newAuthService(ctx, e, pool, debugOnly(logger), nil)
 		if err != nil {
 			return err
 		}

@@ -29,6 +29,9 @@ const (
 	// envDevKeys=1 lets serve keep signing keys under the public development key on a
 	// non-loopback address.
 	envDevKeys = "RIPPLE_DEV_KEYS"
+	// envTrustedProxies lists, comma-separated, the reverse proxies (addresses or CIDR prefixes)
+	// whose X-Forwarded-For gives the client's address for rate limits.
+	envTrustedProxies = "RIPPLE_TRUSTED_PROXIES"
 )
 
 const defaultAddr = "127.0.0.1:3210"

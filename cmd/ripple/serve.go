@@ -100,7 +100,11 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 		}
 	}
 
-	authService, err := newAuthService(ctx, e, pool, logger)
+	clientAddress, err := clientAddressFromEnv(e)
+	if err != nil {
+		return err
+	}
+	authService, err := newAuthService(ctx, e, pool, logger, clientAddress)
 	if err != nil {
 		return err
 	}
@@ -115,7 +119,7 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 		return err
 	}
 	eng, err := engine.New(pool, reg, &engine.Config{Schema: opts.schema, Logger: logger, Auth: authService.Authenticator(),
-		AllowedOrigins: splitList(e.getenv(envAllowedOrigins)),
+		AllowedOrigins: splitList(e.getenv(envAllowedOrigins)), ClientAddress: clientAddress,
 		// Spent refresh tokens, retired keys and old rate-limit windows.
 		Housekeeping: []func(context.Context) error{authService.Prune}})
 	if err != nil {
@@ -264,10 +268,24 @@ func registerFunctions(reg *engine.Registry, deps *functions.Deps) (err error) {
 	return nil
 }
 
+// clientAddressFromEnv is how callers' addresses are read for rate limits: the TCP peer, or,
+// with RIPPLE_TRUSTED_PROXIES, the address those proxies forward (nil: the default).
+func clientAddressFromEnv(e *env) (func(*http.Request) string, error) {
+	v := strings.TrimSpace(e.getenv(envTrustedProxies))
+	if v == "" {
+		return nil, nil
+	}
+	f, err := engine.ClientAddressBehind(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", envTrustedProxies, err)
+	}
+	return f, nil
+}
+
 // newAuthService starts the accounts service with the key-encryption key from the environment
 // (without one, signing keys are stored for development only, and the service says so).
-func newAuthService(ctx context.Context, e *env, pool *pgxpool.Pool, logger *slog.Logger) (*engine.AuthService, error) {
-	cfg := &engine.AuthConfig{Logger: logger}
+func newAuthService(ctx context.Context, e *env, pool *pgxpool.Pool, logger *slog.Logger, clientAddress func(*http.Request) string) (*engine.AuthService, error) {
+	cfg := &engine.AuthConfig{Logger: logger, ClientAddress: clientAddress}
 	if v := strings.TrimSpace(e.getenv(engine.KeyEncryptionKeyEnv)); v != "" {
 		key, err := engine.ParseKeyEncryptionKey(v)
 		if err != nil {

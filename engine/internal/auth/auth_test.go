@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -751,4 +752,36 @@ func TestSignUpRefusesLookAlikes(t *testing.T) {
 		r := h.post("/api/auth/signup", map[string]string{"email": "x" + strconv.Itoa(len(name)) + "@example.com", "password": pw, "name": name})
 		requireAPIError(t, r, http.StatusBadRequest, "INVALID_ARGUMENT")
 	}
+}
+
+func TestForwardedForTrustsOnlyItsProxies(t *testing.T) {
+	t.Parallel()
+	trusted, err := ParseTrusted("10.0.0.0/8, 127.0.0.1, ::1")
+	require.NoError(t, err)
+	addr := ForwardedFor(trusted)
+	req := func(peer string, xff ...string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/api/auth/signin", nil)
+		r.RemoteAddr = peer
+		for _, v := range xff {
+			r.Header.Add("X-Forwarded-For", v)
+		}
+		return r
+	}
+	for _, tt := range []struct {
+		name string
+		r    *http.Request
+		want string
+	}{
+		{"a direct client is its peer, whatever it claims", req("203.0.113.9:5000", "198.51.100.1"), "203.0.113.9"},
+		{"through the proxy", req("127.0.0.1:4000", "198.51.100.7"), "198.51.100.7"},
+		{"the right-most untrusted hop; the client's own claims left of it are ignored", req("127.0.0.1:4000", "6.6.6.6, 198.51.100.7, 10.1.2.3"), "198.51.100.7"},
+		{"hops in several headers", req("[::1]:4000", "6.6.6.6", "198.51.100.7"), "198.51.100.7"},
+		{"IPv6 clients by /64", req("127.0.0.1:4000", "2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64"},
+		{"a malformed hop ends the walk", req("127.0.0.1:4000", "6.6.6.6, nonsense, 10.1.2.3"), "10.1.2.3"},
+		{"no header: the proxy itself", req("127.0.0.1:4000"), "127.0.0.1"},
+	} {
+		require.Equal(t, tt.want, addr(tt.r), tt.name)
+	}
+	_, err = ParseTrusted("10.0.0.0/8, not-an-address")
+	require.Error(t, err)
 }

@@ -3,9 +3,11 @@ package auth
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/ripplehq/ripple/engine/internal/dbsqlc"
@@ -79,19 +81,75 @@ func (s *Service) rateReserve(ctx context.Context, l limit, subject string) (rel
 	return release, nil
 }
 
-// RemoteAddrHost is the default Config.ClientAddress: the host of r.RemoteAddr, with IPv6
-// addresses reduced to their /64 (one client usually owns a whole /64). Proxy headers such as
-// X-Forwarded-For are deliberately ignored: behind a trusted reverse proxy, configure
-// Config.ClientAddress to read the header that proxy sets.
-func RemoteAddrHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+// ForwardedFor is a Config.ClientAddress for a server behind reverse proxies it trusts: when the
+// TCP peer is one of trusted, the client is the right-most X-Forwarded-For entry that is not (each
+// trusted proxy appends the address it saw, so entries left of the first untrusted one are the
+// client's own claims and are ignored). A request from any other peer is keyed on that peer, so a
+// client reaching the server directly cannot choose its address. Addresses are reduced as
+// RemoteAddrHost reduces them.
+func ForwardedFor(trusted []netip.Prefix) func(r *http.Request) string {
+	isTrusted := func(a netip.Addr) bool {
+		for _, p := range trusted {
+			if p.Contains(a.Unmap()) {
+				return true
+			}
+		}
+		return false
 	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
+	return func(r *http.Request) string {
+		peer, ok := peerAddr(r.RemoteAddr)
+		if !ok || !isTrusted(peer) {
+			return RemoteAddrHost(r)
+		}
+		client := peer
+		hops := r.Header.Values("X-Forwarded-For")
+		entries := strings.Split(strings.Join(hops, ","), ",")
+		for i := len(entries) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(entries[i]))
+			if err != nil {
+				break // a malformed hop: trust nothing further left
+			}
+			client = a
+			if !isTrusted(a) {
+				break
+			}
+		}
+		return reduce(client)
 	}
+}
+
+// ParseTrusted reads a comma-separated list of addresses and CIDR prefixes.
+func ParseTrusted(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range strings.Split(list, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(item); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR prefix", item)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+func peerAddr(remote string) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	a, err := netip.ParseAddr(host)
+	return a.Unmap(), err == nil
+}
+
+// reduce is the key an address is limited under: IPv6 addresses grouped by /64.
+func reduce(addr netip.Addr) string {
 	addr = addr.Unmap()
 	if addr.Is6() {
 		if p, err := addr.Prefix(64); err == nil {
@@ -99,4 +157,20 @@ func RemoteAddrHost(r *http.Request) string {
 		}
 	}
 	return addr.String()
+}
+
+// RemoteAddrHost is the default Config.ClientAddress: the host of r.RemoteAddr, with IPv6
+// addresses reduced to their /64 (one client usually owns a whole /64). Proxy headers such as
+// X-Forwarded-For are deliberately ignored: behind a trusted reverse proxy, configure
+// Config.ClientAddress to read the header that proxy sets.
+func RemoteAddrHost(r *http.Request) string {
+	addr, ok := peerAddr(r.RemoteAddr)
+	if !ok {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			return r.RemoteAddr
+		}
+		return host
+	}
+	return reduce(addr)
 }

@@ -73,7 +73,7 @@ func ActionRoutes(mux *http.ServeMux, b Backend, cfg ActionsConfig, routes []Act
 				return
 			}
 			r.Body = http.MaxBytesReader(w, r.Body, limit)
-			serve(w, r, identity, remoteHost(r))
+			serve(w, r, identity, a.b.ClientAddress(r))
 		})
 	}
 	mux.Handle(cfg.Prefix, cfg.CORS.handler(inner))

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -29,6 +28,8 @@ type Backend interface {
 	Sync(ctx context.Context) (uint64, error)
 	// Ready reports the engine's health for /readyz.
 	Ready(ctx context.Context) (status map[string]any, ok bool)
+	// ClientAddress is the address an anonymous HTTP caller is rate limited under.
+	ClientAddress(r *http.Request) string
 }
 
 // statusFunctionError is the HTTP status Convex's HTTP client expects for a function's error.
@@ -80,7 +81,7 @@ func (a *api) call(kind string) http.HandlerFunc {
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"code": "Unauthenticated", "message": err.Error()})
 			return
 		}
-		res := a.b.Call(r.Context(), kind, req.Path, req.Args, identity, remoteHost(r))
+		res := a.b.Call(r.Context(), kind, req.Path, req.Args, identity, a.b.ClientAddress(r))
 		if res.Err != nil {
 			writeCallError(w, statusFunctionError, &res)
 			return
@@ -148,13 +149,4 @@ func nonNil(lines []string) []string {
 
 func writeCallError(w http.ResponseWriter, code int, res *wire.Result) {
 	writeJSON(w, code, map[string]any{"status": "error", "errorMessage": res.ErrorMessage, "errorData": res.ErrorData, "logLines": nonNil(res.LogLines)})
-}
-
-// remoteHost is an HTTP caller's address without its port.
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
