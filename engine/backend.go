@@ -3,10 +3,12 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/ripplehq/ripple/engine/internal/caller"
+	"github.com/ripplehq/ripple/engine/internal/changefeed"
 	"github.com/ripplehq/ripple/engine/internal/reactor"
 	"github.com/ripplehq/ripple/engine/internal/readset"
 	"github.com/ripplehq/ripple/engine/internal/wire"
@@ -98,6 +100,10 @@ func (b backend) ClientAddress(r *http.Request) string { return b.e.config.Clien
 // come back replaces it), so the server heals instead of waiting for the next batch to notice.
 func (b backend) Ready(ctx context.Context) (map[string]any, bool) {
 	e := b.e
+	// Bounded: with every pooled connection busy, a ping would wait for one indefinitely.
+	caller := ctx
+	ctx, cancel := context.WithTimeout(ctx, 2*readyProbeTimeout)
+	defer cancel()
 	status := map[string]any{"database": "ok", "listener": "ok", "listenerGaps": e.listener.Gaps()}
 	ok := true
 	if err := e.pool.Ping(ctx); err != nil {
@@ -109,13 +115,19 @@ func (b backend) Ready(ctx context.Context) (map[string]any, bool) {
 		status["listener"] = "disconnected"
 		ok = false
 	case status["database"] == "ok":
-		pctx, cancel := context.WithTimeout(ctx, readyProbeTimeout)
-		defer cancel()
+		pctx, cancelProbe := context.WithTimeout(ctx, readyProbeTimeout)
+		defer cancelProbe()
 		err := e.listener.Probe(pctx, func(ctx context.Context, channel, payload string) error {
 			_, err := e.pool.Exec(ctx, "SELECT pg_notify($1, $2)", channel, payload)
 			return err
 		})
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case err == nil, caller.Err() != nil: // fine, or the caller hung up: nothing learned
+		case errors.Is(err, changefeed.ErrProbeNotSent):
+			// The pool or the database is the trouble, not the listener: keep it.
+			status["database"] = "busy"
+			ok = false
+		default:
 			e.logger.Warn("the change listener did not deliver a probe; reconnecting it", "error", err)
 			e.listener.Reconnect()
 			status["listener"] = "unresponsive"

@@ -3,6 +3,8 @@ package changefeed
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -83,6 +85,10 @@ type Listener struct {
 	probeID atomic.Uint64
 }
 
+// ErrProbeNotSent wraps a Probe's failure to send its notification (the pool busy, the database
+// down): it says nothing about the listener.
+var ErrProbeNotSent = errors.New("the probe notification could not be sent")
+
 // Probe checks that the connection delivers: notify (run on another connection) sends a
 // notification to the listener's channel, and Probe waits for it until ctx ends. A half-open
 // connection looks connected, and only a round trip shows that it no longer is.
@@ -92,7 +98,7 @@ func (l *Listener) Probe(ctx context.Context, notify func(ctx context.Context, c
 	l.probes.Store(payload, arrived)
 	defer l.probes.Delete(payload)
 	if err := notify(ctx, Channel(l.cfg.Schema), payload); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrProbeNotSent, err)
 	}
 	select {
 	case <-arrived:

@@ -1,6 +1,8 @@
 package changefeed
 
 import (
+	"context"
+	"errors"
 	"reflect"
 	"testing"
 )
@@ -55,5 +57,23 @@ func TestSnapshotSees(t *testing.T) {
 		if _, ok := ParseSnapshot(bad); ok {
 			t.Errorf("ParseSnapshot(%q) accepted", bad)
 		}
+	}
+}
+
+// A probe whose notification could not be sent says so: that is the pool's or the database's
+// trouble, and must not be taken for a listener that stopped delivering.
+func TestProbeNotSentIsNotTheListeners(t *testing.T) {
+	t.Parallel()
+	l := New(Config{Schema: "public"})
+	sendErr := errors.New("pool exhausted")
+	err := l.Probe(context.Background(), func(context.Context, string, string) error { return sendErr })
+	if !errors.Is(err, ErrProbeNotSent) || !errors.Is(err, sendErr) {
+		t.Fatalf("got %v, want ErrProbeNotSent wrapping the send's error", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = l.Probe(ctx, func(context.Context, string, string) error { return nil }) // sent, never heard
+	if err == nil || errors.Is(err, ErrProbeNotSent) {
+		t.Fatalf("a probe sent but not heard: got %v", err)
 	}
 }
