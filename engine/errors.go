@@ -6,11 +6,9 @@ import (
 	"io"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/ripplehq/ripple/engine/internal/ratelimit"
 	"github.com/ripplehq/ripple/engine/internal/wire"
 )
 
@@ -100,43 +98,4 @@ func isUnavailable(err error) bool {
 		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
 	}
 	return false
-}
-
-// limitMutation is the rate limit for a mutation sent by a client; nil when it may run.
-// anonymous names an anonymous caller (its socket's session or its address).
-func (e *Engine) limitMutation(identity Identity, anonymous string) error {
-	return limitCaller(e.mutationLimit, identity, anonymous)
-}
-
-// limitClientCall applies the limits on a client's call of fn: Config's on mutations and the
-// function's own (FunctionOpts.RateLimit).
-func (e *Engine) limitClientCall(fn *function, identity Identity, anonymous string) error {
-	if fn.kind == KindMutation {
-		if err := e.limitMutation(identity, anonymous); err != nil {
-			return err
-		}
-	}
-	return limitCaller(fn.limit, identity, anonymous)
-}
-
-// limitCaller takes a token for the caller from l (nil: no limit); admins are not limited.
-func limitCaller(l *ratelimit.Limiter, identity Identity, anonymous string) error {
-	if identity.Admin {
-		return nil
-	}
-	caller := identity.Key()
-	if identity.UserID == "" {
-		caller = "anonymous:" + anonymous
-	}
-	if ok, wait := l.Allow(caller, time.Now()); !ok {
-		return newRateLimited(wait)
-	}
-	return nil
-}
-
-func newRateLimited(wait time.Duration) *Error {
-	wait = max(wait, time.Millisecond)
-	err := NewError(CodeRateLimited, "too many changes at once; try again in %s", wait.Round(time.Millisecond))
-	err.Data = map[string]any{"retryAfterMs": wait.Milliseconds()}
-	return err
 }

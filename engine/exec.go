@@ -93,9 +93,8 @@ func (e *Engine) finish(base *baseCtx, fn *function, value any, err error) wire.
 		}
 	}
 	res := e.failed(fn.path, base.requestID, err)
-	res.Value = buf
-	if err != nil {
-		res.Value = nil
+	if err == nil {
+		res.Value = buf
 	}
 	res.LogLines = base.logs.snapshot()
 	return res

@@ -228,7 +228,7 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 	engine.AddQuery(reg, "test:pause", func(ctx *engine.QueryCtx, args struct {
 		N int `json:"n"`
 	}) (int, error) {
-		_, err := ctx.DB().Exec(ctx, "SELECT pg_sleep(0.002)")
+		_, err := ctx.DB().Exec(ctx, "SELECT pg_sleep(0.005)")
 		return args.N, err
 	}, nil)
 	engine.AddQuery(reg, "slow:sleep", func(ctx *engine.QueryCtx, _ struct{}) (bool, error) {

@@ -326,7 +326,8 @@ func TestSubscriptionFloodDoesNotHoldUpOthers(t *testing.T) {
 	const n = 1000 // Config.MaxQueriesPerSocket's default
 	mods := make([]any, n)
 	for i := range mods {
-		// Distinct arguments, so no two run as one group; each takes a couple of milliseconds.
+		// Distinct arguments, so no two run as one group; each takes 5 ms, so the flood takes
+		// seconds (about 16 batches) while the other client's write takes a few milliseconds.
 		mods[i] = map[string]any{"type": "Add", "queryId": i, "udfPath": "test:pause", "args": []any{map[string]any{"n": i}}}
 	}
 	flood.send(map[string]any{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": mods})

@@ -186,10 +186,21 @@ type mutationAck struct {
 
 func openChatSocket(t *testing.T, base string, u *chatUser, sessionID string) *chatSocket {
 	t.Helper()
+	s, err := dialChat(base, u, sessionID)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.conn.Close(websocket.StatusNormalClosure, "") })
+	return s
+}
+
+// dialChat opens a sync socket for u, authenticated, under sessionID. It fails rather than
+// failing the test, so goroutines can use it; the caller closes the socket.
+func dialChat(base string, u *chatUser, sessionID string) (*chatSocket, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/api/1.48.0/sync", nil)
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
 	conn.SetReadLimit(16 << 20)
 	s := &chatSocket{conn: conn, acks: make(chan mutationAck, 1024)}
 	go func() {
@@ -213,22 +224,21 @@ func openChatSocket(t *testing.T, base string, u *chatUser, sessionID string) *c
 			}
 		}
 	}()
-	t.Cleanup(func() { conn.Close(websocket.StatusNormalClosure, "") })
-	s.write(t, map[string]any{"type": "Connect", "sessionId": sessionID, "connectionCount": 0, "lastCloseReason": nil})
-	s.write(t, map[string]any{"type": "Authenticate", "tokenType": "User", "value": u.token, "baseVersion": 0})
-	return s
+	s.write(map[string]any{"type": "Connect", "sessionId": sessionID, "connectionCount": 0, "lastCloseReason": nil})
+	s.write(map[string]any{"type": "Authenticate", "tokenType": "User", "value": u.token, "baseVersion": 0})
+	return s, nil
 }
 
-func (s *chatSocket) write(t *testing.T, m any) {
-	buf, err := json.Marshal(m)
-	require.NoError(t, err)
+// write sends one message; a dead server shows as missing acknowledgements, not as an error.
+func (s *chatSocket) write(m any) {
+	buf, _ := json.Marshal(m) // maps of strings and numbers: cannot fail
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = s.conn.Write(ctx, websocket.MessageText, buf) // a dead server shows as missing acks
+	_ = s.conn.Write(ctx, websocket.MessageText, buf)
 }
 
-func (s *chatSocket) send(t *testing.T, requestID int64, conv, body string) {
-	s.write(t, map[string]any{"type": "Mutation", "requestId": requestID, "udfPath": "messages:send",
+func (s *chatSocket) send(requestID int64, conv, body string) {
+	s.write(map[string]any{"type": "Mutation", "requestId": requestID, "udfPath": "messages:send",
 		"args": []any{map[string]string{"conversationId": conv, "body": body}}})
 }
 
@@ -251,9 +261,9 @@ func newSender(u *chatUser, name string, n int) *sender {
 // sendAll sends every message on sock (all of them again after a reconnect: a resent mutation
 // must not commit twice) and collects acknowledgements until stop says so or the socket ends.
 // It runs on goroutines of its own, so it returns its failure instead of failing the test.
-func (s *sender) sendAll(t *testing.T, sock *chatSocket, stop func(acked int) bool) error {
+func (s *sender) sendAll(sock *chatSocket, stop func(acked int) bool) error {
 	for id := int64(1); id <= int64(len(s.bodies)); id++ {
-		sock.send(t, id, s.user.conv, s.bodies[id])
+		sock.send(id, s.user.conv, s.bodies[id])
 	}
 	timeout := time.After(2 * time.Minute)
 	for !stop(len(s.acked)) {
@@ -283,7 +293,7 @@ func sendAllEach(t *testing.T, base string, senders []*sender, stop func(s *send
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.sendAll(t, sock, func(n int) bool { return stop(s, n) })
+			errs[i] = s.sendAll(sock, func(n int) bool { return stop(s, n) })
 		}()
 	}
 	wg.Wait()
@@ -535,9 +545,14 @@ func TestFaultPostgresRestart(t *testing.T) {
 		// One message at a time, each retried under its own request id until it succeeds: a
 		// retry of one that did commit gets the logged outcome, not a second message.
 		sessionID := "fault-pg-" + randomTag()
-		sock := openChatSocket(t, srv.base(), ada, sessionID)
 		n := 0
 		defer func() { sent <- n }()
+		sock, err := dialChat(srv.base(), ada, sessionID)
+		if err != nil {
+			acked <- outcome{} // reported below
+			return
+		}
+		defer func() { sock.conn.Close(websocket.StatusNormalClosure, "") }()
 		for id := int64(1); ; id++ {
 			select {
 			case <-stop:
@@ -547,11 +562,14 @@ func TestFaultPostgresRestart(t *testing.T) {
 			body := fmt.Sprintf("pg message %d", id)
 			n++
 			for done := false; !done; {
-				sock.send(t, id, ada.conv, body)
+				sock.send(id, ada.conv, body)
 				select {
 				case ack, ok := <-sock.acks:
 					if !ok { // the socket ended: reconnect and resend
-						sock = openChatSocket(t, srv.base(), ada, sessionID)
+						if sock, err = dialChat(srv.base(), ada, sessionID); err != nil {
+							acked <- outcome{}
+							return
+						}
 						continue
 					}
 					if ack.success {
@@ -576,7 +594,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 		for range n {
 			select {
 			case o := <-acked:
-				require.NotEmpty(t, o.body, "a send got no answer for a minute")
+				require.NotEmpty(t, o.body, "a send got no answer for a minute, or the socket could not be opened")
 				last = o.at
 			case <-time.After(2 * time.Minute): // liveness only
 				t.Fatal("no send acknowledged for 2 minutes")

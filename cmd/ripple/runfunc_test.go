@@ -2,10 +2,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -65,12 +63,8 @@ func newChatServer(t *testing.T) *chatServer {
 func signUpUser(t *testing.T, url, name string) string {
 	t.Helper()
 	email := strings.ToLower(name) + "@example.com"
-	body, _ := json.Marshal(map[string]string{"email": email, "password": "correct horse battery staple", "name": name})
-	res, err := http.Post(url+"/api/auth/signup", "application/json", bytes.NewReader(body))
-	require.NoError(t, err)
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	require.Equal(t, http.StatusOK, res.StatusCode, string(raw))
+	status, out := post(t, url+"/api/auth/signup", "", map[string]string{"email": email, "password": "correct horse battery staple", "name": name})
+	require.Equal(t, http.StatusOK, status, "%v", out)
 	return email
 }
 

@@ -47,8 +47,9 @@ type Config struct {
 	// DrainTimeout bounds the wait for outstanding deliveries after the last send of a phase.
 	// Default 15 s.
 	DrainTimeout time.Duration
-	// JobsTimeout bounds the wait, after a phase, for its scheduled jobs (embeddings) to finish,
-	// so their CPU is counted; 0 means 30 s, negative means do not wait.
+	// JobsTimeout bounds the wait, after a phase, for its background work (the embedding sweep
+	// emptying the queue) to finish, so its CPU is counted; 0 means 30 s, negative means do not
+	// wait.
 	JobsTimeout time.Duration
 
 	Latency    LatencyOpts
@@ -422,11 +423,11 @@ func (e *env) protocolErrors() int64 {
 	return n
 }
 
-// waitJobs waits until the server's background work is done: the embedding sweep has taken
+// waitBackground waits until the server's background work is done: the embedding sweep has taken
 // every queued message (the chat's sends queue one each), so the CPU it costs lands in the
 // phase that caused it. It returns how many messages were queued when it started and how long
 // they took to drain (zero when nothing was queued, or it could not tell).
-func (e *env) waitJobs(ctx context.Context) (backlog int64, drained time.Duration) {
+func (e *env) waitBackground(ctx context.Context) (backlog int64, drained time.Duration) {
 	if e.srv.AppName == "" || e.cfg.JobsTimeout < 0 || e.meter.conn == nil {
 		return 0, 0
 	}

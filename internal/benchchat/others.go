@@ -74,7 +74,7 @@ func (e *env) idle(ctx context.Context) ([]Result, error) {
 			}
 			connected = k
 		}
-		e.waitJobs(ctx)
+		e.waitBackground(ctx)
 		e.progress("idle: quiet window of %s with %d idle clients", o.Quiet, connected)
 		s0 := e.meter.sample(ctx)
 		// The lowest RSS of the quiet window: the Go runtime hands freed memory (sign-up hashing,
@@ -151,7 +151,7 @@ func (e *env) devices(ctx context.Context) ([]Result, error) {
 			}
 			connected = n
 		}
-		e.waitJobs(ctx)
+		e.waitBackground(ctx)
 		if o.StatsSettle > 0 {
 			time.Sleep(o.StatsSettle) // let the set-up's scans be published first
 		}

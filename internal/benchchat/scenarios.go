@@ -58,7 +58,7 @@ type phase struct {
 
 func (e *env) beginPhase(ctx context.Context, name string, t *tracker) *phase {
 	// Work left over from set-up (embeddings of seeded history, say) is not this phase's.
-	e.waitJobs(ctx)
+	e.waitBackground(ctx)
 	e.progress("%s: %s", e.scenario, name)
 	p := &phase{e: e, t: t, r: Result{Scenario: e.scenario, Name: name}}
 	e.tracker.Store(t)
@@ -78,7 +78,7 @@ func (p *phase) end(ctx context.Context) Result {
 		time.Sleep(10 * time.Millisecond)
 	}
 	wall := time.Since(p.start)
-	backlog, drained := e.waitJobs(ctx)
+	backlog, drained := e.waitBackground(ctx)
 	s1 := e.meter.sample(ctx)
 	e.tracker.Store(nil)
 	r := p.r
