@@ -19,15 +19,36 @@ import (
 // Engine's public API.
 type backend struct{ e *Engine }
 
-// RunQuery runs a subscription's query for the reactor.
+// RunQuery runs a subscription's query for the reactor: the whole of a plain query, or the
+// result of a shared one (its callers' access was checked by RunAccess; identity is empty).
 func (b backend) RunQuery(ctx context.Context, snap *reactor.Snapshot, q *reactor.Query, identity caller.Identity, journal string, isolate bool) reactor.Result {
 	fn := q.Fn.(*function)
-	if fn.internal && !identity.Admin {
-		// Only an admin subscribes to an internal query, and this admin signed out since:
-		// internal data stops here.
-		return reactor.Result{Result: b.e.failed(fn.path, "", errUnknownFunction(fn.path, KindQuery)), Reads: readset.New()}
+	if fn.access != nil {
+		return b.e.runQueryInTx(ctx, snap, fn, q.Args, caller.Identity{}, journal, isolate, partResult)
 	}
-	return b.e.runQueryInTx(ctx, snap, fn, q.Args, identity, journal, isolate)
+	if denied := b.internalDenied(fn, identity); denied != nil {
+		return *denied
+	}
+	return b.e.runQueryInTx(ctx, snap, fn, q.Args, identity, journal, isolate, partWhole)
+}
+
+// RunAccess runs a shared query's access check for one caller: a Result without error admits
+// the caller.
+func (b backend) RunAccess(ctx context.Context, snap *reactor.Snapshot, q *reactor.Query, identity caller.Identity, isolate bool) reactor.Result {
+	fn := q.Fn.(*function)
+	if denied := b.internalDenied(fn, identity); denied != nil {
+		return *denied
+	}
+	return b.e.runQueryInTx(ctx, snap, fn, q.Args, identity, "", isolate, partAccess)
+}
+
+// internalDenied stops an internal query for a caller who is no longer an admin: only an admin
+// subscribes to one, and this admin signed out since, so internal data stops here.
+func (b backend) internalDenied(fn *function, identity caller.Identity) *reactor.Result {
+	if !fn.internal || identity.Admin {
+		return nil
+	}
+	return &reactor.Result{Result: b.e.failed(fn.path, "", errUnknownFunction(fn.path, KindQuery)), Reads: readset.New()}
 }
 
 // Query resolves a query a client subscribes to; one that cannot run fails on every run.
@@ -41,6 +62,7 @@ func (b backend) Query(path string, args json.RawMessage, identity caller.Identi
 	if err != nil {
 		q.Fn = &function{path: path, kind: KindQuery, query: func(*QueryCtx, any) (any, error) { return nil, err }}
 	}
+	q.Shared = q.Fn.(*function).access != nil
 	return q
 }
 

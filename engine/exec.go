@@ -113,7 +113,17 @@ func (e *Engine) finish(base *baseCtx, fn *function, value any, err error) wire.
 // a connection whose context ends mid-statement): Postgres bounds each statement with
 // statement_timeout, and the tracking DB refuses to start a statement once the query's budget
 // is spent.
-func (e *Engine) runQueryInTx(ctx context.Context, snap *reactor.Snapshot, fn *function, args any, identity Identity, journal string, isolate bool) reactor.Result {
+// queryPart is what of a query runQueryInTx runs: the whole of a plain query, or the access
+// check or the result of a shared one (AddSharedQuery).
+type queryPart int
+
+const (
+	partWhole queryPart = iota
+	partAccess
+	partResult
+)
+
+func (e *Engine) runQueryInTx(ctx context.Context, snap *reactor.Snapshot, fn *function, args any, identity Identity, journal string, isolate bool, part queryPart) reactor.Result {
 	ctx = context.WithoutCancel(ctx)
 	defer e.prom.observe(fn, time.Now())
 	base := e.newBaseCtx(ctx, fn.path, identity)
@@ -136,7 +146,12 @@ func (e *Engine) runQueryInTx(ctx context.Context, snap *reactor.Snapshot, fn *f
 		}
 	}
 	qctx := &QueryCtx{baseCtx: base, journal: journal, db: db}
-	value, callErr := invoke(func() (any, error) { return fn.query(qctx, args) })
+	value, callErr := invoke(func() (any, error) {
+		if part == partAccess {
+			return nil, fn.access(qctx, args)
+		}
+		return fn.query(qctx, args)
+	})
 	if sp := db.Savepoint(); sp != nil {
 		// Read-only: a rollback only undoes settings (and a failed statement's abort).
 		if err := sp.Rollback(ctx); err != nil && callErr == nil {
@@ -160,7 +175,14 @@ func (e *Engine) runQuery(ctx context.Context, fn *function, args any, identity 
 		return e.failed(fn.path, "", fmt.Errorf("begin query: %w", err))
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	return e.runQueryInTx(ctx, &reactor.Snapshot{Tx: tx}, fn, args, identity, "", false).Result
+	snap := &reactor.Snapshot{Tx: tx}
+	if fn.access == nil {
+		return e.runQueryInTx(ctx, snap, fn, args, identity, "", false, partWhole).Result
+	}
+	if res := e.runQueryInTx(ctx, snap, fn, args, identity, "", false, partAccess).Result; res.Err != nil {
+		return res
+	}
+	return e.runQueryInTx(ctx, snap, fn, args, Identity{}, "", false, partResult).Result
 }
 
 // mutationKey deduplicates a client's mutation across reconnects.
@@ -217,28 +239,15 @@ func (e *Engine) runMutation(ctx context.Context, fn *function, args any, identi
 
 func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identity Identity, key *mutationKey) (wire.Result, bool) {
 	base := e.newBaseCtx(ctx, fn.path, identity)
-	q := dbsqlc.New()
-	if key != nil {
-		// Looked up outside the SERIALIZABLE transaction: a read of the log inside it took
-		// predicate locks on index pages that every concurrent mutation writes to, and under
-		// load mutations aborted each other over it. The insert below is unique, so a duplicate
-		// committing meanwhile fails this attempt, and the retry finds it here.
-		prior, err := q.MutationLogGet(ctx, e.pool, dbsqlc.MutationLogGetParams{SessionID: key.sessionID, RequestID: key.requestID})
-		if err == nil {
-			return wire.Result{RequestID: base.requestID, Value: prior.Result, LogLines: []string{}}, false
-		} else if !errors.Is(err, pgx.ErrNoRows) {
-			return wire.Result{Err: err, RequestID: base.requestID}, ctx.Err() == nil
-		}
-	}
-	tx, err := e.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	conn, err := e.pool.Acquire(ctx)
 	if err != nil {
-		// Nothing ran yet, so a dead pooled connection (Postgres restarted, say) is retried on
-		// a fresh one.
 		if ctx.Err() == nil {
 			return wire.Result{Err: err, RequestID: base.requestID}, true
 		}
 		return e.failed(fn.path, base.requestID, fmt.Errorf("begin mutation: %w", err)), false
 	}
+	defer conn.Release()
+	tx := newLazyTx(conn, pgx.TxOptions{IsoLevel: pgx.Serializable})
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 
 	mctx := &MutationCtx{baseCtx: base, tx: tx}
@@ -247,30 +256,98 @@ func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identi
 		if isRetryable(callErr) {
 			return wire.Result{RequestID: base.requestID}, true
 		}
+		if conn.Conn().IsClosed() && !isUserError(callErr) && ctx.Err() == nil {
+			// The connection died under the function (a dead pooled connection fails the first
+			// statement, which carries BEGIN: Postgres restarted, say). Nothing committed, so it
+			// runs again on a fresh one.
+			return wire.Result{Err: callErr, RequestID: base.requestID}, true
+		}
+		if key != nil {
+			// A resend of a mutation that committed may fail now (the world moved on): its
+			// outcome is the one the client is owed.
+			if prior, ok := e.priorOutcome(ctx, base, key); ok {
+				return prior, false
+			}
+		}
 		return e.finish(&base, fn, nil, callErr), false
 	}
 	res := e.finish(&base, fn, value, nil)
 	if res.Err != nil {
 		return res, false
 	}
+	var sqlErr, commitErr error
 	if key != nil {
-		err := q.MutationLogInsert(ctx, tx, dbsqlc.MutationLogInsertParams{
-			SessionID: key.sessionID, RequestID: key.requestID, Success: true, Result: res.Value,
+		// The log's insert rides with COMMIT. It is unique: a resend of a mutation that already
+		// committed fails here, rolls back what it did, and is answered from the log.
+		stmt := recordExec(func(db dbsqlc.DBTX) error {
+			return dbsqlc.New().MutationLogInsert(ctx, db, dbsqlc.MutationLogInsertParams{
+				SessionID: key.sessionID, RequestID: key.requestID, Success: true, Result: res.Value,
+			})
 		})
-		if err != nil {
-			if isRetryable(err) || isUniqueViolation(err) {
-				return wire.Result{Err: err, RequestID: base.requestID}, true
-			}
-			return e.failed(fn.path, base.requestID, err), false
-		}
+		sqlErr, commitErr = tx.commitWith(ctx, stmt.sql, stmt.args...)
+	} else {
+		commitErr = tx.Commit(ctx)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		if isRetryable(err) {
-			return wire.Result{RequestID: base.requestID}, true
+	switch {
+	case sqlErr != nil && isUniqueViolation(sqlErr):
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		if prior, ok := e.priorOutcome(ctx, base, key); ok {
+			return prior, false
 		}
-		return e.failed(fn.path, base.requestID, fmt.Errorf("commit mutation: %w", err)), false
+		return wire.Result{Err: sqlErr, RequestID: base.requestID}, true
+	case sqlErr != nil && isRetryable(sqlErr):
+		return wire.Result{Err: sqlErr, RequestID: base.requestID}, true
+	case sqlErr != nil:
+		return e.failed(fn.path, base.requestID, sqlErr), false
+	case commitErr != nil && isRetryable(commitErr):
+		return wire.Result{RequestID: base.requestID}, true
+	case commitErr != nil:
+		return e.failed(fn.path, base.requestID, fmt.Errorf("commit mutation: %w", commitErr)), false
 	}
 	return res, false
+}
+
+// priorOutcome is the stored outcome of a mutation that committed under key, if any. It is read
+// only when a mutation fails or collides on the log's unique key, never on the common path, and
+// outside the SERIALIZABLE transaction: a read of the log inside it took predicate locks on
+// index pages that every concurrent mutation writes to.
+func (e *Engine) priorOutcome(ctx context.Context, base baseCtx, key *mutationKey) (wire.Result, bool) {
+	prior, err := dbsqlc.New().MutationLogGet(ctx, e.pool, dbsqlc.MutationLogGetParams{SessionID: key.sessionID, RequestID: key.requestID})
+	if err != nil {
+		return wire.Result{}, false
+	}
+	return wire.Result{RequestID: base.requestID, Value: prior.Result, LogLines: []string{}}, true
+}
+
+// recordedExec is one statement of sqlc's generated code, captured instead of sent, so that
+// the engine can pipeline it while its SQL stays in the sqlc files.
+type recordedExec struct {
+	sql  string
+	args []any
+}
+
+func (r *recordedExec) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	r.sql, r.args = sql, args
+	return pgconn.CommandTag{}, nil
+}
+
+func (r *recordedExec) Query(context.Context, string, ...any) (pgx.Rows, error) {
+	return nil, errors.New("recordedExec records Exec statements only")
+}
+
+func (r *recordedExec) QueryRow(context.Context, string, ...any) pgx.Row {
+	return rowOf{err: errors.New("recordedExec records Exec statements only")}
+}
+
+func recordExec(call func(dbsqlc.DBTX) error) recordedExec {
+	var r recordedExec
+	_ = call(&r)
+	return r
+}
+
+func isUserError(err error) bool {
+	_, user := AsError(err)
+	return user
 }
 
 // runAction runs an action outside any transaction.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"strconv"
@@ -27,6 +28,8 @@ import (
 const (
 	sqlMessagesByConversation = `-- name: TestMessageList :many
 SELECT id, body FROM messages WHERE conversation_id = $1 ORDER BY created_at, id`
+	sqlParticipantGet = `-- name: TestParticipantGet :one
+SELECT user_id FROM conversation_participants WHERE conversation_id = $1 AND user_id = $2`
 	sqlMessageCount = `-- name: TestMessageCount :one
 SELECT count(*) FROM messages WHERE conversation_id = $1`
 	sqlMessageInsert = `-- name: TestMessageInsert :one
@@ -50,8 +53,9 @@ SELECT count(*) FROM messages WHERE conversation_id = $1 AND id >= $2 AND id <= 
 )
 
 var testReadSpecs = map[string]engine.ReadSpec{
-	"TestMessageList":   {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
-	"TestMessageLatest": {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
+	"TestParticipantGet": {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
+	"TestMessageList":    {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
+	"TestMessageLatest":  {Tables: []engine.TableRead{{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}}},
 	"TestMessageWithConversation": {Tables: []engine.TableRead{
 		{Table: "messages", Kind: engine.ReadParam, Column: "conversation_id", Param: 1},
 		{Table: "conversations", Kind: engine.ReadOutput, Column: "id", Output: 0},
@@ -122,6 +126,31 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 			return nil, err
 		}
 		return scanMessages(rows)
+	}, nil)
+	// A shared query: the conversation's messages, for its participants only.
+	engine.AddSharedQuery(reg, "shared:messages", engine.SharedQuery[convArgs, []message]{
+		Access: func(ctx *engine.QueryCtx, args convArgs) error {
+			me, err := engine.RequireAuth(ctx)
+			if err != nil {
+				return err
+			}
+			var id int64
+			err = ctx.DB().QueryRow(ctx, sqlParticipantGet, mustInt(args.ConversationID), mustInt(me)).Scan(&id)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return engine.Forbidden("not a participant")
+			}
+			return err
+		},
+		Result: func(ctx *engine.QueryCtx, args convArgs) ([]message, error) {
+			if ctx.Identity() != (engine.Identity{}) {
+				return nil, errors.New("a shared result ran with an identity")
+			}
+			rows, err := ctx.DB().Query(ctx, sqlMessagesByConversation, mustInt(args.ConversationID))
+			if err != nil {
+				return nil, err
+			}
+			return scanMessages(rows)
+		},
 	}, nil)
 	engine.AddQuery(reg, "messages:count", func(ctx *engine.QueryCtx, args convArgs) (int64, error) {
 		var n int64

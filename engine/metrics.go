@@ -92,6 +92,8 @@ func (e *Engine) newMetrics() *metricSet {
 		counter("changes_skipped_total", "Committed changes that matched no live subscription.", func() int64 { return rs().SkippedChanges }),
 		counter("mutation_retries_total", "Mutation attempts retried after a serialization failure or deadlock.", e.metrics.mutationRetries.Load),
 		counter("mutation_giveups_total", "Mutations that failed after their last retry.", e.metrics.mutationGiveUps.Load),
+		counter("db_statements_total", "Statements sent to Postgres by connections set up with engine.TraceStatements "+
+			"(ripple serve's pool, its marker and listener connections), each statement of a pipeline counted once.", StatementsSent),
 		counter("listener_gaps_total", "Times the change listener lost its connection (every subscription re-runs).", e.listener.Gaps),
 	)
 	return m

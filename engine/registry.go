@@ -57,6 +57,9 @@ type function struct {
 	argsType reflect.Type // A of AddX[A, R]: a Go caller holding one skips JSON
 	result   reflect.Type // R of AddX[A, R], for Signatures
 	query    func(*QueryCtx, any) (any, error)
+	// access is a shared query's access check (AddSharedQuery); query is then its result,
+	// computed without an identity.
+	access   func(*QueryCtx, any) error
 	mutation func(*MutationCtx, any) (any, error)
 	action   func(*ActionCtx, any) (any, error)
 }
@@ -226,6 +229,45 @@ func AddQuerySafely[A, R any](r *Registry, path string, fn func(*QueryCtx, A) (R
 	return r.add(&function{
 		path: path, kind: KindQuery, decode: decoderFor[A](), argsType: reflect.TypeFor[A](), result: reflect.TypeFor[R](),
 		query: func(ctx *QueryCtx, args any) (any, error) { return fn(ctx, args.(A)) },
+	}, opts)
+}
+
+// SharedQuery is a query whose result, once the caller may see it, is the same for every caller:
+// a conversation's page is the same for each of its members. Access decides per caller; Result
+// is computed once per change for all the callers Access admitted.
+//
+// The rule that makes sharing sound: Result must not depend on who asks. Its QueryCtx carries no
+// identity (Identity is the zero value, RequireAuth fails), so it cannot, and everything that
+// decides who may see it belongs in Access. Access reads through ctx.DB() like any query: its
+// verdict is kept per caller and re-run only when something it read changes (a membership row,
+// say), so a new message re-runs Result once, not the check of every member.
+type SharedQuery[A, R any] struct {
+	// Access returns nil when the caller may see the result, else the error the caller gets
+	// instead (FORBIDDEN, UNAUTHENTICATED, INVALID_ARGUMENT...).
+	Access func(ctx *QueryCtx, args A) error
+	// Result computes the result for every admitted caller.
+	Result func(ctx *QueryCtx, args A) (R, error)
+}
+
+// AddSharedQuery registers a shared query and panics on a bad or duplicate path; see
+// AddSharedQuerySafely.
+func AddSharedQuery[A, R any](r *Registry, path string, q SharedQuery[A, R], opts *FunctionOpts) {
+	if err := AddSharedQuerySafely(r, path, q, opts); err != nil {
+		panic(err)
+	}
+}
+
+// AddSharedQuerySafely registers a shared query (see SharedQuery). Clients call and subscribe
+// to it like any query; subscriptions with the same arguments (and journal) share one run of
+// Result per change, each subscriber's Access verdict kept apart.
+func AddSharedQuerySafely[A, R any](r *Registry, path string, q SharedQuery[A, R], opts *FunctionOpts) error {
+	if q.Access == nil || q.Result == nil {
+		return fmt.Errorf("shared query %q needs both Access and Result", path)
+	}
+	return r.add(&function{
+		path: path, kind: KindQuery, decode: decoderFor[A](), argsType: reflect.TypeFor[A](), result: reflect.TypeFor[R](),
+		access: func(ctx *QueryCtx, args any) error { return q.Access(ctx, args.(A)) },
+		query:  func(ctx *QueryCtx, args any) (any, error) { return q.Result(ctx, args.(A)) },
 	}, opts)
 }
 

@@ -17,7 +17,11 @@ import (
 const MaxBodyLength = 4000
 
 func registerMessages(reg *engine.Registry) {
-	engine.AddQuery(reg, "messages:list", messagesList, nil)
+	// Shared: a page is the same for every member, so a new message re-runs it once for all of
+	// them; each member's membership check is kept until their membership changes.
+	engine.AddSharedQuery(reg, "messages:list", engine.SharedQuery[listArgs, *PaginationResult[Message]]{
+		Access: messagesListAccess, Result: messagesList,
+	}, nil)
 	engine.AddMutation(reg, "messages:send", messagesSend, nil)
 }
 
@@ -136,25 +140,32 @@ func decodeCursor(field, s string) (*position, error) {
 
 const maxPageItems = 200
 
-// messagesList pages through a conversation newest first. A first page without endCursor is
-// pinned through the subscription's journal: its end is recorded on the first run and reused by
-// every re-run, so new messages grow the page instead of pushing older ones out of view.
-func messagesList(ctx *engine.QueryCtx, args listArgs) (*PaginationResult[Message], error) {
+// messagesListAccess admits the conversation's participants, after checking the arguments.
+func messagesListAccess(ctx *engine.QueryCtx, args listArgs) error {
 	me, err := callerID(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	convID, err := parseID("conversationId", args.ConversationID)
+	if err != nil {
+		return err
+	}
+	if n := args.PaginationOpts.NumItems; n < 1 || n > maxPageItems {
+		return engine.InvalidArgument("argument %q must be between 1 and %d", "paginationOpts.numItems", maxPageItems)
+	}
+	return requireParticipant(ctx, ctx.DB(), convID, me)
+}
+
+// messagesList pages through a conversation newest first, for every participant alike
+// (messagesListAccess admits them). A first page without endCursor is pinned through the
+// subscription's journal: its end is recorded on the first run and reused by every re-run, so
+// new messages grow the page instead of pushing older ones out of view.
+func messagesList(ctx *engine.QueryCtx, args listArgs) (*PaginationResult[Message], error) {
 	convID, err := parseID("conversationId", args.ConversationID)
 	if err != nil {
 		return nil, err
 	}
 	opts := args.PaginationOpts
-	if opts.NumItems < 1 || opts.NumItems > maxPageItems {
-		return nil, engine.InvalidArgument("argument %q must be between 1 and %d", "paginationOpts.numItems", maxPageItems)
-	}
-	if err := requireParticipant(ctx, ctx.DB(), convID, me); err != nil {
-		return nil, err
-	}
 
 	params := queries.MessagePageParams{ConversationID: convID}
 	if opts.Cursor != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ripplehq/ripple/engine"
 	"github.com/ripplehq/ripple/schema"
 )
 
@@ -34,6 +35,7 @@ func openPool(ctx context.Context, databaseURL, schemaName string) (*pgxpool.Poo
 		// reactor's query workers and River's job workers at once.
 		cfg.MaxConns = defaultMaxConns
 	}
+	engine.TraceStatements(cfg)
 	pingCtx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	pool, err := pgxpool.NewWithConfig(pingCtx, cfg)

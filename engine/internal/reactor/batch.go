@@ -12,6 +12,7 @@ import (
 
 	"github.com/ripplehq/ripple/engine/internal/caller"
 	"github.com/ripplehq/ripple/engine/internal/changefeed"
+	"github.com/ripplehq/ripple/engine/internal/readset"
 	"github.com/ripplehq/ripple/engine/internal/wire"
 )
 
@@ -67,14 +68,16 @@ func (r *Reactor) batch(ctx context.Context) error {
 	r.takeWaiters(b)
 	defer r.handBack(b)
 
-	tx, err := r.cfg.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	conn, err := r.cfg.Pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := r.takeSnapshot(ctx, b, tx); err != nil {
+	defer conn.Release()
+	if err := r.takeSnapshot(ctx, b, conn.Conn()); err != nil {
 		return err
 	}
+	// The snapshot is read-only: ending it waits until everyone has their transition.
+	defer func() { _ = b.snap.Tx.Rollback(context.WithoutCancel(ctx)) }()
 	if err := r.drainToMarker(ctx); err != nil {
 		return err
 	}
@@ -86,7 +89,6 @@ func (r *Reactor) batch(ctx context.Context) error {
 		return err
 	}
 	r.apply(b)
-	_ = tx.Commit(ctx)
 	r.deliver(b)
 	return nil
 }
@@ -122,17 +124,24 @@ func (r *Reactor) handBack(b *batchState) {
 	}
 }
 
-// takeSnapshot reads the batch's snapshot and sets the default statement_timeout in one round
-// trip, and picks the batch's ts.
-func (r *Reactor) takeSnapshot(ctx context.Context, b *batchState, tx pgx.Tx) error {
+// takeSnapshot begins the batch's transaction, reads its snapshot and sets the default
+// statement_timeout, all in one round trip, and picks the batch's ts.
+func (r *Reactor) takeSnapshot(ctx context.Context, b *batchState, conn *pgx.Conn) error {
 	var snapText string
 	timeout := r.cfg.QueryTimeout
-	if err := tx.QueryRow(ctx, "SELECT pg_current_snapshot()::text, set_config('statement_timeout', $1, true)",
-		strconv.FormatInt(timeout.Milliseconds(), 10)).Scan(&snapText, nil); err != nil {
+	batch := &pgx.Batch{}
+	batch.BeginTx(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	batch.Queue("SELECT pg_current_snapshot()::text, set_config('statement_timeout', $1, true)",
+		strconv.FormatInt(timeout.Milliseconds(), 10)).QueryRow(func(row pgx.Row) error { return row.Scan(&snapText, nil) })
+	br := conn.SendBatch(ctx, batch)
+	tx := br.Tx()
+	if err := br.Close(); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
 		return err
 	}
 	snap, ok := changefeed.ParseSnapshot(snapText)
 	if !ok {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
 		return fmt.Errorf("unreadable snapshot %q", snapText)
 	}
 	b.snap = &Snapshot{Tx: tx, StatementTimeout: timeout}
@@ -305,6 +314,7 @@ func (r *Reactor) applyQuerySet(b *batchState, w *clientWork) {
 	}
 	if w.pending.IdentityChanged || b.resetAll {
 		for _, sub := range st.subs {
+			r.forgetAccess(sub)
 			r.dirty[sub] = struct{}{}
 		}
 	}
@@ -363,6 +373,9 @@ func (r *Reactor) groupDirty(b *batchState) {
 			continue
 		}
 		k := runKey{sub.Query.Path, sub.Query.ArgsKey, sub.client.queryIdentity.Key(), sub.Journal}
+		if sub.Query.Shared {
+			k.identity = "" // one result for everyone; access is checked per subscriber
+		}
 		if groups[k] == nil {
 			order = append(order, k)
 		}
@@ -378,31 +391,15 @@ func (r *Reactor) groupDirty(b *batchState) {
 // for every subscription whose result changed (encoded once per group).
 func (r *Reactor) apply(b *batchState) {
 	for i := range b.runs {
-		res := &b.runs[i].res
+		run := &b.runs[i]
+		if run.shared && run.run {
+			r.applyShared(b, run)
+			continue
+		}
 		r.stats.executions.Add(1)
-		hash := resultHash(res)
-		var body []byte
-		for _, sub := range b.runs[i].subs {
-			r.reindex(sub, res.Reads)
-			sub.Journal = res.Journal
-			if res.Err != nil && res.Transient {
-				r.retry[sub] = time.Now().Add(retryDelay)
-			}
-			if sub.hasValue {
-				r.stats.reruns.Add(1)
-			}
-			if sub.hasValue && sub.hash == hash {
-				continue
-			}
-			if sub.hasValue {
-				r.stats.changedReruns.Add(1)
-			}
-			sub.hash, sub.hasValue = hash, true
-			if body == nil {
-				body = res.QueryBody()
-			}
-			w := b.work[sub.client]
-			w.mods = append(w.mods, wire.ForQuery(sub.QueryID, body))
+		out := &outcome{res: &run.res}
+		for _, sub := range run.subs {
+			r.applyTo(b, sub, out)
 		}
 	}
 	if len(r.retry) > 0 {
@@ -411,6 +408,95 @@ func (r *Reactor) apply(b *batchState) {
 		}
 		r.retryTimer = time.AfterFunc(retryDelay, r.Poke)
 	}
+}
+
+// applyShared applies a shared query's group: each subscriber's access verdict (kept unless it
+// failed transiently), then the one result to the admitted and its verdict to the others.
+func (r *Reactor) applyShared(b *batchState, run *groupRun) {
+	verdicts := map[*Subscription]*Result{}
+	for i := range run.access {
+		a := &run.access[i]
+		r.stats.executions.Add(1)
+		for _, sub := range a.subs {
+			verdicts[sub] = &a.res
+			if a.res.Err != nil && a.res.Transient {
+				r.forgetAccess(sub) // not a verdict: checked again on the retry
+			} else {
+				r.keepAccess(sub, a.res)
+			}
+		}
+	}
+	if run.admitted {
+		r.stats.executions.Add(1)
+	}
+	admitted := &outcome{res: &run.res}
+	denied := map[string]*outcome{}
+	for _, sub := range run.subs {
+		verdict := verdicts[sub]
+		if verdict == nil {
+			verdict = &Result{Result: *sub.access}
+		}
+		if verdict.Err == nil {
+			r.applyTo(b, sub, admitted)
+			continue
+		}
+		// The refusal is the subscriber's result; it reads nothing beyond its access check
+		// (indexed apart) and keeps its journal for when access returns.
+		key := string(verdict.QueryBody())
+		out := denied[key]
+		if out == nil {
+			res := &Result{Result: verdict.Result, Reads: readset.New()}
+			res.Journal = sub.Journal
+			out = &outcome{res: res}
+			denied[key] = out
+		}
+		r.applyTo(b, sub, out)
+	}
+}
+
+// outcome is one result applied to subscriptions, hashed and encoded once.
+type outcome struct {
+	res    *Result
+	hashed bool
+	hash   [32]byte
+	body   []byte
+}
+
+func (o *outcome) sum() [32]byte {
+	if !o.hashed {
+		o.hash, o.hashed = resultHash(o.res), true
+	}
+	return o.hash
+}
+
+func (o *outcome) encoded() []byte {
+	if o.body == nil {
+		o.body = o.res.QueryBody()
+	}
+	return o.body
+}
+
+// applyTo records an outcome on one subscription and queues its modification when it changed.
+func (r *Reactor) applyTo(b *batchState, sub *Subscription, out *outcome) {
+	res := out.res
+	r.reindex(sub, res.Reads)
+	sub.Journal = res.Journal
+	if res.Err != nil && res.Transient {
+		r.retry[sub] = time.Now().Add(retryDelay)
+	}
+	if sub.hasValue {
+		r.stats.reruns.Add(1)
+	}
+	hash := out.sum()
+	if sub.hasValue && sub.hash == hash {
+		return
+	}
+	if sub.hasValue {
+		r.stats.changedReruns.Add(1)
+	}
+	sub.hash, sub.hasValue = hash, true
+	w := b.work[sub.client]
+	w.mods = append(w.mods, wire.ForQuery(sub.QueryID, out.encoded()))
 }
 
 // deliver sends each client its reply queue and then its transition, in one push so nothing

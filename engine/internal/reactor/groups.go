@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ripplehq/ripple/engine/internal/caller"
 	"github.com/ripplehq/ripple/engine/internal/readset"
 	"github.com/ripplehq/ripple/engine/internal/wire"
 )
@@ -24,6 +25,20 @@ type groupRun struct {
 	isolate bool // run under a savepoint of its own (it aborted a shared snapshot before)
 	res     Result
 	broken  bool // it failed because its connection was lost
+
+	// A shared query's group: the access checks to run, one per identity among the
+	// subscribers without a kept verdict, and whether anyone may see the result (admitted:
+	// res is run).
+	shared   bool
+	access   []accessRun
+	admitted bool
+}
+
+// accessRun is one identity's access check for the subscribers of a shared query group.
+type accessRun struct {
+	identity caller.Identity
+	subs     []*Subscription
+	res      Result
 }
 
 // planGroup decides, on the reactor goroutine, how a group runs.
@@ -37,12 +52,30 @@ func (r *Reactor) planGroup(subs []*Subscription, key string) groupRun {
 	}
 	_, g.isolate = r.isolate[key]
 	g.run = true
+	if subs[0].Query.Shared {
+		g.shared = true
+		byIdentity := map[string]int{}
+		for _, sub := range subs {
+			if sub.access != nil {
+				g.admitted = g.admitted || sub.access.Err == nil
+				continue
+			}
+			id := sub.client.queryIdentity
+			i, ok := byIdentity[id.Key()]
+			if !ok {
+				i = len(g.access)
+				byIdentity[id.Key()] = i
+				g.access = append(g.access, accessRun{identity: id})
+			}
+			g.access[i].subs = append(g.access[i].subs, sub)
+		}
+	}
 	return g
 }
 
 // parallelMinGroups is the fewest groups a batch spreads over several connections: below it,
 // importing the snapshot costs more than it saves.
-const parallelMinGroups = 4
+const parallelMinGroups = 8
 
 // runGroups runs the groups in the batch's snapshot. With enough groups, it also runs them on
 // up to Config.QueryWorkers-1 more connections that import the same snapshot
@@ -73,13 +106,36 @@ func (r *Reactor) runGroups(ctx context.Context, main *Snapshot, runs []groupRun
 					return
 				}
 				g := &runs[todo[n]]
-				first := g.subs[0]
-				g.res = r.cfg.Runner.RunQuery(ctx, snap, first.Query, first.client.queryIdentity, first.Journal, g.isolate)
+				if g.shared {
+					r.runShared(ctx, snap, g)
+				} else {
+					first := g.subs[0]
+					g.res = r.cfg.Runner.RunQuery(ctx, snap, first.Query, first.client.queryIdentity, first.Journal, g.isolate)
+				}
 				g.broken = g.res.Err != nil && snap.Tx.Conn().IsClosed()
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// runShared runs a shared query's group: the access checks it needs, then, when anyone may see
+// it, the result once. An access check that broke the snapshot stands for the group (settleGroups
+// reads g.res).
+func (r *Reactor) runShared(ctx context.Context, snap *Snapshot, g *groupRun) {
+	q := g.subs[0].Query
+	for i := range g.access {
+		a := &g.access[i]
+		a.res = r.cfg.Runner.RunAccess(ctx, snap, q, a.identity, g.isolate)
+		if errors.Is(a.res.Err, ErrSnapshotAborted) || (a.res.Err != nil && snap.Tx.Conn().IsClosed()) {
+			g.res = a.res
+			return
+		}
+		g.admitted = g.admitted || a.res.Err == nil
+	}
+	if g.admitted {
+		g.res = r.cfg.Runner.RunQuery(ctx, snap, q, caller.Identity{}, g.subs[0].Journal, g.isolate)
+	}
 }
 
 // importSnapshot opens up to n more transactions on the snapshot of main. Workers that cannot

@@ -58,6 +58,10 @@ type Query struct {
 	ArgsKey string
 	Fn      any
 	Args    any
+	// Shared queries run their result once for every subscriber with the same arguments and
+	// journal, whoever they are; each subscriber's access check runs apart (Runner.RunAccess)
+	// and is kept until something it read changes.
+	Shared bool
 }
 
 // Snapshot is a read-only snapshot transaction that queries of a batch run in, one after another.
@@ -80,8 +84,12 @@ type Result struct {
 
 // Runner runs a query in a batch's snapshot. With isolate it runs under a savepoint of its own.
 // It must not cancel or close snap's connection, and records reads into the Result.
+//
+// For a shared query, RunAccess runs the access check of one identity (a Result without error
+// admits it) and RunQuery the result, with an empty identity.
 type Runner interface {
 	RunQuery(ctx context.Context, snap *Snapshot, q *Query, identity caller.Identity, journal string, isolate bool) Result
+	RunAccess(ctx context.Context, snap *Snapshot, q *Query, identity caller.Identity, isolate bool) Result
 }
 
 // Client is one socket as the reactor sees it.
@@ -108,6 +116,17 @@ type Subscription struct {
 	reads    *readset.ReadSet
 	hash     [32]byte
 	hasValue bool
+	// A shared query's access verdict for this subscriber and what deciding it read; nil
+	// access means it must be (re)checked.
+	access      *wire.Result
+	accessReads *readset.ReadSet
+}
+
+// indexEntry is what the read-set index holds: a subscription's result, or (access) its access
+// check, invalidated separately.
+type indexEntry struct {
+	sub    *Subscription
+	access bool
 }
 
 // Pending is what the reactor must apply to a client in its next batch.
@@ -172,7 +191,7 @@ type Reactor struct {
 	waiters  []waiter
 
 	// Owned by the run goroutine.
-	index *readset.Index[*Subscription]
+	index *readset.Index[indexEntry]
 	// backlog holds the clients with added subscriptions still to admit (admit).
 	backlog map[*clientState]struct{}
 	dirty   map[*Subscription]struct{}
@@ -222,7 +241,7 @@ func New(cfg Config) *Reactor {
 		markerID: wire.NewRequestID(),
 		clients:  map[Client]*clientState{},
 		pending:  map[*clientState]struct{}{},
-		index:    readset.NewIndex[*Subscription](),
+		index:    readset.NewIndex[indexEntry](),
 		backlog:  map[*clientState]struct{}{},
 		dirty:    map[*Subscription]struct{}{},
 		slow:     map[*Subscription]struct{}{},
@@ -478,7 +497,7 @@ func (r *Reactor) receive(ev changefeed.Event) {
 
 func (r *Reactor) affects(c changefeed.Change) bool {
 	affected := false
-	r.index.Matching(c, func(*Subscription) bool {
+	r.index.Matching(c, func(indexEntry) bool {
 		affected = true
 		return false
 	})
@@ -487,8 +506,11 @@ func (r *Reactor) affects(c changefeed.Change) bool {
 
 // invalidate marks the subscriptions a change affects as dirty.
 func (r *Reactor) invalidate(c changefeed.Change) {
-	r.index.Matching(c, func(s *Subscription) bool {
-		r.dirty[s] = struct{}{}
+	r.index.Matching(c, func(e indexEntry) bool {
+		if e.access {
+			e.sub.access = nil
+		}
+		r.dirty[e.sub] = struct{}{}
 		return true
 	})
 }
@@ -503,12 +525,29 @@ func (r *Reactor) needsBatch() bool {
 }
 
 func (r *Reactor) unindex(sub *Subscription) {
-	r.index.Remove(sub, sub.reads)
+	r.index.Remove(indexEntry{sub: sub}, sub.reads)
 	sub.reads = nil
+	r.forgetAccess(sub)
+}
+
+// forgetAccess drops a shared query subscriber's access verdict: it is checked again.
+func (r *Reactor) forgetAccess(sub *Subscription) {
+	if sub.accessReads != nil {
+		r.index.Remove(indexEntry{sub: sub, access: true}, sub.accessReads)
+	}
+	sub.access, sub.accessReads = nil, nil
 }
 
 func (r *Reactor) reindex(sub *Subscription, reads *readset.ReadSet) {
-	r.unindex(sub)
+	r.index.Remove(indexEntry{sub: sub}, sub.reads)
 	sub.reads = reads
-	r.index.Add(sub, reads)
+	r.index.Add(indexEntry{sub: sub}, reads)
+}
+
+// keepAccess records a shared query subscriber's access verdict and what it read.
+func (r *Reactor) keepAccess(sub *Subscription, res Result) {
+	r.forgetAccess(sub)
+	verdict := res.Result
+	sub.access, sub.accessReads = &verdict, res.Reads
+	r.index.Add(indexEntry{sub: sub, access: true}, res.Reads)
 }
