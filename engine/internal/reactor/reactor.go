@@ -213,6 +213,8 @@ type Reactor struct {
 	retryTimer *time.Timer
 	markerConn *pgx.Conn
 	lastTS     uint64
+	// drainedSnap is the newest snapshot (as text) whose changes have all been drained.
+	drainedSnap string
 
 	stats stats
 }
