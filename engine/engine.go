@@ -138,6 +138,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.stopped {
 		return errors.New("engine: a stopped engine cannot start again; create a new one")
 	}
+	if err := e.applyCaptureSkip(ctx); err != nil {
+		return err
+	}
 	if err := e.loadCatalog(ctx); err != nil {
 		return err
 	}

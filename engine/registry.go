@@ -72,6 +72,8 @@ type Registry struct {
 	periodic  []PeriodicFunction
 	// httpActions are the application's HTTP routes (httpaction.go).
 	httpActions []*httpAction
+	// uncaptured are the tables named by DoNotCapture, sorted.
+	uncaptured []string
 }
 
 // AddPeriodic makes the engine run a registered mutation or action on an interval or a cron

@@ -18,6 +18,9 @@ type Deps struct {
 // chat's SQL to reg.
 func Register(reg *engine.Registry, deps *Deps) {
 	reg.AddReadSpecs(queries.ReadSpecs)
+	// Only the embedding sweep reads these: a send's queue row and the sweep's leases and
+	// failures need no change notification.
+	reg.DoNotCapture("message_embedding_queue", "message_embedding_failures")
 	registerUsers(reg)
 	registerBlocks(reg)
 	registerConversations(reg)

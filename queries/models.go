@@ -104,6 +104,10 @@ type RippleAuthSigningKey struct {
 	RetiredAt        pgtype.Timestamptz
 }
 
+type RippleCaptureSkip struct {
+	TableName string
+}
+
 type RippleMutationLog struct {
 	SessionID string
 	RequestID int64

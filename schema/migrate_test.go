@@ -79,7 +79,7 @@ func TestMigrateCreatesEverythingAndIsIdempotent(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, order, len(all))
 	require.Equal(t, []string{"engine/0001_engine", "engine/0002_capture_keys", "engine/0003_capture_rows",
-		"app/0001_chat", "app/0002_embedding_claims", "app/0003_embedding_storage", "app/0004_embedding_queue",
+		"engine/0004_capture_skip", "app/0001_chat", "app/0002_embedding_claims", "app/0003_embedding_storage", "app/0004_embedding_queue",
 		"app/0005_read_state", "app/0006_user_blocks", "app/0007_message_text_search",
 		"auth/0001_auth"}, order)
 }
@@ -94,11 +94,13 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 	require.NoError(t, err)
 
 	// Put the migration table back the way the old migrator left it, and take away what the
-	// chat's migrations after that numbering (app/0005 on) made: such a database predates them.
+	// chat's migrations after that numbering (app/0005 on) and the engine's (engine/0004 on) made: such a
+	// database predates them.
 	table := pgx.Identifier{db.Schema, "ripple_migration"}.Sanitize()
 	for _, stmt := range []string{
 		"ALTER TABLE conversation_participants DROP COLUMN last_read_message_id, DROP COLUMN last_read_at",
 		"DROP TABLE user_blocks",
+		"DROP TABLE ripple_capture_skip",
 		"DROP INDEX messages_body_fts",
 		"DROP TABLE " + table,
 		"CREATE TABLE " + table + " (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
@@ -115,7 +117,7 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 	for _, m := range res.Applied {
 		applied = append(applied, m.ID())
 	}
-	require.Equal(t, []string{"app/0005_read_state", "app/0006_user_blocks", "app/0007_message_text_search"}, applied,
+	require.Equal(t, []string{"engine/0004_capture_skip", "app/0005_read_state", "app/0006_user_blocks", "app/0007_message_text_search"}, applied,
 		"a migrated database must not run its migrations again; only the newer ones run")
 	rows, err := db.Pool.Query(ctx, "SELECT part || '/' || version || '_' || name FROM "+table+" ORDER BY 1")
 	require.NoError(t, err)
@@ -123,7 +125,7 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"app/1_chat", "app/2_embedding_claims", "app/3_embedding_storage", "app/4_embedding_queue",
 		"app/5_read_state", "app/6_user_blocks", "app/7_message_text_search",
-		"auth/1_auth", "engine/1_engine", "engine/2_capture_keys", "engine/3_capture_rows"}, got)
+		"auth/1_auth", "engine/1_engine", "engine/2_capture_keys", "engine/3_capture_rows", "engine/4_capture_skip"}, got)
 
 	// A version this binary does not know means a newer database: refused, nothing changed.
 	_, err = db.Pool.Exec(ctx, "DROP TABLE "+table)

@@ -13,3 +13,20 @@ VALUES ($1, $2, $3, $4, $5);
 
 -- name: MutationLogPrune :execrows
 DELETE FROM ripple_mutation_log WHERE created_at < $1;
+
+-- name: CaptureSkipList :many
+SELECT table_name FROM ripple_capture_skip ORDER BY table_name;
+
+-- name: CaptureSkipClear :exec
+DELETE FROM ripple_capture_skip;
+
+-- name: CaptureSkipAdd :exec
+INSERT INTO ripple_capture_skip (table_name) SELECT unnest(sqlc.arg(table_names)::text[]);
+
+-- CaptureInstall (re)installs the capture triggers, leaving out the tables in ripple_capture_skip.
+-- name: CaptureInstall :exec
+SELECT ripple_capture_install_all();
+
+-- CaptureSkipLock serialises processes that start at once and rewrite the skip list.
+-- name: CaptureSkipLock :exec
+SELECT pg_advisory_xact_lock(hashtext('ripple_capture_skip'));

@@ -50,6 +50,68 @@ func (q *Queries) CaptureColumnsList(ctx context.Context, db DBTX) ([]CaptureCol
 	return items, nil
 }
 
+const captureInstall = `-- name: CaptureInstall :exec
+SELECT ripple_capture_install_all()
+`
+
+// CaptureInstall (re)installs the capture triggers, leaving out the tables in ripple_capture_skip.
+func (q *Queries) CaptureInstall(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, captureInstall)
+	return err
+}
+
+const captureSkipAdd = `-- name: CaptureSkipAdd :exec
+INSERT INTO ripple_capture_skip (table_name) SELECT unnest($1::text[])
+`
+
+func (q *Queries) CaptureSkipAdd(ctx context.Context, db DBTX, tableNames []string) error {
+	_, err := db.Exec(ctx, captureSkipAdd, tableNames)
+	return err
+}
+
+const captureSkipClear = `-- name: CaptureSkipClear :exec
+DELETE FROM ripple_capture_skip
+`
+
+func (q *Queries) CaptureSkipClear(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, captureSkipClear)
+	return err
+}
+
+const captureSkipList = `-- name: CaptureSkipList :many
+SELECT table_name FROM ripple_capture_skip ORDER BY table_name
+`
+
+func (q *Queries) CaptureSkipList(ctx context.Context, db DBTX) ([]string, error) {
+	rows, err := db.Query(ctx, captureSkipList)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var table_name string
+		if err := rows.Scan(&table_name); err != nil {
+			return nil, err
+		}
+		items = append(items, table_name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const captureSkipLock = `-- name: CaptureSkipLock :exec
+SELECT pg_advisory_xact_lock(hashtext('ripple_capture_skip'))
+`
+
+// CaptureSkipLock serialises processes that start at once and rewrite the skip list.
+func (q *Queries) CaptureSkipLock(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, captureSkipLock)
+	return err
+}
+
 const mutationLogGet = `-- name: MutationLogGet :one
 SELECT success, result, error_data FROM ripple_mutation_log
 WHERE session_id = $1 AND request_id = $2

@@ -29,6 +29,16 @@ func LoadCatalog(ctx context.Context, db dbsqlc.DBTX) (*Catalog, error) {
 		c.ordered[r.TableName] = set(r.Ordered)
 		c.pk[r.TableName] = r.PrimaryKey
 	}
+	skipped, err := dbsqlc.New().CaptureSkipList(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("reading the capture skip list: %w", err)
+	}
+	for _, t := range skipped {
+		if c.uncaptured == nil {
+			c.uncaptured = map[string]bool{}
+		}
+		c.uncaptured[t] = true
+	}
 	return c, nil
 }
 

@@ -164,7 +164,13 @@ type Catalog struct {
 	// captured: the columns of the row images; ordered: those ranges may order by.
 	captured map[string]map[string]bool
 	ordered  map[string]map[string]bool
+	// uncaptured tables have no capture triggers (Registry.DoNotCapture): no query may read them.
+	uncaptured map[string]bool
 }
+
+// ErrUncapturedRead is a query's statement reading a table whose writes are not captured: its
+// result could never be kept live.
+var ErrUncapturedRead = errors.New("the query reads a table whose writes are not captured (Registry.DoNotCapture)")
 
 // IsWatched reports whether changes to table report column's values (a key may be read).
 func (c *Catalog) IsWatched(table, column string) bool {
@@ -287,15 +293,20 @@ func (sr *statementReads) empty() bool { return len(sr.outputs) == 0 && len(sr.r
 
 // plan records what can be known before the statement runs and returns what its rows must
 // still tell.
-func (db *DB) plan(sql string, args []any) *statementReads {
+func (db *DB) plan(sql string, args []any) (*statementReads, error) {
 	sr := &statementReads{}
 	if db.reads == nil {
-		return sr
+		return sr, nil
 	}
 	spec, ok := db.specs.Get(statementName(sql))
 	if !ok {
 		db.reads.all = true
-		return sr
+		return sr, nil
+	}
+	for _, tr := range spec.Tables {
+		if db.catalog != nil && db.catalog.uncaptured[tr.Table] {
+			return nil, fmt.Errorf("%w: %s reads %s", ErrUncapturedRead, statementName(sql), tr.Table)
+		}
 	}
 	for _, tr := range spec.Tables {
 		switch tr.Kind {
@@ -322,7 +333,7 @@ func (db *DB) plan(sql string, args []any) *statementReads {
 			db.reads.AddTable(tr.Table)
 		}
 	}
-	return sr
+	return sr, nil
 }
 
 // planParam records `table.column = $param` (or `= ANY($param)`).
@@ -521,7 +532,11 @@ func (db *DB) Exec(ctx context.Context, sql string, args ...any) (pgconn.Command
 	if err := db.prepare(ctx, sql); err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	for _, s := range db.plan(sql, args).ranges {
+	sr, err := db.plan(sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	for _, s := range sr.ranges {
 		s.rows, s.limit = 0, -1 // Exec returns no rows: the whole range counts
 		s.finish(db.reads, true)
 	}
@@ -532,7 +547,10 @@ func (db *DB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, err
 	if err := db.prepare(ctx, sql); err != nil {
 		return nil, err
 	}
-	sr := db.plan(sql, args)
+	sr, err := db.plan(sql, args)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := db.tx.Query(ctx, sql, args...)
 	if err != nil || sr.empty() {
 		return rows, err
@@ -544,7 +562,10 @@ func (db *DB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if err := db.prepare(ctx, sql); err != nil {
 		return errRow{err}
 	}
-	sr := db.plan(sql, args)
+	sr, err := db.plan(sql, args)
+	if err != nil {
+		return errRow{err}
+	}
 	row := db.tx.QueryRow(ctx, sql, args...)
 	if sr.empty() {
 		return row
