@@ -187,8 +187,8 @@ func printStatements(w io.Writer, st *Statements, top bool) {
 			}
 			fmt.Fprintf(w, "    %6.2f %7d  %s%s\n", c.PerMsg, c.Calls, c.Query, nested)
 		}
-		if st.Rest.Calls > 0 {
-			fmt.Fprintf(w, "    %6.2f %7d  (%s)\n", st.Rest.PerMsg, st.Rest.Calls, st.Rest.Query)
+		if st.Rest != nil {
+			fmt.Fprintf(w, "    %6.2f %7d  (%d other statements)\n", st.Rest.PerMsg, st.Rest.Calls, st.Rest.Statements)
 		}
 	}
 }

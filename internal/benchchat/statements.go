@@ -55,8 +55,15 @@ type Statements struct {
 	// Top is the statements run most often in the phase, and Rest the calls of all the others
 	// (pg_stat_statements only).
 	Top   []StatementCalls `json:"top,omitempty"`
-	Rest  StatementCalls   `json:"rest"`
+	Rest  *StatementRest   `json:"rest,omitempty"`
 	Notes []string         `json:"notes,omitempty"`
+}
+
+// StatementRest is the calls of the statements the list leaves out.
+type StatementRest struct {
+	Statements int     `json:"statements"`
+	Calls      int64   `json:"calls"`
+	PerMsg     float64 `json:"perMsg"`
 }
 
 // StatementCalls is one normalized statement's calls in a phase.
@@ -377,7 +384,7 @@ func (m *meter) statementsBetween(ctx context.Context, a, b stmtSnapshot, delive
 // ownTexts by text, all of them top level), lists the topStatements most frequent and sums the
 // others in rest. A bench statement whose row is not found by its text still comes off the
 // total (and stays in the list or rest).
-func splitCalls(deltas []stmtDelta, texts map[stmtKey]string, ownTexts map[string]int64, own int64, delivered int) (top, nested int64, list []StatementCalls, rest StatementCalls) {
+func splitCalls(deltas []stmtDelta, texts map[stmtKey]string, ownTexts map[string]int64, own int64, delivered int) (top, nested int64, list []StatementCalls, rest *StatementRest) {
 	ownLeft := map[string]int64{}
 	for t, n := range ownTexts {
 		ownLeft[t] = n
@@ -408,7 +415,7 @@ func splitCalls(deltas []stmtDelta, texts map[stmtKey]string, ownTexts map[strin
 	}
 	sort.SliceStable(list, func(i, j int) bool { return list[i].Calls > list[j].Calls })
 	if len(list) > topStatements {
-		rest.Query = fmt.Sprintf("%d other statements", len(list)-topStatements)
+		rest = &StatementRest{Statements: len(list) - topStatements}
 		for _, c := range list[topStatements:] {
 			rest.Calls += c.Calls
 		}

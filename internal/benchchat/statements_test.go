@@ -79,7 +79,7 @@ func TestSplitCalls(t *testing.T) {
 		{Query: "SELECT count(*) FROM q", Calls: 200, PerMsg: 2, TopLevel: true},
 		{Query: "queryid 5", Calls: 50, PerMsg: 0.5, TopLevel: true},
 	}, list, "the bench's calls read gone from the list, its polls reduced")
-	require.Zero(t, rest.Calls)
+	require.Nil(t, rest)
 
 	// More statements than the list holds: the others are summed.
 	deltas = nil
@@ -89,7 +89,7 @@ func TestSplitCalls(t *testing.T) {
 	_, _, list, rest = splitCalls(deltas, nil, nil, 0, 10)
 	require.Len(t, list, topStatements)
 	n := int64(100-topStatements) + int64(100-topStatements-1) + int64(100-topStatements-2)
-	require.Equal(t, StatementCalls{Query: "3 other statements", Calls: n, PerMsg: perMsg(n, 10)}, rest)
+	require.Equal(t, &StatementRest{Statements: 3, Calls: n, PerMsg: perMsg(n, 10)}, rest)
 }
 
 func TestPerMsgAndShortSQL(t *testing.T) {
@@ -149,7 +149,7 @@ func TestPrintStatements(t *testing.T) {
 	b.Reset()
 	r.Statements = &Statements{Source: sourcePGSS, Track: "all", Total: 2400, PerMsg: 12, NestedPerMsg: fptr(3), BenchOwn: 7,
 		Top:  []StatementCalls{{Query: "commit", Calls: 400, PerMsg: 2, TopLevel: true}, {Query: "SELECT pg_notify($1, $2)", Calls: 200, PerMsg: 1}},
-		Rest: StatementCalls{Query: "9 other statements", Calls: 100, PerMsg: 0.5}}
+		Rest: &StatementRest{Statements: 9, Calls: 100, PerMsg: 0.5}}
 	printResult(&b, r, true)
 	out := b.String()
 	require.Contains(t, out, "statements: 12.00/msg (2400 top-level; pg_stat_statements, track = all, and 3.00/msg run inside functions and triggers; the bench's own 7 subtracted)")
