@@ -6,7 +6,10 @@
 #   1. installs pgvector 0.8 if missing, building Debian trixie's source package against
 #      postgresql-server-dev-15 (bookworm ships no binary package of that version);
 #   2. starts the 15/main cluster;
-#   3. creates the `ripple` role and database and the `vector` extension.
+#   3. creates the `ripple` role and database and the `vector` extension;
+#   4. raises max_connections and preloads pg_stat_statements (for `ripple bench chat`'s
+#      statements per message), restarting the cluster once if either changed, and creates that
+#      extension in the `ripple` database.
 # Every step checks first, so a second run takes well under a second.
 set -euo pipefail
 
@@ -83,8 +86,38 @@ if ! psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname='ripple'" | grep -
   psql_admin -c "CREATE DATABASE ripple OWNER ripple"
 fi
 psql_admin -d ripple -c "CREATE EXTENSION IF NOT EXISTS vector"
+
+# 5. Settings that take a restart, set together so the cluster restarts at most once.
+restart=""
 # Many tests run in parallel, each with its own pool, listener and River client.
 if [ "$(psql_admin -tAc 'SHOW max_connections')" -lt 400 ]; then
   psql_admin -c "ALTER SYSTEM SET max_connections = 500"
+  restart=1
+fi
+# pg_stat_statements (contrib, shipped in postgresql-15) lets bench chat count the statements
+# each message costs. Libraries preloaded already stay in the list.
+preload=$(psql_admin -tAc 'SHOW shared_preload_libraries')
+libs="" has_pgss=""
+IFS=, read -ra preloaded <<<"$preload"
+for lib in "${preloaded[@]}"; do
+  lib=${lib//[\" ]/}
+  [ -z "$lib" ] && continue
+  [ "$lib" = pg_stat_statements ] && has_pgss=1
+  libs+="'$lib', "
+done
+if [ -z "$has_pgss" ]; then
+  pkglibdir=$("$PG_BIN/pg_config" --pkglibdir 2>/dev/null || echo "/usr/lib/postgresql/$PG_MAJOR/lib")
+  if [ -f "$pkglibdir/pg_stat_statements.so" ]; then
+    # A library that is not there would stop the cluster from starting: checked above.
+    psql_admin -c "ALTER SYSTEM SET shared_preload_libraries = ${libs}'pg_stat_statements'"
+    restart=1
+  else
+    log "no pg_stat_statements.so in $pkglibdir: bench chat will not count statements"
+  fi
+fi
+if [ -n "$restart" ]; then
   pg_ctlcluster "$PG_MAJOR" main restart
+fi
+if ! psql_admin -d ripple -tAc "SELECT 1 FROM pg_extension WHERE extname='pg_stat_statements'" | grep -q 1; then
+  psql_admin -d ripple -c "CREATE EXTENSION pg_stat_statements"
 fi

@@ -36,6 +36,8 @@ func benchChat(ctx context.Context, e *env, args []string) error {
 	scenario := fs.String("scenario", "latency", "`name`s, comma-separated: latency, knee, idle, devices, throughput, or all")
 	target := fs.String("url", "", "base `URL` of a running server on this machine (default: start ripple serve per scenario)")
 	serverPID := fs.Int("server-pid", 0, "`pid` of the --url server, for CPU and RSS figures")
+	metricsURL := fs.String("metrics-url", "", "`URL` of the --url server's /metrics without credentials (serve --metrics-addr), for the engine's statement count when pg_stat_statements is not loaded")
+	statements := fs.Bool("statements", false, "print each phase's most frequent Postgres statements (pg_stat_statements; --json always has them)")
 	jsonPath := fs.String("json", "", "write every result to `file` as JSON")
 	pageSize := fs.Int("page-size", 20, "usePaginatedQuery's numItems")
 	drain := fs.Duration("drain", 15*time.Second, "longest wait for outstanding deliveries after a phase's last send")
@@ -75,7 +77,7 @@ func benchChat(ctx context.Context, e *env, args []string) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	cfg := &benchchat.Config{Out: e.stdout, JSONPath: *jsonPath, PageSize: *pageSize, DrainTimeout: *drain}
+	cfg := &benchchat.Config{Out: e.stdout, JSONPath: *jsonPath, PageSize: *pageSize, DrainTimeout: *drain, Statements: *statements}
 	if !*quietOut {
 		cfg.Progress = e.stderr
 	}
@@ -120,9 +122,9 @@ func benchChat(ctx context.Context, e *env, args []string) error {
 		if err := loopbackURL(*target); err != nil {
 			return usagef("bench chat: --url: %v", err)
 		}
-		cfg.Launch = benchchat.ExistingServer(*target, *serverPID)
-	} else if set["server-pid"] {
-		return usagef("bench chat: --server-pid needs --url")
+		cfg.Launch = benchchat.ExistingServer(*target, *serverPID, *metricsURL)
+	} else if set["server-pid"] || set["metrics-url"] {
+		return usagef("bench chat: --server-pid and --metrics-url need --url")
 	}
 	// Bounded as a whole too: every phase is bounded, this catches what is not.
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Hour)

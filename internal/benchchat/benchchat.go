@@ -64,6 +64,8 @@ type Config struct {
 	Progress io.Writer
 	// JSONPath, if set, receives the whole report as JSON.
 	JSONPath string
+	// Statements prints each phase's most frequent statements (the JSON always has them).
+	Statements bool
 }
 
 // LatencyOpts configures the latency scenario: one pair chatting at Rate, then a fresh pair
@@ -238,7 +240,7 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 		var results []Result
 		results, err := runScenario(ctx, cfg, rep, name)
 		for i := range results {
-			printResult(cfg.Out, &results[i])
+			printResult(cfg.Out, &results[i], cfg.Statements)
 		}
 		rep.Results = append(rep.Results, results...)
 		if err != nil {

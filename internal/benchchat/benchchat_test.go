@@ -58,6 +58,8 @@ func inProcessServer(t *testing.T) benchchat.Launcher {
 		mux.Handle("/api/", api)
 		mux.Handle("GET /healthz", api)
 		mux.Handle("GET /readyz", api)
+		// As serve --metrics-addr serves them: without credentials, for the statement counter.
+		mux.Handle("GET /metrics", eng.MetricsHandler())
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			_ = eng.Stop(ctx)
@@ -67,7 +69,7 @@ func inProcessServer(t *testing.T) benchchat.Launcher {
 		served := make(chan struct{})
 		go func() { defer close(served); _ = srv.Serve(ln) }()
 		return &benchchat.Server{
-			URL: "http://" + ln.Addr().String(), PID: os.Getpid(), AppName: db.Schema,
+			URL: "http://" + ln.Addr().String(), PID: os.Getpid(), AppName: db.Schema, MetricsURL: "http://" + ln.Addr().String() + "/metrics",
 			Stop: func(ctx context.Context) error {
 				err := srv.Close()
 				<-served
@@ -124,6 +126,22 @@ func TestScenarios(t *testing.T) {
 		require.NotNil(t, r.ServerCPUMsPerMsg, "%s: server CPU measured", r.Name)
 		require.NotNil(t, r.PostgresCPUMsPerMsg, "%s: Postgres CPU measured", r.Name)
 		require.Positive(t, r.ServerRSSBytes, r.Name)
+		// Statements: from pg_stat_statements where it is loaded (make db loads it), else from
+		// the engine's counter, else none at all; never a guess.
+		st := r.Statements
+		require.NotNil(t, st, r.Name)
+		switch st.Source {
+		case "pg_stat_statements":
+			require.NotNil(t, r.StatementsPerMsg, r.Name)
+			require.Positive(t, *r.StatementsPerMsg, "%s: a message costs statements", r.Name)
+			require.NotEmpty(t, st.Top, r.Name)
+			require.Contains(t, []string{"top", "all"}, st.Track)
+		case "engine":
+			require.NotNil(t, r.StatementsPerMsg, r.Name)
+		default:
+			require.Equal(t, "unavailable", st.Source, r.Name)
+			require.Nil(t, r.StatementsPerMsg, r.Name)
+		}
 	}
 
 	lat := by["latency"]

@@ -61,6 +61,10 @@ type Result struct {
 	// nil when not measurable (no server pid, or Postgres not on this machine).
 	ServerCPUMsPerMsg   *float64 `json:"serverCpuMsPerMsg"`
 	PostgresCPUMsPerMsg *float64 `json:"postgresCpuMsPerMsg"`
+	// StatementsPerMsg is Postgres statements per delivered message (top level, the bench's own
+	// excluded), from Statements.Source; nil when no source could count them.
+	StatementsPerMsg *float64    `json:"statementsPerMsg"`
+	Statements       *Statements `json:"statements,omitempty"`
 	// ServerRSSBytes is the server's VmRSS at the end of the phase; RSSPerClientBytes the growth
 	// per added connected client against the scenario's baseline (idle scenario), else RSS / clients.
 	ServerRSSBytes    int64    `json:"serverRssBytes,omitempty"`
@@ -99,8 +103,8 @@ func fmtOpt(p *float64, format string) string {
 	return fmt.Sprintf(format, *p)
 }
 
-// printResult writes one result as a short block.
-func printResult(w io.Writer, r *Result) {
+// printResult writes one result as a short block; statements lists the most frequent ones.
+func printResult(w io.Writer, r *Result, statements bool) {
 	if w == nil {
 		return
 	}
@@ -117,9 +121,10 @@ func printResult(w io.Writer, r *Result) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
 	fmt.Fprintf(w, "  ack ms (sender's MutationResponse): p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.AckLatency.P50, r.AckLatency.P90, r.AckLatency.P99, r.AckLatency.Max)
-	fmt.Fprintf(w, "  cpu ms/msg: server %s, postgres %s;  server rss %.1f MiB, per client %s\n",
-		fmtOpt(r.ServerCPUMsPerMsg, "%.3f"), fmtOpt(r.PostgresCPUMsPerMsg, "%.3f"),
+	fmt.Fprintf(w, "  cpu ms/msg: server %s, postgres %s;  statements/msg %s;  server rss %.1f MiB, per client %s\n",
+		fmtOpt(r.ServerCPUMsPerMsg, "%.3f"), fmtOpt(r.PostgresCPUMsPerMsg, "%.3f"), fmtOpt(r.StatementsPerMsg, "%.2f"),
 		float64(r.ServerRSSBytes)/(1<<20), fmtOpt(kib(r.RSSPerClientBytes), "%.1f KiB"))
+	printStatements(w, r.Statements, statements)
 	if r.IdleServerCPUPercent != nil || r.IdlePostgresCPUPercent != nil {
 		fmt.Fprintf(w, "  idle cpu: server %s, postgres %s\n", fmtOpt(r.IdleServerCPUPercent, "%.2f%%"), fmtOpt(r.IdlePostgresCPUPercent, "%.2f%%"))
 	}
@@ -143,6 +148,48 @@ func printResult(w io.Writer, r *Result) {
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+}
+
+// printStatements says where the statement count came from, and with top the statements run
+// most often.
+func printStatements(w io.Writer, st *Statements, top bool) {
+	if st == nil {
+		return
+	}
+	switch st.Source {
+	case sourcePGSS:
+		fmt.Fprintf(w, "  statements: %.2f/msg (%d top-level; pg_stat_statements, track = %s", st.PerMsg, st.Total, st.Track)
+		if st.NestedPerMsg != nil {
+			fmt.Fprintf(w, ", and %.2f/msg run inside functions and triggers", *st.NestedPerMsg)
+		} else {
+			fmt.Fprint(w, ": statements inside functions and triggers not counted")
+		}
+		fmt.Fprintf(w, "; the bench's own %d subtracted", st.BenchOwn)
+		if st.EnginePerMsg != nil {
+			fmt.Fprintf(w, "; engine's own count %.2f/msg", *st.EnginePerMsg)
+		}
+		fmt.Fprintln(w, ")")
+	case sourceEngine:
+		fmt.Fprintf(w, "  statements: %.2f/msg (%d; the engine's own count, %s; pg_stat_statements not loaded)\n", st.PerMsg, st.Total, engineStatementsMetric)
+	default:
+		fmt.Fprintln(w, "  statements: unavailable (load pg_stat_statements)")
+	}
+	for _, n := range st.Notes {
+		fmt.Fprintf(w, "  statements note: %s\n", n)
+	}
+	if top && len(st.Top) > 0 {
+		fmt.Fprintln(w, "  top statements (calls/msg, calls):")
+		for _, c := range st.Top {
+			nested := ""
+			if !c.TopLevel {
+				nested = " [nested]"
+			}
+			fmt.Fprintf(w, "    %6.2f %7d  %s%s\n", c.PerMsg, c.Calls, c.Query, nested)
+		}
+		if st.Rest != nil {
+			fmt.Fprintf(w, "    %6.2f %7d  (%d other statements)\n", st.Rest.PerMsg, st.Rest.Calls, st.Rest.Statements)
+		}
 	}
 }
 

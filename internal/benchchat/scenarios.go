@@ -51,6 +51,7 @@ type phase struct {
 	e     *env
 	t     *tracker
 	s0    sample
+	st0   stmtSnapshot
 	errs0 int64
 	start time.Time
 	r     Result
@@ -64,6 +65,7 @@ func (e *env) beginPhase(ctx context.Context, name string, t *tracker) *phase {
 	e.tracker.Store(t)
 	p.errs0 = e.protocolErrors()
 	p.s0 = e.meter.sample(ctx)
+	p.st0 = e.meter.statementSnapshot(ctx, true)
 	p.start = time.Now()
 	return p
 }
@@ -79,6 +81,7 @@ func (p *phase) end(ctx context.Context) Result {
 	}
 	wall := time.Since(p.start)
 	backlog, drained := e.waitBackground(ctx)
+	st1 := e.meter.statementSnapshot(ctx, false)
 	s1 := e.meter.sample(ctx)
 	e.tracker.Store(nil)
 	r := p.r
@@ -86,6 +89,9 @@ func (p *phase) end(ctx context.Context) Result {
 	r.DurationSec = wall.Seconds()
 	r.Clients = e.connectedClients()
 	delta(p.s0, s1).perMessage(&r, r.Delivered)
+	if r.Statements = e.meter.statementsBetween(ctx, p.st0, st1, r.Delivered); r.Statements != nil && r.Statements.Source != sourceUnavailable {
+		r.StatementsPerMsg = fptr(r.Statements.PerMsg)
+	}
 	r.ServerRSSBytes = e.meter.rss()
 	if r.ServerRSSBytes > 0 && r.Clients > 0 {
 		r.RSSPerClientBytes = fptr(float64(r.ServerRSSBytes) / float64(r.Clients))

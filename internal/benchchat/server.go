@@ -31,6 +31,9 @@ type Server struct {
 	// AppName is the application_name of its Postgres connections; empty means "every client
 	// backend of the database except the bench's own".
 	AppName string
+	// MetricsURL is where its Prometheus metrics can be read without credentials (serve
+	// --metrics-addr), for the engine's statement counter; empty: not read.
+	MetricsURL string
 	// Stop stops it and removes what it created (its schema). Nil: nothing to do.
 	Stop func(ctx context.Context) error
 }
@@ -39,12 +42,13 @@ type Server struct {
 type Launcher func(ctx context.Context) (*Server, error)
 
 // ExistingServer targets a server that is already running: nothing is started or dropped.
-func ExistingServer(baseURL string, pid int) Launcher {
+// metricsURL is its /metrics without credentials (serve --metrics-addr), or empty.
+func ExistingServer(baseURL string, pid int, metricsURL string) Launcher {
 	return func(ctx context.Context) (*Server, error) {
 		if err := waitReady(ctx, baseURL, 30*time.Second); err != nil {
 			return nil, err
 		}
-		return &Server{URL: strings.TrimRight(baseURL, "/"), PID: pid}, nil
+		return &Server{URL: strings.TrimRight(baseURL, "/"), PID: pid, MetricsURL: metricsURL}, nil
 	}
 }
 
@@ -81,13 +85,19 @@ func ChildServer(binary, databaseURL string, logTail *tailBuffer) Launcher {
 			_ = drop()
 			return nil, err
 		}
+		// The main port serves /metrics to admin keys only; this one, on loopback, to the bench.
+		metricsAddr, err := freeLoopbackAddr()
+		if err != nil {
+			_ = drop()
+			return nil, err
+		}
 		appURL, err := withApplicationName(databaseURL, name)
 		if err != nil {
 			_ = drop()
 			return nil, err
 		}
 		// Not CommandContext: the server is stopped with SIGTERM and given time to drain.
-		cmd := exec.Command(binary, "serve", "--addr", addr, "--schema", name)
+		cmd := exec.Command(binary, "serve", "--addr", addr, "--schema", name, "--metrics-addr", metricsAddr)
 		cmd.Env = append(os.Environ(), "DATABASE_URL="+appURL, "PGAPPNAME="+name, "RIPPLE_LOG_LEVEL=warn")
 		if logTail != nil {
 			cmd.Stdout, cmd.Stderr = logTail, logTail
@@ -113,7 +123,7 @@ func ChildServer(binary, databaseURL string, logTail *tailBuffer) Launcher {
 			})
 			return stopErr
 		}
-		srv := &Server{URL: "http://" + addr, PID: cmd.Process.Pid, AppName: name, Stop: stop}
+		srv := &Server{URL: "http://" + addr, PID: cmd.Process.Pid, AppName: name, MetricsURL: "http://" + metricsAddr + "/metrics", Stop: stop}
 		readyCtx, cancel := context.WithCancel(ctx)
 		go func() {
 			select {
@@ -261,20 +271,33 @@ func procRSS(pid int) (int64, error) {
 	return 0, errors.New("no VmRSS")
 }
 
-// meter samples the server's and its Postgres backends' CPU.
+// meter samples the server's and its Postgres backends' CPU, and the statements they ran.
 type meter struct {
 	srv  *Server
-	conn *pgx.Conn // the bench's own connection, for pg_stat_activity
+	conn *pgx.Conn // the bench's own connection, for pg_stat_activity and pg_stat_statements
+	own  ownStatements
+	// pgss is how pg_stat_statements counts; nil when it cannot be read, pgssWhy says why.
+	pgss    *pgssInfo
+	pgssWhy string
+	http    *http.Client
 }
 
 func newMeter(ctx context.Context, srv *Server, databaseURL string) (*meter, error) {
-	m := &meter{srv: srv}
+	m := &meter{srv: srv, http: &http.Client{Transport: &http.Transport{}}}
 	if databaseURL != "" {
-		conn, err := pgx.Connect(ctx, databaseURL)
+		cc, err := pgx.ParseConfig(databaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("parsing the database URL: %w", err)
+		}
+		cc.Tracer = &m.own
+		conn, err := pgx.ConnectConfig(ctx, cc)
 		if err != nil {
 			return nil, fmt.Errorf("connecting to the database for pg_stat_activity: %w", err)
 		}
 		m.conn = conn
+		m.pgss, m.pgssWhy = probePGSS(ctx, conn)
+	} else {
+		m.pgssWhy = "no database connection"
 	}
 	return m, nil
 }
@@ -283,6 +306,7 @@ func (m *meter) close() {
 	if m.conn != nil {
 		_ = m.conn.Close(context.Background())
 	}
+	m.http.CloseIdleConnections()
 }
 
 // sample is one reading.
@@ -308,7 +332,7 @@ func (m *meter) sample(ctx context.Context) sample {
 	if m.srv.AppName != "" {
 		rows, err = m.conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", m.srv.AppName)
 	} else {
-		rows, err = m.conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()")
+		rows, err = m.conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = $1 AND pid <> pg_backend_pid()", "client backend")
 	}
 	if err != nil {
 		return s
