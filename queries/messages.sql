@@ -5,19 +5,6 @@ RETURNING id, created_at;
 -- name: MessageGet :one
 SELECT id, sender_id, conversation_id, body, created_at FROM messages WHERE id = $1;
 
--- MessageLastForConversations is the newest message of each conversation: one index probe per
--- conversation, however long its history (DISTINCT ON read every message of every one).
--- name: MessageLastForConversations :many
-SELECT k.conversation_id::bigint AS conversation_id, m.id, m.sender_id, m.body, m.created_at
-FROM unnest(sqlc.arg(conversation_ids)::bigint[]) AS k(conversation_id)
-CROSS JOIN LATERAL (
-  SELECT id, sender_id, body, created_at
-  FROM messages
-  WHERE messages.conversation_id = k.conversation_id
-  ORDER BY created_at DESC, id DESC
-  LIMIT 1
-) m;
-
 -- MessagePage lists a conversation's messages newest first, strictly older than the "before"
 -- position (when given) and no older than the "until" position (when given). It reads one
 -- range of messages_conversation_created, which is all a live page depends on.
@@ -109,23 +96,6 @@ SELECT model, count(*) FROM message_embeddings GROUP BY model ORDER BY model;
 
 -- name: EmbeddingDeleteOtherModels :execrows
 DELETE FROM message_embeddings WHERE model <> $1;
-
--- MessageRecentFromOthers is, per conversation, the newest messages others than the user sent
--- (at most max_rows each, none older than since when given): enough to count what is unread
--- after the user's last-read position, up to a cap, with one index probe per conversation
--- however long its history. The read set is each conversation's messages (lateral per key).
--- name: MessageRecentFromOthers :many
-SELECT k.conversation_id::bigint AS conversation_id, m.id, m.created_at
-FROM unnest(sqlc.arg(conversation_ids)::bigint[]) AS k(conversation_id)
-CROSS JOIN LATERAL (
-  SELECT id, created_at
-  FROM messages
-  WHERE messages.conversation_id = k.conversation_id
-    AND messages.sender_id <> sqlc.arg(user_id)
-    AND (sqlc.narg(since)::timestamptz IS NULL OR messages.created_at >= sqlc.narg(since)::timestamptz)
-  ORDER BY created_at DESC, id DESC
-  LIMIT sqlc.arg(max_rows)
-) m;
 
 -- MessageSearchText finds one conversation's messages that share a word (after English
 -- stemming, stop words dropped) with the query, any word, the ones matching more and closer

@@ -347,54 +347,6 @@ func (q *Queries) MessageInsert(ctx context.Context, db DBTX, arg MessageInsertP
 	return i, err
 }
 
-const messageLastForConversations = `-- name: MessageLastForConversations :many
-SELECT k.conversation_id::bigint AS conversation_id, m.id, m.sender_id, m.body, m.created_at
-FROM unnest($1::bigint[]) AS k(conversation_id)
-CROSS JOIN LATERAL (
-  SELECT id, sender_id, body, created_at
-  FROM messages
-  WHERE messages.conversation_id = k.conversation_id
-  ORDER BY created_at DESC, id DESC
-  LIMIT 1
-) m
-`
-
-type MessageLastForConversationsRow struct {
-	ConversationID int64
-	ID             int64
-	SenderID       int64
-	Body           string
-	CreatedAt      pgtype.Timestamptz
-}
-
-// MessageLastForConversations is the newest message of each conversation: one index probe per
-// conversation, however long its history (DISTINCT ON read every message of every one).
-func (q *Queries) MessageLastForConversations(ctx context.Context, db DBTX, conversationIds []int64) ([]MessageLastForConversationsRow, error) {
-	rows, err := db.Query(ctx, messageLastForConversations, conversationIds)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []MessageLastForConversationsRow
-	for rows.Next() {
-		var i MessageLastForConversationsRow
-		if err := rows.Scan(
-			&i.ConversationID,
-			&i.ID,
-			&i.SenderID,
-			&i.Body,
-			&i.CreatedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const messageListByIDs = `-- name: MessageListByIDs :many
 SELECT id, sender_id, conversation_id, body, created_at FROM messages
 WHERE id = ANY($1::bigint[])
@@ -474,62 +426,6 @@ func (q *Queries) MessagePage(ctx context.Context, db DBTX, arg MessagePageParam
 			&i.Body,
 			&i.CreatedAt,
 		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const messageRecentFromOthers = `-- name: MessageRecentFromOthers :many
-SELECT k.conversation_id::bigint AS conversation_id, m.id, m.created_at
-FROM unnest($1::bigint[]) AS k(conversation_id)
-CROSS JOIN LATERAL (
-  SELECT id, created_at
-  FROM messages
-  WHERE messages.conversation_id = k.conversation_id
-    AND messages.sender_id <> $2
-    AND ($3::timestamptz IS NULL OR messages.created_at >= $3::timestamptz)
-  ORDER BY created_at DESC, id DESC
-  LIMIT $4
-) m
-`
-
-type MessageRecentFromOthersParams struct {
-	ConversationIds []int64
-	UserID          int64
-	Since           pgtype.Timestamptz
-	MaxRows         int32
-}
-
-type MessageRecentFromOthersRow struct {
-	ConversationID int64
-	ID             int64
-	CreatedAt      pgtype.Timestamptz
-}
-
-// MessageRecentFromOthers is, per conversation, the newest messages others than the user sent
-// (at most max_rows each, none older than since when given): enough to count what is unread
-// after the user's last-read position, up to a cap, with one index probe per conversation
-// however long its history. The read set is each conversation's messages (lateral per key).
-func (q *Queries) MessageRecentFromOthers(ctx context.Context, db DBTX, arg MessageRecentFromOthersParams) ([]MessageRecentFromOthersRow, error) {
-	rows, err := db.Query(ctx, messageRecentFromOthers,
-		arg.ConversationIds,
-		arg.UserID,
-		arg.Since,
-		arg.MaxRows,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []MessageRecentFromOthersRow
-	for rows.Next() {
-		var i MessageRecentFromOthersRow
-		if err := rows.Scan(&i.ConversationID, &i.ID, &i.CreatedAt); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
