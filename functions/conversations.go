@@ -233,9 +233,13 @@ func conversationSummaries(ctx *engine.QueryCtx, me int64, convs []queries.Conve
 func requireParticipant(ctx context.Context, db engine.DBTX, conversationID, userID int64) error {
 	_, err := queries.New().ParticipantGet(ctx, db, queries.ParticipantGetParams{ConversationID: conversationID, UserID: userID})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return engine.Forbidden("you are not a participant of this conversation")
+		return notParticipant()
 	}
 	return err
+}
+
+func notParticipant() error {
+	return engine.Forbidden("you are not a participant of this conversation")
 }
 
 // withReason attaches a reason (errorData.reason) that clients turn into their own words.

@@ -87,13 +87,3 @@ DELETE FROM user_blocks WHERE blocker_id = $1 AND blocked_id = $2;
 SELECT blocker_id, blocked_id FROM user_blocks
 WHERE (blocker_id = sqlc.arg(a) AND blocked_id = sqlc.arg(b))
    OR (blocker_id = sqlc.arg(b) AND blocked_id = sqlc.arg(a));
-
--- BlockInConversation lists the blocks standing between the user and the other members of a
--- conversation, either way (blocker first): one statement per send.
--- name: BlockInConversation :many
-SELECT b.blocker_id, b.blocked_id
-FROM conversation_participants p
-JOIN user_blocks b
-  ON (b.blocker_id = p.user_id AND b.blocked_id = sqlc.arg(user_id))
-  OR (b.blocker_id = sqlc.arg(user_id) AND b.blocked_id = p.user_id)
-WHERE p.conversation_id = sqlc.arg(conversation_id) AND p.user_id <> sqlc.arg(user_id);

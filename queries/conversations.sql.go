@@ -62,47 +62,6 @@ func (q *Queries) BlockDelete(ctx context.Context, db DBTX, arg BlockDeleteParam
 	return err
 }
 
-const blockInConversation = `-- name: BlockInConversation :many
-SELECT b.blocker_id, b.blocked_id
-FROM conversation_participants p
-JOIN user_blocks b
-  ON (b.blocker_id = p.user_id AND b.blocked_id = $1)
-  OR (b.blocker_id = $1 AND b.blocked_id = p.user_id)
-WHERE p.conversation_id = $2 AND p.user_id <> $1
-`
-
-type BlockInConversationParams struct {
-	UserID         int64
-	ConversationID int64
-}
-
-type BlockInConversationRow struct {
-	BlockerID int64
-	BlockedID int64
-}
-
-// BlockInConversation lists the blocks standing between the user and the other members of a
-// conversation, either way (blocker first): one statement per send.
-func (q *Queries) BlockInConversation(ctx context.Context, db DBTX, arg BlockInConversationParams) ([]BlockInConversationRow, error) {
-	rows, err := db.Query(ctx, blockInConversation, arg.UserID, arg.ConversationID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []BlockInConversationRow
-	for rows.Next() {
-		var i BlockInConversationRow
-		if err := rows.Scan(&i.BlockerID, &i.BlockedID); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const blockInsert = `-- name: BlockInsert :exec
 INSERT INTO user_blocks (blocker_id, blocked_id) VALUES ($1, $2)
 ON CONFLICT DO NOTHING
