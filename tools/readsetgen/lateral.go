@@ -6,42 +6,68 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
-// unnestColumns returns, for `unnest($a[, $b…]) AS k(x[, y…])` (parameters possibly cast), each
-// column's parameter: column i holds the elements of argument i (NULL past a shorter array's
-// end, which equals nothing). Anything else, or a column list that does not name every
-// argument's column, gives nil.
+// unnestColumns returns, for `unnest($a[, $b…]) AS k(x[, y…])` or `ROWS FROM (unnest($a),
+// unnest($b)…) AS k(x, y…)`, each column's parameter: column i holds the elements of array i
+// (NULL past a shorter array's end, which equals nothing). With several arrays each must be cast
+// to an array of a scalar type, so none expands to several columns and shifts the names.
+// Anything else, or a column list that does not name every array's column, gives nil.
 func unnestColumns(rf *pg_query.RangeFunction) map[string]int {
-	if rf.Alias == nil || len(rf.Functions) != 1 || rf.Ordinality || rf.IsRowsfrom {
+	if rf.Alias == nil || rf.Ordinality || len(rf.Functions) == 0 || (!rf.IsRowsfrom && len(rf.Functions) != 1) {
 		return nil
 	}
-	items := rf.Functions[0].GetList().GetItems()
-	if len(items) == 0 {
-		return nil
+	var args []*pg_query.Node
+	for _, fn := range rf.Functions {
+		items := fn.GetList().GetItems()
+		if len(items) == 0 || (len(items) > 1 && items[1].Node != nil) { // a column definition list
+			return nil
+		}
+		call := items[0].GetFuncCall()
+		if call == nil || funcName(call) != "unnest" || len(call.Args) == 0 || call.AggStar || call.FuncVariadic ||
+			(rf.IsRowsfrom && len(call.Args) != 1) {
+			return nil
+		}
+		args = append(args, call.Args...)
 	}
-	call := items[0].GetFuncCall()
-	if call == nil || funcName(call) != "unnest" || len(call.Args) == 0 || call.AggStar || call.FuncVariadic {
-		return nil
-	}
-	names := make([]string, len(call.Args))
+	names := make([]string, len(args))
 	switch {
-	case len(rf.Alias.Colnames) == len(call.Args):
+	case len(rf.Alias.Colnames) == len(args):
 		for i, c := range rf.Alias.Colnames {
 			names[i] = c.GetString_().GetSval()
 		}
-	case len(rf.Alias.Colnames) == 0 && len(call.Args) == 1:
+	case len(rf.Alias.Colnames) == 0 && len(args) == 1:
 		names[0] = rf.Alias.Aliasname // a one-column function's column takes the alias's name
 	default:
 		return nil
 	}
 	cols := make(map[string]int, len(names))
-	for i, arg := range call.Args {
+	for i, arg := range args {
 		n, ok := param(arg)
-		if !ok || names[i] == "" {
+		if !ok || names[i] == "" || (len(args) > 1 && !scalarArrayCast(arg)) {
 			return nil
 		}
 		cols[names[i]] = n
 	}
 	return cols
+}
+
+// scalarTypes are the built-in types whose arrays unnest to one column.
+var scalarTypes = map[string]bool{
+	"int2": true, "int4": true, "int8": true, "smallint": true, "integer": true, "int": true, "bigint": true,
+	"text": true, "varchar": true, "bool": true, "boolean": true, "uuid": true, "date": true,
+	"timestamp": true, "timestamptz": true, "numeric": true, "float4": true, "float8": true,
+}
+
+// scalarArrayCast reports whether n is cast to a one-dimensional array of a scalarTypes type.
+func scalarArrayCast(n *pg_query.Node) bool {
+	c := n.GetTypeCast()
+	if c == nil || c.TypeName == nil || len(c.TypeName.ArrayBounds) != 1 || len(c.TypeName.Names) == 0 {
+		return false
+	}
+	names := c.TypeName.Names
+	if len(names) == 2 && names[0].GetString_().GetSval() != "pg_catalog" || len(names) > 2 {
+		return false
+	}
+	return scalarTypes[names[len(names)-1].GetString_().GetSval()]
 }
 
 // lateralReads recognises the per-key lookup
@@ -54,7 +80,7 @@ func unnestColumns(rf *pg_query.RangeFunction) map[string]int {
 // the newest row of each of several keys with one index probe each (DISTINCT ON would scan
 // every row of every key). The subquery must be a plain SELECT with t as its only FROM item
 // and the equality as one of the AND-ed terms of its WHERE. The unnest may take several arrays
-// (`unnest($1, $2) AS k(x, y)`); the key is whichever column the equality names.
+// (`unnest($1, $2) AS k(x, y)`, or ROWS FROM); the key is whichever column the equality names.
 //
 // The subquery may also reach t through a chain of plain subqueries, each the only FROM item of
 // the one above (`SELECT count(*) FROM (SELECT 1 FROM t WHERE t.col = k.x LIMIT $m) s`: a

@@ -146,6 +146,21 @@ func TestAnalyzeLateralPerKey(t *testing.T) {
 		{`SELECT m.id FROM unnest($1::bigint[], $2::bigint[]) AS k(c, s)
 		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.sender_id = k.s LIMIT 1) m`,
 			[]TableRead{prm("messages", "sender_id", 2)}},
+		{`SELECT m.id FROM ROWS FROM (unnest($1::bigint[]), unnest($2::timestamptz[]), unnest($3::pg_catalog.int8[])) AS k(c, at, rid)
+		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.conversation_id = k.rid AND (x.created_at, x.id) > (k.at, k.rid) LIMIT 1) m`,
+			[]TableRead{prm("messages", "conversation_id", 3)}},
+		{`SELECT m.id FROM ROWS FROM (unnest($1::bigint[]), unnest($2::my_row[])) AS k(c, d)
+		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.conversation_id = k.c LIMIT 1) m`,
+			[]TableRead{tbl("messages")}}, // a composite array would unnest to several columns
+		{`SELECT m.id FROM ROWS FROM (unnest($1::bigint[]), unnest($2)) AS k(c, d)
+		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.conversation_id = k.c LIMIT 1) m`,
+			[]TableRead{tbl("messages")}}, // an uncast array: its type is unknown
+		{`SELECT m.id FROM ROWS FROM (unnest($1::bigint[]), generate_series(1, 3)) AS k(c, d)
+		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.conversation_id = k.c LIMIT 1) m`,
+			[]TableRead{tbl("messages")}},
+		{`SELECT m.id FROM ROWS FROM (unnest($1::bigint[], $2::bigint[])) AS k(c, d)
+		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.conversation_id = k.c LIMIT 1) m`,
+			[]TableRead{tbl("messages")}},
 		{`SELECT m.id FROM unnest($1::bigint[], $2::bigint[]) AS k(c)
 		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.conversation_id = k.c LIMIT 1) m`,
 			[]TableRead{tbl("messages")}}, // fewer column names than arrays
