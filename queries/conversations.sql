@@ -56,7 +56,9 @@ CROSS JOIN LATERAL (
     FROM messages m
     WHERE m.conversation_id = k.conversation_id
       AND m.sender_id <> sqlc.arg(user_id)
-      AND (k.read_at IS NULL OR (m.created_at, m.id) > (k.read_at, k.read_id))
+      -- A bound without OR, so the index scan starts and stops at it.
+      AND (m.created_at, m.id) > (coalesce(k.read_at, '-infinity'), coalesce(k.read_id, 0))
+    ORDER BY m.created_at DESC, m.id DESC
     LIMIT sqlc.arg(max_unread)
   ) r
 ) un
