@@ -15,6 +15,7 @@ import (
 
 	"github.com/ripplehq/ripple/engine"
 	"github.com/ripplehq/ripple/functions"
+	"github.com/ripplehq/ripple/queries"
 )
 
 // referenceList is conversations:list as it was computed with five statements (the caller's
@@ -336,4 +337,18 @@ func TestSendErrorsInOrder(t *testing.T) {
 	require.Equal(t, 1, n)
 	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM messages").Scan(&n))
 	require.Equal(t, 1, n)
+}
+
+// TestConversationsListReadsByKey guards the read sets of conversations:list's statements: a
+// table read whole there would re-run every user's list on every message anywhere.
+func TestConversationsListReadsByKey(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"ConversationListForUser", "ConversationSummaryListForUser"} {
+		spec, ok := queries.ReadSpecs[name]
+		require.True(t, ok, name)
+		require.NotEmpty(t, spec.Tables, name)
+		for _, tr := range spec.Tables {
+			require.NotEqual(t, engine.ReadTable, tr.Kind, "%s reads %s whole", name, tr.Table)
+		}
+	}
 }
