@@ -144,6 +144,8 @@ func conversationsList(ctx *engine.QueryCtx, _ struct{}) ([]Conversation, error)
 	rows := make([]sortable, 0, len(convs))
 	for _, c := range convs {
 		conv := Conversation{ID: formatID(c.ID), Type: c.Type, Participants: []Participant{}, BlockedByMe: []string{}}
+		// Every conversation has summary rows (the caller is a participant, in the same
+		// snapshot); nil is only defensive.
 		sum := summary[c.ID]
 		if sum != nil {
 			conv.Participants, conv.BlockedByMe, conv.UnreadCount = sum.participants, sum.blockedByMe, sum.unread
