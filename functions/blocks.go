@@ -80,19 +80,6 @@ func refuseIfBlocked(ctx context.Context, db engine.DBTX, me, other int64) error
 	return blockError(me, blockers)
 }
 
-// refuseIfBlockedInConversation is refuseIfBlocked for every other member of a conversation.
-func refuseIfBlockedInConversation(ctx context.Context, db engine.DBTX, convID, me int64) error {
-	blocks, err := queries.New().BlockInConversation(ctx, db, queries.BlockInConversationParams{UserID: me, ConversationID: convID})
-	if err != nil {
-		return err
-	}
-	blockers := make([]int64, len(blocks))
-	for i, b := range blocks {
-		blockers[i] = b.BlockerID
-	}
-	return blockError(me, blockers)
-}
-
 // blockError says which block stands, the caller's own first (they can lift that one).
 func blockError(me int64, blockers []int64) error {
 	for _, b := range blockers {

@@ -132,37 +132,9 @@ func conversationsList(ctx *engine.QueryCtx, _ struct{}) ([]Conversation, error)
 	if len(convs) == 0 {
 		return out, nil
 	}
-	ids := make([]int64, len(convs))
-	for i, c := range convs {
-		ids[i] = c.ID
-	}
-	participants, err := q.ParticipantListForConversations(ctx, ctx.DB(), ids)
+	summary, err := conversationSummaries(ctx, me, convs)
 	if err != nil {
 		return nil, err
-	}
-	lasts, err := q.MessageLastForConversations(ctx, ctx.DB(), ids)
-	if err != nil {
-		return nil, err
-	}
-	byConv := map[int64][]Participant{}
-	for _, p := range participants {
-		byConv[p.ConversationID] = append(byConv[p.ConversationID], Participant{ID: formatID(p.ID), Name: p.Name, Email: p.Email})
-	}
-	unread, err := unreadCounts(ctx, me, convs)
-	if err != nil {
-		return nil, err
-	}
-	blockedIDs, err := q.BlockListByBlocker(ctx, ctx.DB(), me)
-	if err != nil {
-		return nil, err
-	}
-	blocked := make(map[string]bool, len(blockedIDs))
-	for _, id := range blockedIDs {
-		blocked[formatID(id)] = true
-	}
-	lastByConv := map[int64]queries.MessageLastForConversationsRow{}
-	for _, m := range lasts {
-		lastByConv[m.ConversationID] = m
 	}
 	type sortable struct {
 		conv     Conversation
@@ -171,24 +143,22 @@ func conversationsList(ctx *engine.QueryCtx, _ struct{}) ([]Conversation, error)
 	}
 	rows := make([]sortable, 0, len(convs))
 	for _, c := range convs {
-		conv := Conversation{ID: formatID(c.ID), Type: c.Type, Participants: byConv[c.ID], UnreadCount: unread[c.ID], BlockedByMe: []string{}}
-		if conv.Participants == nil {
-			conv.Participants = []Participant{}
-		}
-		for _, p := range conv.Participants {
-			if blocked[p.ID] {
-				conv.BlockedByMe = append(conv.BlockedByMe, p.ID)
-			}
+		conv := Conversation{ID: formatID(c.ID), Type: c.Type, Participants: []Participant{}, BlockedByMe: []string{}}
+		// Every conversation has summary rows (the caller is a participant, in the same
+		// snapshot); nil is only defensive.
+		sum := summary[c.ID]
+		if sum != nil {
+			conv.Participants, conv.BlockedByMe, conv.UnreadCount = sum.participants, sum.blockedByMe, sum.unread
 		}
 		if c.LastReadMessageID != nil {
 			id := formatID(*c.LastReadMessageID)
 			conv.LastReadMessageID = &id
 		}
 		activity := c.LastMessageTime
-		if m, ok := lastByConv[c.ID]; ok {
-			conv.LastMessage = &LastMessage{Body: m.Body, SenderID: formatID(m.SenderID), CreationTime: millis(m.CreatedAt)}
-			if !activity.Valid || m.CreatedAt.Time.After(activity.Time) {
-				activity = m.CreatedAt
+		if sum != nil && sum.lastAt.Valid {
+			conv.LastMessage = &LastMessage{Body: sum.lastBody, SenderID: formatID(sum.lastSender), CreationTime: millis(sum.lastAt)}
+			if !activity.Valid || sum.lastAt.Time.After(activity.Time) {
+				activity = sum.lastAt
 			}
 		}
 		if activity.Valid {
@@ -211,14 +181,67 @@ func conversationsList(ctx *engine.QueryCtx, _ struct{}) ([]Conversation, error)
 	return out, nil
 }
 
+// conversationSummary is what ConversationSummaryListForUser tells of one conversation.
+type conversationSummary struct {
+	participants []Participant
+	blockedByMe  []string
+	unread       int
+	lastSender   int64
+	lastBody     string
+	lastAt       pgtype.Timestamptz // not Valid: no message yet
+}
+
+// conversationSummaries reads, in one statement, the participants, the caller's blocks among
+// them, the newest message and the unread count (messages others sent after the caller's
+// last-read position, up to unreadCap) of each conversation.
+func conversationSummaries(ctx *engine.QueryCtx, me int64, convs []queries.ConversationListForUserRow) (map[int64]*conversationSummary, error) {
+	params := queries.ConversationSummaryListForUserParams{
+		ConversationIds: make([]int64, len(convs)),
+		ReadAts:         make([]pgtype.Timestamptz, len(convs)),
+		ReadIds:         make([]int64, len(convs)),
+		UserID:          me,
+		MaxUnread:       unreadCap,
+	}
+	for i, c := range convs {
+		params.ConversationIds[i] = c.ID
+		// A position needs both halves; without one, everything from others is unread.
+		if c.LastReadMessageID != nil && c.LastReadAt.Valid {
+			params.ReadAts[i], params.ReadIds[i] = c.LastReadAt, *c.LastReadMessageID
+		}
+	}
+	rows, err := queries.New().ConversationSummaryListForUser(ctx, ctx.DB(), params)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]*conversationSummary, len(convs))
+	for _, r := range rows {
+		s := out[r.ConversationID]
+		if s == nil {
+			s = &conversationSummary{participants: []Participant{}, blockedByMe: []string{}, unread: int(r.Unread),
+				lastSender: r.LastSenderID, lastBody: r.LastBody, lastAt: r.LastCreatedAt}
+			out[r.ConversationID] = s
+		}
+		id := formatID(r.ParticipantID)
+		s.participants = append(s.participants, Participant{ID: id, Name: r.ParticipantName, Email: r.ParticipantEmail})
+		if r.BlockedByMe {
+			s.blockedByMe = append(s.blockedByMe, id)
+		}
+	}
+	return out, nil
+}
+
 // requireParticipant gives FORBIDDEN both for a conversation the caller is not in and for one
 // that does not exist, so a caller cannot probe for conversations.
 func requireParticipant(ctx context.Context, db engine.DBTX, conversationID, userID int64) error {
 	_, err := queries.New().ParticipantGet(ctx, db, queries.ParticipantGetParams{ConversationID: conversationID, UserID: userID})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return engine.Forbidden("you are not a participant of this conversation")
+		return notParticipant()
 	}
 	return err
+}
+
+func notParticipant() error {
+	return engine.Forbidden("you are not a participant of this conversation")
 }
 
 // withReason attaches a reason (errorData.reason) that clients turn into their own words.

@@ -2,6 +2,7 @@ package functions
 
 import (
 	"encoding/base64"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -66,23 +67,25 @@ func messagesSend(ctx *engine.MutationCtx, args sendArgs) (string, error) {
 		e.Data["limit"], e.Data["length"] = MaxBodyLength, n
 		return "", e
 	}
-	if err := requireParticipant(ctx, ctx.DB(), convID, me); err != nil {
-		return "", err
-	}
-	if err := refuseIfBlockedInConversation(ctx, ctx.DB(), convID, me); err != nil {
-		return "", err
-	}
-	msg, err := queries.New().MessageInsert(ctx, ctx.DB(), queries.MessageInsertParams{SenderID: me, ConversationID: convID, Body: body})
+	// One statement checks membership and blocks and, when both pass, stores and queues the
+	// message; the errors keep their order: membership, then blocks.
+	res, err := queries.New().MessageSend(ctx, ctx.DB(), queries.MessageSendParams{SenderID: me, ConversationID: convID, Body: body})
 	if err != nil {
 		return "", err
+	}
+	if !res.Participant {
+		return "", notParticipant()
+	}
+	if err := blockError(me, res.Blockers); err != nil {
+		return "", err
+	}
+	if res.MessageID == nil { // cannot happen: a participant with no block stores the message
+		return "", errors.New("messages:send stored nothing")
 	}
 	// The embedding sweep (messages:embedDue) takes it from here: queueing the message is all a
 	// send does, so the embedding work never runs at the moment the message is delivered, and
 	// the messages of a second share the sweep's transactions and provider calls.
-	if err := queries.New().EmbeddingQueueAdd(ctx, ctx.DB(), msg.ID); err != nil {
-		return "", err
-	}
-	return formatID(msg.ID), nil
+	return formatID(*res.MessageID), nil
 }
 
 // PaginationOpts are Convex's pagination options (docs/protocol.md, Pagination).

@@ -62,47 +62,6 @@ func (q *Queries) BlockDelete(ctx context.Context, db DBTX, arg BlockDeleteParam
 	return err
 }
 
-const blockInConversation = `-- name: BlockInConversation :many
-SELECT b.blocker_id, b.blocked_id
-FROM conversation_participants p
-JOIN user_blocks b
-  ON (b.blocker_id = p.user_id AND b.blocked_id = $1)
-  OR (b.blocker_id = $1 AND b.blocked_id = p.user_id)
-WHERE p.conversation_id = $2 AND p.user_id <> $1
-`
-
-type BlockInConversationParams struct {
-	UserID         int64
-	ConversationID int64
-}
-
-type BlockInConversationRow struct {
-	BlockerID int64
-	BlockedID int64
-}
-
-// BlockInConversation lists the blocks standing between the user and the other members of a
-// conversation, either way (blocker first): one statement per send.
-func (q *Queries) BlockInConversation(ctx context.Context, db DBTX, arg BlockInConversationParams) ([]BlockInConversationRow, error) {
-	rows, err := db.Query(ctx, blockInConversation, arg.UserID, arg.ConversationID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []BlockInConversationRow
-	for rows.Next() {
-		var i BlockInConversationRow
-		if err := rows.Scan(&i.BlockerID, &i.BlockedID); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const blockInsert = `-- name: BlockInsert :exec
 INSERT INTO user_blocks (blocker_id, blocked_id) VALUES ($1, $2)
 ON CONFLICT DO NOTHING
@@ -117,30 +76,6 @@ type BlockInsertParams struct {
 func (q *Queries) BlockInsert(ctx context.Context, db DBTX, arg BlockInsertParams) error {
 	_, err := db.Exec(ctx, blockInsert, arg.BlockerID, arg.BlockedID)
 	return err
-}
-
-const blockListByBlocker = `-- name: BlockListByBlocker :many
-SELECT blocked_id FROM user_blocks WHERE blocker_id = $1
-`
-
-func (q *Queries) BlockListByBlocker(ctx context.Context, db DBTX, blockerID int64) ([]int64, error) {
-	rows, err := db.Query(ctx, blockListByBlocker, blockerID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []int64
-	for rows.Next() {
-		var blocked_id int64
-		if err := rows.Scan(&blocked_id); err != nil {
-			return nil, err
-		}
-		items = append(items, blocked_id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const conversationDirectGet = `-- name: ConversationDirectGet :one
@@ -222,6 +157,109 @@ func (q *Queries) ConversationListForUser(ctx context.Context, db DBTX, userID i
 	return items, nil
 }
 
+const conversationSummaryListForUser = `-- name: ConversationSummaryListForUser :many
+SELECT k.conversation_id::bigint AS conversation_id,
+       u.id AS participant_id, u.name AS participant_name, u.email AS participant_email,
+       (b.blocked_id IS NOT NULL)::boolean AS blocked_by_me,
+       -- No newest message: last_created_at is NULL (sqlc takes the lateral's columns as NOT NULL).
+       coalesce(lm.sender_id, 0)::bigint AS last_sender_id, coalesce(lm.body, '')::text AS last_body,
+       lm.created_at AS last_created_at,
+       un.unread::int AS unread
+FROM ROWS FROM (unnest($1::bigint[]),
+               unnest($2::timestamptz[]),
+               unnest($3::bigint[])) AS k(conversation_id, read_at, read_id)
+LEFT JOIN LATERAL (
+  SELECT m.sender_id, m.body, m.created_at
+  FROM messages m
+  WHERE m.conversation_id = k.conversation_id
+  ORDER BY m.created_at DESC, m.id DESC
+  LIMIT 1
+) lm ON true
+CROSS JOIN LATERAL (
+  SELECT count(*) AS unread
+  FROM (
+    SELECT 1
+    FROM messages m
+    WHERE m.conversation_id = k.conversation_id
+      AND m.sender_id <> $4
+      -- A bound without OR, so the index scan starts and stops at it.
+      AND (m.created_at, m.id) > (coalesce(k.read_at, '-infinity'), coalesce(k.read_id, 0))
+    ORDER BY m.created_at DESC, m.id DESC
+    LIMIT $5
+  ) r
+) un
+JOIN conversation_participants p ON p.conversation_id = k.conversation_id
+LEFT JOIN user_blocks b ON b.blocker_id = $4 AND b.blocked_id = p.user_id
+JOIN users u ON u.id = p.user_id
+ORDER BY k.conversation_id, p.joined_at, u.id
+`
+
+type ConversationSummaryListForUserParams struct {
+	ConversationIds []int64
+	ReadAts         []pgtype.Timestamptz
+	ReadIds         []int64
+	UserID          int64
+	MaxUnread       int32
+}
+
+type ConversationSummaryListForUserRow struct {
+	ConversationID   int64
+	ParticipantID    int64
+	ParticipantName  string
+	ParticipantEmail string
+	BlockedByMe      bool
+	LastSenderID     int64
+	LastBody         string
+	LastCreatedAt    pgtype.Timestamptz
+	Unread           int32
+}
+
+// ConversationSummaryListForUser is everything conversations:list shows of the user's
+// conversations besides ConversationListForUser's rows, in one statement: one row per
+// participant (in joining order) with whether the user blocked them, and the conversation's
+// newest message and unread count repeated on each. The unread count is the messages others
+// sent after the user's last-read position (read_at, read_id, by conversation_ids' order; NULL
+// read_at: nothing read), up to max_unread, one index range per conversation however long its
+// history.
+// Every table is read per key: messages (lateral) and conversation_participants (joined) by
+// conversation_ids, user_blocks by the user, users by the rows returned. users must stay on no
+// preserved side of an outer join (joined last) to be read by the rows returned.
+func (q *Queries) ConversationSummaryListForUser(ctx context.Context, db DBTX, arg ConversationSummaryListForUserParams) ([]ConversationSummaryListForUserRow, error) {
+	rows, err := db.Query(ctx, conversationSummaryListForUser,
+		arg.ConversationIds,
+		arg.ReadAts,
+		arg.ReadIds,
+		arg.UserID,
+		arg.MaxUnread,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ConversationSummaryListForUserRow
+	for rows.Next() {
+		var i ConversationSummaryListForUserRow
+		if err := rows.Scan(
+			&i.ConversationID,
+			&i.ParticipantID,
+			&i.ParticipantName,
+			&i.ParticipantEmail,
+			&i.BlockedByMe,
+			&i.LastSenderID,
+			&i.LastBody,
+			&i.LastCreatedAt,
+			&i.Unread,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const participantGet = `-- name: ParticipantGet :one
 SELECT user_id FROM conversation_participants WHERE conversation_id = $1 AND user_id = $2
 `
@@ -251,46 +289,6 @@ type ParticipantInsertParams struct {
 func (q *Queries) ParticipantInsert(ctx context.Context, db DBTX, arg ParticipantInsertParams) error {
 	_, err := db.Exec(ctx, participantInsert, arg.ConversationID, arg.UserID)
 	return err
-}
-
-const participantListForConversations = `-- name: ParticipantListForConversations :many
-SELECT p.conversation_id, u.id, u.name, u.email
-FROM conversation_participants p
-JOIN users u ON u.id = p.user_id
-WHERE p.conversation_id = ANY($1::bigint[])
-ORDER BY p.conversation_id, p.joined_at, u.id
-`
-
-type ParticipantListForConversationsRow struct {
-	ConversationID int64
-	ID             int64
-	Name           string
-	Email          string
-}
-
-func (q *Queries) ParticipantListForConversations(ctx context.Context, db DBTX, dollar_1 []int64) ([]ParticipantListForConversationsRow, error) {
-	rows, err := db.Query(ctx, participantListForConversations, dollar_1)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []ParticipantListForConversationsRow
-	for rows.Next() {
-		var i ParticipantListForConversationsRow
-		if err := rows.Scan(
-			&i.ConversationID,
-			&i.ID,
-			&i.Name,
-			&i.Email,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const participantMarkRead = `-- name: ParticipantMarkRead :execrows

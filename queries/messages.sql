@@ -1,22 +1,34 @@
--- name: MessageInsert :one
-INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, $3)
-RETURNING id, created_at;
+--- MessageSend is all of messages:send in one statement. It stores the message only when the
+-- sender is a participant of the conversation (participant; false also when there is no such
+-- conversation) and no block stands between them and another member, either way (blockers:
+-- the blocker of each), and queues what it stored for the embedding sweep in the same
+-- transaction. message_id is NULL when nothing was stored. The queue row is a plain INSERT, no
+-- ON CONFLICT: its uniqueness check would take predicate locks that the embedding sweep's
+-- writes conflict with (mutations run SERIALIZABLE).
+-- name: MessageSend :one
+WITH chk AS (
+  SELECT EXISTS (SELECT 1 FROM conversation_participants me
+                 WHERE me.conversation_id = sqlc.arg(conversation_id) AND me.user_id = sqlc.arg(sender_id)) AS participant,
+         ARRAY(SELECT b.blocker_id
+               FROM conversation_participants p
+               JOIN user_blocks b
+                 ON (b.blocker_id = p.user_id AND b.blocked_id = sqlc.arg(sender_id))
+                 OR (b.blocker_id = sqlc.arg(sender_id) AND b.blocked_id = p.user_id)
+               WHERE p.conversation_id = sqlc.arg(conversation_id) AND p.user_id <> sqlc.arg(sender_id))::bigint[] AS blockers
+), m AS (
+  INSERT INTO messages (sender_id, conversation_id, body)
+  SELECT sqlc.arg(sender_id)::bigint, sqlc.arg(conversation_id)::bigint, sqlc.arg(body)::text
+  FROM chk
+  WHERE chk.participant AND cardinality(chk.blockers) = 0
+  RETURNING id
+), q AS (
+  INSERT INTO message_embedding_queue (message_id) SELECT m.id FROM m
+)
+SELECT chk.participant, chk.blockers, m.id AS message_id
+FROM chk LEFT JOIN m ON true;
 
 -- name: MessageGet :one
 SELECT id, sender_id, conversation_id, body, created_at FROM messages WHERE id = $1;
-
--- MessageLastForConversations is the newest message of each conversation: one index probe per
--- conversation, however long its history (DISTINCT ON read every message of every one).
--- name: MessageLastForConversations :many
-SELECT k.conversation_id::bigint AS conversation_id, m.id, m.sender_id, m.body, m.created_at
-FROM unnest(sqlc.arg(conversation_ids)::bigint[]) AS k(conversation_id)
-CROSS JOIN LATERAL (
-  SELECT id, sender_id, body, created_at
-  FROM messages
-  WHERE messages.conversation_id = k.conversation_id
-  ORDER BY created_at DESC, id DESC
-  LIMIT 1
-) m;
 
 -- MessagePage lists a conversation's messages newest first, strictly older than the "before"
 -- position (when given) and no older than the "until" position (when given). It reads one
@@ -31,11 +43,6 @@ WHERE conversation_id = sqlc.arg(conversation_id)
        OR (created_at, id) >= (sqlc.narg(until_at)::timestamptz, sqlc.narg(until_id)::bigint))
 ORDER BY created_at DESC, id DESC
 LIMIT sqlc.arg(max_rows);
-
--- EmbeddingQueueAdd queues a new message. No ON CONFLICT: its uniqueness check would take
--- predicate locks that the embedding sweep's writes conflict with.
--- name: EmbeddingQueueAdd :exec
-INSERT INTO message_embedding_queue (message_id) VALUES (sqlc.arg(message_id));
 
 -- name: EmbeddingQueueEnsure :exec
 INSERT INTO message_embedding_queue (message_id) VALUES (sqlc.arg(message_id))
@@ -109,23 +116,6 @@ SELECT model, count(*) FROM message_embeddings GROUP BY model ORDER BY model;
 
 -- name: EmbeddingDeleteOtherModels :execrows
 DELETE FROM message_embeddings WHERE model <> $1;
-
--- MessageRecentFromOthers is, per conversation, the newest messages others than the user sent
--- (at most max_rows each, none older than since when given): enough to count what is unread
--- after the user's last-read position, up to a cap, with one index probe per conversation
--- however long its history. The read set is each conversation's messages (lateral per key).
--- name: MessageRecentFromOthers :many
-SELECT k.conversation_id::bigint AS conversation_id, m.id, m.created_at
-FROM unnest(sqlc.arg(conversation_ids)::bigint[]) AS k(conversation_id)
-CROSS JOIN LATERAL (
-  SELECT id, created_at
-  FROM messages
-  WHERE messages.conversation_id = k.conversation_id
-    AND messages.sender_id <> sqlc.arg(user_id)
-    AND (sqlc.narg(since)::timestamptz IS NULL OR messages.created_at >= sqlc.narg(since)::timestamptz)
-  ORDER BY created_at DESC, id DESC
-  LIMIT sqlc.arg(max_rows)
-) m;
 
 -- MessageSearchText finds one conversation's messages that share a word (after English
 -- stemming, stop words dropped) with the query, any word, the ones matching more and closer

@@ -107,17 +107,6 @@ func (q *Queries) EmbeddingModelCounts(ctx context.Context, db DBTX) ([]Embeddin
 	return items, nil
 }
 
-const embeddingQueueAdd = `-- name: EmbeddingQueueAdd :exec
-INSERT INTO message_embedding_queue (message_id) VALUES ($1)
-`
-
-// EmbeddingQueueAdd queues a new message. No ON CONFLICT: its uniqueness check would take
-// predicate locks that the embedding sweep's writes conflict with.
-func (q *Queries) EmbeddingQueueAdd(ctx context.Context, db DBTX, messageID int64) error {
-	_, err := db.Exec(ctx, embeddingQueueAdd, messageID)
-	return err
-}
-
 const embeddingQueueDone = `-- name: EmbeddingQueueDone :exec
 DELETE FROM message_embedding_queue WHERE message_id = ANY($1::bigint[])
 `
@@ -324,77 +313,6 @@ func (q *Queries) MessageGet(ctx context.Context, db DBTX, id int64) (Message, e
 	return i, err
 }
 
-const messageInsert = `-- name: MessageInsert :one
-INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, $3)
-RETURNING id, created_at
-`
-
-type MessageInsertParams struct {
-	SenderID       int64
-	ConversationID int64
-	Body           string
-}
-
-type MessageInsertRow struct {
-	ID        int64
-	CreatedAt pgtype.Timestamptz
-}
-
-func (q *Queries) MessageInsert(ctx context.Context, db DBTX, arg MessageInsertParams) (MessageInsertRow, error) {
-	row := db.QueryRow(ctx, messageInsert, arg.SenderID, arg.ConversationID, arg.Body)
-	var i MessageInsertRow
-	err := row.Scan(&i.ID, &i.CreatedAt)
-	return i, err
-}
-
-const messageLastForConversations = `-- name: MessageLastForConversations :many
-SELECT k.conversation_id::bigint AS conversation_id, m.id, m.sender_id, m.body, m.created_at
-FROM unnest($1::bigint[]) AS k(conversation_id)
-CROSS JOIN LATERAL (
-  SELECT id, sender_id, body, created_at
-  FROM messages
-  WHERE messages.conversation_id = k.conversation_id
-  ORDER BY created_at DESC, id DESC
-  LIMIT 1
-) m
-`
-
-type MessageLastForConversationsRow struct {
-	ConversationID int64
-	ID             int64
-	SenderID       int64
-	Body           string
-	CreatedAt      pgtype.Timestamptz
-}
-
-// MessageLastForConversations is the newest message of each conversation: one index probe per
-// conversation, however long its history (DISTINCT ON read every message of every one).
-func (q *Queries) MessageLastForConversations(ctx context.Context, db DBTX, conversationIds []int64) ([]MessageLastForConversationsRow, error) {
-	rows, err := db.Query(ctx, messageLastForConversations, conversationIds)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []MessageLastForConversationsRow
-	for rows.Next() {
-		var i MessageLastForConversationsRow
-		if err := rows.Scan(
-			&i.ConversationID,
-			&i.ID,
-			&i.SenderID,
-			&i.Body,
-			&i.CreatedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const messageListByIDs = `-- name: MessageListByIDs :many
 SELECT id, sender_id, conversation_id, body, created_at FROM messages
 WHERE id = ANY($1::bigint[])
@@ -484,62 +402,6 @@ func (q *Queries) MessagePage(ctx context.Context, db DBTX, arg MessagePageParam
 	return items, nil
 }
 
-const messageRecentFromOthers = `-- name: MessageRecentFromOthers :many
-SELECT k.conversation_id::bigint AS conversation_id, m.id, m.created_at
-FROM unnest($1::bigint[]) AS k(conversation_id)
-CROSS JOIN LATERAL (
-  SELECT id, created_at
-  FROM messages
-  WHERE messages.conversation_id = k.conversation_id
-    AND messages.sender_id <> $2
-    AND ($3::timestamptz IS NULL OR messages.created_at >= $3::timestamptz)
-  ORDER BY created_at DESC, id DESC
-  LIMIT $4
-) m
-`
-
-type MessageRecentFromOthersParams struct {
-	ConversationIds []int64
-	UserID          int64
-	Since           pgtype.Timestamptz
-	MaxRows         int32
-}
-
-type MessageRecentFromOthersRow struct {
-	ConversationID int64
-	ID             int64
-	CreatedAt      pgtype.Timestamptz
-}
-
-// MessageRecentFromOthers is, per conversation, the newest messages others than the user sent
-// (at most max_rows each, none older than since when given): enough to count what is unread
-// after the user's last-read position, up to a cap, with one index probe per conversation
-// however long its history. The read set is each conversation's messages (lateral per key).
-func (q *Queries) MessageRecentFromOthers(ctx context.Context, db DBTX, arg MessageRecentFromOthersParams) ([]MessageRecentFromOthersRow, error) {
-	rows, err := db.Query(ctx, messageRecentFromOthers,
-		arg.ConversationIds,
-		arg.UserID,
-		arg.Since,
-		arg.MaxRows,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []MessageRecentFromOthersRow
-	for rows.Next() {
-		var i MessageRecentFromOthersRow
-		if err := rows.Scan(&i.ConversationID, &i.ID, &i.CreatedAt); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const messageSearchText = `-- name: MessageSearchText :many
 SELECT m.id, m.sender_id, m.body, m.created_at,
        ts_rank_cd(to_tsvector('english', m.body), q.query)::float8 AS score
@@ -592,4 +454,53 @@ func (q *Queries) MessageSearchText(ctx context.Context, db DBTX, arg MessageSea
 		return nil, err
 	}
 	return items, nil
+}
+
+const messageSend = `-- name: MessageSend :one
+WITH chk AS (
+  SELECT EXISTS (SELECT 1 FROM conversation_participants me
+                 WHERE me.conversation_id = $1 AND me.user_id = $2) AS participant,
+         ARRAY(SELECT b.blocker_id
+               FROM conversation_participants p
+               JOIN user_blocks b
+                 ON (b.blocker_id = p.user_id AND b.blocked_id = $2)
+                 OR (b.blocker_id = $2 AND b.blocked_id = p.user_id)
+               WHERE p.conversation_id = $1 AND p.user_id <> $2)::bigint[] AS blockers
+), m AS (
+  INSERT INTO messages (sender_id, conversation_id, body)
+  SELECT $2::bigint, $1::bigint, $3::text
+  FROM chk
+  WHERE chk.participant AND cardinality(chk.blockers) = 0
+  RETURNING id
+), q AS (
+  INSERT INTO message_embedding_queue (message_id) SELECT m.id FROM m
+)
+SELECT chk.participant, chk.blockers, m.id AS message_id
+FROM chk LEFT JOIN m ON true
+`
+
+type MessageSendParams struct {
+	ConversationID int64
+	SenderID       int64
+	Body           string
+}
+
+type MessageSendRow struct {
+	Participant bool
+	Blockers    []int64
+	MessageID   *int64
+}
+
+// - MessageSend is all of messages:send in one statement. It stores the message only when the
+// sender is a participant of the conversation (participant; false also when there is no such
+// conversation) and no block stands between them and another member, either way (blockers:
+// the blocker of each), and queues what it stored for the embedding sweep in the same
+// transaction. message_id is NULL when nothing was stored. The queue row is a plain INSERT, no
+// ON CONFLICT: its uniqueness check would take predicate locks that the embedding sweep's
+// writes conflict with (mutations run SERIALIZABLE).
+func (q *Queries) MessageSend(ctx context.Context, db DBTX, arg MessageSendParams) (MessageSendRow, error) {
+	row := db.QueryRow(ctx, messageSend, arg.ConversationID, arg.SenderID, arg.Body)
+	var i MessageSendRow
+	err := row.Scan(&i.Participant, &i.Blockers, &i.MessageID)
+	return i, err
 }

@@ -59,10 +59,13 @@ type RangeBound struct {
 // Only a plain top-level SELECT (no UNION/INTERSECT/EXCEPT, no VALUES) gets narrower reads, and
 // only for the tables named directly in its FROM clause (including nested JOINs):
 //
-//   - ReadParam(T, col, n) when a conjunct that filters T is `T.col = $n`, `$n = T.col` or
-//     `T.col = ANY($n)` ($n possibly cast). The conjuncts that filter T are the AND-ed terms of
-//     WHERE, of the ON of every inner join above T, and of the ON of every outer join that has T
-//     on its nullable side. An unqualified column counts only when FROM has a single table.
+//   - ReadParam(T, col, n) when a conjunct that filters T is `T.col = $n`, `$n = T.col`,
+//     `T.col = ANY($n)` ($n possibly cast), or `T.col = k.x` where FROM item k is
+//     `unnest($n…) AS k(x…)` and x is $n's column (T joined to a list of keys: every row of T
+//     that passes has col equal to an element of $n). The conjuncts that filter T are the
+//     AND-ed terms of WHERE, of the ON of every inner join above T, and of the ON of every outer
+//     join that has T on its nullable side. An unqualified column counts only when FROM has a
+//     single table.
 //
 //   - ReadOutput(T, c, k) when T is on no preserved side of an outer join, a conjunct that
 //     filters T is `T.c = U.d` (U another FROM item), target k is exactly `T.c` (and no `*`
@@ -133,6 +136,7 @@ type item struct {
 	colAliases bool   // `t AS x(a, b)`: column names differ from the table's
 	preserved  bool   // on the preserved side of some outer join
 	filters    []*pg_query.Node
+	arrays     map[string]int // for `unnest($n…) AS k(x…)`: each column's parameter
 }
 
 type selectAnalysis struct {
@@ -205,6 +209,7 @@ func (a *selectAnalysis) fromItem(n *pg_query.Node, cteRefs map[*pg_query.RangeV
 			if f.RangeFunction.Alias != nil {
 				it.name = f.RangeFunction.Alias.Aliasname
 			}
+			it.arrays = unnestColumns(f.RangeFunction)
 		}
 		a.items = append(a.items, it)
 		return []*item{it}
@@ -371,6 +376,9 @@ func (a *selectAnalysis) paramRead(it *item) (string, int, bool) {
 					if n, ok := scalarParam(side[1]); ok {
 						return col, n, true
 					}
+					if n, ok := a.unnestKey(side[1], it); ok {
+						return col, n, true
+					}
 				}
 			}
 		case pg_query.A_Expr_Kind_AEXPR_OP_ANY:
@@ -382,6 +390,21 @@ func (a *selectAnalysis) paramRead(it *item) (string, int, bool) {
 		}
 	}
 	return "", 0, false
+}
+
+// unnestKey is the parameter whose elements n, a qualified column of an unnest FROM item other
+// than it, takes.
+func (a *selectAnalysis) unnestKey(n *pg_query.Node, it *item) (int, bool) {
+	fields, ok := columnFields(n)
+	if !ok || len(fields) != 2 || a.natural {
+		return 0, false
+	}
+	k := a.byName(fields[0])
+	if k == nil || k == it || k.rv != nil || fields[0] == it.name {
+		return 0, false
+	}
+	p, ok := k.arrays[fields[1]]
+	return p, ok
 }
 
 func (a *selectAnalysis) outputRead(it *item) (string, int, bool) {

@@ -138,6 +138,85 @@ func TestAnalyzeLateralPerKey(t *testing.T) {
 		{`SELECT m.id FROM unnest($1::bigint[]) AS k(c)
 		  CROSS JOIN (SELECT id FROM messages WHERE conversation_id = 3) m`,
 			[]TableRead{tbl("messages")}},
+
+		// Several arrays: the key is the column the equality names.
+		{`SELECT m.id FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[]) AS k(c, at, rid)
+		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.conversation_id = k.c AND (x.created_at, x.id) > (k.at, k.rid) LIMIT 1) m`,
+			[]TableRead{prm("messages", "conversation_id", 1)}},
+		{`SELECT m.id FROM unnest($1::bigint[], $2::bigint[]) AS k(c, s)
+		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.sender_id = k.s LIMIT 1) m`,
+			[]TableRead{prm("messages", "sender_id", 2)}},
+		{`SELECT m.id FROM ROWS FROM (unnest($1::bigint[]), unnest($2::timestamptz[]), unnest($3::pg_catalog.int8[])) AS k(c, at, rid)
+		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.conversation_id = k.rid AND (x.created_at, x.id) > (k.at, k.rid) LIMIT 1) m`,
+			[]TableRead{prm("messages", "conversation_id", 3)}},
+		{`SELECT m.id FROM ROWS FROM (unnest($1::bigint[]), unnest($2::my_row[])) AS k(c, d)
+		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.conversation_id = k.c LIMIT 1) m`,
+			[]TableRead{tbl("messages")}}, // a composite array would unnest to several columns
+		{`SELECT m.id FROM ROWS FROM (unnest($1::bigint[]), unnest($2)) AS k(c, d)
+		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.conversation_id = k.c LIMIT 1) m`,
+			[]TableRead{tbl("messages")}}, // an uncast array: its type is unknown
+		{`SELECT m.id FROM ROWS FROM (unnest($1::bigint[]), generate_series(1, 3)) AS k(c, d)
+		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.conversation_id = k.c LIMIT 1) m`,
+			[]TableRead{tbl("messages")}},
+		{`SELECT m.id FROM ROWS FROM (unnest($1::bigint[], $2::bigint[])) AS k(c, d)
+		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.conversation_id = k.c LIMIT 1) m`,
+			[]TableRead{tbl("messages")}},
+		{`SELECT m.id FROM unnest($1::bigint[], $2::bigint[]) AS k(c)
+		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.conversation_id = k.c LIMIT 1) m`,
+			[]TableRead{tbl("messages")}}, // fewer column names than arrays
+		{`SELECT m.id FROM unnest($1::bigint[], ARRAY[1, 2]) AS k(c, d)
+		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.conversation_id = k.d LIMIT 1) m`,
+			[]TableRead{tbl("messages")}}, // not every argument is a parameter
+		{`SELECT m.id FROM unnest($1::bigint[]) WITH ORDINALITY AS k(c, i)
+		  CROSS JOIN LATERAL (SELECT x.id FROM messages x WHERE x.conversation_id = k.c LIMIT 1) m`,
+			[]TableRead{tbl("messages")}},
+
+		// A capped count: t reached through a plain subquery.
+		{`SELECT k.c, n.unread FROM unnest($1::bigint[]) AS k(c)
+		  CROSS JOIN LATERAL (SELECT count(*) AS unread FROM (SELECT 1 FROM messages x WHERE x.conversation_id = k.c AND x.sender_id <> $2 LIMIT $3) s) n`,
+			[]TableRead{prm("messages", "conversation_id", 1)}},
+		{`SELECT n.c FROM unnest($1::bigint[]) AS k(c)
+		  CROSS JOIN LATERAL (SELECT count(*) AS c FROM (SELECT 1 FROM (SELECT x.id FROM messages x WHERE k.c = x.conversation_id) s2 LIMIT 5) s1) n`,
+			[]TableRead{prm("messages", "conversation_id", 1)}},
+		{`SELECT n.c FROM unnest($1::bigint[]) AS k(c)
+		  CROSS JOIN LATERAL (SELECT count(*) AS c FROM (SELECT 1 FROM messages x WHERE x.conversation_id = k.c) k) n`,
+			[]TableRead{tbl("messages")}}, // a level named k: k.c is not the unnest's column
+		{`SELECT n.c FROM unnest($1::bigint[]) AS k(c)
+		  CROSS JOIN LATERAL (SELECT count(*) AS c FROM (SELECT 1 FROM messages x WHERE x.conversation_id = k.c UNION ALL SELECT 1 FROM messages) s) n`,
+			[]TableRead{tbl("messages")}},
+		{`SELECT n.c FROM unnest($1::bigint[]) AS k(c)
+		  CROSS JOIN LATERAL (SELECT count(*) AS c FROM (SELECT 1 FROM messages x WHERE x.conversation_id = k.c) s, users u) n`,
+			[]TableRead{tbl("messages"), tbl("users")}},
+
+		// A table joined to the keys at the top level.
+		{`SELECT k.c, u.id, u.name FROM unnest($1::bigint[]) AS k(c)
+		  JOIN conversation_participants p ON p.conversation_id = k.c
+		  JOIN users u ON u.id = p.user_id`,
+			[]TableRead{prm("conversation_participants", "conversation_id", 1), out("users", "id", 1)}},
+		{`SELECT k.c, p.user_id FROM unnest($1::bigint[], $2::bigint[]) AS k(c, d)
+		  JOIN conversation_participants p ON k.d = p.conversation_id`,
+			[]TableRead{prm("conversation_participants", "conversation_id", 2)}},
+		{`SELECT k.c, p.user_id FROM unnest($1::bigint[]) AS k(c)
+		  LEFT JOIN conversation_participants p ON p.conversation_id = k.c AND p.user_id = $2`,
+			[]TableRead{prm("conversation_participants", "conversation_id", 1)}},
+		{`SELECT k.c, p.user_id FROM unnest($1::bigint[]) AS k(c)
+		  RIGHT JOIN conversation_participants p ON p.conversation_id = k.c`,
+			[]TableRead{tbl("conversation_participants")}}, // p is preserved: every row shows
+		{`SELECT k.c, p.user_id FROM unnest($1::bigint[]) AS k(c)
+		  JOIN conversation_participants p ON p.conversation_id = k.c OR p.user_id = 1`,
+			[]TableRead{tbl("conversation_participants")}},
+		{`SELECT k.c, p.user_id FROM unnest(ARRAY[1, 2]) AS k(c)
+		  JOIN conversation_participants p ON p.conversation_id = k.c`,
+			[]TableRead{tbl("conversation_participants")}},
+		{`SELECT k.c, p.user_id FROM generate_series(1, $1) AS k(c)
+		  JOIN conversation_participants p ON p.conversation_id = k.c`,
+			[]TableRead{tbl("conversation_participants")}},
+		{`SELECT p.user_id FROM unnest($1::bigint[]) AS k(c)
+		  JOIN conversation_participants p ON p.conversation_id = k.c + 1`,
+			[]TableRead{tbl("conversation_participants")}},
+		{`SELECT p.user_id FROM (unnest($1::bigint[]) AS k(c) JOIN users u ON true) AS j
+		  JOIN conversation_participants p ON p.conversation_id = k.c`,
+			[]TableRead{tbl("conversation_participants"), tbl("users")}}, // a join alias hides k
 	}
 	for _, tt := range tests {
 		got, err := analyzeSQL(t, tt.sql)
