@@ -14,7 +14,9 @@
 //     counts them so the command can say so);
 //   - ripple_migration: its content is the schema version, which the manifest carries and
 //     import checks;
-//   - ripple_auth_rate_limits: counters of windows that expire within minutes.
+//   - ripple_auth_rate_limits: counters of windows that expire within minutes;
+//   - ripple_capture_skip: the tables the running application leaves uncaptured, which the
+//     engine writes at every start from its registry (engine.Registry.DoNotCapture).
 //
 // Everything else is exported, the engine's and auth's tables included, because a restore
 // that keeps users signed in and mutations exactly-once needs them: ripple_auth_signing_keys
@@ -86,7 +88,8 @@ type Column struct {
 
 // excluded says whether a table is left out of exports (see the package comment for why).
 func excluded(table string) bool {
-	return strings.HasPrefix(table, "river_") || table == "ripple_migration" || table == "ripple_auth_rate_limits"
+	return strings.HasPrefix(table, "river_") || table == "ripple_migration" || table == "ripple_auth_rate_limits" ||
+		table == "ripple_capture_skip"
 }
 
 // readTables returns the application tables of the current schema, referenced tables first
