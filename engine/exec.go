@@ -279,12 +279,15 @@ func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identi
 	if key != nil {
 		// The log's insert rides with COMMIT. It is unique: a resend of a mutation that already
 		// committed fails here, rolls back what it did, and is answered from the log.
-		stmt := recordExec(func(db dbsqlc.DBTX) error {
-			return dbsqlc.New().MutationLogInsert(ctx, db, dbsqlc.MutationLogInsertParams{
+		stmt := recordStatement(func(db dbsqlc.DBTX) error {
+			_, err := dbsqlc.New().MutationLogInsert(ctx, db, dbsqlc.MutationLogInsertParams{
 				SessionID: key.sessionID, RequestID: key.requestID, Success: true, Result: res.Value,
 			})
+			return err
 		})
-		sqlErr, commitErr = tx.commitWith(ctx, stmt.sql, stmt.args...)
+		var xid int64
+		sqlErr, commitErr = tx.commitWith(ctx, stmt, &xid)
+		res.Xid = uint64(xid)
 	} else {
 		commitErr = tx.Commit(ctx)
 	}
@@ -319,28 +322,35 @@ func (e *Engine) priorOutcome(ctx context.Context, base baseCtx, key *mutationKe
 	return wire.Result{RequestID: base.requestID, Value: prior.Result, LogLines: []string{}}, true
 }
 
-// recordedExec is one statement of sqlc's generated code, captured instead of sent, so that
-// the engine can pipeline it while its SQL stays in the sqlc files.
-type recordedExec struct {
+// recordedStatement is one statement of sqlc's generated code, captured instead of sent, so
+// that the engine can pipeline it while its SQL stays in the sqlc files. Its result is read by
+// whoever sends it.
+type recordedStatement struct {
 	sql  string
 	args []any
 }
 
-func (r *recordedExec) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+func (r *recordedStatement) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	r.sql, r.args = sql, args
 	return pgconn.CommandTag{}, nil
 }
 
-func (r *recordedExec) Query(context.Context, string, ...any) (pgx.Rows, error) {
-	return nil, errors.New("recordedExec records Exec statements only")
+func (r *recordedStatement) Query(context.Context, string, ...any) (pgx.Rows, error) {
+	return nil, errors.New("recordedStatement records Exec and QueryRow statements only")
 }
 
-func (r *recordedExec) QueryRow(context.Context, string, ...any) pgx.Row {
-	return rowOf{err: errors.New("recordedExec records Exec statements only")}
+func (r *recordedStatement) QueryRow(_ context.Context, sql string, args ...any) pgx.Row {
+	r.sql, r.args = sql, args
+	return recordedRow{}
 }
 
-func recordExec(call func(dbsqlc.DBTX) error) recordedExec {
-	var r recordedExec
+// recordedRow is the row of a statement that was recorded, not run: it scans nothing.
+type recordedRow struct{}
+
+func (recordedRow) Scan(...any) error { return nil }
+
+func recordStatement(call func(dbsqlc.DBTX) error) recordedStatement {
+	var r recordedStatement
 	_ = call(&r)
 	return r
 }

@@ -162,12 +162,12 @@ func (t *lazyTx) Rollback(ctx context.Context) error {
 // transaction aborted (Postgres skips the COMMIT after an error in the same pipeline), for the
 // caller to roll back; a COMMIT answered with ROLLBACK is pgx.ErrTxCommitRollback, as
 // pgx.Tx.Commit reports it.
-func (t *lazyTx) commitWith(ctx context.Context, sql string, args ...any) (sqlErr, commitErr error) {
+func (t *lazyTx) commitWith(ctx context.Context, stmt recordedStatement, dest ...any) (sqlErr, commitErr error) {
 	b := &pgx.Batch{}
 	if t.tx == nil {
 		b.BeginTx(t.opts)
 	}
-	b.Queue(sql, args...)
+	b.Queue(stmt.sql, stmt.args...)
 	b.Queue("commit")
 	br := t.conn.Conn().SendBatch(ctx, b)
 	if t.tx == nil {
@@ -177,7 +177,7 @@ func (t *lazyTx) commitWith(ctx context.Context, sql string, args ...any) (sqlEr
 			return nil, err
 		}
 	}
-	if _, err := br.Exec(); err != nil {
+	if err := br.QueryRow().Scan(dest...); err != nil {
 		_ = br.Close()
 		return err, nil
 	}

@@ -6,10 +6,12 @@ FROM ripple_capture_columns();
 SELECT success, result, error_data FROM ripple_mutation_log
 WHERE session_id = $1 AND request_id = $2;
 
--- MutationLogInsert fails on a duplicate: the mutation that ran again must not commit.
--- name: MutationLogInsert :exec
+-- MutationLogInsert fails on a duplicate: the mutation that ran again must not commit. It
+-- returns the transaction's id, by which the reactor knows which snapshots see the commit.
+-- name: MutationLogInsert :one
 INSERT INTO ripple_mutation_log (session_id, request_id, success, result, error_data)
-VALUES ($1, $2, $3, $4, $5);
+VALUES ($1, $2, $3, $4, $5)
+RETURNING pg_current_xact_id()::text::bigint AS xid;
 
 -- name: MutationLogPrune :execrows
 DELETE FROM ripple_mutation_log WHERE created_at < $1;

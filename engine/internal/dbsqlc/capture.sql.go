@@ -135,9 +135,10 @@ func (q *Queries) MutationLogGet(ctx context.Context, db DBTX, arg MutationLogGe
 	return i, err
 }
 
-const mutationLogInsert = `-- name: MutationLogInsert :exec
+const mutationLogInsert = `-- name: MutationLogInsert :one
 INSERT INTO ripple_mutation_log (session_id, request_id, success, result, error_data)
 VALUES ($1, $2, $3, $4, $5)
+RETURNING pg_current_xact_id()::text::bigint AS xid
 `
 
 type MutationLogInsertParams struct {
@@ -148,16 +149,19 @@ type MutationLogInsertParams struct {
 	ErrorData []byte
 }
 
-// MutationLogInsert fails on a duplicate: the mutation that ran again must not commit.
-func (q *Queries) MutationLogInsert(ctx context.Context, db DBTX, arg MutationLogInsertParams) error {
-	_, err := db.Exec(ctx, mutationLogInsert,
+// MutationLogInsert fails on a duplicate: the mutation that ran again must not commit. It
+// returns the transaction's id, by which the reactor knows which snapshots see the commit.
+func (q *Queries) MutationLogInsert(ctx context.Context, db DBTX, arg MutationLogInsertParams) (int64, error) {
+	row := db.QueryRow(ctx, mutationLogInsert,
 		arg.SessionID,
 		arg.RequestID,
 		arg.Success,
 		arg.Result,
 		arg.ErrorData,
 	)
-	return err
+	var xid int64
+	err := row.Scan(&xid)
+	return xid, err
 }
 
 const mutationLogPrune = `-- name: MutationLogPrune :execrows

@@ -513,6 +513,7 @@ func (r *Reactor) applyTo(b *batchState, sub *Subscription, out *outcome) {
 // deliver sends each client its reply queue and then its transition, in one push so nothing
 // lands between them, and answers the waiters.
 func (r *Reactor) deliver(b *batchState) {
+	r.takeCoveredWaiters(b)
 	sent := int64(0)
 	for _, w := range b.work {
 		if len(w.mods) == 0 && !w.needed {
@@ -530,6 +531,36 @@ func (r *Reactor) deliver(b *batchState) {
 	for _, wt := range b.waiters {
 		wt.ch <- b.ts
 	}
+}
+
+// takeCoveredWaiters adds to the batch the waiters that came after its snapshot but whose
+// mutation it already sees (by xid): the batch drained every change its snapshot sees and ran
+// what they invalidated, so its transition shows that commit. Without this, a mutation whose
+// change notification started a batch before its reply was queued cost a second, empty batch.
+// A client whose invalidated queries this batch parked (it is behind) waits for the next batch,
+// which runs them.
+func (r *Reactor) takeCoveredWaiters(b *batchState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	kept := r.waiters[:0]
+	for _, wt := range r.waiters {
+		covered := wt.xid != 0 && wt.client != nil && b.snapshot.Sees(wt.xid)
+		if covered {
+			if w := b.work[wt.client]; w != nil && w.parked {
+				covered = false
+			}
+		}
+		if !covered || wt.client.gone.Load() {
+			kept = append(kept, wt)
+			continue
+		}
+		w := b.workFor(wt.client)
+		w.needed = true
+		w.replies = append(w.replies, wt.reply)
+		b.waiters = append(b.waiters, wt)
+	}
+	clear(r.waiters[len(kept):])
+	r.waiters = kept
 }
 
 // replyFrames encodes the client's queued mutation replies at ts.

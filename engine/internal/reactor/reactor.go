@@ -168,7 +168,10 @@ type waiter struct {
 	// is answered with: the official client resolves a mutation on the first transition at or
 	// past the response's ts that arrives after the response.
 	reply *wire.MutationResponse
-	ch    chan uint64
+	// xid is the mutation's transaction, when known: a batch whose snapshot already sees it
+	// may answer the waiter even if the waiter came after the snapshot (deliver).
+	xid uint64
+	ch  chan uint64
 }
 
 // Reactor re-runs subscriptions after commits and pushes new results.
@@ -383,17 +386,18 @@ func (r *Reactor) Sync(ctx context.Context) (uint64, error) {
 }
 
 // AwaitCovering queues reply in c's reply queue until the first batch whose snapshot was taken
-// after this call: the reply is sent with that batch's ts, right before the transition (empty
-// if nothing changed) that shows the client everything committed before the call. It returns
-// once the reply is queued, or with ctx's error.
-func (r *Reactor) AwaitCovering(ctx context.Context, c Client, reply *wire.MutationResponse) error {
+// after this call, or that sees the mutation's transaction xid (when not 0) and has drained
+// every change it sees: the reply is sent with that batch's ts, right before the transition
+// (empty if nothing changed) that shows the client everything committed before the call. It
+// returns once the reply is queued, or with ctx's error.
+func (r *Reactor) AwaitCovering(ctx context.Context, c Client, reply *wire.MutationResponse, xid uint64) error {
 	r.mu.Lock()
 	st := r.clients[c]
 	r.mu.Unlock()
 	if st == nil {
 		return errors.New("the client has gone")
 	}
-	_, err := r.wait(ctx, waiter{client: st, reply: reply})
+	_, err := r.wait(ctx, waiter{client: st, reply: reply, xid: xid})
 	return err
 }
 

@@ -565,7 +565,7 @@ func (s *session) runMutation(msg *message) {
 	// Read your writes: the reply waits in this session's reply queue for the first transition
 	// whose snapshot includes the commit, and carries that transition's ts. On error the session
 	// is closing; the client resends the mutation and gets its logged result.
-	_ = s.cfg.Reactor.AwaitCovering(s.ctx, s, reply)
+	_ = s.cfg.Reactor.AwaitCovering(s.ctx, s, reply, res.Xid)
 }
 
 // startAction runs an action on a goroutine of its own, at most maxActions per socket at once.

@@ -33,6 +33,8 @@ type Result struct {
 	Journal             string // queries only
 	// RequestID identifies the call in server logs.
 	RequestID string
+	// Xid is a committed mutation's transaction id, when known (0: unknown).
+	Xid uint64
 }
 
 func (r *Result) logLines() []string {
