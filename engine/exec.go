@@ -131,8 +131,15 @@ func (e *Engine) runQueryInTx(ctx context.Context, snap *reactor.Snapshot, fn *f
 	broken := func(err error) reactor.Result {
 		return reactor.Result{Result: e.failed(fn.path, base.requestID, err), Reads: readset.Everything()}
 	}
+	lost := func(err error) reactor.Result {
+		return reactor.Result{Result: wire.Result{Err: err, RequestID: base.requestID}, Reads: readset.Everything()}
+	}
 
-	// Set outside any savepoint, so a rollback to it does not undo it.
+	// Set outside any savepoint, so a rollback to it does not undo it. Other queries sending
+	// on the same connection at once keep the batch's: this one runs alone next time.
+	if snap.StatementTimeout != timeout && snap.Shared {
+		return lost(reactor.ErrNeedsOwnConnection)
+	}
 	if snap.StatementTimeout != timeout {
 		if _, err := snap.Tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", strconv.FormatInt(timeout.Milliseconds(), 10)); err != nil {
 			return broken(err)
@@ -157,8 +164,13 @@ func (e *Engine) runQueryInTx(ctx context.Context, snap *reactor.Snapshot, fn *f
 		if err := sp.Rollback(ctx); err != nil && callErr == nil {
 			callErr = err
 		}
-	} else if snap.Tx.Conn().PgConn().TxStatus() == 'E' {
-		return reactor.Result{Result: wire.Result{Err: reactor.ErrSnapshotAborted, RequestID: base.requestID}, Reads: readset.Everything()}
+	} else if errors.Is(callErr, reactor.ErrNeedsOwnConnection) || db.NeedsOwnConnection() {
+		return lost(reactor.ErrNeedsOwnConnection)
+	} else if snap.Aborted() {
+		if snap.Collateral() {
+			return lost(reactor.ErrCollateral)
+		}
+		return lost(reactor.ErrSnapshotAborted)
 	}
 	res := reactor.Result{Result: e.finish(&base, fn, value, callErr)}
 	db.FinishPending()

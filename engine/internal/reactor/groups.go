@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"regexp"
 	"sync"
-	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 
@@ -23,6 +22,7 @@ type groupRun struct {
 	key     string
 	run     bool // false: res is decided without running
 	isolate bool // run under a savepoint of its own (it aborted a shared snapshot before)
+	alone   bool // run with the connection to itself, not through a pipe
 	res     Result
 	broken  bool // it failed because its connection was lost
 
@@ -51,6 +51,7 @@ func (r *Reactor) planGroup(subs []*Subscription, key string) groupRun {
 		return g
 	}
 	_, g.isolate = r.isolate[key]
+	_, g.alone = r.alone[subs[0].Query.Path]
 	g.run = true
 	if subs[0].Query.Shared {
 		g.shared = true
@@ -94,29 +95,73 @@ func (r *Reactor) runGroups(ctx context.Context, main *Snapshot, runs []groupRun
 		defer release()
 		snaps = append(snaps, imported...)
 	}
-	var next atomic.Int64
+	// The groups are dealt out to the connections in turn.
+	shares := make([][]*groupRun, len(snaps))
+	for i, n := range todo {
+		shares[i%len(snaps)] = append(shares[i%len(snaps)], &runs[n])
+	}
 	var wg sync.WaitGroup
-	for _, snap := range snaps {
+	for i, snap := range snaps {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				n := int(next.Add(1)) - 1
-				if n >= len(todo) {
-					return
-				}
-				g := &runs[todo[n]]
-				if g.shared {
-					r.runShared(ctx, snap, g)
-				} else {
-					first := g.subs[0]
-					g.res = r.cfg.Runner.RunQuery(ctx, snap, first.Query, first.client.queryIdentity, first.Journal, g.isolate)
-				}
-				g.broken = g.res.Err != nil && snap.Tx.Conn().IsClosed()
-			}
+			r.runOn(ctx, snap, shares[i])
 		}()
 	}
 	wg.Wait()
+}
+
+// runOn runs groups on one snapshot connection: those that need it to themselves first, one
+// after another, then all the others at once through a pipe (pipe.go).
+func (r *Reactor) runOn(ctx context.Context, snap *Snapshot, groups []*groupRun) {
+	var piped []*groupRun
+	for _, g := range groups {
+		if g.isolate || g.alone {
+			r.runGroup(ctx, snap, g)
+			g.broken = g.res.Err != nil && snap.Tx.Conn().IsClosed()
+			continue
+		}
+		piped = append(piped, g)
+	}
+	if len(piped) == 1 {
+		r.runGroup(ctx, snap, piped[0])
+		piped[0].broken = piped[0].res.Err != nil && snap.Tx.Conn().IsClosed()
+		return
+	}
+	p := newPipe(snap.Tx, len(piped))
+	var wg sync.WaitGroup
+	for _, g := range piped {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer p.finish(ctx)
+			r.runGroup(ctx, &Snapshot{Tx: p.handle(), StatementTimeout: snap.StatementTimeout, Shared: true}, g)
+		}()
+	}
+	wg.Wait()
+	// Read only now: the connection is not touched while a group may still be sending.
+	closed := snap.Tx.Conn().IsClosed()
+	for _, g := range piped {
+		g.broken = g.res.Err != nil && closed
+	}
+}
+
+// runGroup runs one group in snap.
+func (r *Reactor) runGroup(ctx context.Context, snap *Snapshot, g *groupRun) {
+	if g.shared {
+		r.runShared(ctx, snap, g)
+		return
+	}
+	first := g.subs[0]
+	g.res = r.cfg.Runner.RunQuery(ctx, snap, first.Query, first.client.queryIdentity, first.Journal, g.isolate)
+}
+
+// isLost reports an error that stands for the whole group: the snapshot was aborted, or the
+// group must run differently (settleGroups tells which). A lost connection shows after the
+// group's runs (broken).
+func isLost(err error) bool {
+	return err != nil && (errors.Is(err, ErrSnapshotAborted) || errors.Is(err, ErrNeedsOwnConnection) ||
+		errors.Is(err, ErrCollateral))
 }
 
 // runShared runs a shared query's group: the access checks it needs, then, when anyone may see
@@ -127,7 +172,7 @@ func (r *Reactor) runShared(ctx context.Context, snap *Snapshot, g *groupRun) {
 	for i := range g.access {
 		a := &g.access[i]
 		a.res = r.cfg.Runner.RunAccess(ctx, snap, q, a.identity, g.isolate)
-		if errors.Is(a.res.Err, ErrSnapshotAborted) || (a.res.Err != nil && snap.Tx.Conn().IsClosed()) {
+		if isLost(a.res.Err) {
 			g.res = a.res
 			return
 		}
@@ -176,6 +221,9 @@ func (r *Reactor) settleGroups(runs []groupRun) error {
 			continue
 		}
 		switch {
+		case errors.Is(g.res.Err, ErrNeedsOwnConnection):
+			r.alone[g.subs[0].Query.Path] = struct{}{}
+		case errors.Is(g.res.Err, ErrCollateral): // runs again as it was
 		case errors.Is(g.res.Err, ErrSnapshotAborted):
 			r.isolate[g.key] = struct{}{}
 		case g.broken:

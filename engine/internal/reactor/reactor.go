@@ -70,6 +70,25 @@ type Snapshot struct {
 	// StatementTimeout is the statement_timeout set on Tx (zero: the server's default), so the
 	// Runner sets it again only when a query needs a different one.
 	StatementTimeout time.Duration
+	// Shared is set when other queries send statements on the same connection at once (Tx is
+	// a pipe's): a query that needs a savepoint, changes settings or needs another
+	// statement_timeout returns ErrNeedsOwnConnection instead of running.
+	Shared bool
+}
+
+// Aborted reports whether a statement failed and left the snapshot's transaction aborted.
+func (s *Snapshot) Aborted() bool {
+	if t, ok := s.Tx.(*pipeTx); ok {
+		return t.aborted()
+	}
+	return s.Tx.Conn().PgConn().TxStatus() == 'E'
+}
+
+// Collateral reports that the query's statements failed only because another query sharing
+// the connection aborted the transaction.
+func (s *Snapshot) Collateral() bool {
+	t, ok := s.Tx.(*pipeTx)
+	return ok && t.Collateral()
 }
 
 // ErrSnapshotAborted is what a Runner returns for a query whose SQL error aborted the shared
@@ -210,6 +229,9 @@ type Reactor struct {
 	// isolate holds query groups that aborted a shared snapshot: they run under a savepoint
 	// until they succeed.
 	isolate map[string]struct{}
+	// alone holds the functions that need the snapshot connection to themselves
+	// (ErrNeedsOwnConnection): they never share a pipe.
+	alone map[string]struct{}
 	// retry holds subscriptions whose last run failed transiently (a timeout, say); they run
 	// again after retryDelay even if nothing they read changes.
 	retry      map[*Subscription]time.Time
@@ -253,6 +275,7 @@ func New(cfg Config) *Reactor {
 		carry:    map[*clientState]*clientWork{},
 		poisoned: map[string]int{},
 		isolate:  map[string]struct{}{},
+		alone:    map[string]struct{}{},
 		retry:    map[*Subscription]time.Time{},
 	}
 }

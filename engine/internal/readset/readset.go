@@ -199,7 +199,14 @@ type DB struct {
 	// savepoint, once started, is what tx now is: the query's own savepoint in the shared
 	// snapshot.
 	savepoint pgx.Tx
+	// savepointRefused: the transaction could not give the query a savepoint (its connection is
+	// shared with other queries at once).
+	savepointRefused bool
 }
+
+// NeedsOwnConnection reports that the query asked for a savepoint (to change settings) on a
+// transaction that could not give it one.
+func (db *DB) NeedsOwnConnection() bool { return db.savepointRefused }
 
 // NewDB returns a DB recording into a fresh read set. No statement starts after deadline (zero:
 // no budget).
@@ -220,6 +227,7 @@ func (db *DB) Savepoint() pgx.Tx { return db.savepoint }
 func (db *DB) BeginSavepoint(ctx context.Context) error {
 	sp, err := db.tx.Begin(ctx)
 	if err != nil {
+		db.savepointRefused = true
 		return err
 	}
 	db.tx, db.savepoint = sp, sp
