@@ -221,10 +221,10 @@ func (t *pipeTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row 
 }
 
 func (t *pipeTx) Begin(context.Context) (pgx.Tx, error) { return nil, ErrNeedsOwnConnection }
-func (t *pipeTx) Commit(context.Context) error            { return nil }
-func (t *pipeTx) Rollback(context.Context) error          { return nil }
-func (t *pipeTx) Conn() *pgx.Conn                         { return t.p.tx.Conn() }
-func (t *pipeTx) LargeObjects() pgx.LargeObjects          { return pgx.LargeObjects{} }
+func (t *pipeTx) Commit(context.Context) error          { return nil }
+func (t *pipeTx) Rollback(context.Context) error        { return nil }
+func (t *pipeTx) Conn() *pgx.Conn                       { return t.p.tx.Conn() }
+func (t *pipeTx) LargeObjects() pgx.LargeObjects        { return pgx.LargeObjects{} }
 
 func (t *pipeTx) SendBatch(_ context.Context, b *pgx.Batch) pgx.BatchResults {
 	return pgx.FailedBatchResults(b, ErrNeedsOwnConnection)
