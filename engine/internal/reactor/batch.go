@@ -18,8 +18,14 @@ import (
 
 // A batch runs as named phases over one batchState:
 //
-//	takeWaiters → takeSnapshot → drainToMarker → collectWork → admit → groupDirty →
-//	runGroups → settleGroups → apply → deliver
+//	takeWaiters → takeSnapshot → (drainToMarker, on its own goroutine) → collectWork → admit →
+//	groupDirty → runGroups → finishDrain → [groupDirty → runGroups] → settleGroups → apply →
+//	deliver
+//
+// The marker's round trip overlaps the first wave of queries: they run for the changes that
+// had arrived when the batch began, in the batch's snapshot; the changes the drain brings
+// that the snapshot sees invalidate what did not run yet, which runs in a second wave in the
+// same snapshot before anything is applied. (A query of the first wave already saw them.)
 //
 // Nothing is applied to a subscription or sent to a client before every group has run: a batch
 // that fails half-way leaves everything as it was, and what it took (waiters, client work)
@@ -79,16 +85,25 @@ func (r *Reactor) batch(ctx context.Context) error {
 	}
 	// The snapshot is read-only: ending it waits until everyone has their transition.
 	defer func() { _ = b.snap.Tx.Rollback(context.WithoutCancel(ctx)) }()
+	var drained chan drainResult
 	if b.snapText != r.drainedSnap {
-		if err := r.drainToMarker(ctx); err != nil {
-			return err
-		}
-		r.drainedSnap = b.snapText
+		drained = make(chan drainResult, 1)
+		go func() { drained <- r.drainToMarker(ctx) }()
 	}
 	r.collectWork(b)
 	r.admit()
 	r.groupDirty(b)
 	r.runGroups(ctx, b.snap, b.runs)
+	if drained != nil {
+		if err := r.finishDrain(ctx, b, <-drained); err != nil {
+			for _, g := range b.runs {
+				for _, sub := range g.subs {
+					r.dirty[sub] = struct{}{}
+				}
+			}
+			return err
+		}
+	}
 	if err := r.settleGroups(b.runs); err != nil {
 		return err
 	}
@@ -163,10 +178,14 @@ func (r *Reactor) takeSnapshot(ctx context.Context, b *batchState, conn *pgx.Con
 // snapshot could be proven covered only by accounting for every xid it newly sees, and that
 // fails on transactions that write no captured table (River's, the sweep's), on aborted ones,
 // and on the newest transaction itself, whose notifications may still be arriving one by one.
-func (r *Reactor) drainToMarker(ctx context.Context) error {
+//
+// It runs on a goroutine of its own while the batch's first queries run, so it touches only the
+// listener, the marker connection and (under mu) resetAll; the changes it read come back in
+// its result.
+func (r *Reactor) drainToMarker(ctx context.Context) (d drainResult) {
 	marker := r.markerID + ":" + strconv.FormatUint(r.markers.Add(1), 10)
-	if err := r.sendMarker(ctx, changefeed.MarkerPrefix+marker); err != nil {
-		return err
+	if d.err = r.sendMarker(ctx, changefeed.MarkerPrefix+marker); d.err != nil {
+		return d
 	}
 	events := r.cfg.Listener.Events()
 	timeout := time.NewTimer(5 * time.Second)
@@ -177,25 +196,78 @@ func (r *Reactor) drainToMarker(ctx context.Context) error {
 			switch ev.Kind {
 			case changefeed.EventMarker:
 				if ev.Marker == marker {
-					return nil
+					return d
 				}
 			case changefeed.EventChange:
-				r.changes = append(r.changes, ev.Change)
+				d.changes = append(d.changes, ev.Change)
 			case changefeed.EventReset:
 				// The marker may have been lost with the connection: start over.
 				r.mu.Lock()
 				r.resetAll = true
 				r.mu.Unlock()
-				return errors.New("change listener reconnected during a batch")
+				d.err = errors.New("change listener reconnected during a batch")
+				return d
 			}
 		case <-timeout.C:
 			// The LISTEN connection may be half-open: replace it (which re-runs everything).
 			r.cfg.Listener.Reconnect()
-			return errors.New("change listener did not deliver the batch marker; reconnecting it")
+			d.err = errors.New("change listener did not deliver the batch marker; reconnecting it")
+			return d
 		case <-ctx.Done():
-			return ctx.Err()
+			d.err = ctx.Err()
+			return d
 		}
 	}
+}
+
+// drainResult is what drainToMarker read, and whether it reached the marker.
+type drainResult struct {
+	changes []changefeed.Change
+	err     error
+}
+
+// finishDrain takes the changes the drain brought. Those the snapshot sees invalidate the
+// subscriptions that did not run in this batch yet (the ones that ran saw them already) and
+// any access verdict they touch; the dirty ones run now, in the same snapshot.
+func (r *Reactor) finishDrain(ctx context.Context, b *batchState, d drainResult) error {
+	r.changes = append(r.changes, d.changes...)
+	if d.err != nil {
+		return d.err
+	}
+	r.drainedSnap = b.snapText
+	ran := map[*Subscription]struct{}{}
+	for _, g := range b.runs {
+		for _, sub := range g.subs {
+			ran[sub] = struct{}{}
+		}
+	}
+	kept := r.changes[:0]
+	for _, c := range r.changes {
+		if !b.snapshot.Sees(c.Xid) {
+			kept = append(kept, c)
+			continue
+		}
+		if !c.Arrived.IsZero() && (b.oldest.IsZero() || c.Arrived.Before(b.oldest)) {
+			b.oldest = c.Arrived
+		}
+		r.index.Matching(c, func(e indexEntry) bool {
+			if _, done := ran[e.sub]; done && !e.access {
+				return true
+			}
+			if e.access {
+				e.sub.access = nil
+			}
+			r.dirty[e.sub] = struct{}{}
+			return true
+		})
+	}
+	r.changes = kept
+	if len(r.dirty) > 0 {
+		first := len(b.runs)
+		r.groupDirty(b)
+		r.runGroups(ctx, b.snap, b.runs[first:])
+	}
+	return nil
 }
 
 // sendMarker sends the batch's marker on a connection of its own, kept open between batches: a
@@ -392,9 +464,8 @@ func (r *Reactor) groupDirty(b *batchState) {
 		}
 		groups[k] = append(groups[k], sub)
 	}
-	b.runs = make([]groupRun, len(order))
-	for i, k := range order {
-		b.runs[i] = r.planGroup(groups[k], k.path+"\x00"+k.args+"\x00"+k.identity+"\x00"+k.journal)
+	for _, k := range order {
+		b.runs = append(b.runs, r.planGroup(groups[k], k.path+"\x00"+k.args+"\x00"+k.identity+"\x00"+k.journal))
 	}
 }
 
