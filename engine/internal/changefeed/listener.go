@@ -83,6 +83,41 @@ type Listener struct {
 	// probes are the Probes waiting for their notification, by payload.
 	probes  sync.Map // string -> chan struct{}
 	probeID atomic.Uint64
+	// marks are Mark's payloads waiting to be sent on the connection; waitCancel interrupts
+	// the loop's wait for a notification so it sends them.
+	marksMu    sync.Mutex
+	marks      []string
+	waitCancel atomic.Pointer[context.CancelFunc]
+}
+
+// Mark sends a marker notification (payload after MarkerPrefix) on the listening connection
+// itself, and returns without waiting: the marker arrives among the events, after every
+// notification of a transaction that committed before it. A backend delivers its own
+// notifications as it answers the statement that sent them, so a marker costs one round trip,
+// where one sent from another connection also waits for Postgres to signal this one's backend.
+// A marker lost with the connection is followed by EventReset.
+func (l *Listener) Mark(marker string) {
+	l.marksMu.Lock()
+	l.marks = append(l.marks, MarkerPrefix+marker)
+	l.marksMu.Unlock()
+	if cancel := l.waitCancel.Load(); cancel != nil {
+		(*cancel)()
+	}
+}
+
+// sendMarks sends the queued markers on conn; notifications that arrive meanwhile are kept by
+// pgx for the next wait.
+func (l *Listener) sendMarks(ctx context.Context, conn *pgx.Conn) error {
+	l.marksMu.Lock()
+	marks := l.marks
+	l.marks = nil
+	l.marksMu.Unlock()
+	for _, m := range marks {
+		if _, err := conn.Exec(ctx, "SELECT pg_notify($1, $2)", Channel(l.cfg.Schema), m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ErrProbeNotSent wraps a Probe's failure to send its notification (the pool busy, the database
@@ -198,8 +233,20 @@ func (l *Listener) run(ctx context.Context, conn *pgx.Conn) {
 		connCtx, connCancel := context.WithCancel(ctx)
 		l.connCancel.Store(&connCancel)
 		for {
-			n, err := conn.WaitForNotification(connCtx)
+			// The wait's cancel is published before the markers are looked at, so a Mark
+			// either finds its marker taken here or interrupts the wait below.
+			waitCtx, waitCancel := context.WithCancel(connCtx)
+			l.waitCancel.Store(&waitCancel)
+			if err := l.sendMarks(connCtx, conn); err != nil {
+				waitCancel()
+				break
+			}
+			n, err := conn.WaitForNotification(waitCtx)
+			waitCancel()
 			if err != nil {
+				if connCtx.Err() == nil && !conn.IsClosed() {
+					continue // interrupted by Mark: a timeout leaves the connection usable
+				}
 				break
 			}
 			backoff = l.cfg.MinBackoff

@@ -180,13 +180,11 @@ func (r *Reactor) takeSnapshot(ctx context.Context, b *batchState, conn *pgx.Con
 // and on the newest transaction itself, whose notifications may still be arriving one by one.
 //
 // It runs on a goroutine of its own while the batch's first queries run, so it touches only the
-// listener, the marker connection and (under mu) resetAll; the changes it read come back in
+// listener and (under mu) resetAll; the changes it read come back in
 // its result.
 func (r *Reactor) drainToMarker(ctx context.Context) (d drainResult) {
 	marker := r.markerID + ":" + strconv.FormatUint(r.markers.Add(1), 10)
-	if d.err = r.sendMarker(ctx, changefeed.MarkerPrefix+marker); d.err != nil {
-		return d
-	}
+	r.cfg.Listener.Mark(marker)
 	events := r.cfg.Listener.Events()
 	timeout := time.NewTimer(5 * time.Second)
 	defer timeout.Stop()
@@ -268,32 +266,6 @@ func (r *Reactor) finishDrain(ctx context.Context, b *batchState, d drainResult)
 		r.runGroups(ctx, b.snap, b.runs[first:])
 	}
 	return nil
-}
-
-// sendMarker sends the batch's marker on a connection of its own, kept open between batches: a
-// pooled connection would cost an acquire (and after a pause a ping) on every batch.
-func (r *Reactor) sendMarker(ctx context.Context, payload string) error {
-	if r.markerConn == nil {
-		conn, err := pgx.ConnectConfig(ctx, r.cfg.Pool.Config().ConnConfig.Copy())
-		if err != nil {
-			return fmt.Errorf("connecting the marker connection: %w", err)
-		}
-		r.markerConn = conn
-	}
-	if _, err := r.markerConn.Exec(ctx, "SELECT pg_notify($1, $2)", changefeed.Channel(r.cfg.Schema), payload); err != nil {
-		r.closeMarker()
-		return err
-	}
-	return nil
-}
-
-func (r *Reactor) closeMarker() {
-	if r.markerConn != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = r.markerConn.Close(ctx)
-		r.markerConn = nil
-	}
 }
 
 // workFor is the batch's work for a client with nothing pending of its own, or nil when there
@@ -516,6 +488,11 @@ func (r *Reactor) applyShared(b *batchState, run *groupRun) {
 	for _, sub := range run.subs {
 		verdict := verdicts[sub]
 		if verdict == nil {
+			if sub.access == nil {
+				// A change the drain brought after this run was planned touched its access:
+				// a later run of this batch checks it again (finishDrain).
+				continue
+			}
 			verdict = &Result{Result: *sub.access}
 		}
 		if verdict.Err == nil {

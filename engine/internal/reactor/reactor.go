@@ -236,7 +236,6 @@ type Reactor struct {
 	// again after retryDelay even if nothing they read changes.
 	retry      map[*Subscription]time.Time
 	retryTimer *time.Timer
-	markerConn *pgx.Conn
 	lastTS     uint64
 	// drainedSnap is the newest snapshot (as text) whose changes have all been drained.
 	drainedSnap string
@@ -467,7 +466,6 @@ func (r *Reactor) clockNext() uint64 {
 // Run runs batches until ctx ends.
 func (r *Reactor) Run(ctx context.Context) {
 	defer close(r.done)
-	defer r.closeMarker()
 	events := r.cfg.Listener.Events()
 	for {
 		select {
