@@ -321,6 +321,11 @@ const embeddingLease = 2 * time.Minute
 // sweepBudget bounds one sweep; what is left is the next sweep's.
 const sweepBudget = 20 * time.Second
 
+// sweepGiveWay bounds how long the sweep waits for live updates before each lease and each
+// stored chunk (engine WaitForIdle): during a burst it stores a chunk every quarter second at
+// most, so deliveries get the database first, and it catches up once the burst is over.
+const sweepGiveWay = 250 * time.Millisecond
+
 // embedDue is the embedding sweep, a periodic job that never overlaps itself (across processes:
 // it runs under an exclusive lock that dies with its holder): it leases the oldest queued
 // messages (messages:send queues each one), embeds them (as many per provider call as the
@@ -339,6 +344,9 @@ func sweep(ctx *engine.ActionCtx, deps *Deps) error {
 	// the first lease takes its messages back at once instead of when the lease runs out.
 	reclaim := true
 	for time.Now().Before(deadline) {
+		if err := ctx.WaitForIdle(sweepGiveWay); err != nil {
+			return err
+		}
 		var pending []pendingEmbedding
 		limit := deps.Embedder.MaxBatch()
 		if err := ctx.RunMutation("messages:leaseEmbeddings", leaseArgs{Limit: limit, Reclaim: reclaim}, &pending); err != nil {
@@ -471,6 +479,11 @@ func embedAndStore(ctx *engine.ActionCtx, deps *Deps, pending []pendingEmbedding
 		store := storeEmbeddingsArgs{Model: deps.Embedder.Model(), Items: make([]storedEmbedding, 0, end-start)}
 		for i := start; i < end; i++ {
 			store.Items = append(store.Items, storedEmbedding{leasedMessage: pending[i].leasedMessage, Vector: vectors[i]})
+		}
+		if start > 0 {
+			if err := ctx.WaitForIdle(sweepGiveWay); err != nil {
+				return err
+			}
 		}
 		if err := ctx.RunMutation("messages:storeEmbeddings", store, nil); err != nil {
 			return err

@@ -150,8 +150,8 @@ func (r *Reactor) takeSnapshot(ctx context.Context, b *batchState, conn *pgx.Con
 	timeout := r.cfg.QueryTimeout
 	batch := &pgx.Batch{}
 	batch.BeginTx(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	batch.Queue("SELECT pg_current_snapshot()::text, set_config('statement_timeout', $1, true)",
-		strconv.FormatInt(timeout.Milliseconds(), 10)).QueryRow(func(row pgx.Row) error { return row.Scan(&snapText, nil) })
+	batch.Queue("SELECT pg_current_snapshot()::text, set_config('statement_timeout', $1, true), set_config('plan_cache_mode', 'force_generic_plan', true)",
+		strconv.FormatInt(timeout.Milliseconds(), 10)).QueryRow(func(row pgx.Row) error { return row.Scan(&snapText, nil, nil) })
 	br := conn.SendBatch(ctx, batch)
 	tx := br.Tx()
 	if err := br.Close(); err != nil {

@@ -241,7 +241,13 @@ type Reactor struct {
 	drainedSnap string
 
 	stats stats
+	load  loadMeter
 }
+
+// Load is the share of the recent past (about the last 200 ms) the reactor spent running
+// batches: near 0 when idle, 1 when batches run back to back. Background work uses it to give
+// way to deliveries (engine's ActionCtx.WaitForIdle).
+func (r *Reactor) Load() float64 { return r.load.read(time.Now()) }
 
 type stats struct {
 	// reruns counts subscriptions re-run after their first result; changedReruns those whose
@@ -489,7 +495,10 @@ func (r *Reactor) Run(ctx context.Context) {
 		r.resumeCaughtUp()
 		r.resumeRetries()
 		for r.needsBatch() {
-			if err := r.batch(ctx); err != nil {
+			started := time.Now()
+			err := r.batch(ctx)
+			r.load.add(started, time.Now())
+			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
