@@ -238,6 +238,20 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 		return n, err
 	}, nil)
 	engine.AddMutation(reg, "test:noop", func(ctx *engine.MutationCtx, _ struct{}) (bool, error) { return true, nil }, nil)
+	// test:sendOnce stores a body once: a second call with the same body fails, as a resend
+	// whose world moved on does.
+	engine.AddMutation(reg, "test:sendOnce", func(ctx *engine.MutationCtx, args sendArgs) (string, error) {
+		var n int64
+		if err := ctx.DB().QueryRow(ctx, "SELECT count(*) FROM messages WHERE body = $1", args.Body).Scan(&n); err != nil {
+			return "", err
+		}
+		if n > 0 {
+			return "", engine.InvalidArgument("already sent")
+		}
+		var id int64
+		err := ctx.DB().QueryRow(ctx, sqlMessageInsert, senderID, mustInt(args.ConversationID), args.Body).Scan(&id)
+		return strconv.FormatInt(id, 10), err
+	}, nil)
 	engine.AddQuery(reg, "messages:total", func(ctx *engine.QueryCtx, _ struct{}) (int64, error) {
 		var n int64
 		err := ctx.DB().QueryRow(ctx, sqlUnanalysed).Scan(&n)

@@ -311,6 +311,43 @@ func TestResentMutationCommitsOnce(t *testing.T) {
 	require.Equal(t, 1, n)
 }
 
+// A resent mutation whose function now fails (what it did is visible to it) is still answered
+// with the outcome of the run that committed: the mutation log is read when a mutation fails.
+func TestResentMutationThatNowFailsGetsItsOutcome(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	conv := b.newConversation(t)
+	body := fmt.Sprintf("once-%d", time.Now().UnixNano())
+	send := func(session string, requestID int) map[string]any {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		conn, _, err := websocket.Dial(ctx, syncURL(b), nil)
+		require.NoError(t, err)
+		defer conn.Close(websocket.StatusNormalClosure, "")
+		require.NoError(t, sendFrames(ctx, conn,
+			map[string]any{"type": "Connect", "sessionId": session, "connectionCount": 1, "lastCloseReason": nil, "clientTs": 0},
+			map[string]any{"type": "Mutation", "requestId": requestID, "udfPath": "test:sendOnce", "args": []any{map[string]any{"conversationId": conv, "body": body}}},
+		))
+		for {
+			_, data, err := conn.Read(ctx)
+			require.NoError(t, err)
+			var m map[string]any
+			require.NoError(t, json.Unmarshal(data, &m))
+			if m["type"] == "MutationResponse" {
+				return m
+			}
+		}
+	}
+	first := send("resender-fails", 7)
+	require.Equal(t, true, first["success"], "%v", first)
+	again := send("resender-fails", 7)
+	require.Equal(t, true, again["success"], "a resend must get the committed outcome, not the new run's error: %v", again)
+	require.Equal(t, first["result"], again["result"])
+	other := send("someone-else", 7)
+	require.Equal(t, false, other["success"], "another session's call really runs: %v", other)
+}
+
 // One socket adding its whole query limit at once does not hold up everyone else: its queries
 // are admitted to batches a share at a time, and another client's update rides along in one of
 // them instead of waiting until the whole flood has run.
