@@ -3,6 +3,7 @@ package benchchat
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"syscall"
@@ -18,8 +19,9 @@ import (
 //   - Postgres: the executor + planner time (total_exec_time + total_plan_time, from the same
 //     pg_stat_statements snapshots as the statement count) of the sweep's statements, known by
 //     their sqlc "-- name:" headers. For in-memory work (the bench's data is all cached)
-//     executor time is a good proxy for CPU; it leaves out parsing, the protocol and commit, and
-//     planner time counts only with pg_stat_statements.track_planning = on.
+//     executor time is a good proxy for CPU; it leaves out parsing, the protocol and commit,
+//     planner time counts only with pg_stat_statements.track_planning = on, and being elapsed
+//     time it also holds lock waits and, on a machine short of cores, time spent descheduled.
 //   - Server: the provider's compute. For the local provider it is measured once in the bench
 //     process, before any server runs: the bench's own kind of message bodies, embedded in
 //     batches of MaxBatch (as the sweep leases them), timed with getrusage (user + sys, the Go
@@ -184,7 +186,7 @@ func measureProvider(ctx context.Context, cfg embedding.Config) *ProviderCost {
 		used = cpu1 - cpu0
 	}
 	pc.Texts = n * len(texts)
-	pc.MsPerText = fptr(ms(used) / float64(pc.Texts))
+	pc.MsPerText = round6(fptr(ms(used) / float64(pc.Texts)))
 	return pc
 }
 
@@ -205,6 +207,10 @@ func embeddingSplit(r *Result, pgMs *float64, texts *int64, msPerText *float64) 
 	if r.Delivered <= 0 {
 		return
 	}
+	defer func() {
+		r.EmbeddingPostgresMsPerMsg, r.EmbeddingProviderMsPerMsg = round6(r.EmbeddingPostgresMsPerMsg), round6(r.EmbeddingProviderMsPerMsg)
+		r.EmbeddingCPUMsPerMsg, r.DeliveryCPUMsPerMsg = round6(r.EmbeddingCPUMsPerMsg), round6(r.DeliveryCPUMsPerMsg)
+	}()
 	n := float64(r.Delivered)
 	if pgMs != nil {
 		r.EmbeddingPostgresMsPerMsg = fptr(*pgMs / n)
@@ -219,6 +225,14 @@ func embeddingSplit(r *Result, pgMs *float64, texts *int64, msPerText *float64) 
 	if r.ServerCPUMsPerMsg != nil && r.PostgresCPUMsPerMsg != nil {
 		r.DeliveryCPUMsPerMsg = fptr(*r.ServerCPUMsPerMsg + *r.PostgresCPUMsPerMsg - *r.EmbeddingCPUMsPerMsg)
 	}
+}
+
+// round6 keeps six decimals: the provider's share is a few µs a message.
+func round6(p *float64) *float64 {
+	if p == nil {
+		return nil
+	}
+	return fptr(math.Round(*p*1e6) / 1e6)
 }
 
 // embeddingCPUText is the embedding and delivery part of a result's cpu line. With one part
