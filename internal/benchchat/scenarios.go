@@ -144,7 +144,7 @@ func (p *phase) splitEmbedding(r *Result) {
 		// committed message, and the window waits for the queue to empty.
 		texts = new(int64)
 		*texts = int64(r.Committed)
-		r.Notes = append(r.Notes, "embedding: postgres share unknown (no pg_stat_statements); provider share counts one text per committed send")
+		r.Notes = append(r.Notes, "embedding: postgres share unknown (the sweep's statements could not be read from pg_stat_statements); provider share counts one text per committed send")
 	}
 	r.EmbeddedTexts = texts
 	var msPerText *float64
