@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ripplehq/ripple/engine/embedding"
 )
 
 // DefaultDatabaseURL is the database `make db` (scripts/postgres.sh) brings up.
@@ -51,6 +53,10 @@ type Config struct {
 	// emptying the queue) to finish, so its CPU is counted; 0 means 30 s, negative means do not
 	// wait.
 	JobsTimeout time.Duration
+	// Embedding is the server's embedding provider configuration, whose compute the bench
+	// measures to report the embedding apart. Default: embedding.ConfigFromEnv(os.Getenv), what
+	// a child server reads (it inherits the bench's environment); a --url server's own may differ.
+	Embedding *embedding.Config
 
 	Latency    LatencyOpts
 	Knee       KneeOpts
@@ -160,6 +166,10 @@ func (c *Config) withDefaults() (*Config, error) {
 	def(&out.PageSize, 20)
 	def(&out.DrainTimeout, 15*time.Second)
 	def(&out.JobsTimeout, 30*time.Second)
+	if out.Embedding == nil {
+		ec := embedding.ConfigFromEnv(os.Getenv)
+		out.Embedding = &ec
+	}
 	if out.Out == nil {
 		out.Out = io.Discard
 	}
@@ -235,6 +245,10 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 	host, _ := os.Hostname()
 	rep := &Report{Started: time.Now().UTC(), Host: host, CPUs: runtime.NumCPU(), PageSize: cfg.PageSize}
 	fmt.Fprintf(cfg.Out, "ripple bench chat: %d CPUs, page size %d; latency = Mutation frame sent -> other user's socket has the Transition whose first messages:list page holds it\n", rep.CPUs, cfg.PageSize)
+	// Now, before any server runs, the process is quiet enough for getrusage to time the provider.
+	rep.EmbeddingProvider = measureProvider(ctx, *cfg.Embedding)
+	rep.EmbeddingMethod = embeddingMethod(rep.EmbeddingProvider)
+	fmt.Fprintln(cfg.Out, rep.EmbeddingMethod)
 	var runErr error
 	for _, name := range cfg.Scenarios {
 		var results []Result
@@ -261,7 +275,7 @@ func runScenario(ctx context.Context, cfg *Config, rep *Report, name string) ([]
 	if err != nil {
 		return nil, err
 	}
-	env := &env{cfg: cfg, srv: srv, scenario: name, addrs: newLoopbackPool()}
+	env := &env{cfg: cfg, srv: srv, scenario: name, addrs: newLoopbackPool(), provider: rep.EmbeddingProvider}
 	defer env.close()
 	if rep.Server == "" {
 		rep.Server = srv.URL
@@ -320,6 +334,7 @@ type env struct {
 	meter    *meter
 	api      *apiClient
 	dial     *dialer
+	provider *ProviderCost // the embedding provider's measured compute
 
 	mu      sync.Mutex
 	clients []*client

@@ -111,6 +111,9 @@ func TestScenarios(t *testing.T) {
 	rep, err := benchchat.Run(ctx, cfg)
 	require.NoError(t, err, out.String())
 	t.Log(out.String())
+	require.NotNil(t, rep.EmbeddingProvider)
+	require.NotNil(t, rep.EmbeddingProvider.MsPerText, "the local provider is measured")
+	require.Contains(t, out.String(), "\nembedding apart: postgres = executor+planner ms")
 	// Seeding the history reports its progress, as plain lines off a terminal.
 	require.Contains(t, progress.String(), "bench chat: seeding history: 23 messages done in ")
 
@@ -136,6 +139,14 @@ func TestScenarios(t *testing.T) {
 			require.Positive(t, *r.StatementsPerMsg, "%s: a message costs statements", r.Name)
 			require.NotEmpty(t, st.Top, r.Name)
 			require.Contains(t, []string{"top", "all"}, st.Track)
+			// The window lasts until the embedding queue is empty, so every message sent was
+			// embedded in it (other sessions' sweeps in the database may add to the count).
+			require.NotNil(t, st.Embedding, r.Name)
+			require.NotNil(t, r.EmbeddedTexts, r.Name)
+			require.GreaterOrEqual(t, *r.EmbeddedTexts, int64(r.Committed), r.Name)
+			require.Contains(t, st.Embedding.Statements, "EmbeddingInsert", r.Name)
+			require.NotNil(t, r.EmbeddingCPUMsPerMsg, "%s: the local provider is measured", r.Name)
+			require.NotNil(t, r.DeliveryCPUMsPerMsg, r.Name)
 		case "engine":
 			require.NotNil(t, r.StatementsPerMsg, r.Name)
 		default:

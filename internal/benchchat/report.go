@@ -61,6 +61,16 @@ type Result struct {
 	// nil when not measurable (no server pid, or Postgres not on this machine).
 	ServerCPUMsPerMsg   *float64 `json:"serverCpuMsPerMsg"`
 	PostgresCPUMsPerMsg *float64 `json:"postgresCpuMsPerMsg"`
+	// The embedding sweep's share of those, per delivered message (see embedding.go for the
+	// method): its statements' executor + planner ms, the provider's compute, their sum, and
+	// server + Postgres less the sum (delivery). Nil when unknown; the sum and delivery are nil
+	// unless both parts are known.
+	EmbeddingPostgresMsPerMsg *float64 `json:"embeddingPostgresMsPerMsg"`
+	EmbeddingProviderMsPerMsg *float64 `json:"embeddingProviderMsPerMsg"`
+	EmbeddingCPUMsPerMsg      *float64 `json:"embeddingCpuMsPerMsg"`
+	DeliveryCPUMsPerMsg       *float64 `json:"deliveryCpuMsPerMsg"`
+	// EmbeddedTexts is how many texts the sweep embedded in the phase; nil when unknown.
+	EmbeddedTexts *int64 `json:"embeddedTexts"`
 	// StatementsPerMsg is Postgres statements per delivered message (top level, the bench's own
 	// excluded), from Statements.Source; nil when no source could count them.
 	StatementsPerMsg *float64    `json:"statementsPerMsg"`
@@ -90,8 +100,12 @@ type Report struct {
 	PageSize int       `json:"pageSize"`
 	Results  []Result  `json:"results"`
 	// KneeMsgPerSec is the highest passing knee rate (0: none passed or knee not run).
-	KneeMsgPerSec float64  `json:"kneeMsgPerSec,omitempty"`
-	Notes         []string `json:"notes,omitempty"`
+	KneeMsgPerSec float64 `json:"kneeMsgPerSec,omitempty"`
+	// EmbeddingProvider is the provider's compute as measured at the start; EmbeddingMethod says
+	// how the embedding's share is split off.
+	EmbeddingProvider *ProviderCost `json:"embeddingProvider,omitempty"`
+	EmbeddingMethod   string        `json:"embeddingMethod,omitempty"`
+	Notes             []string      `json:"notes,omitempty"`
 }
 
 func fptr(v float64) *float64 { return &v }
@@ -121,8 +135,8 @@ func printResult(w io.Writer, r *Result, statements bool) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
 	fmt.Fprintf(w, "  ack ms (sender's MutationResponse): p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.AckLatency.P50, r.AckLatency.P90, r.AckLatency.P99, r.AckLatency.Max)
-	fmt.Fprintf(w, "  cpu ms/msg: server %s, postgres %s;  statements/msg %s;  server rss %.1f MiB, per client %s\n",
-		fmtOpt(r.ServerCPUMsPerMsg, "%.3f"), fmtOpt(r.PostgresCPUMsPerMsg, "%.3f"), fmtOpt(r.StatementsPerMsg, "%.2f"),
+	fmt.Fprintf(w, "  cpu ms/msg: server %s, postgres %s;  %s;  statements/msg %s;  server rss %.1f MiB, per client %s\n",
+		fmtOpt(r.ServerCPUMsPerMsg, "%.3f"), fmtOpt(r.PostgresCPUMsPerMsg, "%.3f"), embeddingCPUText(r), fmtOpt(r.StatementsPerMsg, "%.2f"),
 		float64(r.ServerRSSBytes)/(1<<20), fmtOpt(kib(r.RSSPerClientBytes), "%.1f KiB"))
 	printStatements(w, r.Statements, statements)
 	if r.IdleServerCPUPercent != nil || r.IdlePostgresCPUPercent != nil {

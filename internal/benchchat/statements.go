@@ -54,9 +54,11 @@ type Statements struct {
 	EnginePerMsg *float64 `json:"enginePerMsg,omitempty"`
 	// Top is the statements run most often in the phase, and Rest the calls of all the others
 	// (pg_stat_statements only).
-	Top   []StatementCalls `json:"top,omitempty"`
-	Rest  *StatementRest   `json:"rest,omitempty"`
-	Notes []string         `json:"notes,omitempty"`
+	Top  []StatementCalls `json:"top,omitempty"`
+	Rest *StatementRest   `json:"rest,omitempty"`
+	// Embedding is the embedding sweep's statements (pg_stat_statements only).
+	Embedding *EmbeddingStatements `json:"embedding,omitempty"`
+	Notes     []string             `json:"notes,omitempty"`
 }
 
 // StatementRest is the calls of the statements the list leaves out.
@@ -187,12 +189,14 @@ type pgssInfo struct {
 	// have the same unless they set their own (a child server inherits PGOPTIONS, so
 	// PGOPTIONS='-c pg_stat_statements.track=all' sets it for both).
 	track string
+	// trackPlanning is pg_stat_statements.track_planning: without it total_plan_time stays 0.
+	trackPlanning bool
 }
 
 // The bench's own statements take parameters rather than literals: pg_stat_statements keeps a
 // statement without constants under its text as sent, so ownStatements' texts find its rows.
 const (
-	pgssCallsSQL = "SELECT userid, coalesce(queryid, 0), toplevel, calls FROM pg_stat_statements($1) " +
+	pgssCallsSQL = "SELECT userid, coalesce(queryid, 0), toplevel, calls, total_exec_time + total_plan_time FROM pg_stat_statements($1) " +
 		"WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
 	pgssInfoSQL  = "SELECT now(), dealloc FROM pg_stat_statements_info"
 	pgssTextsSQL = "SELECT userid, queryid, toplevel, query FROM pg_stat_statements($1) " +
@@ -207,9 +211,9 @@ func probePGSS(ctx context.Context, conn *pgx.Conn) (*pgssInfo, string) {
 		return nil, "the pg_stat_statements extension is not created in this database"
 	}
 	var version int
-	var track, queryID string
-	err := conn.QueryRow(ctx, "SELECT current_setting($1)::int, current_setting($2, true), current_setting($3, true)",
-		"server_version_num", "pg_stat_statements.track", "compute_query_id").Scan(&version, &track, &queryID)
+	var track, queryID, planning string
+	err := conn.QueryRow(ctx, "SELECT current_setting($1)::int, current_setting($2, true), current_setting($3, true), coalesce(current_setting($4, true), '')",
+		"server_version_num", "pg_stat_statements.track", "compute_query_id", "pg_stat_statements.track_planning").Scan(&version, &track, &queryID, &planning)
 	switch {
 	case err != nil:
 		return nil, "reading settings: " + err.Error()
@@ -225,7 +229,7 @@ func probePGSS(ctx context.Context, conn *pgx.Conn) (*pgssInfo, string) {
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_statements($1)", false).Scan(&n); err != nil {
 		return nil, "pg_stat_statements is not readable: " + err.Error()
 	}
-	return &pgssInfo{track: track}, ""
+	return &pgssInfo{track: track, trackPlanning: planning == "on"}, ""
 }
 
 // stmtKey is pg_stat_statements' key within one database.
@@ -237,7 +241,8 @@ type stmtKey struct {
 
 // stmtSnapshot is the counters at one moment.
 type stmtSnapshot struct {
-	pgss     map[stmtKey]int64 // nil: not read
+	pgss     map[stmtKey]int64   // nil: not read
+	pgssMs   map[stmtKey]float64 // total_exec_time + total_plan_time, with pgss
 	dealloc  int64
 	pgNow    time.Time
 	own      int64 // the bench's statements sent before this snapshot's
@@ -280,14 +285,16 @@ func (m *meter) readPGSS(ctx context.Context, s *stmtSnapshot) {
 		return
 	}
 	calls := map[stmtKey]int64{}
+	times := map[stmtKey]float64{}
 	var k stmtKey
 	var n int64
-	_, err = pgx.ForEachRow(rows, []any{&k.userID, &k.queryID, &k.topLevel, &n}, func() error {
-		calls[k] = n
+	var t float64
+	_, err = pgx.ForEachRow(rows, []any{&k.userID, &k.queryID, &k.topLevel, &n, &t}, func() error {
+		calls[k], times[k] = n, t
 		return nil
 	})
 	if err == nil {
-		s.pgss = calls
+		s.pgss, s.pgssMs = calls, times
 	}
 }
 
@@ -367,6 +374,7 @@ func (m *meter) statementsBetween(ctx context.Context, a, b stmtSnapshot, delive
 	texts := m.statementTexts(ctx, deltas)
 	st.BenchOwn = b.own - a.own
 	st.Total, st.Nested, st.Top, st.Rest = splitCalls(deltas, texts, ownTexts, st.BenchOwn, delivered)
+	st.Embedding = sweepStatements(a, b, deltas, texts)
 	st.PerMsg = perMsg(st.Total, delivered)
 	if m.pgss.track == "all" {
 		st.NestedPerMsg = fptr(perMsg(st.Nested, delivered))
@@ -425,13 +433,14 @@ func splitCalls(deltas []stmtDelta, texts map[stmtKey]string, ownTexts map[strin
 	return top, nested, list, rest
 }
 
-// statementTexts fetches the texts of the statements of deltas that may be listed (the bench's
-// own may be among the most frequent, so a few more than the list holds). It runs after the
+// statementTexts fetches the texts of every statement of deltas: the list needs the most
+// frequent ones, the embedding sweep's share the sqlc names of all of them (the view reads its
+// whole text file whatever the filter, so asking for all costs little more). It runs after the
 // phase's last snapshot, outside every window.
 func (m *meter) statementTexts(ctx context.Context, deltas []stmtDelta) map[stmtKey]string {
-	ids := make([]int64, 0, topStatements+8)
-	for i := 0; i < len(deltas) && i < cap(ids); i++ {
-		ids = append(ids, deltas[i].key.queryID)
+	ids := make([]int64, 0, len(deltas))
+	for _, d := range deltas {
+		ids = append(ids, d.key.queryID)
 	}
 	out := map[stmtKey]string{}
 	if len(ids) == 0 {
