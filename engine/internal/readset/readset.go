@@ -641,7 +641,7 @@ type trackingRows struct {
 	sr *statementReads
 	// rows is how many rows Next gave, scanned how many of them were scanned (once each), and
 	// ended whether Next reported the end; skipped: some row was never scanned.
-	rows, scanned int
+	rows, scanned  int
 	ended, skipped bool
 }
 
