@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/queries"
 	"github.com/ripplehq/ripple/internal/testdb"
 )
 
@@ -236,6 +237,15 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 		var n int64
 		err := ctx.DB().QueryRow(ctx, sqlWindowCount, mustInt(args.ConversationID), args.FromID, args.ToID).Scan(&n)
 		return n, err
+	}, nil)
+	// The chat's conversations:list statement (queries/conversations.sql), with its generated
+	// read set: one statement driven by the user's participations (listone_test.go).
+	reg.AddReadSpecs(map[string]engine.ReadSpec{"ConversationSummaryListForUser": queries.ReadSpecs["ConversationSummaryListForUser"]})
+	engine.AddQuery(reg, "test:listOne", func(ctx *engine.QueryCtx, args struct {
+		UserID string `json:"userId"`
+	}) ([]queries.ConversationSummaryListForUserRow, error) {
+		return queries.New().ConversationSummaryListForUser(ctx, ctx.DB(),
+			queries.ConversationSummaryListForUserParams{UserID: mustInt(args.UserID), MaxUnread: 3})
 	}, nil)
 	engine.AddMutation(reg, "test:noop", func(ctx *engine.MutationCtx, _ struct{}) (bool, error) { return true, nil }, nil)
 	engine.AddQuery(reg, "messages:total", func(ctx *engine.QueryCtx, _ struct{}) (int64, error) {
