@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ripplehq/ripple/engine"
-	"github.com/ripplehq/ripple/queries"
 	"github.com/ripplehq/ripple/internal/testdb"
+	"github.com/ripplehq/ripple/queries"
 )
 
 // Test functions over the chat tables, with hand-written SQL in sqlc's shape (a `-- name:`
