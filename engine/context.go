@@ -88,6 +88,11 @@ func (c *QueryCtx) DependOnKey(table, column, value string) {
 	}
 }
 
+// DescribeReads describes the read set recorded so far, for tests and debugging: `table.*` for
+// a whole table, `table.column=value` for a key, ranges as `table[eq…](lo, hi)`; "everything"
+// when any change re-runs the query. The order is unspecified.
+func (c *QueryCtx) DescribeReads() string { return c.db.Reads().String() }
+
 // Journal is the opaque state the subscription carries between runs (see docs/protocol.md,
 // Pagination). It is empty on a first run.
 func (c *QueryCtx) Journal() string { return c.journal }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ripplehq/ripple/engine"
 	"github.com/ripplehq/ripple/internal/testdb"
+	"github.com/ripplehq/ripple/queries"
 )
 
 // Test functions over the chat tables, with hand-written SQL in sqlc's shape (a `-- name:`
@@ -236,6 +237,15 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 		var n int64
 		err := ctx.DB().QueryRow(ctx, sqlWindowCount, mustInt(args.ConversationID), args.FromID, args.ToID).Scan(&n)
 		return n, err
+	}, nil)
+	// The chat's conversations:list statement (queries/conversations.sql), with its generated
+	// read set: one statement driven by the user's participations (listone_test.go).
+	reg.AddReadSpecs(map[string]engine.ReadSpec{"ConversationSummaryListForUser": queries.ReadSpecs["ConversationSummaryListForUser"]})
+	engine.AddQuery(reg, "test:listOne", func(ctx *engine.QueryCtx, args struct {
+		UserID string `json:"userId"`
+	}) ([]queries.ConversationSummaryListForUserRow, error) {
+		return queries.New().ConversationSummaryListForUser(ctx, ctx.DB(),
+			queries.ConversationSummaryListForUserParams{UserID: mustInt(args.UserID), MaxUnread: 3})
 	}, nil)
 	engine.AddMutation(reg, "test:noop", func(ctx *engine.MutationCtx, _ struct{}) (bool, error) { return true, nil }, nil)
 	// test:sendOnce stores a body once: a second call with the same body fails, as a resend

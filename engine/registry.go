@@ -187,6 +187,8 @@ const (
 	ReadParam  = readset.ReadParam
 	ReadOutput = readset.ReadOutput
 	ReadRange  = readset.ReadRange
+	// ReadOutputKey: see readset.ReadOutputKey.
+	ReadOutputKey = readset.ReadOutputKey
 )
 
 // decoderFor decodes a function's wire arguments into A and runs A's Validate, if it has one.

@@ -123,16 +123,10 @@ func conversationsList(ctx *engine.QueryCtx, _ struct{}) ([]Conversation, error)
 	if err != nil {
 		return nil, err
 	}
-	q := queries.New()
-	convs, err := q.ConversationListForUser(ctx, ctx.DB(), me)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Conversation, 0, len(convs))
-	if len(convs) == 0 {
-		return out, nil
-	}
-	summary, err := conversationSummaries(ctx, me, convs)
+	// One statement: a row per participant of each of the caller's conversations, ordered by
+	// conversation, the conversation's own columns repeated on each.
+	rows, err := queries.New().ConversationSummaryListForUser(ctx, ctx.DB(),
+		queries.ConversationSummaryListForUserParams{UserID: me, MaxUnread: unreadCap})
 	if err != nil {
 		return nil, err
 	}
@@ -141,93 +135,59 @@ func conversationsList(ctx *engine.QueryCtx, _ struct{}) ([]Conversation, error)
 		activity pgtype.Timestamptz
 		id       int64
 	}
-	rows := make([]sortable, 0, len(convs))
-	for _, c := range convs {
-		conv := Conversation{ID: formatID(c.ID), Type: c.Type, Participants: []Participant{}, BlockedByMe: []string{}}
-		// Every conversation has summary rows (the caller is a participant, in the same
-		// snapshot); nil is only defensive.
-		sum := summary[c.ID]
-		if sum != nil {
-			conv.Participants, conv.BlockedByMe, conv.UnreadCount = sum.participants, sum.blockedByMe, sum.unread
-		}
-		if c.LastReadMessageID != nil {
-			id := formatID(*c.LastReadMessageID)
-			conv.LastReadMessageID = &id
-		}
-		activity := c.LastMessageTime
-		if sum != nil && sum.lastAt.Valid {
-			conv.LastMessage = &LastMessage{Body: sum.lastBody, SenderID: formatID(sum.lastSender), CreationTime: millis(sum.lastAt)}
-			if !activity.Valid || sum.lastAt.Time.After(activity.Time) {
-				activity = sum.lastAt
-			}
-		}
-		if activity.Valid {
-			t := millis(activity)
-			conv.LastMessageTime = &t
-		} else {
-			activity = c.CreatedAt
-		}
-		rows = append(rows, sortable{conv: conv, activity: activity, id: c.ID})
-	}
-	sort.Slice(rows, func(i, j int) bool {
-		if !rows[i].activity.Time.Equal(rows[j].activity.Time) {
-			return rows[i].activity.Time.After(rows[j].activity.Time)
-		}
-		return rows[i].id > rows[j].id
-	})
+	var list []*sortable
 	for _, r := range rows {
+		var cur *sortable
+		if n := len(list); n > 0 && list[n-1].id == r.ConversationID {
+			cur = list[n-1]
+		} else {
+			cur = &sortable{id: r.ConversationID}
+			cur.conv = conversationFromRow(r, &cur.activity)
+			list = append(list, cur)
+		}
+		id := formatID(r.ParticipantID)
+		cur.conv.Participants = append(cur.conv.Participants, Participant{ID: id, Name: r.ParticipantName, Email: r.ParticipantEmail})
+		if r.BlockedByMe {
+			cur.conv.BlockedByMe = append(cur.conv.BlockedByMe, id)
+		}
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if !list[i].activity.Time.Equal(list[j].activity.Time) {
+			return list[i].activity.Time.After(list[j].activity.Time)
+		}
+		return list[i].id > list[j].id
+	})
+	out := make([]Conversation, 0, len(list))
+	for _, r := range list {
 		out = append(out, r.conv)
 	}
 	return out, nil
 }
 
-// conversationSummary is what ConversationSummaryListForUser tells of one conversation.
-type conversationSummary struct {
-	participants []Participant
-	blockedByMe  []string
-	unread       int
-	lastSender   int64
-	lastBody     string
-	lastAt       pgtype.Timestamptz // not Valid: no message yet
-}
-
-// conversationSummaries reads, in one statement, the participants, the caller's blocks among
-// them, the newest message and the unread count (messages others sent after the caller's
-// last-read position, up to unreadCap) of each conversation.
-func conversationSummaries(ctx *engine.QueryCtx, me int64, convs []queries.ConversationListForUserRow) (map[int64]*conversationSummary, error) {
-	params := queries.ConversationSummaryListForUserParams{
-		ConversationIds: make([]int64, len(convs)),
-		ReadAts:         make([]pgtype.Timestamptz, len(convs)),
-		ReadIds:         make([]int64, len(convs)),
-		UserID:          me,
-		MaxUnread:       unreadCap,
+// conversationFromRow is a conversation of conversations:list without its participants, from
+// the first of its rows, and its last activity: the newest message's time, or the stored
+// last_message_time (which older versions wrote) when it is newer, or else its creation.
+func conversationFromRow(r queries.ConversationSummaryListForUserRow, activity *pgtype.Timestamptz) Conversation {
+	conv := Conversation{ID: formatID(r.ConversationID), Type: r.Type, Participants: []Participant{}, BlockedByMe: []string{},
+		UnreadCount: int(r.Unread)}
+	if r.LastReadMessageID != nil {
+		id := formatID(*r.LastReadMessageID)
+		conv.LastReadMessageID = &id
 	}
-	for i, c := range convs {
-		params.ConversationIds[i] = c.ID
-		// A position needs both halves; without one, everything from others is unread.
-		if c.LastReadMessageID != nil && c.LastReadAt.Valid {
-			params.ReadAts[i], params.ReadIds[i] = c.LastReadAt, *c.LastReadMessageID
+	*activity = r.LastMessageTime
+	if r.LastCreatedAt.Valid {
+		conv.LastMessage = &LastMessage{Body: r.LastBody, SenderID: formatID(r.LastSenderID), CreationTime: millis(r.LastCreatedAt)}
+		if !activity.Valid || r.LastCreatedAt.Time.After(activity.Time) {
+			*activity = r.LastCreatedAt
 		}
 	}
-	rows, err := queries.New().ConversationSummaryListForUser(ctx, ctx.DB(), params)
-	if err != nil {
-		return nil, err
+	if activity.Valid {
+		t := millis(*activity)
+		conv.LastMessageTime = &t
+	} else {
+		*activity = r.CreatedAt
 	}
-	out := make(map[int64]*conversationSummary, len(convs))
-	for _, r := range rows {
-		s := out[r.ConversationID]
-		if s == nil {
-			s = &conversationSummary{participants: []Participant{}, blockedByMe: []string{}, unread: int(r.Unread),
-				lastSender: r.LastSenderID, lastBody: r.LastBody, lastAt: r.LastCreatedAt}
-			out[r.ConversationID] = s
-		}
-		id := formatID(r.ParticipantID)
-		s.participants = append(s.participants, Participant{ID: id, Name: r.ParticipantName, Email: r.ParticipantEmail})
-		if r.BlockedByMe {
-			s.blockedByMe = append(s.blockedByMe, id)
-		}
-	}
-	return out, nil
+	return conv
 }
 
 // requireParticipant gives FORBIDDEN both for a conversation the caller is not in and for one

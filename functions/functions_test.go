@@ -26,6 +26,8 @@ type testBundle struct {
 
 type setupOpts struct {
 	embedder embedding.Provider
+	// register adds test functions to the chat's.
+	register func(*engine.Registry)
 }
 
 func setup(t *testing.T, opts *setupOpts) *testBundle {
@@ -40,6 +42,9 @@ func setup(t *testing.T, opts *setupOpts) *testBundle {
 	}
 	reg := engine.NewRegistry()
 	functions.Register(reg, &functions.Deps{Embedder: embedder})
+	if opts.register != nil {
+		opts.register(reg)
+	}
 	e, err := engine.New(db.Pool, reg, &engine.Config{Schema: db.Schema, JobWorkers: 4})
 	require.NoError(t, err)
 	require.NoError(t, e.Start(ctx))

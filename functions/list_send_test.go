@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -339,16 +340,88 @@ func TestSendErrorsInOrder(t *testing.T) {
 	require.Equal(t, 1, n)
 }
 
-// TestConversationsListReadsByKey guards the read sets of conversations:list's statements: a
+// TestConversationsListReadsByKey guards the read set of conversations:list's statement: a
 // table read whole there would re-run every user's list on every message anywhere.
 func TestConversationsListReadsByKey(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"ConversationListForUser", "ConversationSummaryListForUser"} {
-		spec, ok := queries.ReadSpecs[name]
-		require.True(t, ok, name)
-		require.NotEmpty(t, spec.Tables, name)
-		for _, tr := range spec.Tables {
-			require.NotEqual(t, engine.ReadTable, tr.Kind, "%s reads %s whole", name, tr.Table)
-		}
+	spec, ok := queries.ReadSpecs["ConversationSummaryListForUser"]
+	require.True(t, ok)
+	require.NotEmpty(t, spec.Tables)
+	kinds := map[string][]engine.ReadKind{}
+	for _, tr := range spec.Tables {
+		require.NotEqual(t, engine.ReadTable, tr.Kind, "reads %s whole", tr.Table)
+		kinds[tr.Table] = append(kinds[tr.Table], tr.Kind)
 	}
+	require.Equal(t, []engine.ReadKind{engine.ReadOutputKey}, kinds["messages"])
+	require.ElementsMatch(t, []engine.ReadKind{engine.ReadParam, engine.ReadOutputKey}, kinds["conversation_participants"])
+}
+
+// TestConversationsListStatementReadsByKey runs conversations:list's statement through the
+// engine's read-set DB and checks what it recorded: the caller's participations by user, and
+// messages and participants by each listed conversation (one without messages too, so its
+// first message re-runs the list), never a table whole.
+func TestConversationsListStatementReadsByKey(t *testing.T) {
+	t.Parallel()
+	type listReads struct {
+		Conversations []int64 `json:"conversations"`
+		Reads         string  `json:"reads"`
+	}
+	b := setup(t, &setupOpts{register: func(reg *engine.Registry) {
+		engine.AddQuery(reg, "test:listReads", func(ctx *engine.QueryCtx, _ struct{}) (listReads, error) {
+			me, err := strconv.ParseInt(ctx.Identity().UserID, 10, 64)
+			if err != nil {
+				return listReads{}, err
+			}
+			rows, err := queries.New().ConversationSummaryListForUser(ctx, ctx.DB(),
+				queries.ConversationSummaryListForUserParams{UserID: me, MaxUnread: 100})
+			if err != nil {
+				return listReads{}, err
+			}
+			out := listReads{Conversations: []int64{}}
+			for _, r := range rows {
+				if n := len(out.Conversations); n == 0 || out.Conversations[n-1] != r.ConversationID {
+					out.Conversations = append(out.Conversations, r.ConversationID)
+				}
+			}
+			out.Reads = ctx.DescribeReads()
+			return out, nil
+		}, nil)
+	}})
+	ann, bob, cat, dan := b.user(t, "ann"), b.user(t, "bob"), b.user(t, "cat"), b.user(t, "dan")
+	withBob := b.direct(t, ann, bob, "bob")
+	withCat := b.direct(t, ann, cat, "cat") // never a message
+	bobDan := b.direct(t, bob, dan, "dan")  // not ann's
+	b.send(t, ann, withBob, "hi")
+	b.send(t, dan, bobDan, "hi bob")
+
+	var got listReads
+	require.NoError(t, b.call(t, ann, "test:listReads", map[string]any{}, &got))
+	reads := strings.Fields(got.Reads)
+	require.NotContains(t, got.Reads, "everything")
+	for _, r := range reads {
+		require.False(t, strings.HasSuffix(r, ".*"), "a table read whole: %s (all: %s)", r, got.Reads)
+	}
+	require.ElementsMatch(t, []string{withBob, withCat}, []string{fmt.Sprint(got.Conversations[0]), fmt.Sprint(got.Conversations[1])})
+	require.Len(t, got.Conversations, 2)
+	for _, conv := range []string{withBob, withCat} {
+		require.Contains(t, reads, "messages.conversation_id="+conv)
+		require.Contains(t, reads, "conversation_participants.conversation_id="+conv)
+		require.Contains(t, reads, "conversations.id="+conv)
+	}
+	require.NotContains(t, reads, "messages.conversation_id="+bobDan)
+	require.Contains(t, reads, "conversation_participants.user_id="+ann.UserID)
+	require.Contains(t, reads, "user_blocks.blocker_id="+ann.UserID)
+	for _, who := range []engine.Identity{ann, bob, cat} {
+		require.Contains(t, reads, "users.id="+who.UserID)
+	}
+	require.NotContains(t, reads, "users.id="+dan.UserID)
+
+	// A user with no conversation reads only their participations.
+	require.NoError(t, b.call(t, engine.Identity{UserID: dan.UserID}, "test:listReads", map[string]any{}, &got))
+	require.Len(t, got.Conversations, 1)
+	eve := b.user(t, "eve")
+	require.NoError(t, b.call(t, eve, "test:listReads", map[string]any{}, &got))
+	require.Empty(t, got.Conversations)
+	require.ElementsMatch(t, []string{"conversation_participants.user_id=" + eve.UserID, "user_blocks.blocker_id=" + eve.UserID},
+		strings.Fields(got.Reads))
 }

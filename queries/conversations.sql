@@ -15,57 +15,62 @@ ON CONFLICT DO NOTHING;
 -- name: ParticipantGet :one
 SELECT user_id FROM conversation_participants WHERE conversation_id = $1 AND user_id = $2;
 
--- name: ConversationListForUser :many
-SELECT c.id, c.type, c.last_message_time, c.created_at, p.last_read_message_id, p.last_read_at
-FROM conversation_participants p
-JOIN conversations c ON c.id = p.conversation_id
-WHERE p.user_id = $1;
-
--- ConversationSummaryListForUser is everything conversations:list shows of the user's
--- conversations besides ConversationListForUser's rows, in one statement: one row per
--- participant (in joining order) with whether the user blocked them, and the conversation's
--- newest message and unread count repeated on each. The unread count is the messages others
--- sent after the user's last-read position (read_at, read_id, by conversation_ids' order; NULL
--- read_at: nothing read), up to max_unread, one index range per conversation however long its
--- history.
--- Every table is read per key: messages (lateral) and conversation_participants (joined) by
--- conversation_ids, user_blocks by the user, users by the rows returned. users must stay on no
--- preserved side of an outer join (joined last) to be read by the rows returned.
+-- ConversationSummaryListForUser is everything conversations:list shows, in one statement
+-- driven by the user's participations: one row per participant of each of the user's
+-- conversations (in joining order) with whether the user blocked them, and the conversation's
+-- own row, the user's read position, its newest message and unread count repeated on each.
+-- The unread count is the messages others sent after the user's last-read position (read_at,
+-- read_id; without both halves: nothing read), up to max_unread, one index range per
+-- conversation however long its history.
+-- Every table is read per key (readsetgen): conversation_participants by the user (me) and,
+-- for the other participants, by the conversation ids returned (ReadOutputKey); messages by the
+-- conversation ids returned; user_blocks by the user; users and conversations by the rows
+-- returned. For the reads by the ids returned, every participation must be returned whatever
+-- the other tables hold: messages and the participants stay on the nullable side of LEFT JOINs
+-- (never CROSS JOIN LATERAL, never filtered in WHERE), conversations is inner-joined last
+-- (only on me's column), and users on no preserved side of an outer join.
 -- name: ConversationSummaryListForUser :many
-SELECT k.conversation_id::bigint AS conversation_id,
+SELECT me.conversation_id, c.id, c.type, c.last_message_time, c.created_at,
+       me.last_read_message_id, me.last_read_at,
        u.id AS participant_id, u.name AS participant_name, u.email AS participant_email,
        (b.blocked_id IS NOT NULL)::boolean AS blocked_by_me,
        -- No newest message: last_created_at is NULL (sqlc takes the lateral's columns as NOT NULL).
        coalesce(lm.sender_id, 0)::bigint AS last_sender_id, coalesce(lm.body, '')::text AS last_body,
        lm.created_at AS last_created_at,
-       un.unread::int AS unread
-FROM ROWS FROM (unnest(sqlc.arg(conversation_ids)::bigint[]),
-               unnest(sqlc.arg(read_ats)::timestamptz[]),
-               unnest(sqlc.arg(read_ids)::bigint[])) AS k(conversation_id, read_at, read_id)
+       coalesce(un.unread, 0)::int AS unread
+FROM conversation_participants me
 LEFT JOIN LATERAL (
   SELECT m.sender_id, m.body, m.created_at
   FROM messages m
-  WHERE m.conversation_id = k.conversation_id
+  WHERE m.conversation_id = me.conversation_id
   ORDER BY m.created_at DESC, m.id DESC
   LIMIT 1
 ) lm ON true
-CROSS JOIN LATERAL (
+-- count(*) always gives one row: LEFT JOIN only so the rows returned cannot depend on it.
+LEFT JOIN LATERAL (
   SELECT count(*) AS unread
   FROM (
     SELECT 1
     FROM messages m
-    WHERE m.conversation_id = k.conversation_id
+    WHERE m.conversation_id = me.conversation_id
       AND m.sender_id <> sqlc.arg(user_id)
       -- A bound without OR, so the index scan starts and stops at it.
-      AND (m.created_at, m.id) > (coalesce(k.read_at, '-infinity'), coalesce(k.read_id, 0))
+      AND (m.created_at, m.id) > (
+        CASE WHEN me.last_read_message_id IS NULL OR me.last_read_at IS NULL THEN '-infinity'::timestamptz
+             ELSE me.last_read_at END,
+        CASE WHEN me.last_read_message_id IS NULL OR me.last_read_at IS NULL THEN 0::bigint
+             ELSE me.last_read_message_id END)
     ORDER BY m.created_at DESC, m.id DESC
     LIMIT sqlc.arg(max_unread)
   ) r
-) un
-JOIN conversation_participants p ON p.conversation_id = k.conversation_id
-LEFT JOIN user_blocks b ON b.blocker_id = sqlc.arg(user_id) AND b.blocked_id = p.user_id
-JOIN users u ON u.id = p.user_id
-ORDER BY k.conversation_id, p.joined_at, u.id;
+) un ON true
+LEFT JOIN (conversation_participants p
+           LEFT JOIN user_blocks b ON b.blocker_id = sqlc.arg(user_id) AND b.blocked_id = p.user_id
+           JOIN users u ON u.id = p.user_id)
+  ON p.conversation_id = me.conversation_id
+JOIN conversations c ON c.id = me.conversation_id
+WHERE me.user_id = sqlc.arg(user_id)
+ORDER BY me.conversation_id, p.joined_at, u.id;
 
 -- ParticipantMarkRead moves a participant's last-read position forward to the message, never
 -- back: a position at or past it is left alone (and nothing is written).

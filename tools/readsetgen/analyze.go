@@ -16,6 +16,7 @@ const (
 	ReadParam
 	ReadOutput
 	ReadRange
+	ReadOutputKey
 )
 
 // TableRead mirrors engine.TableRead.
@@ -24,7 +25,7 @@ type TableRead struct {
 	Kind   Kind
 	Column string
 	Param  int // 1-based, for ReadParam
-	Output int // 0-based, for ReadOutput
+	Output int // 0-based, for ReadOutput and ReadOutputKey
 	Range  *RangeSpec
 }
 
@@ -74,6 +75,12 @@ type RangeBound struct {
 //     there is a LIMIT/OFFSET or DISTINCT ON. (So the rows of T that matter are exactly those
 //     returned, assuming c is T's primary key, which the engine checks.) Not for NATURAL joins,
 //     aliased joins, or tables with column aliases.
+//
+//   - ReadOutputKey(T, col, k) when T is read on the nullable side of a LEFT JOIN (a table
+//     there, or the only table of a LEFT JOIN LATERAL subquery) through `T.col = d.key`, d a
+//     table of the statement's driving core whose key column is target k, and nothing that can
+//     drop a driving row depends on the LEFT JOINs (see outputKeyReads in outputkey.go). The
+//     engine reads T by the keys the statement returns. Only when no rule above applies.
 //
 //   - ReadRange(T, spec) when T is the only FROM item and the statement reads one index range
 //     of it (see rangeRead): equalities on parameters, bounds on an order tuple, and with a
@@ -131,6 +138,7 @@ func Analyze(stmt *pg_query.Node) ([]TableRead, error) {
 // item is one FROM item of the top-level SELECT: a table (rv != nil) or anything else
 // (subquery, function, CTE reference…), which only matters for name resolution.
 type item struct {
+	node       *pg_query.Node
 	rv         *pg_query.RangeVar
 	name       string // the name columns are qualified with; "" if none is known
 	colAliases bool   // `t AS x(a, b)`: column names differ from the table's
@@ -159,7 +167,7 @@ func (a *selectAnalysis) fromItem(n *pg_query.Node, cteRefs map[*pg_query.RangeV
 	switch f := n.Node.(type) {
 	case *pg_query.Node_RangeVar:
 		rv := f.RangeVar
-		it := &item{name: rv.Relname}
+		it := &item{node: n, name: rv.Relname}
 		if rv.Alias != nil {
 			it.name = rv.Alias.Aliasname
 			it.colAliases = len(rv.Alias.Colnames) > 0
@@ -199,7 +207,7 @@ func (a *selectAnalysis) fromItem(n *pg_query.Node, cteRefs map[*pg_query.RangeV
 		}
 		return append(left, right...)
 	default:
-		it := &item{}
+		it := &item{node: n}
 		switch f := n.Node.(type) {
 		case *pg_query.Node_RangeSubselect:
 			if f.RangeSubselect.Alias != nil {
@@ -361,6 +369,7 @@ func (a *selectAnalysis) analyze(narrow map[*pg_query.RangeVar]TableRead) {
 			narrow[it.rv] = TableRead{Table: it.rv.Relname, Kind: ReadOutput, Column: col, Output: k}
 		}
 	}
+	a.outputKeyReads(narrow)
 }
 
 func (a *selectAnalysis) paramRead(it *item) (string, int, bool) {

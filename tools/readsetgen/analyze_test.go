@@ -127,11 +127,16 @@ func TestAnalyze(t *testing.T) {
 		{"left join nullable side",
 			`SELECT m.id, u.id FROM messages m LEFT JOIN users u ON u.id = m.sender_id WHERE m.conversation_id = $1`,
 			[]TableRead{prm("messages", "conversation_id", 1), out("users", "id", 1)}},
+		// (The nullable side is read by the keys returned: every row of users shows whatever
+		// messages holds, and only messages of those senders matter. See outputkey_test.go.)
 		{"left join preserved side",
 			`SELECT u.id, m.id FROM users u LEFT JOIN messages m ON m.sender_id = u.id`,
-			[]TableRead{tbl("messages"), tbl("users")}},
+			[]TableRead{{Table: "messages", Kind: ReadOutputKey, Column: "sender_id"}, tbl("users")}},
 		{"left join preserved side not filtered by on",
 			`SELECT u.id FROM users u LEFT JOIN messages m ON m.sender_id = u.id AND u.id = $1`,
+			[]TableRead{{Table: "messages", Kind: ReadOutputKey, Column: "sender_id"}, tbl("users")}},
+		{"left join preserved side, key not returned",
+			`SELECT m.id FROM users u LEFT JOIN messages m ON m.sender_id = u.id`,
 			[]TableRead{tbl("messages"), tbl("users")}},
 		{"left join nullable side filtered by its on",
 			`SELECT u.id FROM users u LEFT JOIN messages m ON m.sender_id = u.id AND m.conversation_id = $1`,

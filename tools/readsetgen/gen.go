@@ -63,6 +63,8 @@ func (r TableRead) goLiteral() string {
 		return fmt.Sprintf("{Table: %s, Kind: engine.ReadParam, Column: %s, Param: %d}", t, strconv.Quote(r.Column), r.Param)
 	case ReadOutput:
 		return fmt.Sprintf("{Table: %s, Kind: engine.ReadOutput, Column: %s, Output: %d}", t, strconv.Quote(r.Column), r.Output)
+	case ReadOutputKey:
+		return fmt.Sprintf("{Table: %s, Kind: engine.ReadOutputKey, Column: %s, Output: %d}", t, strconv.Quote(r.Column), r.Output)
 	case ReadRange:
 		return fmt.Sprintf("{Table: %s, Kind: engine.ReadRange, Range: %s}", t, r.Range.goLiteral())
 	default:

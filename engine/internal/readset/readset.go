@@ -38,6 +38,19 @@ const (
 	// ReadRange: the statement reads one index range of the table, described by Range; only
 	// changes to rows inside the range it actually scanned matter.
 	ReadRange
+	// ReadOutputKey: the statement reads only rows whose Column (a watched column, not
+	// necessarily the primary key) equals a value it returns at output position Output; the
+	// rows of the table whose Column holds any other value cannot change the result.
+	//
+	// Soundness (readsetgen's outputKeyReads): the table is read on the nullable side of LEFT
+	// JOINs, through `table.Column = d.key`, d.key a column of the statement's driving rows that
+	// it returns as is; nothing that can drop a driving row depends on those joins, so every
+	// driving row is returned whatever the table holds, and the keys returned do not depend on
+	// it. A write that adds or removes a driving row is caught by the driving table's own read.
+	// The keys are recorded from the rows actually returned, so a run must be read to its end:
+	// rows closed early, an error, a one-row read (QueryRow), Exec, Values/RawValues, a NULL or
+	// unformattable key, or a column the triggers do not watch read the whole table instead.
+	ReadOutputKey
 )
 
 // TableRead is one table's part of a Spec.
@@ -46,7 +59,7 @@ type TableRead struct {
 	Kind   ReadKind
 	Column string
 	Param  int // 1-based, for ReadParam
-	Output int // 0-based, for ReadOutput
+	Output int // 0-based, for ReadOutput and ReadOutputKey
 	Range  *RangeSpec
 }
 
@@ -291,13 +304,34 @@ func statementName(sql string) string {
 }
 
 // statementReads is what one statement still has to record once its rows are seen: the keys of
-// ReadOutput tables and the edges of ReadRange ranges.
+// ReadOutput and ReadOutputKey tables and the edges of ReadRange ranges.
 type statementReads struct {
 	outputs []TableRead
 	ranges  []*rangeScan
+	// outputKeys are ReadOutputKey tables: their keys count only once every row was read
+	// (keysDone); until then, and whenever a row cannot be recorded, the whole table.
+	outputKeys []TableRead
+	keysDone   bool
 }
 
-func (sr *statementReads) empty() bool { return len(sr.outputs) == 0 && len(sr.ranges) == 0 }
+func (sr *statementReads) empty() bool {
+	return len(sr.outputs) == 0 && len(sr.ranges) == 0 && len(sr.outputKeys) == 0
+}
+
+// finishKeys settles the ReadOutputKey tables once the statement's rows end: complete says
+// every row was read (and recorded) without an error; otherwise the keys seen are not all the
+// keys the result depends on, and the tables are read whole.
+func (sr *statementReads) finishKeys(reads *ReadSet, complete bool) {
+	if sr.keysDone {
+		return
+	}
+	sr.keysDone = true
+	if !complete {
+		for _, tr := range sr.outputKeys {
+			reads.AddTable(tr.Table)
+		}
+	}
+}
 
 // plan records what can be known before the statement runs and returns what its rows must
 // still tell.
@@ -326,6 +360,16 @@ func (db *DB) plan(sql string, args []any) (*statementReads, error) {
 				continue
 			}
 			sr.outputs = append(sr.outputs, tr)
+		case ReadOutputKey:
+			if db.catalog == nil || db.catalog.watched[tr.Table] == nil {
+				db.reads.all = true // a view: its changes arrive under other names
+				continue
+			}
+			if !db.catalog.IsWatched(tr.Table, tr.Column) {
+				db.reads.AddTable(tr.Table)
+				continue
+			}
+			sr.outputKeys = append(sr.outputKeys, tr)
 		case ReadRange:
 			if scan := db.planRange(tr, args); scan != nil {
 				db.pending = append(db.pending, scan)
@@ -548,6 +592,7 @@ func (db *DB) Exec(ctx context.Context, sql string, args ...any) (pgconn.Command
 		s.rows, s.limit = 0, -1 // Exec returns no rows: the whole range counts
 		s.finish(db.reads, true)
 	}
+	sr.finishKeys(db.reads, false) // no rows to take the keys from
 	return db.tx.Exec(ctx, sql, args...)
 }
 
@@ -560,7 +605,11 @@ func (db *DB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, err
 		return nil, err
 	}
 	rows, err := db.tx.Query(ctx, sql, args...)
-	if err != nil || sr.empty() {
+	if err != nil {
+		sr.finishKeys(db.reads, false)
+		return rows, err
+	}
+	if sr.empty() {
 		return rows, err
 	}
 	return &trackingRows{Rows: rows, db: db, sr: sr}, nil
@@ -590,11 +639,19 @@ type trackingRows struct {
 	pgx.Rows
 	db *DB
 	sr *statementReads
+	// rows is how many rows Next gave, scanned how many of them were scanned (once each), and
+	// ended whether Next reported the end; skipped: some row was never scanned.
+	rows, scanned  int
+	ended, skipped bool
 }
 
 func (r *trackingRows) Scan(dest ...any) error {
 	if err := r.Rows.Scan(dest...); err != nil {
+		r.skipped = true
 		return err
+	}
+	if r.scanned < r.rows {
+		r.scanned = r.rows
 	}
 	r.db.recordRow(r.sr, dest)
 	return nil
@@ -602,8 +659,16 @@ func (r *trackingRows) Scan(dest ...any) error {
 
 func (r *trackingRows) Next() bool {
 	if r.Rows.Next() {
+		if r.scanned < r.rows {
+			r.skipped = true // the previous row was never scanned: its keys are unknown
+		}
+		r.rows++
 		return true
 	}
+	if r.scanned < r.rows {
+		r.skipped = true
+	}
+	r.ended = true
 	r.finish()
 	return false
 }
@@ -618,6 +683,8 @@ func (r *trackingRows) finish() {
 	for _, s := range r.sr.ranges {
 		s.finish(r.db.reads, exhausted)
 	}
+	// ReadOutputKey counts only rows read to their end, each scanned, without an error.
+	r.sr.finishKeys(r.db.reads, r.ended && exhausted && !r.skipped)
 }
 
 // Values and RawValues bypass Scan, so the returned keys cannot be recorded: the tables read
@@ -636,6 +703,7 @@ func (r *trackingRows) wholeTables() {
 	for _, tr := range r.sr.outputs {
 		r.db.reads.AddTable(tr.Table)
 	}
+	r.sr.finishKeys(r.db.reads, false)
 	for _, s := range r.sr.ranges {
 		s.rows, s.limit = 0, -1
 		s.finish(r.db.reads, true)
@@ -657,6 +725,9 @@ func (r *trackingRow) Scan(dest ...any) error {
 	for _, s := range r.sr.ranges {
 		s.finish(r.db.reads, errors.Is(err, pgx.ErrNoRows))
 	}
+	// No row: no driving row, whatever the ReadOutputKey tables hold. One row: which one came
+	// first may depend on them, and the rows after it are unknown.
+	r.sr.finishKeys(r.db.reads, errors.Is(err, pgx.ErrNoRows))
 	return err
 }
 
@@ -683,6 +754,35 @@ func (db *DB) recordRow(sr *statementReads, dest []any) {
 			db.reads.AddKey(tr.Table, tr.Column, val)
 		}
 	}
+	for _, tr := range sr.outputKeys {
+		val, ok := scannedKey(dest, tr.Output)
+		if !ok {
+			db.reads.AddTable(tr.Table)
+			continue
+		}
+		db.reads.AddKey(tr.Table, tr.Column, val)
+	}
+}
+
+// scannedKey is the one key value scanned into dest[pos]. A NULL, an array or a value it cannot
+// format is not a key: ReadOutputKey then reads the whole table.
+func scannedKey(dest []any, pos int) (string, bool) {
+	if pos < 0 || pos >= len(dest) {
+		return "", false
+	}
+	v := reflect.ValueOf(dest[pos])
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return "", false
+	}
+	elem := v.Elem()
+	if elem.Kind() == reflect.Slice || elem.Kind() == reflect.Array {
+		return "", false
+	}
+	values, ok := keyValues(elem.Interface())
+	if !ok || len(values) != 1 {
+		return "", false
+	}
+	return values[0], true
 }
 
 // keyValues formats a bound or scanned value the way Postgres's ::text cast prints it, which is
