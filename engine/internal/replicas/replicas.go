@@ -316,9 +316,14 @@ func (s *Set) Acquire(ctx context.Context) (*Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the primary's WAL position: %w", err)
 	}
-	conn, err := r.pool.Acquire(ctx)
+	// Bounded: with every connection of the replica's pool in use, the primary serves sooner.
+	acquireCtx, cancel := context.WithTimeout(ctx, s.cfg.MaxWait)
+	conn, err := r.pool.Acquire(acquireCtx)
+	cancel()
 	if err != nil {
-		s.fail(r, err)
+		if ctx.Err() == nil && acquireCtx.Err() == nil {
+			s.fail(r, err) // it could not connect
+		}
 		return nil, err
 	}
 	if err := waitReplay(ctx, conn.Conn(), target, s.cfg.MaxWait); err != nil {
