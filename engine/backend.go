@@ -11,6 +11,7 @@ import (
 	"github.com/ripplehq/ripple/engine/internal/changefeed"
 	"github.com/ripplehq/ripple/engine/internal/reactor"
 	"github.com/ripplehq/ripple/engine/internal/readset"
+	"github.com/ripplehq/ripple/engine/internal/replicas"
 	"github.com/ripplehq/ripple/engine/internal/wire"
 )
 
@@ -155,6 +156,14 @@ func (b backend) Ready(ctx context.Context) (map[string]any, bool) {
 			status["listener"] = "unresponsive"
 			ok = false
 		}
+	}
+	// Replicas are reported, never a reason to be unready: reads fall back to the primary.
+	if set := e.replicas.Load(); set != nil {
+		var reps []replicas.Status
+		for _, r := range set.Replicas() {
+			reps = append(reps, r.Status())
+		}
+		status["replicas"] = reps
 	}
 	return status, ok
 }

@@ -3,12 +3,14 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime"
 	"time"
 
 	"github.com/ripplehq/ripple/engine/internal/auth"
+	"github.com/ripplehq/ripple/engine/internal/replicas"
 )
 
 // Config configures an Engine. The zero value plus WithDefaults is a working configuration.
@@ -98,6 +100,16 @@ type Config struct {
 	// PeriodicFunctions run on an interval or a cron schedule (River periodic jobs).
 	PeriodicFunctions []PeriodicFunction
 
+	// ReplicaURLs name streaming replicas (hot standbys) of the database. Query re-runs and
+	// one-shot queries run on one that has replayed the primary's WAL up to where it was when
+	// they began, waiting at most ReplicaMaxWait; otherwise on the primary. Mutations always run
+	// on the primary. The role needs pg_read_file on the replicas (a superuser has it; else
+	// GRANT EXECUTE ON FUNCTION pg_read_file(text), on the primary): a standby's exact snapshot
+	// is read from its exported snapshot file (docs/engine.md, Replicas).
+	ReplicaURLs []string
+	// ReplicaMaxWait bounds that wait. Default 100 ms.
+	ReplicaMaxWait time.Duration
+
 	// HTTPActions configures the application's HTTP routes (AddHTTPAction): their prefix, body
 	// limit and CORS.
 	HTTPActions HTTPActionsConfig
@@ -156,6 +168,7 @@ func (c *Config) WithDefaults() *Config {
 	setDefault(&out.RescueStuckJobsAfter, out.JobTimeout+time.Minute)
 	setDefault(&out.MutationLogRetention, 24*time.Hour)
 	setDefault(&out.HousekeepingInterval, 5*time.Minute)
+	setDefault(&out.ReplicaMaxWait, 100*time.Millisecond)
 	return &out
 }
 
@@ -180,8 +193,16 @@ func (c *Config) validate() error {
 		return errors.New("engine: RescueStuckJobsAfter must be greater than JobTimeout")
 	case c.MutationMaxRetries < 1:
 		return errors.New("engine: MutationMaxRetries must be at least 1")
+	case c.ReplicaMaxWait < 0, c.ReplicaMaxWait > 5*time.Second:
+		// Every batch may wait that long before falling back to the primary.
+		return errors.New("engine: ReplicaMaxWait must be between 0 and 5s")
 	case !c.HTTPActions.prefixIsOwn():
 		return errors.New("engine: HTTPActions.Prefix must be a path of its own, not / nor under /api/ or /admin/")
+	}
+	for _, u := range c.ReplicaURLs {
+		if _, err := replicas.PoolConfig(u, nil); err != nil {
+			return fmt.Errorf("engine: ReplicaURLs: %w", err)
+		}
 	}
 	for _, p := range c.PeriodicFunctions {
 		if _, err := p.schedule(); err != nil {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -18,5 +19,29 @@ func TestConfigJobRescueFollowsTimeout(t *testing.T) {
 	bad := (&Config{JobTimeout: 5 * time.Minute, RescueStuckJobsAfter: time.Minute}).WithDefaults()
 	if err := bad.validate(); err == nil {
 		t.Fatal("a rescue before the timeout was accepted")
+	}
+}
+
+func TestConfigReplicas(t *testing.T) {
+	t.Parallel()
+	c := (&Config{ReplicaURLs: []string{"postgres://ripple@replica-1:5432/ripple"}}).WithDefaults()
+	if c.ReplicaMaxWait != 100*time.Millisecond {
+		t.Fatalf("default ReplicaMaxWait %s", c.ReplicaMaxWait)
+	}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []*Config{
+		{ReplicaURLs: []string{"postgres://ripple:secret@replica-1:notaport/ripple"}},
+		{ReplicaMaxWait: -time.Millisecond},
+		{ReplicaMaxWait: time.Minute},
+	} {
+		err := bad.WithDefaults().validate()
+		if err == nil {
+			t.Fatalf("accepted %+v", bad)
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Fatalf("the error shows the password: %v", err)
+		}
 	}
 }

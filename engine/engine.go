@@ -22,6 +22,7 @@ import (
 	"github.com/ripplehq/ripple/engine/internal/ratelimit"
 	"github.com/ripplehq/ripple/engine/internal/reactor"
 	"github.com/ripplehq/ripple/engine/internal/readset"
+	"github.com/ripplehq/ripple/engine/internal/replicas"
 	"github.com/ripplehq/ripple/engine/internal/session"
 )
 
@@ -62,6 +63,8 @@ type Engine struct {
 	prom          *metricSet
 	jobsUI        *riverui.Handler
 	mutationLimit *ratelimit.Limiter
+	// replicas are made by Start (their pools run goroutines) when ReplicaURLs names any.
+	replicas atomic.Pointer[replicas.Set]
 
 	mu        sync.Mutex
 	started   bool
@@ -77,6 +80,8 @@ type Engine struct {
 
 type engineMetrics struct {
 	mutationRetries, mutationGiveUps atomic.Int64
+	// One-shot queries (HTTP, actions) by where they ran.
+	primaryQueries, replicaQueries atomic.Int64
 }
 
 // New returns an engine for the pool (whose search_path names config.Schema first) and the
@@ -144,7 +149,23 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.loadCatalog(ctx); err != nil {
 		return err
 	}
+	if len(e.config.ReplicaURLs) > 0 {
+		set, err := replicas.New(replicas.Config{URLs: e.config.ReplicaURLs, Primary: e.pool,
+			MaxWait: e.config.ReplicaMaxWait, MaxConns: int32(e.config.QueryWorkers + 4), Logger: e.logger})
+		if err == nil {
+			err = set.Start(ctx)
+		}
+		if err != nil {
+			if set != nil {
+				set.Stop()
+			}
+			return fmt.Errorf("starting the replicas: %w", err)
+		}
+		e.replicas.Store(set)
+		e.reactor.SetReplicas(set)
+	}
 	if err := e.listener.Start(ctx); err != nil {
+		e.stopReplicas()
 		return fmt.Errorf("starting the change listener: %w", err)
 	}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -163,7 +184,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	if !e.config.DisableJobs {
 		if err := e.river.Start(runCtx); err != nil {
 			stop()
+			e.reactorWG.Wait()
 			e.listener.Stop()
+			e.stopReplicas()
 			return fmt.Errorf("starting job workers: %w", err)
 		}
 		e.countJobOutcomes(runCtx)
@@ -190,7 +213,14 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.sessions.Stop()
 	e.reactorWG.Wait()
 	e.listener.Stop()
+	e.stopReplicas()
 	return err
+}
+
+func (e *Engine) stopReplicas() {
+	if set := e.replicas.Load(); set != nil {
+		set.Stop()
+	}
 }
 
 // stopJobs lets running jobs finish for two thirds of the time ctx leaves, then cancels their
@@ -220,6 +250,9 @@ type Stats struct {
 	SkippedChanges  int64
 	MutationRetries int64
 	ListenerGaps    int64
+	// Batches and one-shot queries by the server their snapshot was on.
+	PrimaryBatches, ReplicaBatches int64
+	PrimaryQueries, ReplicaQueries int64
 }
 
 // Stats returns the engine's counters.
@@ -234,6 +267,10 @@ func (e *Engine) Stats() Stats {
 		SkippedChanges:  rs.SkippedChanges,
 		MutationRetries: e.metrics.mutationRetries.Load(),
 		ListenerGaps:    e.listener.Gaps(),
+		PrimaryBatches:  rs.PrimaryBatches,
+		ReplicaBatches:  rs.ReplicaBatches,
+		PrimaryQueries:  e.metrics.primaryQueries.Load(),
+		ReplicaQueries:  e.metrics.replicaQueries.Load(),
 	}
 }
 

@@ -180,12 +180,15 @@ func (e *Engine) runQueryInTx(ctx context.Context, snap *reactor.Snapshot, fn *f
 	return res
 }
 
-// runQuery runs a one-shot query in its own snapshot (HTTP calls, actions).
+// runQuery runs a one-shot query in its own snapshot (HTTP calls, actions): on a replica that
+// has replayed everything committed before the call (so an action's query still sees the
+// action's own mutations), else on the primary.
 func (e *Engine) runQuery(ctx context.Context, fn *function, args any, identity Identity) wire.Result {
-	tx, err := e.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx, release, err := e.beginOneShot(ctx)
 	if err != nil {
 		return e.failed(fn.path, "", fmt.Errorf("begin query: %w", err))
 	}
+	defer release()
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	snap := &reactor.Snapshot{Tx: tx}
 	if fn.access == nil {
@@ -195,6 +198,28 @@ func (e *Engine) runQuery(ctx context.Context, fn *function, args any, identity 
 		return res
 	}
 	return e.runQueryInTx(ctx, snap, fn, args, Identity{}, "", false, partResult).Result
+}
+
+// beginOneShot begins a one-shot query's read-only transaction, on a replica when one is in
+// rotation and catches up within Config.ReplicaMaxWait. Its visibility needs no checking: the
+// replica had replayed the primary's WAL position read after the call began.
+func (e *Engine) beginOneShot(ctx context.Context) (pgx.Tx, func(), error) {
+	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+	if set := e.replicas.Load(); set != nil {
+		if lease, err := set.Acquire(ctx); err == nil {
+			tx, err := lease.Conn.BeginTx(ctx, opts)
+			if err == nil {
+				e.metrics.replicaQueries.Add(1)
+				return tx, func() { lease.Release(nil) }, nil
+			}
+			lease.Release(err)
+		}
+	}
+	tx, err := e.pool.BeginTx(ctx, opts)
+	if err == nil {
+		e.metrics.primaryQueries.Add(1)
+	}
+	return tx, func() {}, err
 }
 
 // mutationKey deduplicates a client's mutation across reconnects.

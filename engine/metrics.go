@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
+
+	"github.com/ripplehq/ripple/engine/internal/replicas"
 )
 
 // Metrics are exported in Prometheus's text format at GET /metrics (behind the admin key) or
@@ -96,7 +98,52 @@ func (e *Engine) newMetrics() *metricSet {
 			"(ripple serve's pool, its marker and listener connections), each statement of a pipeline counted once.", StatementsSent),
 		counter("listener_gaps_total", "Times the change listener lost its connection (every subscription re-runs).", e.listener.Gaps),
 	)
+	byServer := func(name, help, server string, f func() int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metricsNamespace, Name: name, Help: help,
+			ConstLabels: prometheus.Labels{"server": server}}, func() float64 { return float64(f()) })
+	}
+	const batchesHelp = "Reactor batches by the server their snapshot and queries ran on (replica: a streaming replica, Config.ReplicaURLs)."
+	const queriesHelp = "One-shot queries (HTTP, actions) by the server they ran on."
+	reg.MustRegister(
+		byServer("batches_by_server_total", batchesHelp, "primary", func() int64 { return rs().PrimaryBatches }),
+		byServer("batches_by_server_total", batchesHelp, "replica", func() int64 { return rs().ReplicaBatches }),
+		byServer("oneshot_queries_by_server_total", queriesHelp, "primary", e.metrics.primaryQueries.Load),
+		byServer("oneshot_queries_by_server_total", queriesHelp, "replica", e.metrics.replicaQueries.Load),
+		&replicaCollector{e: e},
+	)
 	return m
+}
+
+// replicaCollector reports each replica's state and lag when scraped.
+type replicaCollector struct{ e *Engine }
+
+var (
+	replicaUpDesc = prometheus.NewDesc(metricsNamespace+"_replica_in_rotation",
+		"1 when the replica takes reads; 0 when it is down, lagging, promoted or unusable (state label).",
+		[]string{"replica", "state"}, nil)
+	replicaLagDesc = prometheus.NewDesc(metricsNamespace+"_replica_lag_bytes",
+		"Bytes of WAL the replica had still to replay behind the primary at its last check.", []string{"replica"}, nil)
+)
+
+func (c *replicaCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- replicaUpDesc
+	ch <- replicaLagDesc
+}
+
+func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
+	set := c.e.replicas.Load()
+	if set == nil {
+		return
+	}
+	for _, r := range set.Replicas() {
+		st := r.Status()
+		up := 0.0
+		if st.State == replicas.StateUp {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(replicaUpDesc, prometheus.GaugeValue, up, st.Name, string(st.State))
+		ch <- prometheus.MustNewConstMetric(replicaLagDesc, prometheus.GaugeValue, float64(st.LagBytes), st.Name)
+	}
 }
 
 // observe records one run of fn that started at start.

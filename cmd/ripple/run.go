@@ -32,6 +32,9 @@ const (
 	// envTrustedProxies lists, comma-separated, the reverse proxies (addresses or CIDR prefixes)
 	// whose X-Forwarded-For gives the client's address for rate limits.
 	envTrustedProxies = "RIPPLE_TRUSTED_PROXIES"
+	// envDatabaseReplicaURLs lists, comma-separated, streaming replicas that query re-runs and
+	// one-shot queries may run on (engine.Config.ReplicaURLs).
+	envDatabaseReplicaURLs = "DATABASE_REPLICA_URLS"
 )
 
 const defaultAddr = "127.0.0.1:3210"

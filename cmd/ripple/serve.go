@@ -120,6 +120,7 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 	}
 	eng, err := engine.New(pool, reg, &engine.Config{Schema: opts.schema, Logger: logger, Auth: authService.Authenticator(),
 		AllowedOrigins: splitList(e.getenv(envAllowedOrigins)), ClientAddress: clientAddress,
+		ReplicaURLs: splitList(e.getenv(envDatabaseReplicaURLs)),
 		// Spent refresh tokens, retired keys and old rate-limit windows.
 		Housekeeping: []func(context.Context) error{authService.Prune}})
 	if err != nil {

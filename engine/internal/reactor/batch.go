@@ -13,6 +13,7 @@ import (
 	"github.com/ripplehq/ripple/engine/internal/caller"
 	"github.com/ripplehq/ripple/engine/internal/changefeed"
 	"github.com/ripplehq/ripple/engine/internal/readset"
+	"github.com/ripplehq/ripple/engine/internal/replicas"
 	"github.com/ripplehq/ripple/engine/internal/wire"
 )
 
@@ -75,13 +76,19 @@ func (r *Reactor) batch(ctx context.Context) error {
 	r.takeWaiters(b)
 	defer r.handBack(b)
 
-	conn, err := r.cfg.Pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	if err := r.takeSnapshot(ctx, b, conn.Conn()); err != nil {
-		return err
+	if lease := r.replicaSnapshot(ctx, b); lease != nil {
+		defer func() { lease.Release(nil) }()
+	} else {
+		conn, err := r.cfg.Pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Release()
+		if err := r.takeSnapshot(ctx, b, conn.Conn(), nil); err != nil {
+			return err
+		}
+		b.snap.pool = r.cfg.Pool
+		r.stats.primaryBatches.Add(1)
 	}
 	// The snapshot is read-only: ending it waits until everyone has their transition.
 	defer func() { _ = b.snap.Tx.Rollback(context.WithoutCancel(ctx)) }()
@@ -144,14 +151,20 @@ func (r *Reactor) handBack(b *batchState) {
 }
 
 // takeSnapshot begins the batch's transaction, reads its snapshot and sets the default
-// statement_timeout, all in one round trip, and picks the batch's ts.
-func (r *Reactor) takeSnapshot(ctx context.Context, b *batchState, conn *pgx.Conn) error {
-	var snapText string
+// statement_timeout, all in one round trip, and picks the batch's ts. With exact (on a replica),
+// the snapshot is read with replicas.SnapshotColumns and built by it.
+func (r *Reactor) takeSnapshot(ctx context.Context, b *batchState, conn *pgx.Conn, exact func(current, exported string, recovering bool) (changefeed.Snapshot, string, error)) error {
+	var snapText, exported string
+	var recovering bool
+	columns, dest := "pg_current_snapshot()::text", []any{&snapText, nil, nil}
+	if exact != nil {
+		columns, dest = replicas.SnapshotColumns, []any{&snapText, &exported, &recovering, nil, nil}
+	}
 	timeout := r.cfg.QueryTimeout
 	batch := &pgx.Batch{}
 	batch.BeginTx(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	batch.Queue("SELECT pg_current_snapshot()::text, set_config('statement_timeout', $1, true), set_config('plan_cache_mode', 'force_generic_plan', true)",
-		strconv.FormatInt(timeout.Milliseconds(), 10)).QueryRow(func(row pgx.Row) error { return row.Scan(&snapText, nil, nil) })
+	batch.Queue("SELECT "+columns+", set_config('statement_timeout', $1, true), set_config('plan_cache_mode', 'force_generic_plan', true)",
+		strconv.FormatInt(timeout.Milliseconds(), 10)).QueryRow(func(row pgx.Row) error { return row.Scan(dest...) })
 	br := conn.SendBatch(ctx, batch)
 	tx := br.Tx()
 	if err := br.Close(); err != nil {
@@ -159,7 +172,13 @@ func (r *Reactor) takeSnapshot(ctx context.Context, b *batchState, conn *pgx.Con
 		return err
 	}
 	snap, ok := changefeed.ParseSnapshot(snapText)
-	if !ok {
+	if exact != nil {
+		var err error
+		if snap, snapText, err = exact(snapText, exported, recovering); err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			return err
+		}
+	} else if !ok {
 		_ = tx.Rollback(context.WithoutCancel(ctx))
 		return fmt.Errorf("unreadable snapshot %q", snapText)
 	}
@@ -167,6 +186,49 @@ func (r *Reactor) takeSnapshot(ctx context.Context, b *batchState, conn *pgx.Con
 	b.snapshot, b.snapText = snap, snapText
 	b.ts = r.clockNext()
 	return nil
+}
+
+// replicaSnapshot takes the batch's snapshot on a replica when one in rotation has replayed
+// the primary's WAL position read after the batch took its waiters (replicas.Set.Acquire), and
+// returns its lease; nil leaves the batch to the primary.
+//
+// Why the batch stays sound: the snapshot is exact (replicas.ExactSnapshot), and the marker
+// goes out on the primary after it is taken, so every commit it sees, having committed on the
+// primary before the marker was sent, has its notifications drained before anything is
+// applied; what it does not see waits for the next batch, as on the primary. The waiters
+// committed before that WAL position was read, so the snapshot sees them; a waiter it would
+// not see (which would be a bug) is handed to the next batch rather than answered early.
+func (r *Reactor) replicaSnapshot(ctx context.Context, b *batchState) *replicas.Lease {
+	if r.cfg.Replicas == nil {
+		return nil
+	}
+	lease, err := r.cfg.Replicas.Acquire(ctx)
+	if err != nil {
+		return nil
+	}
+	if err := r.takeSnapshot(ctx, b, lease.Conn.Conn(), replicas.ExactSnapshot); err != nil {
+		lease.Release(err)
+		return nil
+	}
+	b.snap.pool = lease.Pool
+	kept := b.waiters[:0]
+	var late []waiter
+	for _, wt := range b.waiters {
+		if wt.xid != 0 && !b.snapshot.Sees(wt.xid) {
+			late = append(late, wt)
+			continue
+		}
+		kept = append(kept, wt)
+	}
+	b.waiters = kept
+	if len(late) > 0 {
+		r.cfg.Logger.Error("a replica snapshot missed a waiter's commit; answering it in a later batch", "waiters", len(late))
+		r.mu.Lock()
+		r.waiters = append(late, r.waiters...)
+		r.mu.Unlock()
+	}
+	r.stats.replicaBatches.Add(1)
+	return lease
 }
 
 // drainToMarker reads the change stream up to the batch's own marker: every change the snapshot

@@ -194,7 +194,7 @@ func (r *Reactor) importSnapshot(ctx context.Context, main *Snapshot, n int) ([]
 		id, main.StatementTimeout.Milliseconds())
 	var out []*Snapshot
 	for range n {
-		tx, err := r.cfg.Pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
+		tx, err := main.importPool(r.cfg.Pool).BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
 		if err != nil {
 			break
 		}

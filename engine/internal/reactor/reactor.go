@@ -27,6 +27,7 @@ import (
 	"github.com/ripplehq/ripple/engine/internal/caller"
 	"github.com/ripplehq/ripple/engine/internal/changefeed"
 	"github.com/ripplehq/ripple/engine/internal/readset"
+	"github.com/ripplehq/ripple/engine/internal/replicas"
 	"github.com/ripplehq/ripple/engine/internal/wire"
 )
 
@@ -46,6 +47,8 @@ type Config struct {
 	PingInterval time.Duration
 	// TransitionChunkBytes is the size above which a transition is sent in chunks.
 	TransitionChunkBytes int
+	// Replicas, when set, are tried for each batch's snapshot and queries first (replicaSnapshot).
+	Replicas *replicas.Set
 	// ObserveLag, when set, is told for each batch that sent transitions how long ago the
 	// oldest change it applied arrived (the invalidation-lag metric).
 	ObserveLag func(time.Duration)
@@ -74,6 +77,16 @@ type Snapshot struct {
 	// a pipe's): a query that needs a savepoint, changes settings or needs another
 	// statement_timeout returns ErrNeedsOwnConnection instead of running.
 	Shared bool
+	// pool is the server the snapshot is on (the primary's or a replica's): its exported
+	// snapshot can be imported only there.
+	pool *pgxpool.Pool
+}
+
+func (s *Snapshot) importPool(primary *pgxpool.Pool) *pgxpool.Pool {
+	if s.pool != nil {
+		return s.pool
+	}
+	return primary
 }
 
 // Aborted reports whether a statement failed and left the snapshot's transaction aborted.
@@ -254,6 +267,8 @@ type stats struct {
 	// result changed (precision = changedReruns / reruns); executions counts query runs after
 	// deduplication.
 	batches, executions, reruns, changedReruns, skippedChanges atomic.Int64
+	// primaryBatches and replicaBatches count the batches whose snapshot was on each.
+	primaryBatches, replicaBatches atomic.Int64
 	// transitions counts transitions sent; subscriptions is how many are live.
 	transitions, subscriptions atomic.Int64
 }
@@ -262,6 +277,7 @@ type stats struct {
 type Stats struct {
 	Batches, Executions, Reruns, ChangedReruns, SkippedChanges int64
 	Transitions, Subscriptions                                 int64
+	PrimaryBatches, ReplicaBatches                             int64
 }
 
 // New returns a reactor; Run runs it.
@@ -285,6 +301,9 @@ func New(cfg Config) *Reactor {
 	}
 }
 
+// SetReplicas makes batches try the replicas first; call it before Run.
+func (r *Reactor) SetReplicas(s *replicas.Set) { r.cfg.Replicas = s }
+
 // Stats returns the reactor's counters.
 func (r *Reactor) Stats() Stats {
 	return Stats{
@@ -295,6 +314,8 @@ func (r *Reactor) Stats() Stats {
 		SkippedChanges: r.stats.skippedChanges.Load(),
 		Transitions:    r.stats.transitions.Load(),
 		Subscriptions:  r.stats.subscriptions.Load(),
+		PrimaryBatches: r.stats.primaryBatches.Load(),
+		ReplicaBatches: r.stats.replicaBatches.Load(),
 	}
 }
 
