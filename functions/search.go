@@ -321,8 +321,8 @@ const embeddingLease = 2 * time.Minute
 // sweepBudget bounds one sweep; what is left is the next sweep's.
 const sweepBudget = 20 * time.Second
 
-// sweepGiveWay bounds how long the sweep waits for live updates before each lease and each
-// stored chunk (engine WaitForIdle): during a burst it stores a chunk every quarter second at
+// sweepGiveWay bounds how long the sweep waits for live updates before embedding what it leased
+// and before each stored chunk (engine WaitForIdle): during a burst it stores a chunk every quarter second at
 // most, so deliveries get the database first, and it catches up once the burst is over.
 const sweepGiveWay = 250 * time.Millisecond
 
@@ -344,9 +344,6 @@ func sweep(ctx *engine.ActionCtx, deps *Deps) error {
 	// the first lease takes its messages back at once instead of when the lease runs out.
 	reclaim := true
 	for time.Now().Before(deadline) {
-		if err := ctx.WaitForIdle(sweepGiveWay); err != nil {
-			return err
-		}
 		var pending []pendingEmbedding
 		limit := deps.Embedder.MaxBatch()
 		if err := ctx.RunMutation("messages:leaseEmbeddings", leaseArgs{Limit: limit, Reclaim: reclaim}, &pending); err != nil {
@@ -356,15 +353,13 @@ func sweep(ctx *engine.ActionCtx, deps *Deps) error {
 		if len(pending) == 0 {
 			return nil
 		}
+		// Embedding and storing are the costly part: deliveries first.
+		if err := ctx.WaitForIdle(sweepGiveWay); err != nil {
+			releaseLeased(ctx, pending)
+			return err
+		}
 		if err := embedAndStore(ctx, deps, pending); err != nil {
-			// Give the messages back, so the next sweep takes them at once, not after the lease.
-			ids := make([]string, len(pending))
-			for i, p := range pending {
-				ids[i] = p.MessageID
-			}
-			if uerr := ctx.RunMutation("messages:releaseEmbeddings", releaseArgs{MessageIDs: ids}, nil); uerr != nil {
-				ctx.Logger().Warn("giving leased messages back to the embedding queue", "error", uerr)
-			}
+			releaseLeased(ctx, pending)
 			return err
 		}
 		if len(pending) < limit {
@@ -372,6 +367,18 @@ func sweep(ctx *engine.ActionCtx, deps *Deps) error {
 		}
 	}
 	return nil
+}
+
+// releaseLeased gives leased messages back, so the next sweep takes them at once, not after the
+// lease. Its own failure is only logged: the lease runs out anyway.
+func releaseLeased(ctx *engine.ActionCtx, pending []pendingEmbedding) {
+	ids := make([]string, len(pending))
+	for i, p := range pending {
+		ids[i] = p.MessageID
+	}
+	if err := ctx.RunMutation("messages:releaseEmbeddings", releaseArgs{MessageIDs: ids}, nil); err != nil {
+		ctx.Logger().Warn("giving leased messages back to the embedding queue", "error", err)
+	}
 }
 
 type leaseArgs struct {
