@@ -42,3 +42,12 @@ func ClientAddressBehind(trusted string) (func(*http.Request) string, error) {
 	}
 	return auth.ForwardedFor(prefixes), nil
 }
+
+// CanonicalEmail is the form the auth service stores and looks accounts up by (trimmed,
+// lower-cased, a plain addr-spec), or an error saying why raw is not an email address.
+func CanonicalEmail(raw string) (string, error) { return auth.CanonicalEmail(raw) }
+
+// ConvexPasswordHash turns a Convex Auth Password provider secret (lucia's Scrypt,
+// "<salt>:<key>" in hex) into a password hash ripple_auth_credentials accepts: sign-in
+// verifies it and replaces it with argon2id. It refuses a secret of another shape.
+func ConvexPasswordHash(secret string) (string, error) { return auth.ConvexPasswordHash(secret) }

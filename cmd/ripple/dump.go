@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -27,7 +29,11 @@ func exportFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string
 }
 
 func importFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string) error) {
-	return dumpFlags(e, "import", func(ctx context.Context, pool *pgxpool.Pool, dir string, opts dump.Options) error {
+	var convex *bool
+	fs, runCmd := dumpFlags(e, "import", func(ctx context.Context, pool *pgxpool.Pool, dir string, opts dump.Options) error {
+		if *convex {
+			return importConvex(ctx, e, pool, dir, opts)
+		}
 		m, err := dump.Import(ctx, pool, dir, opts)
 		if err != nil {
 			return interrupted(ctx, "import", "nothing was changed", err)
@@ -35,6 +41,32 @@ func importFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string
 		fmt.Fprintf(e.stdout, "schema %s: imported %d rows of %d tables from %s\n", opts.Schema, m.RowCount(), len(m.Tables), dir)
 		return nil
 	})
+	convex = fs.Bool("convex", false, "the argument is a Convex snapshot (`npx convex export` ZIP, or it unpacked): import the chat's data and password accounts from it")
+	return fs, runCmd
+}
+
+// importConvex is `ripple import --convex <snapshot.zip | dir>`.
+func importConvex(ctx context.Context, e *env, pool *pgxpool.Pool, path string, opts dump.Options) error {
+	res, err := dump.ImportConvex(ctx, pool, path, opts)
+	if err != nil {
+		return interrupted(ctx, "import --convex", "nothing was changed", err)
+	}
+	fmt.Fprintf(e.stdout, "schema %s: imported from Convex %d users (%d with passwords), %d conversations (%d groups), %d participants, %d messages from %s\n",
+		opts.Schema, res.Users, res.Credentials, res.Conversations, res.Groups, res.Participants, res.Messages, path)
+	fmt.Fprintf(e.stdout, "note: %d messages are queued for the embedding sweep (`ripple serve` embeds them); %d Convex embeddings were not imported\n",
+		res.QueuedForEmbedding, res.EmbeddingsNotImported)
+	skipped := make([]string, 0, len(res.Skipped))
+	for table, n := range res.Skipped {
+		skipped = append(skipped, fmt.Sprintf("%s (%d)", table, n))
+	}
+	slices.Sort(skipped)
+	if len(skipped) > 0 {
+		fmt.Fprintf(e.stdout, "note: not imported: %s; users sign in once with their password\n", strings.Join(skipped, ", "))
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(e.stdout, "note: %s\n", n)
+	}
+	return nil
 }
 
 // dumpFlags is export's and import's command line: `<dir>` and flags (before or after it).

@@ -68,7 +68,7 @@ func commands() []command {
 		{name: "admin-key", summary: "create an admin key (printed once) for Authorization: Convex <key>", flags: adminKeyFlags},
 		{name: "bench", summary: "`bench chat`: the chat's real path under load (latency, knee, idle, devices, throughput); `bench search`: vector search latency and recall; plain `bench`: raw write-to-subscriber latency", flags: benchFlags},
 		{name: "export", args: "<dir>", summary: "write every application table to <dir> as JSON Lines, with a manifest, from one snapshot", flags: exportFlags},
-		{name: "import", args: "<dir>", summary: "restore an export from <dir> into an empty, migrated database (--replace: one holding data)", flags: importFlags},
+		{name: "import", args: "<dir> | --convex <snapshot.zip | dir>", summary: "restore an export from <dir> into an empty, migrated database (--replace: one holding data); --convex: move a Convex deployment's chat and accounts in", flags: importFlags},
 		{name: "jobs", summary: "list River's jobs (--state failed), or --retry / --cancel one by id", flags: jobsFlags},
 		{name: "functions", summary: "list the registered functions: kind, visibility (public or internal) and argument shape (--json)", flags: functionsFlags},
 		{name: "run", summary: "run a function on a running server as the admin or a user, print its result as JSON (--watch, --as, --at/--after)", flags: runFlags},

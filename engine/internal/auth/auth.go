@@ -1,6 +1,8 @@
 // Package auth is Ripple's email + password authentication service.
 //
-// Passwords are hashed with argon2id (PHC strings that carry their parameters). Sign-up and
+// Passwords are hashed with argon2id (PHC strings that carry their parameters). A credential
+// imported from Convex Auth (`ripple import --convex`) holds lucia's Scrypt hash behind
+// ConvexScryptPrefix; sign-in verifies it and replaces it with argon2id. Sign-up and
 // sign-in return a short-lived JWT access token (EdDSA / Ed25519, published at
 // /.well-known/jwks.json) and an opaque refresh token. Refresh tokens are stored only as SHA-256
 // hashes, are single use and rotate on every refresh within a session ("family"); presenting a
@@ -231,7 +233,7 @@ type Service struct {
 	pairSealKey    []byte // AES-256 key for successor pairs
 
 	dummyHash string        // hashed against when the email is unknown, to equalise timing
-	hashSem   chan struct{} // bounds concurrent argon2id computations (memory)
+	hashSem   chan struct{} // bounds concurrent password hash computations (memory)
 
 	keysMu sync.Mutex
 	keys   *keySet

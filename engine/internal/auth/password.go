@@ -89,8 +89,13 @@ func parsePHC(encoded string) (p argonParams, salt, key []byte, err error) {
 }
 
 // checkPassword reports whether password matches the PHC string, in constant time with respect
-// to the hash, and whether the hash should be upgraded to the current parameters.
+// to the hash, and whether the hash should be upgraded to the current parameters. A Convex
+// scrypt hash (ConvexScryptPrefix) is verified too, and always asks to be replaced by argon2id.
 func checkPassword(password, encoded string) (ok, rehash bool, err error) {
+	if strings.HasPrefix(encoded, ConvexScryptPrefix) {
+		ok, err = checkConvexScrypt(password, encoded)
+		return ok, true, err
+	}
 	p, salt, key, err := parsePHC(encoded)
 	if err != nil {
 		return false, false, err
@@ -101,7 +106,8 @@ func checkPassword(password, encoded string) (ok, rehash bool, err error) {
 	return ok, rehash, nil
 }
 
-// acquireHash bounds how many argon2id computations (19 MiB each) run at once.
+// acquireHash bounds how many password hash computations (argon2id 19 MiB, Convex scrypt 32 MiB)
+// run at once.
 func (s *Service) acquireHash(ctx context.Context) (release func(), err error) {
 	select {
 	case s.hashSem <- struct{}{}:

@@ -43,6 +43,20 @@ func userResponse(id int64, email, name string) userJSON {
 // refreshTokenBytes is the entropy of a refresh token (base64url, 43 characters).
 const refreshTokenBytes = 32
 
+// CanonicalEmail is the form accounts are stored and looked up by: trimmed, lower-cased, a
+// plain addr-spec. The error's message says what is wrong.
+func CanonicalEmail(raw string) (string, error) {
+	email, err := normalizeEmail(raw)
+	if err != nil {
+		var api *apiError
+		if errors.As(err, &api) {
+			return "", errors.New(api.Message)
+		}
+		return "", err
+	}
+	return email, nil
+}
+
 // normalizeEmail trims and lower-cases an address and checks it is a plain addr-spec.
 func normalizeEmail(raw string) (string, error) {
 	email := strings.ToLower(strings.TrimSpace(raw))
