@@ -5,7 +5,7 @@ GO ?= go
 SQLC := $(GO) tool -modfile=tools/go.mod sqlc
 DEFAULT_DATABASE_URL := postgres://ripple:ripple@127.0.0.1:5432/ripple?sslmode=disable
 
-.PHONY: run test db build build-web npm-install generate check-generated vet test-go test-ts test-web
+.PHONY: run test db build build-web npm-install generate check-generated vet test-go test-ts test-web fuzz fuzz-brief
 
 # Postgres with pgvector on this machine, unless DATABASE_URL points elsewhere.
 db:
@@ -61,4 +61,33 @@ test-web: db build
 	bash scripts/chromium.sh
 	cd web && RIPPLE_E2E_SKIP_BUILD=1 npm test
 
-test: db vet check-generated test-go test-ts test-web
+# Go's native fuzzing, each target for $(FUZZTIME) (no database). `go test` already runs every
+# target's seeds (f.Add and testdata/fuzz); a crasher found here is written to the package's
+# testdata/fuzz/<Target>/ — fix it and commit that file as a regression seed. Entries are
+# package:Target; packages under tools/ are in the tools module.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := \
+	./engine/internal/wire:FuzzDecodeClientMessage \
+	./engine/internal/wire:FuzzDecodeTS \
+	./engine/internal/wire:FuzzChunks \
+	./engine/internal/values:FuzzDecode \
+	./engine/internal/changefeed:FuzzParse \
+	./engine/internal/changefeed:FuzzParseSnapshot \
+	./engine/internal/auth:FuzzNormalizeEmail \
+	./functions:FuzzDecodeCursor \
+	tools/readsetgen:FuzzRangeAnalysis
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+		case $$pkg in \
+		tools/*) $(GO) -C tools test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$${pkg#tools/} ;; \
+		*) $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg ;; \
+		esac; \
+	done
+
+# What `make test` runs: every target briefly (about a minute in all).
+fuzz-brief:
+	$(MAKE) fuzz FUZZTIME=3s
+
+test: db vet check-generated test-go fuzz-brief test-ts test-web

@@ -124,6 +124,12 @@ func encodeCursor(p position) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(p.at.UnixMicro(), 10) + ":" + strconv.FormatInt(p.id, 10)))
 }
 
+// A cursor's time lies in years 1 to 9999.
+var (
+	minCursorMicros = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	maxCursorMicros = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro() - 1
+)
+
 func decodeCursor(field, s string) (*position, error) {
 	if s == endOfList {
 		return nil, nil
@@ -135,7 +141,9 @@ func decodeCursor(field, s string) (*position, error) {
 	}
 	us, err1 := strconv.ParseInt(micros, 10, 64)
 	n, err2 := strconv.ParseInt(id, 10, 64)
-	if err1 != nil || err2 != nil {
+	if err1 != nil || err2 != nil || us < minCursorMicros || us > maxCursorMicros {
+		// Outside these years no message was written, and Postgres refuses some of them (an
+		// internal error instead of the caller's mistake).
 		return nil, engine.InvalidArgument("argument %q is not a cursor", field)
 	}
 	return &position{at: time.UnixMicro(us).UTC(), id: n}, nil

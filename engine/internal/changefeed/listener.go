@@ -362,7 +362,8 @@ type Snapshot struct {
 	InProgress map[uint64]struct{}
 }
 
-// ParseSnapshot parses the text form "xmin:xmax:xip,xip,...".
+// ParseSnapshot parses the text form "xmin:xmax:xip,xip,...". Like Postgres it refuses an
+// xmin above xmax or an in-progress xid outside [xmin, xmax): Sees would contradict itself.
 func ParseSnapshot(s string) (Snapshot, bool) {
 	parts := strings.Split(s, ":")
 	if len(parts) != 3 {
@@ -370,14 +371,14 @@ func ParseSnapshot(s string) (Snapshot, bool) {
 	}
 	xmin, err1 := strconv.ParseUint(parts[0], 10, 64)
 	xmax, err2 := strconv.ParseUint(parts[1], 10, 64)
-	if err1 != nil || err2 != nil {
+	if err1 != nil || err2 != nil || xmin > xmax {
 		return Snapshot{}, false
 	}
 	snap := Snapshot{Xmin: xmin, Xmax: xmax, InProgress: map[uint64]struct{}{}}
 	if parts[2] != "" {
 		for _, x := range strings.Split(parts[2], ",") {
 			v, err := strconv.ParseUint(x, 10, 64)
-			if err != nil {
+			if err != nil || v < xmin || v >= xmax {
 				return Snapshot{}, false
 			}
 			snap.InProgress[v] = struct{}{}

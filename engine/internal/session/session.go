@@ -312,11 +312,12 @@ func (s *session) readLoop(wg *sync.WaitGroup) error {
 			s.fatal("binary messages are not part of the protocol")
 			continue
 		}
-		var msg message
-		if err := json.Unmarshal(data, &msg.ClientMessage); err != nil {
-			s.fatal("malformed message: " + err.Error())
+		cm, err := wire.DecodeClientMessage(data)
+		if err != nil {
+			s.fatal(err.Error())
 			continue
 		}
+		msg := message{ClientMessage: cm}
 		if !connected && msg.Type != "Connect" {
 			s.fatal("the first message must be Connect")
 			continue

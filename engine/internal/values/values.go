@@ -10,8 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -92,7 +94,9 @@ func fromWire(v any, path string) (any, error) {
 			}
 		}
 		out := make(map[string]any, len(t))
-		for k, inner := range t {
+		// In key order, so the same arguments always get the same error.
+		for _, k := range slices.Sorted(maps.Keys(t)) {
+			inner := t[k]
 			if strings.HasPrefix(k, "$") {
 				return nil, invalid("argument %q: field names starting with $ are reserved", joinPath(path, k))
 			}

@@ -55,7 +55,7 @@ func NewRequestID() string {
 // boundaries (the client joins the chunks as strings). A transition within the limit is
 // returned as the one frame it is.
 func Chunks(buf []byte, limit int) [][]byte {
-	if len(buf) <= limit {
+	if limit <= 0 || len(buf) <= limit {
 		return [][]byte{buf}
 	}
 	var pieces []string
@@ -63,6 +63,11 @@ func Chunks(buf []byte, limit int) [][]byte {
 		end := min(start+limit, len(buf))
 		for end < len(buf) && end > start+1 && !utf8.RuneStart(buf[end]) {
 			end--
+		}
+		// A limit below utf8.UTFMax can fall inside the piece's first rune: take the whole rune
+		// (a little over the limit) rather than split it, which JSON would turn into U+FFFD.
+		for end < len(buf) && !utf8.RuneStart(buf[end]) && end-start < utf8.UTFMax {
+			end++
 		}
 		pieces = append(pieces, string(buf[start:end]))
 		start = end
@@ -269,6 +274,23 @@ type ClientMessage struct {
 	TokenType     string          `json:"tokenType"`
 	Value         string          `json:"value"`
 	Impersonating json.RawMessage `json:"impersonating"`
+}
+
+// MalformedError is a client frame that is not a ClientMessage; the session answers it with a
+// FatalError carrying Error().
+type MalformedError struct{ Err error }
+
+func (e *MalformedError) Error() string { return "malformed message: " + e.Err.Error() }
+func (e *MalformedError) Unwrap() error { return e.Err }
+
+// DecodeClientMessage parses one text frame from a client. It checks only the JSON shape; which
+// fields each message type needs is the session's to check. Its error is a *MalformedError.
+func DecodeClientMessage(data []byte) (ClientMessage, error) {
+	var msg ClientMessage
+	if err := json.Unmarshal(data, &msg); err != nil {
+		return ClientMessage{}, &MalformedError{Err: err}
+	}
+	return msg, nil
 }
 
 // QuerySetModification adds or removes one query.
