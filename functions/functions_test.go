@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ripplehq/ripple/engine"
@@ -346,6 +347,24 @@ func setupLocalChat(t *testing.T) (*testBundle, engine.Identity, string) {
 	return b, ann, b.direct(t, ann, bob, "bob")
 }
 
+// insertLeased writes a message as a dead sweep leaves it: queued (the message queues itself,
+// schema 0008) with a lease until leasedUntil (SQL), in one transaction so no live sweep takes
+// it first. It returns the message's id.
+func insertLeased(t *testing.T, b *testBundle, senderID string, conv any, body, leasedUntil string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	var id int64
+	require.NoError(t, pgx.BeginFunc(ctx, b.db.Pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, $3) RETURNING id`,
+			senderID, conv, body).Scan(&id); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE message_embedding_queue SET leased_until = `+leasedUntil+` WHERE message_id = $1`, id)
+		return err
+	}))
+	return id
+}
+
 // A sweep that died holding a lease loses nothing: once the lease expires, the next sweep
 // embeds the message.
 func TestEmbeddingSweepRecoversExpiredLeases(t *testing.T) {
@@ -353,12 +372,7 @@ func TestEmbeddingSweepRecoversExpiredLeases(t *testing.T) {
 	b, ann, conv := setupLocalChat(t)
 	ctx := context.Background()
 	// Written as a dead sweep leaves it: queued, leased until a moment ago, no embedding.
-	var id int64
-	require.NoError(t, b.db.Pool.QueryRow(ctx, `INSERT INTO messages (sender_id, conversation_id, body)
-		VALUES ($1, $2, 'orphaned by a crash') RETURNING id`, ann.UserID, conv).Scan(&id))
-	_, err := b.db.Pool.Exec(ctx, `INSERT INTO message_embedding_queue (message_id, leased_until)
-		VALUES ($1, now() - interval '1 second')`, id)
-	require.NoError(t, err)
+	id := insertLeased(t, b, ann.UserID, conv, "orphaned by a crash", "now() - interval '1 second'")
 	require.Eventually(t, func() bool {
 		var n int
 		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embeddings WHERE message_id = $1", id).Scan(&n))
@@ -376,12 +390,7 @@ func TestEmbeddingSweepTakesBackADeadSweepsLease(t *testing.T) {
 	t.Parallel()
 	b, ann, conv := setupLocalChat(t)
 	ctx := context.Background()
-	var id int64
-	require.NoError(t, b.db.Pool.QueryRow(ctx, `INSERT INTO messages (sender_id, conversation_id, body)
-		VALUES ($1, $2, 'held by a sweep that crashed') RETURNING id`, ann.UserID, conv).Scan(&id))
-	_, err := b.db.Pool.Exec(ctx, `INSERT INTO message_embedding_queue (message_id, leased_until)
-		VALUES ($1, now() + interval '1 hour')`, id)
-	require.NoError(t, err)
+	id := insertLeased(t, b, ann.UserID, conv, "held by a sweep that crashed", "now() + interval '1 hour'")
 	require.Eventually(t, func() bool {
 		var n int
 		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embeddings WHERE message_id = $1", id).Scan(&n))
@@ -437,4 +446,28 @@ func TestDeletedUserStartingAConversationIsUnauthenticated(t *testing.T) {
 	require.NoError(t, err)
 	err = b.call(t, ghost, "conversations:getOrCreateDirect", map[string]any{"email": "kim@school.test"}, nil)
 	requireCode(t, err, engine.CodeUnauthenticated)
+}
+
+// A message written with plain SQL (psql, another service, an import that is not Ripple's)
+// queues itself and is embedded once, like a send; several rows in one statement too.
+func TestMessagesWrittenOutsideRippleAreEmbedded(t *testing.T) {
+	t.Parallel()
+	b, ann, conv := setupLocalChat(t)
+	ctx := context.Background()
+	rows, err := b.db.Pool.Query(ctx, `INSERT INTO messages (sender_id, conversation_id, body)
+		SELECT $1, $2, 'written by psql ' || g FROM generate_series(1, 3) g RETURNING id`, ann.UserID, conv)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	require.Len(t, ids, 3)
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM message_embeddings WHERE message_id = ANY($1)", ids).Scan(&n))
+		return n == len(ids)
+	}, 30*time.Second, 20*time.Millisecond, "messages written with SQL were not embedded")
+	var queued, embedded int
+	require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM message_embedding_queue WHERE message_id = ANY($1)),
+		(SELECT count(*) FROM message_embeddings WHERE message_id = ANY($1))`, ids).Scan(&queued, &embedded))
+	require.Zero(t, queued, "the queue is empty once they are embedded")
+	require.Equal(t, len(ids), embedded, "each embedded once")
 }

@@ -53,3 +53,9 @@ SELECT coalesce(current_schema(), '')::text AS schema_name;
 -- tables are created outside the migration files, so sqlc cannot name them in a query.
 -- name: DumpRelationExists :one
 SELECT (to_regclass(sqlc.arg(relation)::text) IS NOT NULL)::bool AS exists;
+
+-- ImportBegin marks the import's transaction, so the rows it writes do not queue themselves for
+-- embedding (schema/migrations/0008_message_enqueue.sql): an import restores the queue as
+-- exported, or queues what it loads itself.
+-- name: ImportBegin :exec
+SELECT set_config('ripple.importing', 'on', true);

@@ -149,3 +149,15 @@ func (q *Queries) DumpSettingsSet(ctx context.Context, db DBTX) error {
 	_, err := db.Exec(ctx, dumpSettingsSet)
 	return err
 }
+
+const importBegin = `-- name: ImportBegin :exec
+SELECT set_config('ripple.importing', 'on', true)
+`
+
+// ImportBegin marks the import's transaction, so the rows it writes do not queue themselves for
+// embedding (schema/migrations/0008_message_enqueue.sql): an import restores the queue as
+// exported, or queues what it loads itself.
+func (q *Queries) ImportBegin(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, importBegin)
+	return err
+}

@@ -1,10 +1,8 @@
---- MessageSend is all of messages:send in one statement. It stores the message only when the
+-- MessageSend is all of messages:send in one statement. It stores the message only when the
 -- sender is a participant of the conversation (participant; false also when there is no such
 -- conversation) and no block stands between them and another member, either way (blockers:
--- the blocker of each), and queues what it stored for the embedding sweep in the same
--- transaction. message_id is NULL when nothing was stored. The queue row is a plain INSERT, no
--- ON CONFLICT: its uniqueness check would take predicate locks that the embedding sweep's
--- writes conflict with (mutations run SERIALIZABLE).
+-- the blocker of each). message_id is NULL when nothing was stored. The message queues itself
+-- for the embedding sweep in the same transaction (schema/migrations/0008_message_enqueue.sql).
 -- name: MessageSend :one
 WITH chk AS (
   SELECT EXISTS (SELECT 1 FROM conversation_participants me
@@ -21,8 +19,6 @@ WITH chk AS (
   FROM chk
   WHERE chk.participant AND cardinality(chk.blockers) = 0
   RETURNING id
-), q AS (
-  INSERT INTO message_embedding_queue (message_id) SELECT m.id FROM m
 )
 SELECT chk.participant, chk.blockers, m.id AS message_id
 FROM chk LEFT JOIN m ON true;

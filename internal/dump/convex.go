@@ -23,6 +23,7 @@ import (
 
 	"github.com/ripplehq/ripple/engine"
 	"github.com/ripplehq/ripple/internal/progress"
+	"github.com/ripplehq/ripple/queries"
 )
 
 // `ripple import --convex` reads a snapshot made by `npx convex export --path <file>.zip`, as the
@@ -181,6 +182,9 @@ func ImportConvex(ctx context.Context, pool *pgxpool.Pool, path string, opts Opt
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := queries.New().ImportBegin(ctx, tx); err != nil {
+		return nil, err
+	}
 	tables, err := convexTargetTables(ctx, tx, opts.schema())
 	if err != nil {
 		return nil, err

@@ -67,7 +67,10 @@ newline', 'bs@school.test', now())`)
   SELECT id, conversation_id, sender_id, $2, 'local/test@1536' FROM messages WHERE id = $1`, id, pgvector.NewVector(vec))
 	}
 	exec(`INSERT INTO message_embedding_failures (message_id, reason) VALUES ($1, 'refused: "too long" ✗')`, msgIDs[4])
-	exec(`INSERT INTO message_embedding_queue (message_id, leased_until) VALUES ($1, NULL), ($2, '2026-05-06 07:08:09.5+02')`, msgIDs[5], msgIDs[6])
+	// Every message queued itself (schema 0008); the sweep took the embedded and failed ones off
+	// the queue and holds a lease on one of the others.
+	exec(`DELETE FROM message_embedding_queue WHERE message_id <> ALL($1)`, []int64{msgIDs[5], msgIDs[6]})
+	exec(`UPDATE message_embedding_queue SET leased_until = '2026-05-06 07:08:09.5+02' WHERE message_id = $1`, msgIDs[6])
 
 	// Auth and engine tables.
 	exec(`INSERT INTO ripple_auth_credentials (user_id, password_hash, created_at, updated_at)
@@ -406,7 +409,8 @@ func TestImportInBatches(t *testing.T) {
 	dst := testdb.NewSchema(t)
 	_, err = dump.Import(ctx, dst.Pool, dir, dump.Options{Schema: dst.Schema})
 	require.NoError(t, err)
-	require.Equal(t, int64(2500+300+2+1), requireSameTables(t, src, dst, res.Manifest))
+	// 2,500 messages, each queued for embedding (schema 0008), 300 embeddings, 2 users, 1 conversation.
+	require.Equal(t, int64(2500+2500+300+2+1), requireSameTables(t, src, dst, res.Manifest))
 	again, _ := export(t, dst)
 	require.Equal(t, readDir(t, dir), readDir(t, again))
 }

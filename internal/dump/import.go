@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ripplehq/ripple/internal/progress"
+	"github.com/ripplehq/ripple/queries"
 )
 
 // Batches of rows sent per INSERT: at most importBatchRows rows or about importBatchBytes of
@@ -123,6 +124,9 @@ func Import(ctx context.Context, pool *pgxpool.Pool, dir string, opts Options) (
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := queries.New().ImportBegin(ctx, tx); err != nil {
+		return nil, err
+	}
 	target, err := checkTarget(ctx, tx, m, opts.schema())
 	if err != nil {
 		return nil, err
