@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,7 +26,16 @@ func TestImportConvexCommand(t *testing.T) {
 	vars := map[string]string{"DATABASE_URL": db.URL}
 	zipPath := convextest.Chat(t).WriteZip(t, filepath.Join(t.TempDir(), "snapshot.zip"))
 
-	res := runBinary(t, vars, "import", "--convex", zipPath, "--schema", db.Schema)
+	// A dry run reports the same and writes nothing.
+	res := runBinary(t, vars, "import", "--convex", "--dry-run", "--quiet", zipPath, "--schema", db.Schema)
+	require.Equal(t, 0, res.code, res.stderr)
+	assert.Contains(t, res.stdout, "dry run, nothing changed: would import from Convex 2 users (2 with passwords), 1 conversations (0 groups), 2 participants, 3 messages")
+	var stored int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM messages)
+		+ (SELECT count(*) FROM message_embedding_queue)`).Scan(&stored))
+	require.Zero(t, stored, "a dry run changed the database")
+
+	res = runBinary(t, vars, "import", "--convex", zipPath, "--schema", db.Schema)
 	require.Equal(t, 0, res.code, res.stderr)
 	assert.Contains(t, res.stdout, "imported from Convex 2 users (2 with passwords), 1 conversations (0 groups), 2 participants, 3 messages")
 	assert.Contains(t, res.stdout, "3 messages are queued for the embedding sweep")
@@ -70,4 +80,17 @@ func TestImportConvexCommand(t *testing.T) {
 		bodies = append(bodies, m.(map[string]any)["body"].(string))
 	}
 	require.Equal(t, []string{"see you in class", "hi Ada", "hello Bob"}, bodies, "newest first, in Convex's creation order")
+
+	// The imported messages are embedded by the server's sweep; then search finds them.
+	require.Eventually(t, func() bool {
+		var queued int
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM message_embedding_queue`).Scan(&queued))
+		return queued == 0
+	}, 60*time.Second, 50*time.Millisecond, "the imported messages were not embedded")
+	status, out = post(t, base+"/api/action", token, map[string]any{"path": "messages:search", "format": "json",
+		"args": []any{map[string]any{"conversationId": strconv.FormatInt(conv, 10), "query": "class"}}})
+	require.Equal(t, http.StatusOK, status, "%v", out)
+	hits, _ := out["value"].([]any)
+	require.NotEmpty(t, hits, "search found no imported message: %v", out)
+	require.Equal(t, "see you in class", hits[0].(map[string]any)["body"])
 }

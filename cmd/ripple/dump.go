@@ -38,11 +38,19 @@ func importFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string
 		if err != nil {
 			return interrupted(ctx, "import", "nothing was changed", err)
 		}
-		fmt.Fprintf(e.stdout, "schema %s: imported %d rows of %d tables from %s\n", opts.Schema, m.RowCount(), len(m.Tables), dir)
+		fmt.Fprintf(e.stdout, "schema %s: %s %d rows of %d tables from %s\n", opts.Schema, imported(opts), m.RowCount(), len(m.Tables), dir)
 		return nil
 	})
 	convex = fs.Bool("convex", false, "the argument is a Convex snapshot (`npx convex export` ZIP, or it unpacked): import the chat's data and password accounts from it")
 	return fs, runCmd
+}
+
+// imported says what an import did: with --dry-run, nothing.
+func imported(opts dump.Options) string {
+	if opts.DryRun {
+		return "dry run, nothing changed: would import"
+	}
+	return "imported"
 }
 
 // importConvex is `ripple import --convex <snapshot.zip | dir>`.
@@ -51,8 +59,8 @@ func importConvex(ctx context.Context, e *env, pool *pgxpool.Pool, path string, 
 	if err != nil {
 		return interrupted(ctx, "import --convex", "nothing was changed", err)
 	}
-	fmt.Fprintf(e.stdout, "schema %s: imported from Convex %d users (%d with passwords), %d conversations (%d groups), %d participants, %d messages from %s\n",
-		opts.Schema, res.Users, res.Credentials, res.Conversations, res.Groups, res.Participants, res.Messages, path)
+	fmt.Fprintf(e.stdout, "schema %s: %s from Convex %d users (%d with passwords), %d conversations (%d groups), %d participants, %d messages from %s\n",
+		opts.Schema, imported(opts), res.Users, res.Credentials, res.Conversations, res.Groups, res.Participants, res.Messages, path)
 	fmt.Fprintf(e.stdout, "note: %d messages are queued for the embedding sweep (`ripple serve` embeds them); %d Convex embeddings were not imported\n",
 		res.QueuedForEmbedding, res.EmbeddingsNotImported)
 	skipped := make([]string, 0, len(res.Skipped))
@@ -74,9 +82,10 @@ func dumpFlags(e *env, name string, run func(ctx context.Context, pool *pgxpool.
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	schemaName := fs.String("schema", "public", "`name` of the Postgres schema holding the application's tables")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
-	var replace *bool
+	var replace, dryRun *bool
 	if name == "import" {
 		replace = fs.Bool("replace", false, "delete the target's application data first (without it, a target holding data is refused)")
+		dryRun = fs.Bool("dry-run", false, "check and load everything, then roll back: print what would be imported and change nothing")
 	}
 	return fs, func(ctx context.Context, args []string) error {
 		dir, err := dirArg(fs, name, args)
@@ -88,7 +97,7 @@ func dumpFlags(e *env, name string, run func(ctx context.Context, pool *pgxpool.
 			return err
 		}
 		defer pool.Close()
-		opts := dump.Options{Schema: *schemaName, Replace: replace != nil && *replace}
+		opts := dump.Options{Schema: *schemaName, Replace: replace != nil && *replace, DryRun: dryRun != nil && *dryRun}
 		if !*quiet {
 			opts.Progress = e.stderr
 		}

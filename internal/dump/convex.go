@@ -216,6 +216,9 @@ func ImportConvex(ctx context.Context, pool *pgxpool.Pool, path string, opts Opt
 	if err := writeConvexSnapshot(ctx, tx, snap, opts.Progress); err != nil {
 		return nil, err
 	}
+	if opts.DryRun {
+		return &snap.res, nil // rolled back by the deferred Rollback
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}

@@ -193,6 +193,13 @@ func TestExportImportRoundTrip(t *testing.T) {
 
 	// Import into a fresh, migrated schema; the tables are equal value by value.
 	dst := testdb.NewSchema(t)
+	// A dry run does it all and keeps nothing.
+	dry, err := dump.Import(ctx, dst.Pool, dirA, dump.Options{Schema: dst.Schema, DryRun: true})
+	require.NoError(t, err)
+	require.Equal(t, m.RowCount(), dry.RowCount())
+	var kept int
+	require.NoError(t, dst.Pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM messages)").Scan(&kept))
+	require.Zero(t, kept, "a dry run changed the target")
 	got, err := dump.Import(ctx, dst.Pool, dirA, dump.Options{Schema: dst.Schema})
 	require.NoError(t, err)
 	require.Equal(t, manifestJSON(t, m), manifestJSON(t, got))

@@ -28,6 +28,10 @@ type Options struct {
 	Progress io.Writer
 	// Replace lets Import empty a target that already holds data.
 	Replace bool
+	// DryRun makes Import and ImportConvex do everything, every check and constraint included,
+	// and roll back instead of committing: what they report is what would be imported. The
+	// tables are locked meanwhile, as by a real import.
+	DryRun bool
 }
 
 func (o Options) schema() string {

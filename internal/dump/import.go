@@ -162,6 +162,9 @@ func Import(ctx context.Context, pool *pgxpool.Pool, dir string, opts Options) (
 			return nil, fmt.Errorf("importing %s: %w", t.Name, err)
 		}
 	}
+	if opts.DryRun {
+		return m, nil // rolled back by the deferred Rollback
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
