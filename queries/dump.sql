@@ -59,3 +59,11 @@ SELECT (to_regclass(sqlc.arg(relation)::text) IS NOT NULL)::bool AS exists;
 -- exported, or queues what it loads itself.
 -- name: ImportBegin :exec
 SELECT set_config('ripple.importing', 'on', true);
+
+-- EmbeddingImport stores vectors an import carries over (ripple import --convex
+-- --embedding-model), each for its message, as text ('[0.1,0.2,...]') cast to vector.
+-- name: EmbeddingImport :execrows
+INSERT INTO message_embeddings (message_id, conversation_id, sender_id, embedding, model)
+SELECT m.id, m.conversation_id, m.sender_id, v.embedding::vector, sqlc.arg(model)::text
+FROM ROWS FROM (unnest(sqlc.arg(message_ids)::bigint[]), unnest(sqlc.arg(embeddings)::text[])) AS v(message_id, embedding)
+JOIN messages m ON m.id = v.message_id;

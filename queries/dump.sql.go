@@ -150,6 +150,29 @@ func (q *Queries) DumpSettingsSet(ctx context.Context, db DBTX) error {
 	return err
 }
 
+const embeddingImport = `-- name: EmbeddingImport :execrows
+INSERT INTO message_embeddings (message_id, conversation_id, sender_id, embedding, model)
+SELECT m.id, m.conversation_id, m.sender_id, v.embedding::vector, $1::text
+FROM ROWS FROM (unnest($2::bigint[]), unnest($3::text[])) AS v(message_id, embedding)
+JOIN messages m ON m.id = v.message_id
+`
+
+type EmbeddingImportParams struct {
+	Model      string
+	MessageIds []int64
+	Embeddings []string
+}
+
+// EmbeddingImport stores vectors an import carries over (ripple import --convex
+// --embedding-model), each for its message, as text ('[0.1,0.2,...]') cast to vector.
+func (q *Queries) EmbeddingImport(ctx context.Context, db DBTX, arg EmbeddingImportParams) (int64, error) {
+	result, err := db.Exec(ctx, embeddingImport, arg.Model, arg.MessageIds, arg.Embeddings)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const importBegin = `-- name: ImportBegin :exec
 SELECT set_config('ripple.importing', 'on', true)
 `

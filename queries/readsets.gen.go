@@ -21,6 +21,7 @@ var ReadSpecs = map[string]engine.ReadSpec{
 	"EmbeddingDeleteOtherModels":     {Tables: []engine.TableRead{{Table: "message_embeddings", Kind: engine.ReadTable}}},
 	"EmbeddingFailureDelete":         {Tables: []engine.TableRead{{Table: "message_embedding_failures", Kind: engine.ReadTable}}},
 	"EmbeddingFailureInsert":         {Tables: []engine.TableRead{{Table: "message_embedding_failures", Kind: engine.ReadTable}}},
+	"EmbeddingImport":                {Tables: []engine.TableRead{{Table: "message_embeddings", Kind: engine.ReadTable}, {Table: "messages", Kind: engine.ReadTable}}},
 	"EmbeddingInsert":                {Tables: []engine.TableRead{{Table: "message_embeddings", Kind: engine.ReadTable}}},
 	"EmbeddingModelCounts":           {Tables: []engine.TableRead{{Table: "message_embeddings", Kind: engine.ReadTable}}},
 	"EmbeddingQueueDone":             {Tables: []engine.TableRead{{Table: "message_embedding_queue", Kind: engine.ReadTable}}},

@@ -30,8 +30,10 @@ func exportFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string
 
 func importFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string) error) {
 	var convex *bool
+	var embeddingModel string
 	fs, runCmd := dumpFlags(e, "import", func(ctx context.Context, pool *pgxpool.Pool, dir string, opts dump.Options) error {
 		if *convex {
+			opts.EmbeddingModel = embeddingModel
 			return importConvex(ctx, e, pool, dir, opts)
 		}
 		m, err := dump.Import(ctx, pool, dir, opts)
@@ -42,6 +44,7 @@ func importFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string
 		return nil
 	})
 	convex = fs.Bool("convex", false, "the argument is a Convex snapshot (`npx convex export` ZIP, or it unpacked): import the chat's data and password accounts from it")
+	fs.StringVar(&embeddingModel, "embedding-model", "", "with --convex: the Ripple `model` id the snapshot's vectors were made with (cohere/embed-v4.0@1536): keep them; unset, every message is embedded again")
 	return fs, runCmd
 }
 
@@ -61,8 +64,8 @@ func importConvex(ctx context.Context, e *env, pool *pgxpool.Pool, path string, 
 	}
 	fmt.Fprintf(e.stdout, "schema %s: %s from Convex %d users (%d with passwords), %d conversations (%d groups), %d participants, %d messages from %s\n",
 		opts.Schema, imported(opts), res.Users, res.Credentials, res.Conversations, res.Groups, res.Participants, res.Messages, path)
-	fmt.Fprintf(e.stdout, "note: %d messages are queued for the embedding sweep (`ripple serve` embeds them); %d Convex embeddings were not imported\n",
-		res.QueuedForEmbedding, res.EmbeddingsNotImported)
+	fmt.Fprintf(e.stdout, "note: %d messages are queued for the embedding sweep (`ripple serve` embeds them); %d Convex embeddings were kept, %d not imported\n",
+		res.QueuedForEmbedding, res.EmbeddingsImported, res.EmbeddingsNotImported)
 	skipped := make([]string, 0, len(res.Skipped))
 	for table, n := range res.Skipped {
 		skipped = append(skipped, fmt.Sprintf("%s (%d)", table, n))

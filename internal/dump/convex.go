@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -55,9 +56,11 @@ type ConvexResult struct {
 	Users, Credentials, Conversations, Groups, Participants, Messages int64
 	// QueuedForEmbedding is how many imported messages wait for the embedding sweep.
 	QueuedForEmbedding int64
-	// EmbeddingsNotImported counts messageEmbeddings documents: their vectors are not carried
-	// over; the messages are queued for the sweep instead.
+	// EmbeddingsNotImported counts messageEmbeddings documents whose vectors were not carried
+	// over (no EmbeddingModel): their messages are queued for the sweep instead.
 	EmbeddingsNotImported int64
+	// EmbeddingsImported counts the vectors kept under Options.EmbeddingModel.
+	EmbeddingsImported int64
 	// Skipped counts the documents of tables deliberately not imported, by table.
 	Skipped map[string]int64
 	// Notes are things the operator should know (ignored parts of the snapshot, users without
@@ -136,7 +139,10 @@ type convexSnapshot struct {
 	conversations []*convexConversation
 	participants  [][3]int64 // conversation, user, joined_at (µs since the epoch)
 	messages      []rippleMessage
-	res           ConvexResult
+	// vectors are the kept embeddings by Convex message id, as pgvector text, made with model.
+	vectors map[string]string
+	model   string
+	res     ConvexResult
 }
 
 type rippleMessage struct {
@@ -144,6 +150,34 @@ type rippleMessage struct {
 	sender, conversation int64 // indexes into users / conversations until ids are allocated
 	body                 string
 	createdAt            time.Time
+}
+
+// importVectorChunk is how many vectors one EmbeddingImport statement writes (a 1536-float
+// vector is ~15 KB of text).
+const importVectorChunk = 256
+
+// modelDimensions reads the dimensions from a Ripple model id, "provider/model@dims".
+func modelDimensions(model string) (int, error) {
+	at := strings.LastIndex(model, "@")
+	dims, err := strconv.Atoi(model[at+1:])
+	if at < 0 || !strings.Contains(model[:max(at, 0)], "/") || err != nil || dims < 1 || dims > 16000 {
+		return 0, fmt.Errorf("--embedding-model %q is not a Ripple model id like cohere/embed-v4.0@1536 (`ripple reembed` lists the ones stored)", model)
+	}
+	return dims, nil
+}
+
+// vectorText is a vector in pgvector's text form.
+func vectorText(v []float64) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, x := range v {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatFloat(float64(float32(x)), 'g', -1, 32))
+	}
+	b.WriteByte(']')
+	return b.String()
 }
 
 // openConvexSnapshot opens a ZIP file or a directory as a file system.
@@ -193,7 +227,7 @@ func ImportConvex(ctx context.Context, pool *pgxpool.Pool, path string, opts Opt
 		return nil, err
 	}
 
-	snap, err := readConvexSnapshot(fsys, opts.Progress)
+	snap, err := readConvexSnapshot(fsys, opts.Progress, opts.EmbeddingModel)
 	if err != nil {
 		return nil, err
 	}
@@ -352,7 +386,14 @@ func snapshotSize(fsys fs.FS, tables []string) int64 {
 }
 
 // readConvexSnapshot reads and checks every document the import uses, mapping references.
-func readConvexSnapshot(fsys fs.FS, progressOut io.Writer) (*convexSnapshot, error) {
+func readConvexSnapshot(fsys fs.FS, progressOut io.Writer, model string) (*convexSnapshot, error) {
+	dims := 0
+	if model != "" {
+		var err error
+		if dims, err = modelDimensions(model); err != nil {
+			return nil, err
+		}
+	}
 	snap := &convexSnapshot{res: ConvexResult{Skipped: map[string]int64{}}}
 	res := &snap.res
 
@@ -631,14 +672,35 @@ func readConvexSnapshot(fsys fs.FS, progressOut io.Writer) (*convexSnapshot, err
 		return nil, err
 	}
 
-	// messageEmbeddings: checked and counted; the vectors are not imported.
-	if res.EmbeddingsNotImported, err = eachDocument(fsys, "messageEmbeddings", bar, func(e *convexEmbedding, at string) error {
+	// messageEmbeddings: checked; the vectors kept under the model given, else counted.
+	snap.vectors, snap.model = map[string]string{}, model
+	n, err := eachDocument(fsys, "messageEmbeddings", bar, func(e *convexEmbedding, at string) error {
 		if !msgs[e.MessageID] {
 			return fmt.Errorf("messageId %q is not a document of messages", e.MessageID)
 		}
+		if model == "" {
+			return nil
+		}
+		var vec []float64
+		if err := json.Unmarshal(e.Embedding, &vec); err != nil {
+			return fmt.Errorf("embedding is not an array of numbers: %v", err)
+		}
+		if len(vec) != dims {
+			return fmt.Errorf("embedding has %d dimensions; --embedding-model %s has %d", len(vec), model, dims)
+		}
+		if _, dup := snap.vectors[e.MessageID]; dup {
+			return fmt.Errorf("message %q has a second embedding", e.MessageID)
+		}
+		snap.vectors[e.MessageID] = vectorText(vec)
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
+	}
+	if model == "" {
+		res.EmbeddingsNotImported = n
+	} else {
+		res.EmbeddingsImported = n
 	}
 
 	for _, table := range convexSkippedTables {
@@ -778,16 +840,31 @@ func writeConvexSnapshot(ctx context.Context, tx pgx.Tx, snap *convexSnapshot, p
 		return err
 	}
 	msgRows := make([][]any, len(snap.messages))
-	queueRows := make([][]any, len(snap.messages))
+	queueRows := make([][]any, 0, len(snap.messages))
+	var vecIDs []int64
+	var vecs []string
 	for i, m := range snap.messages {
 		msgRows[i] = []any{msgIDs[i], snap.users[m.sender].ripple, snap.conversations[m.conversation].ripple, m.body, m.createdAt}
-		queueRows[i] = []any{msgIDs[i]}
+		if v, ok := snap.vectors[m.convexID]; ok {
+			vecIDs, vecs = append(vecIDs, msgIDs[i]), append(vecs, v)
+		} else {
+			queueRows = append(queueRows, []any{msgIDs[i]})
+		}
 	}
 	if err := copyRows("messages", []string{"id", "sender_id", "conversation_id", "body", "created_at"}, msgRows); err != nil {
 		return err
 	}
 	if err := copyRows("message_embedding_queue", []string{"message_id"}, queueRows); err != nil {
 		return err
+	}
+	for start := 0; start < len(vecIDs); start += importVectorChunk {
+		end := min(start+importVectorChunk, len(vecIDs))
+		n, err := queries.New().EmbeddingImport(ctx, tx, queries.EmbeddingImportParams{
+			Model: snap.model, MessageIds: vecIDs[start:end], Embeddings: vecs[start:end]})
+		if err != nil {
+			return fmt.Errorf("writing message_embeddings: %w", err)
+		}
+		bar.Add(n)
 	}
 	res.Messages, res.QueuedForEmbedding = int64(len(msgRows)), int64(len(queueRows))
 	bar.Finish()

@@ -150,3 +150,50 @@ func TestImportConvexRefusals(t *testing.T) {
 	require.Equal(t, 0, countRows(t, db, "users"))
 	require.Equal(t, 0, countRows(t, db, "messages"))
 }
+
+// With --embedding-model the snapshot's vectors are kept under that model and only the messages
+// without one wait for the sweep; a vector of other dimensions, or a model id that is not one,
+// is refused with nothing written.
+func TestImportConvexKeepsEmbeddings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	snap := convextest.Chat(t)
+	vec := make([]float64, 1536)
+	for i := range vec {
+		vec[i] = float64(i%7) / 7
+	}
+	snap["messageEmbeddings"][0]["embedding"] = vec
+	dir := snap.WriteDir(t, t.TempDir())
+
+	db := testdb.NewSchema(t)
+	res, err := dump.ImportConvex(ctx, db.Pool, dir, dump.Options{Schema: db.Schema, EmbeddingModel: "cohere/embed-v4.0@1536"})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), res.EmbeddingsImported)
+	require.Zero(t, res.EmbeddingsNotImported)
+	require.Equal(t, int64(2), res.QueuedForEmbedding, "the messages without a vector")
+	var model, body string
+	var dims int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT e.model, vector_dims(e.embedding), m.body FROM message_embeddings e
+		JOIN messages m ON m.id = e.message_id AND m.conversation_id = e.conversation_id AND m.sender_id = e.sender_id`).Scan(&model, &dims, &body))
+	require.Equal(t, "cohere/embed-v4.0@1536", model)
+	require.Equal(t, 1536, dims)
+	var want any
+	for _, m := range snap["messages"] {
+		if m["_id"] == snap["messageEmbeddings"][0]["messageId"] {
+			want = m["body"]
+		}
+	}
+	require.Equal(t, want, body, "the vector belongs to its message")
+	var queued int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM message_embedding_queue q JOIN message_embeddings e USING (message_id)`).Scan(&queued))
+	require.Zero(t, queued, "a message with a kept vector is not queued")
+
+	for _, model := range []string{"cohere/embed-v4.0@1024", "embed-v4.0"} {
+		empty := testdb.NewSchema(t)
+		_, err := dump.ImportConvex(ctx, empty.Pool, dir, dump.Options{Schema: empty.Schema, EmbeddingModel: model})
+		require.Error(t, err, model)
+		var n int
+		require.NoError(t, empty.Pool.QueryRow(ctx, `SELECT count(*) FROM messages`).Scan(&n))
+		require.Zero(t, n)
+	}
+}

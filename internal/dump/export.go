@@ -32,6 +32,11 @@ type Options struct {
 	// and roll back instead of committing: what they report is what would be imported. The
 	// tables are locked meanwhile, as by a real import.
 	DryRun bool
+	// EmbeddingModel, for ImportConvex, is the Ripple model id ("cohere/embed-v4.0@1536", as
+	// `ripple reembed` lists them) the snapshot's vectors were made with. When set, the vectors
+	// are kept under it (their dimensions must match its @N) and only messages without one are
+	// queued for embedding; empty, every message is queued and no vector is kept.
+	EmbeddingModel string
 }
 
 func (o Options) schema() string {
