@@ -366,15 +366,14 @@ test("block: email next to names, the blocked user cannot send or start, retry a
 });
 
 /** Seeds n messages (alternating senders, 40 minutes apart, over several past days) into the
- * conversation with psql, as another service writing to the database would; queued for search. */
+ * conversation with psql, as another service writing to the database would; they queue
+ * themselves for search (schema 0008). */
 function seedHistory(conversationId: string, emails: [string, string], n: number, words: (i: number) => string) {
-  psql(`WITH u AS (SELECT array_agg(id ORDER BY email = '${emails[1]}') AS ids FROM users WHERE email IN ('${emails[0]}', '${emails[1]}')),
-        m AS (INSERT INTO messages (sender_id, conversation_id, body, created_at)
-              SELECT u.ids[1 + i % 2], ${conversationId}, 'history message ' || i || ' ' || (ARRAY[${Array.from({ length: n }, (_, i) => `'${words(i + 1)}'`).join(",")}])[i],
-                     now() - interval '70 hours' + i * interval '40 minutes'
-              FROM u, generate_series(1, ${n}) i
-              RETURNING id)
-        INSERT INTO message_embedding_queue (message_id) SELECT id FROM m`);
+  psql(`WITH u AS (SELECT array_agg(id ORDER BY email = '${emails[1]}') AS ids FROM users WHERE email IN ('${emails[0]}', '${emails[1]}'))
+        INSERT INTO messages (sender_id, conversation_id, body, created_at)
+        SELECT u.ids[1 + i % 2], ${conversationId}, 'history message ' || i || ' ' || (ARRAY[${Array.from({ length: n }, (_, i) => `'${words(i + 1)}'`).join(",")}])[i],
+               now() - interval '70 hours' + i * interval '40 minutes'
+        FROM u, generate_series(1, ${n}) i`);
 }
 
 test("history: infinite scroll up keeps your place, a pill instead of jumping, day separators, the start marker", async () => {
