@@ -94,7 +94,8 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 	require.NoError(t, err)
 
 	// Put the migration table back the way the old migrator left it, and take away what the
-	// chat's migrations after that numbering (app/0005 on) and the engine's (engine/0004 on) made: such a
+	// chat's migrations after that numbering (app/0005 on), the engine's (engine/0004 on) and the auth
+	// service's (auth/0002 on) made: such a
 	// database predates them.
 	table := pgx.Identifier{db.Schema, "ripple_migration"}.Sanitize()
 	for _, stmt := range []string{
@@ -104,6 +105,8 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 		"DROP TRIGGER message_embedding_enqueue ON messages",
 		"DROP FUNCTION message_embedding_enqueue()",
 		"DROP INDEX messages_body_fts",
+		"DROP INDEX ripple_auth_refresh_tokens_spent",
+		"DROP INDEX ripple_auth_sessions_revoked",
 		"DROP TABLE " + table,
 		"CREATE TABLE " + table + " (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
 		"INSERT INTO " + table + " (version, name) VALUES (1, 'engine'), (2, 'chat'), (3, 'auth'), (4, 'embedding_claims'), " +
