@@ -94,9 +94,8 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 	require.NoError(t, err)
 
 	// Put the migration table back the way the old migrator left it, and take away what the
-	// chat's migrations after that numbering (app/0005 on), the engine's (engine/0004 on) and the auth
-	// service's (auth/0002 on) made: such a
-	// database predates them.
+	// chat's migrations after that numbering (app/0005 on), the engine's (engine/0004 on) and the
+	// auth service's (auth/0003 on) made: such a database predates them.
 	table := pgx.Identifier{db.Schema, "ripple_migration"}.Sanitize()
 	for _, stmt := range []string{
 		"ALTER TABLE conversation_participants DROP COLUMN last_read_message_id, DROP COLUMN last_read_at",
