@@ -141,4 +141,3 @@ func (h *harness) exec(query string, args ...any) {
 	_, err := h.db.Pool.Exec(h.ctx, query, args...)
 	require.NoError(h.t, err)
 }
-
