@@ -82,8 +82,18 @@ type Config struct {
 	HousekeepingInterval time.Duration
 
 	// MutationLogRetention is how long a mutation's outcome is kept to answer a client that
-	// resends it after reconnecting. Default 24 h.
+	// resends it after reconnecting; housekeeping deletes older ones. Default 24 h.
 	MutationLogRetention time.Duration
+	// HousekeepingBatchSize bounds the rows one housekeeping statement deletes, so none holds
+	// its locks long; it is repeated until a batch comes back short. Default 1,000.
+	HousekeepingBatchSize int
+
+	// CompletedJobRetention, CancelledJobRetention and DiscardedJobRetention are how long
+	// River keeps a finished job's row (its job cleaner, run by the leader every 30 s, deletes
+	// older ones in batches). -1 keeps them for ever. Defaults River's: 24 h, 24 h and 7 days
+	// (discarded jobs, those that used up their retries, stay longer for `ripple jobs --state
+	// discarded` to show them).
+	CompletedJobRetention, CancelledJobRetention, DiscardedJobRetention time.Duration
 
 	// JobWorkers is how many scheduled functions run at once. Default 10.
 	JobWorkers int
@@ -167,6 +177,10 @@ func (c *Config) WithDefaults() *Config {
 	setDefault(&out.JobTimeout, time.Minute)
 	setDefault(&out.RescueStuckJobsAfter, out.JobTimeout+time.Minute)
 	setDefault(&out.MutationLogRetention, 24*time.Hour)
+	setDefault(&out.HousekeepingBatchSize, 1000)
+	setDefault(&out.CompletedJobRetention, 24*time.Hour)
+	setDefault(&out.CancelledJobRetention, 24*time.Hour)
+	setDefault(&out.DiscardedJobRetention, 7*24*time.Hour)
 	setDefault(&out.HousekeepingInterval, 5*time.Minute)
 	setDefault(&out.ReplicaMaxWait, 100*time.Millisecond)
 	return &out
@@ -191,6 +205,10 @@ func (c *Config) validate() error {
 		return errors.New("engine: PingInterval must be at most 30s (clients give up after 60s of silence)")
 	case c.RescueStuckJobsAfter <= c.JobTimeout:
 		return errors.New("engine: RescueStuckJobsAfter must be greater than JobTimeout")
+	case c.MutationLogRetention < 0, c.HousekeepingBatchSize < 1:
+		return errors.New("engine: MutationLogRetention must not be negative, HousekeepingBatchSize must be at least 1")
+	case c.CompletedJobRetention < -1, c.CancelledJobRetention < -1, c.DiscardedJobRetention < -1:
+		return errors.New("engine: job retentions must not be negative, except -1 (for ever)")
 	case c.MutationMaxRetries < 1:
 		return errors.New("engine: MutationMaxRetries must be at least 1")
 	case c.ReplicaMaxWait < 0, c.ReplicaMaxWait > 5*time.Second:

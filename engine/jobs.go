@@ -88,8 +88,7 @@ type housekeepingWorker struct {
 }
 
 func (w *housekeepingWorker) Work(ctx context.Context, _ *river.Job[housekeepingArgs]) error {
-	before := pgtype.Timestamptz{Time: time.Now().Add(-w.e.config.MutationLogRetention), Valid: true}
-	n, err := dbsqlc.New().MutationLogPrune(ctx, w.e.pool, before)
+	n, err := w.e.pruneMutationLog(ctx, time.Now())
 	if err != nil {
 		return fmt.Errorf("pruning the mutation log: %w", err)
 	}
@@ -101,6 +100,27 @@ func (w *housekeepingWorker) Work(ctx context.Context, _ *river.Job[housekeeping
 		errs = append(errs, clean(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// pruneMutationLog deletes the outcomes logged before now minus MutationLogRetention, in
+// statements of at most HousekeepingBatchSize rows (each its own short transaction), until one
+// deletes fewer.
+func (e *Engine) pruneMutationLog(ctx context.Context, now time.Time) (int64, error) {
+	params := dbsqlc.MutationLogPruneParams{
+		CreatedBefore: pgtype.Timestamptz{Time: now.Add(-e.config.MutationLogRetention), Valid: true},
+		BatchSize:     int32(e.config.HousekeepingBatchSize),
+	}
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := dbsqlc.New().MutationLogPrune(ctx, e.pool, params)
+		total += n
+		if err != nil || n < int64(params.BatchSize) {
+			return total, err
+		}
+	}
 }
 
 func (e *Engine) newRiverClient() (*river.Client[pgx.Tx], error) {
@@ -134,6 +154,10 @@ func (e *Engine) newRiverClient() (*river.Client[pgx.Tx], error) {
 		PeriodicJobs:         periodic,
 		JobTimeout:           e.config.JobTimeout,
 		RescueStuckJobsAfter: e.config.RescueStuckJobsAfter,
+		// Finished jobs' rows are deleted by River's job cleaner (docs/engine.md, Retention).
+		CompletedJobRetentionPeriod: e.config.CompletedJobRetention,
+		CancelledJobRetentionPeriod: e.config.CancelledJobRetention,
+		DiscardedJobRetentionPeriod: e.config.DiscardedJobRetention,
 	}
 	if !e.config.DisableJobs {
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: e.config.JobWorkers}}

@@ -528,3 +528,36 @@ func TestStopCancelsHangingJobsAndRecordsThem(t *testing.T) {
 	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT state::text FROM river_job WHERE id = $1", id).Scan(&state))
 	require.NotEqual(t, "running", state)
 }
+
+// River's job cleaner deletes finished jobs older than the configured retention and keeps
+// newer ones and unfinished ones.
+func TestRetentionFinishedJobsCleanedByRiver(t *testing.T) {
+	t.Parallel()
+	j := startJobs(t, nil, func(cfg *engine.Config) {
+		cfg.CompletedJobRetention = time.Hour
+		cfg.CancelledJobRetention = time.Hour
+		cfg.DiscardedJobRetention = 2 * time.Hour
+	})
+	ctx := context.Background()
+	// Finalized times relative to the database clock, which River's cleaner compares against.
+	_, err := j.db.Pool.Exec(ctx, `INSERT INTO river_job (state, kind, args, queue, max_attempts, attempt, attempted_at, finalized_at, metadata)
+		VALUES ('completed', 'retention.old', '{}', 'retention', 1, 1, now() - interval '3 hours', now() - interval '90 minutes', '{"m":"completed-old"}'),
+		       ('completed', 'retention.new', '{}', 'retention', 1, 1, now() - interval '20 minutes', now() - interval '10 minutes', '{"m":"completed-new"}'),
+		       ('cancelled', 'retention.old', '{}', 'retention', 1, 1, now() - interval '3 hours', now() - interval '90 minutes', '{"m":"cancelled-old"}'),
+		       ('discarded', 'retention.old', '{}', 'retention', 1, 1, now() - interval '3 hours', now() - interval '150 minutes', '{"m":"discarded-old"}'),
+		       ('discarded', 'retention.kept', '{}', 'retention', 1, 1, now() - interval '3 hours', now() - interval '90 minutes', '{"m":"discarded-new"}')`)
+	require.NoError(t, err)
+	_, err = j.db.Pool.Exec(ctx, `INSERT INTO river_job (state, kind, args, queue, max_attempts, attempt, scheduled_at, metadata)
+		VALUES ('scheduled', 'retention.waiting', '{}', 'retention', 1, 0, now() + interval '1 day', '{"m":"scheduled"}')`)
+	require.NoError(t, err)
+	left := func() []string {
+		rows, err := j.db.Pool.Query(ctx, "SELECT metadata->>'m' FROM river_job WHERE queue = 'retention' ORDER BY 1")
+		require.NoError(t, err)
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return got
+	}
+	require.Eventually(t, func() bool { return len(left()) == 3 }, 60*time.Second, 50*time.Millisecond,
+		"River's job cleaner did not run")
+	require.Equal(t, []string{"completed-new", "discarded-new", "scheduled"}, left())
+}

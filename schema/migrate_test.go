@@ -81,7 +81,7 @@ func TestMigrateCreatesEverythingAndIsIdempotent(t *testing.T) {
 	require.Equal(t, []string{"engine/0001_engine", "engine/0002_capture_keys", "engine/0003_capture_rows",
 		"engine/0004_capture_skip", "app/0001_chat", "app/0002_embedding_claims", "app/0003_embedding_storage", "app/0004_embedding_queue",
 		"app/0005_read_state", "app/0006_user_blocks", "app/0007_message_text_search",
-		"app/0008_message_enqueue", "auth/0001_auth", "auth/0002_convex_scrypt"}, order)
+		"app/0008_message_enqueue", "auth/0001_auth", "auth/0002_convex_scrypt", "auth/0003_retention"}, order)
 }
 
 // A database migrated when the engine's and the chat's migrations shared one numbering
@@ -94,8 +94,8 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 	require.NoError(t, err)
 
 	// Put the migration table back the way the old migrator left it, and take away what the
-	// chat's migrations after that numbering (app/0005 on) and the engine's (engine/0004 on) made: such a
-	// database predates them.
+	// chat's migrations after that numbering (app/0005 on), the engine's (engine/0004 on) and the
+	// auth service's (auth/0003 on) made: such a database predates them.
 	table := pgx.Identifier{db.Schema, "ripple_migration"}.Sanitize()
 	for _, stmt := range []string{
 		"ALTER TABLE conversation_participants DROP COLUMN last_read_message_id, DROP COLUMN last_read_at",
@@ -104,6 +104,8 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 		"DROP TRIGGER message_embedding_enqueue ON messages",
 		"DROP FUNCTION message_embedding_enqueue()",
 		"DROP INDEX messages_body_fts",
+		"DROP INDEX ripple_auth_refresh_tokens_spent",
+		"DROP INDEX ripple_auth_sessions_revoked",
 		"DROP TABLE " + table,
 		"CREATE TABLE " + table + " (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
 		"INSERT INTO " + table + " (version, name) VALUES (1, 'engine'), (2, 'chat'), (3, 'auth'), (4, 'embedding_claims'), " +
@@ -119,7 +121,7 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 	for _, m := range res.Applied {
 		applied = append(applied, m.ID())
 	}
-	require.Equal(t, []string{"engine/0004_capture_skip", "app/0005_read_state", "app/0006_user_blocks", "app/0007_message_text_search", "app/0008_message_enqueue", "auth/0002_convex_scrypt"}, applied,
+	require.Equal(t, []string{"engine/0004_capture_skip", "app/0005_read_state", "app/0006_user_blocks", "app/0007_message_text_search", "app/0008_message_enqueue", "auth/0002_convex_scrypt", "auth/0003_retention"}, applied,
 		"a migrated database must not run its migrations again; only the newer ones run")
 	rows, err := db.Pool.Query(ctx, "SELECT part || '/' || version || '_' || name FROM "+table+" ORDER BY 1")
 	require.NoError(t, err)
@@ -127,7 +129,7 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"app/1_chat", "app/2_embedding_claims", "app/3_embedding_storage", "app/4_embedding_queue",
 		"app/5_read_state", "app/6_user_blocks", "app/7_message_text_search", "app/8_message_enqueue",
-		"auth/1_auth", "auth/2_convex_scrypt", "engine/1_engine", "engine/2_capture_keys", "engine/3_capture_rows", "engine/4_capture_skip"}, got)
+		"auth/1_auth", "auth/2_convex_scrypt", "auth/3_retention", "engine/1_engine", "engine/2_capture_keys", "engine/3_capture_rows", "engine/4_capture_skip"}, got)
 
 	// A version this binary does not know means a newer database: refused, nothing changed.
 	_, err = db.Pool.Exec(ctx, "DROP TABLE "+table)

@@ -121,7 +121,8 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 	eng, err := engine.New(pool, reg, &engine.Config{Schema: opts.schema, Logger: logger, Auth: authService.Authenticator(),
 		AllowedOrigins: splitList(e.getenv(envAllowedOrigins)), ClientAddress: clientAddress,
 		ReplicaURLs: splitList(e.getenv(envDatabaseReplicaURLs)),
-		// Spent refresh tokens, retired keys and old rate-limit windows.
+		// Spent refresh tokens, ended sessions, retired keys and old rate-limit windows
+		// (docs/engine.md, Retention).
 		Housekeeping: []func(context.Context) error{authService.Prune}})
 	if err != nil {
 		return fmt.Errorf("creating the engine: %w", err)

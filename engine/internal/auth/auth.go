@@ -61,6 +61,25 @@ type Config struct {
 	// response, or two tabs refreshing at once). Default and maximum 10 seconds.
 	RefreshReuseGrace time.Duration
 
+	// Retention (Prune, run by the engine's housekeeping; docs/security.md, Retention).
+	//
+	// SpentTokenRetention is how long a spent refresh token is kept after it was spent. While
+	// it is kept, presenting it again revokes its session (reuse detection: the holder of a
+	// copy stolen and spent by someone else finds out, and so does the thief); afterwards it is
+	// an unknown token, refused without revoking anything. Default SessionIdleTTL, so a client
+	// coming back within the time its session would have lasted untouched still detects the
+	// reuse; at least RefreshReuseGrace.
+	SpentTokenRetention time.Duration
+	// EndedSessionRetention is how long a session (with its refresh tokens) is kept after it
+	// ended: revoked (sign-out, reuse), or idle past SessionIdleTTL. While kept, its tokens are
+	// refused as "session ended" rather than unknown, and the revocation's reason stays for
+	// audit. Default 7 days.
+	EndedSessionRetention time.Duration
+	// PruneBatchSize bounds the rows one statement of Prune deletes (or updates), so no
+	// statement holds its locks long; Prune repeats it until a batch comes back short.
+	// Default 1,000.
+	PruneBatchSize int
+
 	// KeyEncryptionKey (32 bytes, from RIPPLE_KEY_ENCRYPTION_KEY) encrypts the signing keys'
 	// private halves at rest and the successor pairs kept for the reuse grace window
 	// (AES-256-GCM under keys derived from it).
@@ -132,6 +151,9 @@ func (c *Config) WithDefaults() *Config {
 	setDur(&out.AccessTokenTTL, 15*time.Minute)
 	setDur(&out.SessionIdleTTL, 30*24*time.Hour)
 	setDur(&out.RefreshReuseGrace, MaxRefreshReuseGrace)
+	setDur(&out.SpentTokenRetention, out.SessionIdleTTL)
+	setDur(&out.EndedSessionRetention, 7*24*time.Hour)
+	setInt(&out.PruneBatchSize, 1000)
 	setInt(&out.SignInFailuresPerAccountAddress, 10)
 	setDur(&out.SignInFailuresPerAccountAddressWindow, 15*time.Minute)
 	setInt(&out.SignInFailuresPerAccount, 100)
@@ -161,6 +183,15 @@ func (c *Config) validate() error {
 	}
 	if c.RefreshReuseGrace < 0 || c.RefreshReuseGrace > MaxRefreshReuseGrace {
 		return fmt.Errorf("auth: RefreshReuseGrace must be between 0 and %s", MaxRefreshReuseGrace)
+	}
+	if c.SpentTokenRetention < c.RefreshReuseGrace {
+		return errors.New("auth: SpentTokenRetention must be at least RefreshReuseGrace")
+	}
+	if c.EndedSessionRetention < 0 {
+		return errors.New("auth: EndedSessionRetention must not be negative")
+	}
+	if c.PruneBatchSize < 1 || c.PruneBatchSize > 1_000_000 {
+		return errors.New("auth: PruneBatchSize must be between 1 and 1,000,000")
 	}
 	if c.KeyEncryptionKey != nil && len(c.KeyEncryptionKey) != 32 {
 		return fmt.Errorf("auth: KeyEncryptionKey must be 32 bytes, got %d", len(c.KeyEncryptionKey))
@@ -276,25 +307,64 @@ func New(pool *pgxpool.Pool, cfg *Config) (*Service, error) {
 func (s *Service) now() time.Time { return s.cfg.Now() }
 
 // Prune deletes what is no longer needed: rate-limit counters whose window ended, successor
-// pairs past the grace window, sessions idle past SessionIdleTTL or revoked for a day, and
-// signing keys that can no longer verify anything. The engine calls it periodically; nothing
-// depends on it for correctness.
+// pairs past the grace window, spent refresh tokens past SpentTokenRetention, sessions ended
+// (revoked, or idle past SessionIdleTTL) longer ago than EndedSessionRetention, and signing
+// keys that can no longer verify anything. Each statement touches at most PruneBatchSize rows
+// and is repeated until a batch comes back short. The engine calls it periodically (its
+// housekeeping); nothing depends on it for correctness.
 func (s *Service) Prune(ctx context.Context) error {
 	now := s.now()
-	if _, err := s.q.RateLimitPrune(ctx, s.pool, ts(now)); err != nil {
-		return err
+	batch := int32(s.cfg.PruneBatchSize)
+	steps := []struct {
+		what string
+		run  func() (int64, error)
+	}{
+		{"rate-limit windows", func() (int64, error) {
+			return s.q.RateLimitPrune(ctx, s.pool, dbsqlc.RateLimitPruneParams{Now: ts(now), BatchSize: batch})
+		}},
+		{"sealed successor pairs", func() (int64, error) {
+			return s.q.RefreshTokenPruneSealed(ctx, s.pool, dbsqlc.RefreshTokenPruneSealedParams{
+				SpentBefore: ts(now.Add(-s.cfg.RefreshReuseGrace)), BatchSize: batch})
+		}},
+		{"spent refresh tokens", func() (int64, error) {
+			return s.q.RefreshTokenPruneSpent(ctx, s.pool, dbsqlc.RefreshTokenPruneSpentParams{
+				SpentBefore: ts(now.Add(-s.cfg.SpentTokenRetention)), BatchSize: batch})
+		}},
+		{"ended sessions", func() (int64, error) {
+			return s.q.AuthSessionPrune(ctx, s.pool, dbsqlc.AuthSessionPruneParams{
+				IdleBefore:    ts(now.Add(-s.cfg.SessionIdleTTL - s.cfg.EndedSessionRetention)),
+				RevokedBefore: ts(now.Add(-s.cfg.EndedSessionRetention)),
+				BatchSize:     batch,
+			})
+		}},
 	}
-	if _, err := s.q.RefreshTokenPruneSealed(ctx, s.pool, ts(now.Add(-s.cfg.RefreshReuseGrace))); err != nil {
-		return err
-	}
-	if _, err := s.q.AuthSessionPrune(ctx, s.pool, dbsqlc.AuthSessionPruneParams{
-		IdleBefore:    ts(now.Add(-s.cfg.SessionIdleTTL)),
-		RevokedBefore: ts(now.Add(-24 * time.Hour)),
-	}); err != nil {
-		return err
+	for _, step := range steps {
+		n, err := pruneBatches(ctx, int64(batch), step.run)
+		if err != nil {
+			return fmt.Errorf("auth: pruning %s: %w", step.what, err)
+		}
+		if n > 0 {
+			s.logger.Debug("auth: pruned", "what", step.what, "rows", n)
+		}
 	}
 	_, err := s.q.SigningKeyPrune(ctx, s.pool, ts(now.Add(-s.retiredKeyLifetime())))
 	return err
+}
+
+// pruneBatches runs one bounded statement (each its own short transaction) until it affects
+// fewer than batch rows, and returns the total.
+func pruneBatches(ctx context.Context, batch int64, run func() (int64, error)) (int64, error) {
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := run()
+		total += n
+		if err != nil || n < batch {
+			return total, err
+		}
+	}
 }
 
 func ts(t time.Time) pgtype.Timestamptz { return pgtype.Timestamptz{Time: t, Valid: true} }

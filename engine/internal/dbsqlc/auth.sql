@@ -30,9 +30,17 @@ UPDATE ripple_auth_sessions SET last_used_at = @now WHERE id = @id;
 UPDATE ripple_auth_sessions SET revoked_at = @now, revoked_reason = @reason
 WHERE id = @id AND revoked_at IS NULL;
 
+-- AuthSessionPrune deletes at most batch_size sessions (with their refresh tokens, by cascade)
+-- that went idle before idle_before or were revoked before revoked_before. Each prune query
+-- below is bounded the same way; Service.Prune repeats it until it does fewer.
 -- name: AuthSessionPrune :execrows
 DELETE FROM ripple_auth_sessions
-WHERE last_used_at < @idle_before OR revoked_at < @revoked_before;
+WHERE id IN (
+  SELECT old.id FROM ripple_auth_sessions old
+  WHERE old.last_used_at < @idle_before OR old.revoked_at < @revoked_before
+  ORDER BY old.id
+  LIMIT @batch_size
+);
 
 -- name: RefreshTokenInsert :exec
 INSERT INTO ripple_auth_refresh_tokens (session_id, token_hash, created_at)
@@ -59,7 +67,23 @@ WHERE session_id = @session_id AND successor_sealed IS NOT NULL;
 
 -- name: RefreshTokenPruneSealed :execrows
 UPDATE ripple_auth_refresh_tokens SET successor_sealed = NULL
-WHERE successor_sealed IS NOT NULL AND spent_at < @spent_before;
+WHERE id IN (
+  SELECT old.id FROM ripple_auth_refresh_tokens old
+  WHERE old.successor_sealed IS NOT NULL AND old.spent_at < @spent_before
+  ORDER BY old.spent_at
+  LIMIT @batch_size
+);
+
+-- RefreshTokenPruneSpent deletes spent tokens (never a session's current, unspent one) spent
+-- before spent_before. Until then, presenting one revokes its session (reuse detection).
+-- name: RefreshTokenPruneSpent :execrows
+DELETE FROM ripple_auth_refresh_tokens
+WHERE id IN (
+  SELECT old.id FROM ripple_auth_refresh_tokens old
+  WHERE old.spent_at < @spent_before
+  ORDER BY old.spent_at
+  LIMIT @batch_size
+);
 
 -- name: SigningKeyLock :exec
 SELECT pg_advisory_xact_lock(7237900613417003117);
@@ -96,7 +120,13 @@ UPDATE ripple_auth_rate_limits SET count = greatest(count - 1, 0)
 WHERE bucket = @bucket AND window_start = @window_start;
 
 -- name: RateLimitPrune :execrows
-DELETE FROM ripple_auth_rate_limits WHERE expires_at < @now;
+DELETE FROM ripple_auth_rate_limits
+WHERE (bucket, window_start) IN (
+  SELECT old.bucket, old.window_start FROM ripple_auth_rate_limits old
+  WHERE old.expires_at < @now
+  ORDER BY old.expires_at
+  LIMIT @batch_size
+);
 
 -- name: AdminKeyInsert :exec
 INSERT INTO ripple_auth_admin_keys (key_hash, created_at) VALUES (@key_hash, @now);

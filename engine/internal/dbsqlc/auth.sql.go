@@ -119,16 +119,25 @@ func (q *Queries) AuthSessionInsert(ctx context.Context, db DBTX, arg AuthSessio
 
 const authSessionPrune = `-- name: AuthSessionPrune :execrows
 DELETE FROM ripple_auth_sessions
-WHERE last_used_at < $1 OR revoked_at < $2
+WHERE id IN (
+  SELECT old.id FROM ripple_auth_sessions old
+  WHERE old.last_used_at < $1 OR old.revoked_at < $2
+  ORDER BY old.id
+  LIMIT $3
+)
 `
 
 type AuthSessionPruneParams struct {
 	IdleBefore    pgtype.Timestamptz
 	RevokedBefore pgtype.Timestamptz
+	BatchSize     int32
 }
 
+// AuthSessionPrune deletes at most batch_size sessions (with their refresh tokens, by cascade)
+// that went idle before idle_before or were revoked before revoked_before. Each prune query
+// below is bounded the same way; Service.Prune repeats it until it does fewer.
 func (q *Queries) AuthSessionPrune(ctx context.Context, db DBTX, arg AuthSessionPruneParams) (int64, error) {
-	result, err := db.Exec(ctx, authSessionPrune, arg.IdleBefore, arg.RevokedBefore)
+	result, err := db.Exec(ctx, authSessionPrune, arg.IdleBefore, arg.RevokedBefore, arg.BatchSize)
 	if err != nil {
 		return 0, err
 	}
@@ -229,11 +238,22 @@ func (q *Queries) RateLimitIncrement(ctx context.Context, db DBTX, arg RateLimit
 }
 
 const rateLimitPrune = `-- name: RateLimitPrune :execrows
-DELETE FROM ripple_auth_rate_limits WHERE expires_at < $1
+DELETE FROM ripple_auth_rate_limits
+WHERE (bucket, window_start) IN (
+  SELECT old.bucket, old.window_start FROM ripple_auth_rate_limits old
+  WHERE old.expires_at < $1
+  ORDER BY old.expires_at
+  LIMIT $2
+)
 `
 
-func (q *Queries) RateLimitPrune(ctx context.Context, db DBTX, now pgtype.Timestamptz) (int64, error) {
-	result, err := db.Exec(ctx, rateLimitPrune, now)
+type RateLimitPruneParams struct {
+	Now       pgtype.Timestamptz
+	BatchSize int32
+}
+
+func (q *Queries) RateLimitPrune(ctx context.Context, db DBTX, arg RateLimitPruneParams) (int64, error) {
+	result, err := db.Exec(ctx, rateLimitPrune, arg.Now, arg.BatchSize)
 	if err != nil {
 		return 0, err
 	}
@@ -309,11 +329,46 @@ func (q *Queries) RefreshTokenInsert(ctx context.Context, db DBTX, arg RefreshTo
 
 const refreshTokenPruneSealed = `-- name: RefreshTokenPruneSealed :execrows
 UPDATE ripple_auth_refresh_tokens SET successor_sealed = NULL
-WHERE successor_sealed IS NOT NULL AND spent_at < $1
+WHERE id IN (
+  SELECT old.id FROM ripple_auth_refresh_tokens old
+  WHERE old.successor_sealed IS NOT NULL AND old.spent_at < $1
+  ORDER BY old.spent_at
+  LIMIT $2
+)
 `
 
-func (q *Queries) RefreshTokenPruneSealed(ctx context.Context, db DBTX, spentBefore pgtype.Timestamptz) (int64, error) {
-	result, err := db.Exec(ctx, refreshTokenPruneSealed, spentBefore)
+type RefreshTokenPruneSealedParams struct {
+	SpentBefore pgtype.Timestamptz
+	BatchSize   int32
+}
+
+func (q *Queries) RefreshTokenPruneSealed(ctx context.Context, db DBTX, arg RefreshTokenPruneSealedParams) (int64, error) {
+	result, err := db.Exec(ctx, refreshTokenPruneSealed, arg.SpentBefore, arg.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const refreshTokenPruneSpent = `-- name: RefreshTokenPruneSpent :execrows
+DELETE FROM ripple_auth_refresh_tokens
+WHERE id IN (
+  SELECT old.id FROM ripple_auth_refresh_tokens old
+  WHERE old.spent_at < $1
+  ORDER BY old.spent_at
+  LIMIT $2
+)
+`
+
+type RefreshTokenPruneSpentParams struct {
+	SpentBefore pgtype.Timestamptz
+	BatchSize   int32
+}
+
+// RefreshTokenPruneSpent deletes spent tokens (never a session's current, unspent one) spent
+// before spent_before. Until then, presenting one revokes its session (reuse detection).
+func (q *Queries) RefreshTokenPruneSpent(ctx context.Context, db DBTX, arg RefreshTokenPruneSpentParams) (int64, error) {
+	result, err := db.Exec(ctx, refreshTokenPruneSpent, arg.SpentBefore, arg.BatchSize)
 	if err != nil {
 		return 0, err
 	}

@@ -13,8 +13,17 @@ INSERT INTO ripple_mutation_log (session_id, request_id, success, result, error_
 VALUES ($1, $2, $3, $4, $5)
 RETURNING pg_current_xact_id()::text::bigint AS xid;
 
+-- MutationLogPrune deletes at most batch_size outcomes older than created_before (the oldest
+-- first), so one statement holds its locks briefly; housekeeping repeats it until it deletes
+-- fewer.
 -- name: MutationLogPrune :execrows
-DELETE FROM ripple_mutation_log WHERE created_at < $1;
+DELETE FROM ripple_mutation_log
+WHERE (session_id, request_id) IN (
+  SELECT old.session_id, old.request_id FROM ripple_mutation_log old
+  WHERE old.created_at < @created_before
+  ORDER BY old.created_at
+  LIMIT @batch_size
+);
 
 -- name: CaptureSkipList :many
 SELECT table_name FROM ripple_capture_skip ORDER BY table_name;

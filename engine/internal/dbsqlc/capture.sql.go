@@ -165,11 +165,25 @@ func (q *Queries) MutationLogInsert(ctx context.Context, db DBTX, arg MutationLo
 }
 
 const mutationLogPrune = `-- name: MutationLogPrune :execrows
-DELETE FROM ripple_mutation_log WHERE created_at < $1
+DELETE FROM ripple_mutation_log
+WHERE (session_id, request_id) IN (
+  SELECT old.session_id, old.request_id FROM ripple_mutation_log old
+  WHERE old.created_at < $1
+  ORDER BY old.created_at
+  LIMIT $2
+)
 `
 
-func (q *Queries) MutationLogPrune(ctx context.Context, db DBTX, createdAt pgtype.Timestamptz) (int64, error) {
-	result, err := db.Exec(ctx, mutationLogPrune, createdAt)
+type MutationLogPruneParams struct {
+	CreatedBefore pgtype.Timestamptz
+	BatchSize     int32
+}
+
+// MutationLogPrune deletes at most batch_size outcomes older than created_before (the oldest
+// first), so one statement holds its locks briefly; housekeeping repeats it until it deletes
+// fewer.
+func (q *Queries) MutationLogPrune(ctx context.Context, db DBTX, arg MutationLogPruneParams) (int64, error) {
+	result, err := db.Exec(ctx, mutationLogPrune, arg.CreatedBefore, arg.BatchSize)
 	if err != nil {
 		return 0, err
 	}
