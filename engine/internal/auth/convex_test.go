@@ -25,6 +25,15 @@ const (
 	nodeVector2 = nodeSalt + ":88124bb73f6e3fb04b1ef938613f4cd3cb795dbc36153d183b3be541ad0d0fce4a401df79a41baa3d9045cdd69e060104e792ede439c77bdd67d93e87324a632"
 )
 
+// Hashes made by the lucia npm package itself (lucia 3.2.2, `new Scrypt().hash(password)`, the
+// class Convex Auth's Password provider stores), with its own random salts.
+const (
+	luciaPackageHash1 = "2fc282ce8da5760e82522a951402f209:c7c0953418ecf4cc64733fe615975e6ee4af270ccdb66dc6298a6ab4b45a0b5e0831113fcda4229d542e7c0acdef6c9a4fb1e00fa8c28c7858f8e1b9972a6b31"
+	luciaPackagePw1   = "correct horse battery staple"
+	luciaPackageHash2 = "06037667c91627c0e20ce44285335b38:a8edbf6409fcc88f66eae5910b9dda7b18055a1f6a732a28a4554e6acd441faf4fe7cb93ee2637613c2a3efa709c942b9c91e990d8d3e33df6c21c9f159ff1ca"
+	luciaPackagePw2   = "\u00dcn\u00efc\u00f6d\u00e9 p\u00e4ssw\u00f6rd \ufb01" // NFKC folds the ligature
+)
+
 // luciaHash computes lucia's Scrypt hash from the formula, as Convex Auth stores it.
 func luciaHash(t testing.TB, password, salt string) string {
 	t.Helper()
@@ -54,6 +63,10 @@ func TestConvexScryptVectors(t *testing.T) {
 		{nodeVector2, "\ufb01sh\u00e9 caf\u0065\u0301 pass", true},
 		{nodeVector2, "fish\u00e9 caf\u00e9 pass", true}, // the NFKC form of the same password
 		{nodeVector2, "fishe caf\u00e9 pass", false},
+		{luciaPackageHash1, luciaPackagePw1, true},
+		{luciaPackageHash1, luciaPackagePw1 + "!", false},
+		{luciaPackageHash2, luciaPackagePw2, true},
+		{luciaPackageHash2, "\u00dcn\u00efc\u00f6d\u00e9 p\u00e4ssw\u00f6rd fi", true}, // its NFKC form
 	} {
 		stored, err := ConvexPasswordHash(tt.hash)
 		require.NoError(t, err)
