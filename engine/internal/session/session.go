@@ -312,12 +312,11 @@ func (s *session) readLoop(wg *sync.WaitGroup) error {
 			s.fatal("binary messages are not part of the protocol")
 			continue
 		}
-		cm, err := wire.DecodeClientMessage(data)
-		if err != nil {
+		var msg message
+		if err := wire.DecodeClientMessage(data, &msg.ClientMessage); err != nil {
 			s.fatal(err.Error())
 			continue
 		}
-		msg := message{ClientMessage: cm}
 		if !connected && msg.Type != "Connect" {
 			s.fatal("the first message must be Connect")
 			continue

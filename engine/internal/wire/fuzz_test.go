@@ -34,7 +34,8 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		msg, err := DecodeClientMessage(data)
+		var msg ClientMessage
+		err := DecodeClientMessage(data, &msg)
 		if err != nil {
 			var me *MalformedError
 			if !errors.As(err, &me) || !strings.HasPrefix(err.Error(), "malformed message: ") {
@@ -61,8 +62,8 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		if err != nil {
 			t.Fatalf("an accepted message does not encode: %v", err)
 		}
-		again, err := DecodeClientMessage(enc)
-		if err != nil {
+		var again ClientMessage
+		if err := DecodeClientMessage(enc, &again); err != nil {
 			t.Fatalf("re-decoding %s: %v", enc, err)
 		}
 		if !reflect.DeepEqual(normalize(msg), normalize(again)) {

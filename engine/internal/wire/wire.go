@@ -283,14 +283,17 @@ type MalformedError struct{ Err error }
 func (e *MalformedError) Error() string { return "malformed message: " + e.Err.Error() }
 func (e *MalformedError) Unwrap() error { return e.Err }
 
-// DecodeClientMessage parses one text frame from a client. It checks only the JSON shape; which
-// fields each message type needs is the session's to check. Its error is a *MalformedError.
-func DecodeClientMessage(data []byte) (ClientMessage, error) {
-	var msg ClientMessage
-	if err := json.Unmarshal(data, &msg); err != nil {
-		return ClientMessage{}, &MalformedError{Err: err}
+// DecodeClientMessage parses one text frame from a client into msg (left zero on error). It
+// checks only the JSON shape; which fields each message type needs is the session's to check.
+// Its error is a *MalformedError. It fills the caller's message rather than returning one: the
+// message is large, and the copies on every socket's read loop made that goroutine's stack
+// outgrow its first 8 KiB, which costs memory on every idle connection.
+func DecodeClientMessage(data []byte, msg *ClientMessage) error {
+	if err := json.Unmarshal(data, msg); err != nil {
+		*msg = ClientMessage{}
+		return &MalformedError{Err: err}
 	}
-	return msg, nil
+	return nil
 }
 
 // QuerySetModification adds or removes one query.
