@@ -14,16 +14,26 @@
 //	err = e.Start(ctx)
 //	http.ListenAndServe(addr, e.Handler())
 //
+// A query whose result is the same for everyone allowed to see it (a conversation's page for its
+// members) is registered with AddSharedQuery as an access check, run per caller and kept until
+// what it read changes, and a result, run once per change for every subscriber. Tables no query
+// reads (a work queue) can be left out of change capture with Registry.DoNotCapture, and
+// background actions give way to live updates with ActionCtx.WaitForIdle. A mutation costs one
+// round trip more than its own statements: BEGIN travels with the first and COMMIT with the
+// mutation log's insert. docs/engine.md has the mechanisms and their soundness rules.
+//
 // This package is the public API only: Engine, Config, Registry and the AddX registration
 // functions, the function contexts, errors, and the auth service's public face. Each service it
 // wires together lives in a package of its own under engine/internal, which talk to each other
 // only through the small interfaces they declare:
 //
-//   - changefeed: the LISTEN connection and the change events the capture triggers send
+//   - changefeed: the LISTEN connection and the change events the capture triggers send; it also
+//     sends the batches' markers
+//   - replicas: streaming replicas that batches and one-shot queries may run on
 //   - readset: what a query read (recorded from sqlc's generated analysis) and the index that
 //     finds the subscriptions a change affects
-//   - reactor: batches that re-run invalidated subscriptions in one snapshot and deliver
-//     transitions, with each client's reply queue
+//   - reactor: batches that re-run invalidated subscriptions in one snapshot, their statements
+//     pipelined across queries, and deliver transitions, with each client's reply queue
 //   - session: one sync WebSocket: reading messages, the serial mutation queue, the bounded
 //     send queue
 //   - httpapi: the HTTP function API, health endpoints, and the routing, CORS and body limits
