@@ -86,8 +86,12 @@ fuzz:
 		esac; \
 	done
 
-# What `make test` runs: every target briefly (about a minute in all).
+# Every target briefly, by executions rather than time (Go's fuzzer can report a time limit
+# that runs out while a worker is busy as a failure, "context deadline exceeded"). Not part of
+# `make test`: new random inputs make a gate that fails on whatever a run happens to find (a CI
+# run found a too-strict property in a test this way); `go test` runs the committed seeds, and
+# what `make fuzz` finds becomes a seed.
 fuzz-brief:
-	$(MAKE) fuzz FUZZTIME=3s
+	$(MAKE) fuzz FUZZTIME=20000x
 
-test: db vet check-generated test-go fuzz-brief test-ts test-web
+test: db vet check-generated test-go test-ts test-web
