@@ -23,6 +23,9 @@ type functionJobArgs struct {
 	Path   string          `json:"path"`
 	Args   json.RawMessage `json:"args"`
 	UserID string          `json:"userId,omitempty"`
+	// Periodic marks a run of a periodic function (AddPeriodic): infrastructure, not something
+	// a caller scheduled, so Scheduler.Pending leaves it out.
+	Periodic bool `json:"periodic,omitempty"`
 }
 
 func (functionJobArgs) Kind() string { return "ripple.function" }
@@ -138,7 +141,7 @@ func (e *Engine) newRiverClient() (*river.Client[pgx.Tx], error) {
 		if err != nil {
 			return nil, fmt.Errorf("periodic function %s: %w", p.Path, err)
 		}
-		args := functionJobArgs{Path: p.Path, Args: raw}
+		args := functionJobArgs{Path: p.Path, Args: raw, Periodic: true}
 		schedule, err := p.schedule()
 		if err != nil {
 			return nil, err

@@ -29,9 +29,6 @@ func newLazyTx(conn *pgxpool.Conn, opts pgx.TxOptions) *lazyTx {
 	return &lazyTx{conn: conn, opts: opts}
 }
 
-// begun reports whether any statement reached Postgres.
-func (t *lazyTx) begun() bool { return t.tx != nil }
-
 // begin begins the transaction on its own round trip, for the methods that cannot carry it.
 func (t *lazyTx) begin(ctx context.Context) error {
 	if t.tx != nil {

@@ -81,8 +81,10 @@ func (s *Scheduler) Schedule(ctx context.Context, at time.Time, path string, arg
 }
 
 // Pending lists the scheduled functions that have not finished, soonest first (at most limit).
+// Runs of periodic functions are not listed: nobody scheduled them (`ripple jobs` shows them).
 func (s *Scheduler) Pending(ctx context.Context, limit int) ([]ScheduledFunction, error) {
 	params := river.NewJobListParams().Kinds(functionJobArgs{}.Kind()).States(pendingStates...).
+		Where("(args->>'periodic') IS NULL").
 		OrderBy(river.JobListOrderByScheduledAt, river.SortOrderAsc).First(limit)
 	res, err := s.river.JobList(ctx, params)
 	if err != nil {

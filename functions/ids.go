@@ -2,7 +2,6 @@ package functions
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -41,5 +40,3 @@ func millis(t pgtype.Timestamptz) float64 {
 	}
 	return float64(t.Time.UnixMicro()) / 1000
 }
-
-func timeOf(t pgtype.Timestamptz) time.Time { return t.Time }
