@@ -96,7 +96,7 @@ func setupAuth(t *testing.T, logs io.Writer) *authBundle {
 }
 
 // setupAuthWith is setupAuth with the auth service's configuration (its Logger is set here).
-func setupAuthWith(t *testing.T, logs io.Writer, authCfg *engine.AuthConfig) *authBundle {
+func setupAuthWith(t *testing.T, logs io.Writer, authCfg *engine.AuthConfig, configure ...func(*engine.Config)) *authBundle {
 	t.Helper()
 	ctx := context.Background()
 	db := testdb.NewSchema(t)
@@ -114,7 +114,11 @@ func setupAuthWith(t *testing.T, logs io.Writer, authCfg *engine.AuthConfig) *au
 	reg := engine.NewRegistry()
 	registerTestFunctions(reg, senderID)
 	registerAuthTestFunctions(reg)
-	e, err := engine.New(db.Pool, reg, &engine.Config{Schema: db.Schema, DisableJobs: true, Auth: svc.Authenticator(), Logger: logger})
+	cfg := &engine.Config{Schema: db.Schema, DisableJobs: true, Auth: svc.Authenticator(), Logger: logger}
+	for _, c := range configure {
+		c(cfg)
+	}
+	e, err := engine.New(db.Pool, reg, cfg)
 	require.NoError(t, err)
 	require.NoError(t, e.Start(ctx))
 

@@ -71,6 +71,12 @@ type Config struct {
 	// QueryTimeout, MutationTimeout and ActionTimeout bound one run of a function of each kind
 	// unless its FunctionOpts say otherwise. Defaults 10 s, 10 s, 2 min.
 	QueryTimeout, MutationTimeout, ActionTimeout time.Duration
+	// SlowQueryAfter is how long a batch of re-runs waits for its slowest queries. Past it,
+	// everyone else gets their results and mutation replies at once, and only the clients
+	// subscribed to the queries still running wait for them (each still gets every result of a
+	// transition from one snapshot). A query that outlasted it once runs on a connection of its
+	// own from then on. Default 100 ms; negative: batches wait for every query.
+	SlowQueryAfter time.Duration
 	// MutationMaxRetries bounds the attempts of a mutation that keeps failing serialization.
 	// Default 10.
 	MutationMaxRetries int
@@ -170,6 +176,7 @@ func (c *Config) WithDefaults() *Config {
 	setDefault(&out.PingInterval, 15*time.Second)
 	setDefault(&out.WriteTimeout, 10*time.Second)
 	setDefault(&out.QueryTimeout, 10*time.Second)
+	setDefault(&out.SlowQueryAfter, 100*time.Millisecond)
 	setDefault(&out.MutationTimeout, 10*time.Second)
 	setDefault(&out.ActionTimeout, 2*time.Minute)
 	setDefault(&out.MutationMaxRetries, 10)

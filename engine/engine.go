@@ -100,8 +100,8 @@ func New(pool *pgxpool.Pool, registry *Registry, config *Config) (*Engine, error
 	e.reactor = reactor.New(reactor.Config{
 		Pool: pool, Listener: e.listener, Runner: backend{e}, Schema: cfg.Schema, Logger: cfg.Logger,
 		QueryTimeout: cfg.QueryTimeout, QueryWorkers: cfg.QueryWorkers, PingInterval: cfg.PingInterval,
-		TransitionChunkBytes: cfg.TransitionChunkBytes,
-		ObserveLag:           func(d time.Duration) { e.prom.lag.Observe(d.Seconds()) },
+		TransitionChunkBytes: cfg.TransitionChunkBytes, SlowQueryAfter: cfg.SlowQueryAfter,
+		ObserveLag: func(d time.Duration) { e.prom.lag.Observe(d.Seconds()) },
 	})
 	e.sessions = session.NewServer(session.Config{
 		Backend: backend{e}, Reactor: e.reactor, Logger: cfg.Logger,
@@ -253,6 +253,9 @@ type Stats struct {
 	// Batches and one-shot queries by the server their snapshot was on.
 	PrimaryBatches, ReplicaBatches int64
 	PrimaryQueries, ReplicaQueries int64
+	// HeldBack counts batches that delivered without waiting for their slow queries (only
+	// those queries' clients waited; Config.SlowQueryAfter).
+	HeldBack int64
 }
 
 // Stats returns the engine's counters.
@@ -271,6 +274,7 @@ func (e *Engine) Stats() Stats {
 		ReplicaBatches:  rs.ReplicaBatches,
 		PrimaryQueries:  e.metrics.primaryQueries.Load(),
 		ReplicaQueries:  e.metrics.replicaQueries.Load(),
+		HeldBack:        rs.HeldBack,
 	}
 }
 

@@ -106,11 +106,25 @@ var gates sync.Map // string -> *gate
 type gate struct {
 	once sync.Once
 	open chan struct{}
+	// entered closes when a call first waits at the gate.
+	enterOnce sync.Once
+	entered   chan struct{}
 }
 
 func gateNamed(name string) *gate {
-	g, _ := gates.LoadOrStore(name, &gate{open: make(chan struct{})})
+	g, _ := gates.LoadOrStore(name, &gate{open: make(chan struct{}), entered: make(chan struct{})})
 	return g.(*gate)
+}
+
+// wait waits until the gate opens or ctx ends.
+func (g *gate) wait(ctx context.Context) error {
+	g.enterOnce.Do(func() { close(g.entered) })
+	select {
+	case <-g.open:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // openGate lets every test:wait call on the named gate return (again and again).
@@ -283,6 +297,19 @@ func registerTestFunctions(reg *engine.Registry, senderID int64) {
 	}) (int, error) {
 		_, err := ctx.DB().Exec(ctx, "SELECT pg_sleep(0.005)")
 		return args.N, err
+	}, nil)
+	// slow:gated counts a conversation's messages once its gate is open (a query as slow as
+	// the test wants).
+	engine.AddQuery(reg, "slow:gated", func(ctx *engine.QueryCtx, a struct {
+		Gate           string `json:"gate"`
+		ConversationID string `json:"conversationId"`
+	}) (int, error) {
+		if err := gateNamed(a.Gate).wait(ctx); err != nil {
+			return 0, err
+		}
+		var n int
+		err := ctx.DB().QueryRow(ctx, "SELECT count(*) FROM messages WHERE conversation_id = $1", mustInt(a.ConversationID)).Scan(&n)
+		return n, err
 	}, nil)
 	engine.AddQuery(reg, "slow:sleep", func(ctx *engine.QueryCtx, _ struct{}) (bool, error) {
 		_, err := ctx.DB().Exec(ctx, "SELECT pg_sleep(5)")

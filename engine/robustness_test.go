@@ -117,6 +117,37 @@ func TestQueryTimeoutFailsOnlyThatQuery(t *testing.T) {
 	require.Equal(t, float64(0), c.values[2])
 }
 
+// A query that does not finish holds up only its own clients: another client's subscription
+// and mutation are answered while it runs, and its client then gets one transition with every
+// result from one snapshot.
+func TestSlowQueryHoldsUpOnlyItsClients(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	conv := b.newConversation(t)
+	gateName := t.Name()
+	t.Cleanup(func() { openGate(gateName) }) // runs before the engine stops, even on failure
+	slow, other := dial(t, b), dial(t, b)
+	args := map[string]any{"conversationId": conv}
+	slow.subscribe(1, "messages:count", args)
+	slow.subscribe(2, "slow:gated", map[string]any{"gate": gateName, "conversationId": conv})
+	<-gateNamed(gateName).entered
+
+	// Answered while the slow query waits at its gate; it would never be if the batch waited.
+	other.subscribe(1, "messages:count", args)
+	other.waitFor(func() bool { return other.values[1] != nil })
+	other.mutate("messages:send", map[string]any{"conversationId": conv, "body": "while slow"})
+	other.waitFor(func() bool { return other.values[1] == float64(1) })
+	require.NotZero(t, b.engine.Stats().HeldBack)
+
+	openGate(gateName)
+	for slow.values[2] != float64(1) || slow.values[1] != float64(1) {
+		m := slow.next()
+		if m["type"] == "Transition" && slow.values[2] != nil {
+			require.Equal(t, slow.values[1], slow.values[2], "one transition mixed two snapshots")
+		}
+	}
+}
+
 // Queries of a batch share one transaction without savepoints: one that fails in SQL still
 // fails alone (the batch runs again with it isolated), and one that changes a setting does not
 // change it for the others.

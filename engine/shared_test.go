@@ -63,7 +63,18 @@ func requireFreshAs(t *testing.T, b *testBundle, c *syncClient, qid int64, ident
 // quiescence, exactly what a fresh run as them gives (the messages, or FORBIDDEN once removed).
 func TestNoMissedUpdateRandomizedShared(t *testing.T) {
 	t.Parallel()
-	b := setupAuth(t, nil)
+	noMissedUpdateShared(t, setupAuth(t, nil))
+}
+
+// The same with every batch holding back its clients as if their queries were slow (fork.go).
+func TestNoMissedUpdateRandomizedSharedHeldBack(t *testing.T) {
+	t.Parallel()
+	b := setupAuthWith(t, nil, &engine.AuthConfig{}, func(c *engine.Config) { c.SlowQueryAfter = time.Nanosecond })
+	noMissedUpdateShared(t, b)
+	require.NotZero(t, b.engine.Stats().HeldBack, "no batch held back its clients")
+}
+
+func noMissedUpdateShared(t *testing.T, b *authBundle) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(5, 6))
 	members := sharedMembers(t, b, 4)

@@ -63,27 +63,45 @@ type batchState struct {
 	// batch does something for.
 	withPending map[*clientState]struct{}
 	work        map[*clientState]*clientWork
-	runs        []groupRun
-	succeeded   bool      // every result applied and every waiter answered
-	oldest      time.Time // arrival of the oldest change the batch applied
+	runs        []*groupRun
+	// flights are the batch's waves; closers end its snapshot and give its connections back
+	// (letGo), in reverse order.
+	flights []*flight
+	closers []func()
+	// fork is set when the batch held back the clients of its slow queries (holdBack); later
+	// are second-wave groups that run after the first wave's stragglers (their connection was
+	// busy), and holding marks the fork's own batchState, delivered when they finish.
+	fork      *fork
+	later     []*groupRun
+	holding   bool
+	succeeded bool      // every result applied and every waiter answered
+	oldest    time.Time // arrival of the oldest change the batch applied
 }
 
-func (r *Reactor) batch(ctx context.Context) error {
+func (r *Reactor) batch(parent context.Context) error {
 	r.stats.batches.Add(1)
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(parent, 30*time.Second)
 	b := &batchState{work: map[*clientState]*clientWork{}}
+	// What the batch holds (its snapshot, connections, the waves still running) is let go when
+	// it returns, unless a hold-back took it over (holdBack).
+	defer func() {
+		if b.fork != nil {
+			return
+		}
+		cancel()
+		b.letGo(ctx)
+	}()
 	r.takeWaiters(b)
 	defer r.handBack(b)
 
 	if lease := r.replicaSnapshot(ctx, b); lease != nil {
-		defer func() { lease.Release(nil) }()
+		b.closers = append(b.closers, func() { lease.Release(nil) })
 	} else {
 		conn, err := r.cfg.Pool.Acquire(ctx)
 		if err != nil {
 			return err
 		}
-		defer conn.Release()
+		b.closers = append(b.closers, conn.Release)
 		if err := r.takeSnapshot(ctx, b, conn.Conn(), nil); err != nil {
 			return err
 		}
@@ -91,7 +109,8 @@ func (r *Reactor) batch(ctx context.Context) error {
 		r.stats.primaryBatches.Add(1)
 	}
 	// The snapshot is read-only: ending it waits until everyone has their transition.
-	defer func() { _ = b.snap.Tx.Rollback(context.WithoutCancel(ctx)) }()
+	snapTx := b.snap.Tx
+	b.closers = append(b.closers, func() { _ = snapTx.Rollback(context.WithoutCancel(ctx)) })
 	var drained chan drainResult
 	if b.snapText != r.drainedSnap {
 		drained = make(chan drainResult, 1)
@@ -100,9 +119,10 @@ func (r *Reactor) batch(ctx context.Context) error {
 	r.collectWork(b)
 	r.admit()
 	r.groupDirty(b)
-	r.runGroups(ctx, b.snap, b.runs)
+	patience := r.patience()
+	b.flights = append(b.flights, r.runGroups(ctx, b.snap, b.runs, patience))
 	if drained != nil {
-		if err := r.finishDrain(ctx, b, <-drained); err != nil {
+		if err := r.finishDrain(ctx, b, <-drained, patience); err != nil {
 			for _, g := range b.runs {
 				for _, sub := range g.subs {
 					r.dirty[sub] = struct{}{}
@@ -111,12 +131,44 @@ func (r *Reactor) batch(ctx context.Context) error {
 			return err
 		}
 	}
+	late := r.splitStragglers(ctx, b, patience)
 	if err := r.settleGroups(b.runs); err != nil {
+		for _, g := range late {
+			for _, sub := range g.subs {
+				r.dirty[sub] = struct{}{}
+			}
+		}
 		return err
+	}
+	if len(late) > 0 {
+		r.holdBack(ctx, b, late, cancel)
 	}
 	r.apply(b)
 	r.deliver(b)
 	return nil
+}
+
+// patience is how long a batch waits for its slowest queries before it delivers everyone
+// else's results without them (holdBack): SlowQueryAfter, or forever when enough batches are
+// held back already (each holds connections).
+func (r *Reactor) patience() time.Duration {
+	if r.cfg.SlowQueryAfter <= 0 || len(r.forks) >= maxForks {
+		return 0
+	}
+	return r.cfg.SlowQueryAfter
+}
+
+// letGo waits for the batch's waves (cancelled with ctx first when the batch failed), then
+// ends its snapshot and gives its connections back.
+func (b *batchState) letGo(ctx context.Context) {
+	for _, f := range b.flights {
+		f.wait()
+	}
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+	b.closers = nil
+	_ = ctx
 }
 
 // takeWaiters takes the waiters before the snapshot, so each one's commit (made before it
@@ -289,7 +341,7 @@ type drainResult struct {
 // finishDrain takes the changes the drain brought. Those the snapshot sees invalidate the
 // subscriptions that did not run in this batch yet (the ones that ran saw them already) and
 // any access verdict they touch; the dirty ones run now, in the same snapshot.
-func (r *Reactor) finishDrain(ctx context.Context, b *batchState, d drainResult) error {
+func (r *Reactor) finishDrain(ctx context.Context, b *batchState, d drainResult, patience time.Duration) error {
 	r.changes = append(r.changes, d.changes...)
 	if d.err != nil {
 		return d.err
@@ -307,6 +359,7 @@ func (r *Reactor) finishDrain(ctx context.Context, b *batchState, d drainResult)
 			kept = append(kept, c)
 			continue
 		}
+		r.noteApplied(c)
 		if !c.Arrived.IsZero() && (b.oldest.IsZero() || c.Arrived.Before(b.oldest)) {
 			b.oldest = c.Arrived
 		}
@@ -325,7 +378,15 @@ func (r *Reactor) finishDrain(ctx context.Context, b *batchState, d drainResult)
 	if len(r.dirty) > 0 {
 		first := len(b.runs)
 		r.groupDirty(b)
-		r.runGroups(ctx, b.snap, b.runs[first:])
+		wave := b.runs[first:]
+		if b.flights[0].busy(b.snap) {
+			// The first wave still runs on the snapshot's connection: these run after it, in
+			// the same snapshot, and their clients wait for them (holdBack).
+			b.later = append(b.later, wave...)
+			b.runs = b.runs[:first]
+		} else {
+			b.flights = append(b.flights, r.runGroups(ctx, b.snap, wave, patience))
+		}
 	}
 	return nil
 }
@@ -351,6 +412,7 @@ func (r *Reactor) collectWork(b *batchState) {
 			if !c.Arrived.IsZero() && (b.oldest.IsZero() || c.Arrived.Before(b.oldest)) {
 				b.oldest = c.Arrived
 			}
+			r.noteApplied(c)
 			r.invalidate(c)
 		} else {
 			kept = append(kept, c)
@@ -369,14 +431,32 @@ func (r *Reactor) collectWork(b *batchState) {
 		}
 	}
 	r.mu.Unlock()
+	if b.resetAll {
+		for _, f := range r.forks {
+			f.reset = true
+		}
+	}
 
 	for st := range b.withPending {
 		if st.gone.Load() {
 			continue
 		}
+		if st.held != nil { // its work waits for the fork that holds it back
+			st.held.pending[st] = struct{}{}
+			continue
+		}
 		p, identity := st.client.TakePending()
 		b.work[st] = &clientWork{client: st, pending: p, identity: identity, needed: p.Any()}
 	}
+	ready := b.waiters[:0]
+	for _, wt := range b.waiters {
+		if wt.client != nil && wt.client.held != nil {
+			wt.client.held.waiters = append(wt.client.held.waiters, wt)
+			continue
+		}
+		ready = append(ready, wt)
+	}
+	b.waiters = ready
 	for _, wt := range b.waiters {
 		if w := b.workFor(wt.client); w != nil {
 			w.needed = true
@@ -386,6 +466,10 @@ func (r *Reactor) collectWork(b *batchState) {
 		}
 	}
 	for st, prev := range r.carry {
+		if st.held != nil {
+			st.held.carry[st] = prev
+			continue
+		}
 		if w := b.workFor(st); w != nil {
 			w.merge(prev)
 		}
@@ -400,6 +484,9 @@ func (r *Reactor) collectWork(b *batchState) {
 		}
 	}
 	for sub := range r.slow {
+		if sub.client.held != nil {
+			continue
+		}
 		if w := b.workFor(sub.client); w != nil && !w.parked {
 			delete(r.slow, sub)
 			r.dirty[sub] = struct{}{}
@@ -480,6 +567,10 @@ func (r *Reactor) groupDirty(b *batchState) {
 	var order []runKey
 	for sub := range r.dirty {
 		delete(r.dirty, sub)
+		if f := sub.client.held; f != nil {
+			f.dirty[sub] = struct{}{}
+			continue
+		}
 		w := b.workFor(sub.client)
 		switch {
 		case w == nil: // the client is gone
@@ -506,8 +597,7 @@ func (r *Reactor) groupDirty(b *batchState) {
 // apply records each group's reads and result on its subscriptions, and queues a modification
 // for every subscription whose result changed (encoded once per group).
 func (r *Reactor) apply(b *batchState) {
-	for i := range b.runs {
-		run := &b.runs[i]
+	for _, run := range b.runs {
 		if run.shared && run.run {
 			r.applyShared(b, run)
 			continue
@@ -599,6 +689,13 @@ func (o *outcome) encoded() []byte {
 
 // applyTo records an outcome on one subscription and queues its modification when it changed.
 func (r *Reactor) applyTo(b *batchState, sub *Subscription, out *outcome) {
+	if sub.client.gone.Load() {
+		return // dropClosed forgets it
+	}
+	if f := sub.client.held; f != nil && f == b.fork {
+		f.deferred = append(f.deferred, deferredApply{sub, out})
+		return
+	}
 	res := out.res
 	r.reindex(sub, res.Reads)
 	sub.Journal = res.Journal
@@ -623,7 +720,9 @@ func (r *Reactor) applyTo(b *batchState, sub *Subscription, out *outcome) {
 // deliver sends each client its reply queue and then its transition, in one push so nothing
 // lands between them, and answers the waiters.
 func (r *Reactor) deliver(b *batchState) {
-	r.takeCoveredWaiters(b)
+	if !b.holding {
+		r.takeCoveredWaiters(b)
+	}
 	sent := int64(0)
 	for _, w := range b.work {
 		if len(w.mods) == 0 && !w.needed {
@@ -654,7 +753,7 @@ func (r *Reactor) takeCoveredWaiters(b *batchState) {
 	defer r.mu.Unlock()
 	kept := r.waiters[:0]
 	for _, wt := range r.waiters {
-		covered := wt.xid != 0 && wt.client != nil && b.snapshot.Sees(wt.xid)
+		covered := wt.xid != 0 && wt.client != nil && wt.client.held == nil && b.snapshot.Sees(wt.xid)
 		if covered {
 			if w := b.work[wt.client]; w != nil && w.parked {
 				covered = false

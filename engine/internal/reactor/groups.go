@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -25,6 +26,11 @@ type groupRun struct {
 	alone   bool // run with the connection to itself, not through a pipe
 	res     Result
 	broken  bool // it failed because its connection was lost
+	// slow: the group outlasted the batch's patience before (Reactor.slowGroups); it runs on a
+	// connection of its own so it can hold up nothing else. took is how long its connection's
+	// share of the batch took.
+	slow bool
+	took time.Duration
 
 	// A shared query's group: the access checks to run, one per identity among the
 	// subscribers without a kept verdict, and whether anyone may see the result (admitted:
@@ -42,8 +48,8 @@ type accessRun struct {
 }
 
 // planGroup decides, on the reactor goroutine, how a group runs.
-func (r *Reactor) planGroup(subs []*Subscription, key string) groupRun {
-	g := groupRun{subs: subs, key: key}
+func (r *Reactor) planGroup(subs []*Subscription, key string) *groupRun {
+	g := &groupRun{subs: subs, key: key}
 	if r.poisoned[key] >= 2 {
 		r.cfg.Logger.Error("query broke its batch twice; failing it without running", "function", subs[0].Query.Path)
 		delete(r.poisoned, key)
@@ -52,6 +58,7 @@ func (r *Reactor) planGroup(subs []*Subscription, key string) groupRun {
 	}
 	_, g.isolate = r.isolate[key]
 	_, g.alone = r.alone[subs[0].Query.Path]
+	_, g.slow = r.slowGroups[key]
 	g.run = true
 	if subs[0].Query.Shared {
 		g.shared = true
@@ -78,37 +85,150 @@ func (r *Reactor) planGroup(subs []*Subscription, key string) groupRun {
 // importing the snapshot costs more than it saves.
 const parallelMinGroups = 8
 
-// runGroups runs the groups in the batch's snapshot. With enough groups, it also runs them on
-// up to Config.QueryWorkers-1 more connections that import the same snapshot
-// (pg_export_snapshot), so queries use every core and a slow one holds up only its own
-// connection. Each run's outcome is left in its groupRun; settleGroups reads them.
-func (r *Reactor) runGroups(ctx context.Context, main *Snapshot, runs []groupRun) {
-	var todo []int
-	for i := range runs {
-		if runs[i].run {
-			todo = append(todo, i)
+// maxSlowConnections is how many connections of their own one wave gives slow groups; the rest
+// share the others.
+const maxSlowConnections = 4
+
+// share is the groups of a wave that run on one connection, one after another or through a
+// pipe; done closes when they all have.
+type share struct {
+	snap   *Snapshot
+	groups []*groupRun
+	done   chan struct{}
+}
+
+// flight is a wave of groups in progress. Every share and what it ran on is released by wait.
+type flight struct {
+	shares  []*share
+	release func()
+	waited  bool
+}
+
+// wait waits for every share, then ends the imported snapshots.
+func (f *flight) wait() {
+	if f == nil || f.waited {
+		return
+	}
+	for _, s := range f.shares {
+		<-s.done
+	}
+	f.release()
+	f.waited = true
+}
+
+// busy reports whether a share (on snap, when not nil) is still running, without waiting.
+func (f *flight) busy(snap *Snapshot) bool {
+	if f == nil || f.waited {
+		return false
+	}
+	for _, s := range f.shares {
+		if snap != nil && s.snap != snap {
+			continue
+		}
+		select {
+		case <-s.done:
+		default:
+			return true
 		}
 	}
-	snaps := []*Snapshot{main}
-	if extra := min(r.cfg.QueryWorkers, len(todo)/2) - 1; extra > 0 && len(todo) >= parallelMinGroups {
-		imported, release := r.importSnapshot(ctx, main, extra)
-		defer release()
-		snaps = append(snaps, imported...)
+	return false
+}
+
+// stragglers are the groups of the shares still running.
+func (f *flight) stragglers() []*groupRun {
+	var out []*groupRun
+	if f == nil || f.waited {
+		return nil
 	}
-	// The groups are dealt out to the connections in turn.
-	shares := make([][]*groupRun, len(snaps))
-	for i, n := range todo {
-		shares[i%len(snaps)] = append(shares[i%len(snaps)], &runs[n])
+	for _, s := range f.shares {
+		select {
+		case <-s.done:
+		default:
+			out = append(out, s.groups...)
+		}
 	}
-	var wg sync.WaitGroup
+	return out
+}
+
+// runGroups starts a wave: the groups run in the batch's snapshot. With enough groups, they
+// also run on up to Config.QueryWorkers-1 more connections that import the same snapshot
+// (pg_export_snapshot), so queries use every core; a group that was slow before gets a
+// connection of its own, so it holds up nothing else. Each run's outcome is left in its
+// groupRun; settleGroups reads them.
+//
+// runGroups waits until every group has run or patience has passed (never, when patience is
+// 0), and returns the flight: the groups still running are the batch's stragglers.
+func (r *Reactor) runGroups(ctx context.Context, main *Snapshot, runs []*groupRun, patience time.Duration) *flight {
+	var slow, rest []*groupRun
+	for _, g := range runs {
+		switch {
+		case !g.run:
+		case g.slow:
+			slow = append(slow, g)
+		default:
+			rest = append(rest, g)
+		}
+	}
+	extra := 0
+	if len(rest) >= parallelMinGroups {
+		extra = max(min(r.cfg.QueryWorkers, len(rest)/2)-1, 0)
+	}
+	ownSlow := min(len(slow), maxSlowConnections)
+	if len(slow) > 0 && len(rest) == 0 {
+		ownSlow-- // one slow group can have the main connection
+	}
+	var imported []*Snapshot
+	release := func() {}
+	if extra+ownSlow > 0 {
+		imported, release = r.importSnapshot(ctx, main, extra+ownSlow)
+	}
+	f := &flight{release: release}
+	add := func(snap *Snapshot, groups []*groupRun) {
+		if len(groups) > 0 {
+			f.shares = append(f.shares, &share{snap: snap, groups: groups, done: make(chan struct{})})
+		}
+	}
+	// Slow groups first take a connection each; what is left of them shares the main one.
+	for ownSlow > 0 && len(slow) > 0 && len(imported) > 0 {
+		add(imported[0], slow[:1])
+		imported, slow, ownSlow = imported[1:], slow[1:], ownSlow-1
+	}
+	rest = append(slow, rest...)
+	snaps := append([]*Snapshot{main}, imported...)
+	// The other groups are dealt out to the connections in turn.
+	dealt := make([][]*groupRun, len(snaps))
+	for i, g := range rest {
+		dealt[i%len(snaps)] = append(dealt[i%len(snaps)], g)
+	}
 	for i, snap := range snaps {
-		wg.Add(1)
+		add(snap, dealt[i])
+	}
+	for _, s := range f.shares {
 		go func() {
-			defer wg.Done()
-			r.runOn(ctx, snap, shares[i])
+			defer close(s.done)
+			started := time.Now()
+			r.runOn(ctx, s.snap, s.groups)
+			took := time.Since(started)
+			for _, g := range s.groups {
+				g.took = took
+			}
 		}()
 	}
-	wg.Wait()
+	var timeout <-chan time.Time
+	if patience > 0 {
+		t := time.NewTimer(patience)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for _, s := range f.shares {
+		select {
+		case <-s.done:
+		case <-timeout:
+			return f
+		}
+	}
+	f.wait()
+	return f
 }
 
 // runOn runs groups on one snapshot connection: those that need it to themselves first, one
@@ -213,10 +333,9 @@ var snapshotID = regexp.MustCompile(`^[0-9A-Fa-f-]+$`)
 // shared snapshot (its SQL error) or lost its connection, nothing of the batch is applied:
 // every group is marked to run again, the aborting one isolated, the connection-breaking one
 // counted (twice and it fails without running).
-func (r *Reactor) settleGroups(runs []groupRun) error {
+func (r *Reactor) settleGroups(runs []*groupRun) error {
 	var lost error
-	for i := range runs {
-		g := &runs[i]
+	for _, g := range runs {
 		if !g.run {
 			continue
 		}

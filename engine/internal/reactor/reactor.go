@@ -49,6 +49,10 @@ type Config struct {
 	TransitionChunkBytes int
 	// Replicas, when set, are tried for each batch's snapshot and queries first (replicaSnapshot).
 	Replicas *replicas.Set
+	// SlowQueryAfter is how long a batch waits for its slowest queries before it delivers
+	// everyone else's results and holds back only those queries' clients (fork.go). Zero:
+	// batches wait for every query.
+	SlowQueryAfter time.Duration
 	// ObserveLag, when set, is told for each batch that sent transitions how long ago the
 	// oldest change it applied arrived (the invalidation-lag metric).
 	ObserveLag func(time.Duration)
@@ -187,7 +191,9 @@ type clientState struct {
 	// unrun are added subscriptions not yet admitted to a batch, in the order added.
 	unrun         []*Subscription
 	queryIdentity caller.Identity // the identity the subscriptions last ran as
-	sent          struct {
+	// held is the fork holding the client back while its slow queries finish (fork.go).
+	held *fork
+	sent struct {
 		querySet, identity int64
 		ts                 uint64
 	}
@@ -252,6 +258,13 @@ type Reactor struct {
 	lastTS     uint64
 	// drainedSnap is the newest snapshot (as text) whose changes have all been drained.
 	drainedSnap string
+	// forks are the held-back batch parts out (fork.go); slowGroups the query groups that
+	// outlasted a batch's patience and run on connections of their own.
+	forks      []*fork
+	slowGroups map[string]struct{}
+	// landed (under mu) are the forks whose groups finished; forking counts their goroutines.
+	landed  []*fork
+	forking sync.WaitGroup
 
 	stats stats
 	load  loadMeter
@@ -267,6 +280,8 @@ type stats struct {
 	// result changed (precision = changedReruns / reruns); executions counts query runs after
 	// deduplication.
 	batches, executions, reruns, changedReruns, skippedChanges atomic.Int64
+	// heldBack counts batches that delivered without waiting for their slow queries.
+	heldBack atomic.Int64
 	// primaryBatches and replicaBatches count the batches whose snapshot was on each.
 	primaryBatches, replicaBatches atomic.Int64
 	// transitions counts transitions sent; subscriptions is how many are live.
@@ -278,6 +293,7 @@ type Stats struct {
 	Batches, Executions, Reruns, ChangedReruns, SkippedChanges int64
 	Transitions, Subscriptions                                 int64
 	PrimaryBatches, ReplicaBatches                             int64
+	HeldBack                                                   int64
 }
 
 // New returns a reactor; Run runs it.
@@ -298,6 +314,8 @@ func New(cfg Config) *Reactor {
 		isolate:  map[string]struct{}{},
 		alone:    map[string]struct{}{},
 		retry:    map[*Subscription]time.Time{},
+
+		slowGroups: map[string]struct{}{},
 	}
 }
 
@@ -316,6 +334,7 @@ func (r *Reactor) Stats() Stats {
 		Subscriptions:  r.stats.subscriptions.Load(),
 		PrimaryBatches: r.stats.primaryBatches.Load(),
 		ReplicaBatches: r.stats.replicaBatches.Load(),
+		HeldBack:       r.stats.heldBack.Load(),
 	}
 }
 
@@ -422,7 +441,7 @@ func (r *Reactor) forget(sub *Subscription) {
 // resumeCaughtUp moves the skipped subscriptions of clients that caught up back to dirty.
 func (r *Reactor) resumeCaughtUp() {
 	for sub := range r.slow {
-		if !sub.client.client.Behind() {
+		if sub.client.held == nil && !sub.client.client.Behind() {
 			delete(r.slow, sub)
 			r.dirty[sub] = struct{}{}
 		}
@@ -493,6 +512,7 @@ func (r *Reactor) clockNext() uint64 {
 // Run runs batches until ctx ends.
 func (r *Reactor) Run(ctx context.Context) {
 	defer close(r.done)
+	defer r.forking.Wait() // the forks end with ctx
 	events := r.cfg.Listener.Events()
 	for {
 		select {
@@ -515,7 +535,12 @@ func (r *Reactor) Run(ctx context.Context) {
 		r.dropClosed()
 		r.resumeCaughtUp()
 		r.resumeRetries()
-		for r.needsBatch() {
+		for {
+			// Forks land between batches too: under steady load the loop may not pause.
+			r.landForks()
+			if !r.needsBatch() {
+				break
+			}
 			started := time.Now()
 			err := r.batch(ctx)
 			r.load.add(started, time.Now())
@@ -547,6 +572,7 @@ func (r *Reactor) receive(ev changefeed.Event) {
 		if r.affects(ev.Change) {
 			r.changes = append(r.changes, ev.Change)
 		} else {
+			r.noteApplied(ev.Change)
 			r.stats.skippedChanges.Add(1)
 		}
 	}
