@@ -282,7 +282,8 @@ func (e *Engine) Stats() Stats {
 func (e *Engine) ListenerBackendPID() uint32 { return e.listener.BackendPID() }
 
 // Sync waits until every commit made before the call has been applied to all subscriptions and
-// returns the ts of that state.
+// returns the ts of that state. The subscribers of a query still running past
+// Config.SlowQueryAfter get that state when it finishes, possibly after Sync returns.
 func (e *Engine) Sync(ctx context.Context) (uint64, error) { return e.reactor.Sync(ctx) }
 
 // Handler serves the sync WebSocket, the HTTP function API and the health endpoints. Mount
