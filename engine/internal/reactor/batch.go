@@ -624,6 +624,9 @@ func (r *Reactor) applyShared(b *batchState, run *groupRun) {
 		a := &run.access[i]
 		r.stats.executions.Add(1)
 		for _, sub := range a.subs {
+			if sub.client.gone.Load() {
+				continue // dropClosed forgets it: indexing its verdict again would leak
+			}
 			verdicts[sub] = &a.res
 			if a.res.Err != nil && a.res.Transient {
 				r.forgetAccess(sub) // not a verdict: checked again on the retry
@@ -640,12 +643,20 @@ func (r *Reactor) applyShared(b *batchState, run *groupRun) {
 	for _, sub := range run.subs {
 		verdict := verdicts[sub]
 		if verdict == nil {
-			if sub.access == nil {
+			kept := run.kept[sub]
+			switch {
+			case sub.access != nil:
+				verdict = &Result{Result: *sub.access}
+			case b.holding && kept != nil:
+				// A held-back part landing: a later batch cleared the verdict it ran with
+				// (the subscriber is dirty), but this result is the snapshot's, and so was
+				// that verdict.
+				verdict = &Result{Result: *kept}
+			default:
 				// A change the drain brought after this run was planned touched its access:
 				// a later run of this batch checks it again (finishDrain).
 				continue
 			}
-			verdict = &Result{Result: *sub.access}
 		}
 		if verdict.Err == nil {
 			r.applyTo(b, sub, admitted)

@@ -87,10 +87,12 @@ func (r *Reactor) splitStragglers(ctx context.Context, b *batchState, patience t
 	for _, g := range b.runs {
 		if _, ok := straggling[g]; ok {
 			late = append(late, g)
-			if len(r.slowGroups) >= maxSlowGroups {
-				clear(r.slowGroups) // forgetting costs a held-back batch, not a missed update
+			if !g.ended.Load() { // still running itself, not only waiting for its connection
+				if len(r.slowGroups) >= maxSlowGroups {
+					clear(r.slowGroups) // forgetting costs a held-back batch, not a missed update
+				}
+				r.slowGroups[g.key] = struct{}{}
 			}
-			r.slowGroups[g.key] = struct{}{}
 			continue
 		}
 		if g.slow && g.took < r.cfg.SlowQueryAfter/2 {
@@ -227,6 +229,10 @@ func (r *Reactor) land(f *fork) {
 		r.dirty[sub] = struct{}{}
 	}
 	for st, w := range f.carry {
+		if newer := r.carry[st]; newer != nil { // the fork failed and handed back work too
+			newer.merge(w)
+			continue
+		}
 		r.carry[st] = w
 	}
 	for st := range f.backlog {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,6 +32,12 @@ type groupRun struct {
 	// share of the batch took.
 	slow bool
 	took time.Duration
+	// ended is set once the group's run is over and its outcome (res, broken, took) is final:
+	// a batch that stops waiting reads only the groups that ended.
+	ended atomic.Bool
+	// kept are the access verdicts the shared group's subscribers had when it was planned: a
+	// held-back batch part lands after later batches may have cleared them (applyShared).
+	kept map[*Subscription]*wire.Result
 
 	// A shared query's group: the access checks to run, one per identity among the
 	// subscribers without a kept verdict, and whether anyone may see the result (admitted:
@@ -66,6 +73,10 @@ func (r *Reactor) planGroup(subs []*Subscription, key string) *groupRun {
 		for _, sub := range subs {
 			if sub.access != nil {
 				g.admitted = g.admitted || sub.access.Err == nil
+				if g.kept == nil {
+					g.kept = map[*Subscription]*wire.Result{}
+				}
+				g.kept[sub] = sub.access
 				continue
 			}
 			id := sub.client.queryIdentity
@@ -90,21 +101,20 @@ const parallelMinGroups = 8
 const maxSlowConnections = 4
 
 // share is the groups of a wave that run on one connection, one after another or through a
-// pipe; done closes when they all have.
+// pipe; done closes when they all have (and the connection, if imported, is given back).
 type share struct {
 	snap   *Snapshot
 	groups []*groupRun
 	done   chan struct{}
 }
 
-// flight is a wave of groups in progress. Every share and what it ran on is released by wait.
+// flight is a wave of groups in progress.
 type flight struct {
-	shares  []*share
-	release func()
-	waited  bool
+	shares []*share
+	waited bool
 }
 
-// wait waits for every share, then ends the imported snapshots.
+// wait waits for every share.
 func (f *flight) wait() {
 	if f == nil || f.waited {
 		return
@@ -112,7 +122,6 @@ func (f *flight) wait() {
 	for _, s := range f.shares {
 		<-s.done
 	}
-	f.release()
 	f.waited = true
 }
 
@@ -134,7 +143,8 @@ func (f *flight) busy(snap *Snapshot) bool {
 	return false
 }
 
-// stragglers are the groups of the shares still running.
+// stragglers are the groups of the shares still running that have not ended well: one that
+// ended without error in a share still running is done (its rows were read).
 func (f *flight) stragglers() []*groupRun {
 	var out []*groupRun
 	if f == nil || f.waited {
@@ -144,7 +154,11 @@ func (f *flight) stragglers() []*groupRun {
 		select {
 		case <-s.done:
 		default:
-			out = append(out, s.groups...)
+			for _, g := range s.groups {
+				if !g.ended.Load() || g.res.Err != nil {
+					out = append(out, g)
+				}
+			}
 		}
 	}
 	return out
@@ -173,22 +187,21 @@ func (r *Reactor) runGroups(ctx context.Context, main *Snapshot, runs []*groupRu
 	if len(rest) >= parallelMinGroups {
 		extra = max(min(r.cfg.QueryWorkers, len(rest)/2)-1, 0)
 	}
+	// Slow groups take a connection each, so they share no rounds with the others and leave
+	// the snapshot's connection free for a second wave.
 	ownSlow := min(len(slow), maxSlowConnections)
-	if len(slow) > 0 && len(rest) == 0 {
-		ownSlow-- // one slow group can have the main connection
-	}
 	var imported []*Snapshot
-	release := func() {}
 	if extra+ownSlow > 0 {
-		imported, release = r.importSnapshot(ctx, main, extra+ownSlow)
+		imported = r.importSnapshot(ctx, main, extra+ownSlow)
 	}
-	f := &flight{release: release}
+	f := &flight{}
 	add := func(snap *Snapshot, groups []*groupRun) {
 		if len(groups) > 0 {
 			f.shares = append(f.shares, &share{snap: snap, groups: groups, done: make(chan struct{})})
+		} else if snap != main {
+			_ = snap.Tx.Rollback(context.WithoutCancel(ctx))
 		}
 	}
-	// Slow groups first take a connection each; what is left of them shares the main one.
 	for ownSlow > 0 && len(slow) > 0 && len(imported) > 0 {
 		add(imported[0], slow[:1])
 		imported, slow, ownSlow = imported[1:], slow[1:], ownSlow-1
@@ -206,11 +219,9 @@ func (r *Reactor) runGroups(ctx context.Context, main *Snapshot, runs []*groupRu
 	for _, s := range f.shares {
 		go func() {
 			defer close(s.done)
-			started := time.Now()
 			r.runOn(ctx, s.snap, s.groups)
-			took := time.Since(started)
-			for _, g := range s.groups {
-				g.took = took
+			if s.snap != main {
+				_ = s.snap.Tx.Rollback(context.WithoutCancel(ctx))
 			}
 		}()
 	}
@@ -227,18 +238,24 @@ func (r *Reactor) runGroups(ctx context.Context, main *Snapshot, runs []*groupRu
 			return f
 		}
 	}
-	f.wait()
+	f.waited = true
 	return f
 }
 
 // runOn runs groups on one snapshot connection: those that need it to themselves first, one
 // after another, then all the others at once through a pipe (pipe.go).
 func (r *Reactor) runOn(ctx context.Context, snap *Snapshot, groups []*groupRun) {
+	started := time.Now()
+	end := func(g *groupRun) {
+		g.took = time.Since(started)
+		g.ended.Store(true)
+	}
 	var piped []*groupRun
 	for _, g := range groups {
 		if g.isolate || g.alone {
 			r.runGroup(ctx, snap, g)
 			g.broken = g.res.Err != nil && snap.Tx.Conn().IsClosed()
+			end(g)
 			continue
 		}
 		piped = append(piped, g)
@@ -246,6 +263,7 @@ func (r *Reactor) runOn(ctx context.Context, snap *Snapshot, groups []*groupRun)
 	if len(piped) == 1 {
 		r.runGroup(ctx, snap, piped[0])
 		piped[0].broken = piped[0].res.Err != nil && snap.Tx.Conn().IsClosed()
+		end(piped[0])
 		return
 	}
 	p := newPipe(snap.Tx, len(piped))
@@ -256,13 +274,19 @@ func (r *Reactor) runOn(ctx context.Context, snap *Snapshot, groups []*groupRun)
 			defer wg.Done()
 			defer p.finish(ctx)
 			r.runGroup(ctx, &Snapshot{Tx: p.handle(), StatementTimeout: snap.StatementTimeout, Shared: true}, g)
+			if g.res.Err == nil {
+				end(g) // final: a group without error is not broken
+			}
 		}()
 	}
 	wg.Wait()
 	// Read only now: the connection is not touched while a group may still be sending.
 	closed := snap.Tx.Conn().IsClosed()
 	for _, g := range piped {
-		g.broken = g.res.Err != nil && closed
+		if g.res.Err != nil {
+			g.broken = closed
+			end(g)
+		}
 	}
 }
 
@@ -305,27 +329,33 @@ func (r *Reactor) runShared(ctx context.Context, snap *Snapshot, g *groupRun) {
 
 // importSnapshot opens up to n more transactions on the snapshot of main. Workers that cannot
 // be had (the pool is busy, say) are simply not used.
-func (r *Reactor) importSnapshot(ctx context.Context, main *Snapshot, n int) ([]*Snapshot, func()) {
+func (r *Reactor) importSnapshot(ctx context.Context, main *Snapshot, n int) []*Snapshot {
+	pool := main.importPool(r.cfg.Pool)
+	// Never wait for a connection, and leave a few to mutations: a batch uses what is free.
+	stat := pool.Stat()
+	n = min(n, int(stat.IdleConns())+int(stat.MaxConns()-stat.TotalConns())-importReserve)
+	if n <= 0 {
+		return nil
+	}
 	var id string
 	if err := main.Tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&id); err != nil || !snapshotID.MatchString(id) {
-		return nil, func() {}
+		return nil
 	}
 	begin := fmt.Sprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '%s'; SET LOCAL statement_timeout = %d",
 		id, main.StatementTimeout.Milliseconds())
 	var out []*Snapshot
 	for range n {
-		tx, err := main.importPool(r.cfg.Pool).BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
+		tx, err := pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
 		if err != nil {
 			break
 		}
 		out = append(out, &Snapshot{Tx: tx, StatementTimeout: main.StatementTimeout})
 	}
-	return out, func() {
-		for _, s := range out {
-			_ = s.Tx.Rollback(context.WithoutCancel(ctx))
-		}
-	}
+	return out
 }
+
+// importReserve is how many of a pool's connections importSnapshot leaves free.
+const importReserve = 2
 
 var snapshotID = regexp.MustCompile(`^[0-9A-Fa-f-]+$`)
 
