@@ -207,9 +207,9 @@ func (q *queryVectors) remember(key string, v []float32) {
 	}
 }
 
-// embed asks the provider for the text's vector; callers asking for the same key meanwhile
-// wait for that one call instead of making their own.
-func (q *queryVectors) embed(ctx context.Context, key, text string) ([]float32, error) {
+// once runs fn for key, or, while another caller's fn for that key is running, waits for
+// it and shares its outcome: one provider call and one store per text in flight in this process.
+func (q *queryVectors) once(ctx context.Context, key string, fn func() ([]float32, error)) ([]float32, error) {
 	q.mu.Lock()
 	call, running := q.inflight[key]
 	if !running {
@@ -225,60 +225,76 @@ func (q *queryVectors) embed(ctx context.Context, key, text string) ([]float32, 
 			return nil, ctx.Err()
 		}
 	}
-	q.counts.Provider.Add(1)
-	vectors, err := q.provider.Embed(ctx, []string{text}, embedding.InputQuery)
-	if err == nil && len(vectors) != 1 {
-		err = fmt.Errorf("embedding the search query: %d vectors for one text", len(vectors))
-	}
-	if err == nil {
-		call.vector = vectors[0]
-		q.remember(key, call.vector)
-	}
-	call.err = err
+	call.vector, call.err = fn()
 	q.mu.Lock()
 	delete(q.inflight, key)
 	q.mu.Unlock()
 	close(call.done)
-	return call.vector, err
+	return call.vector, call.err
 }
 
 // queryVector is the text's vector for the current model, stored in search_query_vectors when it
-// returns, so live searches of the text read it from there.
+// returns, so live searches of the text read it from there. The lookups are queries (no
+// serialization conflicts between the many searches of one text); only a new vector, a stale
+// last use and an eviction write.
 func (q *queryVectors) queryVector(ctx *engine.ActionCtx, text string) ([]float32, error) {
 	model := q.provider.Model()
 	key := queryVectorKey(model, text)
-	var stored []vectorJSON
-	if err := ctx.RunMutation("messages:touchSearchVector", touchVectorArgs{Key: key, Model: model}, &stored); err != nil {
+	var stored []storedVector
+	if err := ctx.RunQuery("messages:searchVectorGet", searchVectorKey{Key: key, Model: model}, &stored); err != nil {
 		return nil, err
 	}
 	if len(stored) > 0 {
 		q.counts.Stored.Add(1)
-		q.remember(key, stored[0])
-		return stored[0], nil
-	}
-	vec, ok := q.cached(key)
-	if ok {
-		q.counts.Memory.Add(1)
-	} else {
-		var err error
-		if vec, err = q.embed(ctx, key, text); err != nil {
-			return nil, providerError(err)
+		q.remember(key, stored[0].Vector)
+		if time.Since(time.UnixMilli(stored[0].UsedAt)) > q.cfg.TouchEvery {
+			// Its failure costs only eviction order.
+			if err := ctx.RunMutation("messages:touchSearchVector", searchVectorKey{Key: key, Model: model}, nil); err != nil {
+				ctx.Logger().Warn("marking a search query vector used", "error", err)
+			}
 		}
+		return stored[0].Vector, nil
 	}
-	var evict bool
-	if err := ctx.RunMutation("messages:storeSearchVector", storeVectorArgs{Key: key, Model: model, Vector: vec}, &evict); err != nil {
-		return nil, err
-	}
-	if evict {
-		// Its own short transaction, after the store, so that stores never wait on it; a
-		// failure leaves the table over its cap until the next store.
-		var n int64
-		if err := ctx.RunMutation("messages:evictSearchVectors", struct{}{}, &n); err != nil {
-			ctx.Logger().Warn("evicting search query vectors", "error", err)
+	return q.once(ctx, key, func() ([]float32, error) {
+		vec, ok := q.cached(key)
+		if ok {
+			q.counts.Memory.Add(1)
+		} else {
+			q.counts.Provider.Add(1)
+			vectors, err := q.provider.Embed(ctx, []string{text}, embedding.InputQuery)
+			if err == nil && len(vectors) != 1 {
+				err = fmt.Errorf("%d vectors for one text", len(vectors))
+			}
+			if err != nil {
+				return nil, providerError(err)
+			}
+			vec = vectors[0]
+			q.remember(key, vec)
 		}
-		q.counts.Evicted.Add(n)
+		if err := ctx.RunMutation("messages:storeSearchVector", storeVectorArgs{Key: key, Model: model, Vector: vec}, nil); err != nil {
+			return nil, err
+		}
+		q.evict(ctx)
+		return vec, nil
+	})
+}
+
+// evict deletes the least recently used stored vectors past the cap, in a transaction of its
+// own after the store, so stores never wait on it; its failure leaves the table over the cap
+// until the next store.
+func (q *queryVectors) evict(ctx *engine.ActionCtx) {
+	var n int64
+	if err := ctx.RunQuery("messages:searchVectorCount", struct{}{}, &n); err != nil || n <= int64(q.cfg.MaxStored) {
+		if err != nil {
+			ctx.Logger().Warn("counting search query vectors", "error", err)
+		}
+		return
 	}
-	return vec, nil
+	if err := ctx.RunMutation("messages:evictSearchVectors", struct{}{}, &n); err != nil {
+		ctx.Logger().Warn("evicting search query vectors", "error", err)
+		return
+	}
+	q.counts.Evicted.Add(n)
 }
 
 // providerError turns a provider's failure into what the caller sees.
@@ -294,12 +310,16 @@ func providerError(err error) error {
 	return fmt.Errorf("embedding the search query: %w", err)
 }
 
-// vectorJSON is a vector as functions pass it to each other.
-type vectorJSON = []float32
-
-type touchVectorArgs struct {
+type searchVectorKey struct {
 	Key   string `json:"key"`
 	Model string `json:"model"`
+}
+
+// storedVector is a row of search_query_vectors as functions pass it to each other.
+type storedVector struct {
+	Vector []float32 `json:"vector"`
+	// UsedAt is the last use, in Unix milliseconds.
+	UsedAt int64 `json:"usedAt"`
 }
 
 type storeVectorArgs struct {
@@ -352,18 +372,25 @@ func registerLiveSearch(reg *engine.Registry, deps *Deps, vectors *queryVectors)
 		}
 		return PreparedSearch{Semantic: SemanticReady}, nil
 	}, &engine.FunctionOpts{RateLimit: &engine.RateLimit{Every: time.Second, Burst: 20}}) // may be a paid provider call
-	engine.AddMutation(reg, "messages:touchSearchVector", func(ctx *engine.MutationCtx, args touchVectorArgs) ([]vectorJSON, error) {
+	engine.AddQuery(reg, "messages:searchVectorGet", func(ctx *engine.QueryCtx, args searchVectorKey) ([]storedVector, error) {
 		if err := validKey(args.Key); err != nil {
 			return nil, err
 		}
-		rows, err := queries.New().SearchVectorTouch(ctx, ctx.DB(), queries.SearchVectorTouchParams{
-			Key: args.Key, Model: args.Model, TouchEverySeconds: cfg.TouchEvery.Seconds(),
-		})
-		out := make([]vectorJSON, len(rows))
+		rows, err := queries.New().SearchVectorGet(ctx, ctx.DB(), queries.SearchVectorGetParams{Key: args.Key, Model: args.Model})
+		out := make([]storedVector, len(rows))
 		for i, r := range rows {
-			out[i] = r.Slice()
+			out[i] = storedVector{Vector: r.Embedding.Slice(), UsedAt: r.UsedAt.Time.UnixMilli()}
 		}
 		return out, err
+	}, &engine.FunctionOpts{Internal: true})
+	engine.AddQuery(reg, "messages:searchVectorCount", func(ctx *engine.QueryCtx, _ struct{}) (int64, error) {
+		return queries.New().SearchVectorCount(ctx, ctx.DB())
+	}, &engine.FunctionOpts{Internal: true})
+	engine.AddMutation(reg, "messages:touchSearchVector", func(ctx *engine.MutationCtx, args searchVectorKey) (bool, error) {
+		if err := validKey(args.Key); err != nil {
+			return false, err
+		}
+		return true, queries.New().SearchVectorTouch(ctx, ctx.DB(), queries.SearchVectorTouchParams{Key: args.Key, TouchEverySeconds: cfg.TouchEvery.Seconds()})
 	}, &engine.FunctionOpts{Internal: true})
 	engine.AddMutation(reg, "messages:storeSearchVector", func(ctx *engine.MutationCtx, args storeVectorArgs) (bool, error) {
 		if err := validKey(args.Key); err != nil {
@@ -372,14 +399,10 @@ func registerLiveSearch(reg *engine.Registry, deps *Deps, vectors *queryVectors)
 		if len(args.Vector) == 0 {
 			return false, engine.InvalidArgument("argument %q is required", "vector")
 		}
-		q := queries.New()
-		if _, err := q.SearchVectorInsert(ctx, ctx.DB(), queries.SearchVectorInsertParams{
+		n, err := queries.New().SearchVectorInsert(ctx, ctx.DB(), queries.SearchVectorInsertParams{
 			Key: args.Key, Model: args.Model, Embedding: pgvector.NewVector(args.Vector),
-		}); err != nil {
-			return false, err
-		}
-		n, err := q.SearchVectorCount(ctx, ctx.DB())
-		return n > int64(cfg.MaxStored), err
+		})
+		return n > 0, err
 	}, &engine.FunctionOpts{Internal: true})
 	engine.AddMutation(reg, "messages:evictSearchVectors", func(ctx *engine.MutationCtx, _ struct{}) (int64, error) {
 		return queries.New().SearchVectorEvict(ctx, ctx.DB(), int64(cfg.MaxStored))
@@ -453,7 +476,7 @@ func searchLive(ctx *engine.QueryCtx, model string, args liveSearchArgs) (LiveSe
 	res := LiveSearch{Semantic: SemanticPending}
 	var vec []float32
 	if len(rows) > 0 {
-		vec, res.Semantic = rows[0].Slice(), SemanticReady
+		vec, res.Semantic = rows[0].Embedding.Slice(), SemanticReady
 	}
 	res.Hits, err = hybridSearch(ctx, convID, text, vec, model, limit)
 	return res, err

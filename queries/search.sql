@@ -1,25 +1,18 @@
--- SearchVectorGet is a search query text's cached vector (search_query_vectors), by key.
+-- SearchVectorGet is a search query text's cached vector (search_query_vectors), by key, and when
+-- it was last used.
 -- name: SearchVectorGet :many
-SELECT embedding FROM search_query_vectors WHERE key = sqlc.arg(key) AND model = sqlc.arg(model);
+SELECT embedding, used_at FROM search_query_vectors WHERE key = sqlc.arg(key) AND model = sqlc.arg(model);
 
--- SearchVectorTouch is a cached vector (none when it is not there) and marks it used, at most
--- once per touch_every: moving used_at re-runs the live searches that read the row (their result
--- is the same, so nothing is sent), which is why it moves seldom.
--- name: SearchVectorTouch :many
-WITH hit AS (
-  SELECT s.key AS hit_key, s.embedding FROM search_query_vectors s
-  WHERE s.key = sqlc.arg(key) AND s.model = sqlc.arg(model)
-), touched AS (
-  UPDATE search_query_vectors v SET used_at = now()
-  FROM hit
-  WHERE v.key = hit.hit_key AND v.used_at < now() - make_interval(secs => sqlc.arg(touch_every_seconds)::float8)
-  RETURNING v.key
-)
-SELECT hit.embedding FROM hit;
+-- SearchVectorTouch marks a cached vector used, at most once per touch_every: moving used_at
+-- re-runs the live searches that read the row (their result is the same, so nothing is sent),
+-- which is why it moves seldom.
+-- name: SearchVectorTouch :exec
+UPDATE search_query_vectors SET used_at = now()
+WHERE key = sqlc.arg(key) AND used_at < now() - make_interval(secs => sqlc.arg(touch_every_seconds)::float8);
 
 -- name: SearchVectorInsert :execrows
 INSERT INTO search_query_vectors (key, model, embedding) VALUES (sqlc.arg(key), sqlc.arg(model), sqlc.arg(embedding))
-ON CONFLICT (key) DO UPDATE SET used_at = now();
+ON CONFLICT (key) DO NOTHING;
 
 -- SearchVectorEvict deletes the least recently used rows past max_rows.
 -- name: SearchVectorEvict :execrows

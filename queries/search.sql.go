@@ -8,6 +8,7 @@ package queries
 import (
 	"context"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	pgvector "github.com/pgvector/pgvector-go"
 )
 
@@ -89,7 +90,7 @@ func (q *Queries) SearchVectorEvict(ctx context.Context, db DBTX, maxRows int64)
 }
 
 const searchVectorGet = `-- name: SearchVectorGet :many
-SELECT embedding FROM search_query_vectors WHERE key = $1 AND model = $2
+SELECT embedding, used_at FROM search_query_vectors WHERE key = $1 AND model = $2
 `
 
 type SearchVectorGetParams struct {
@@ -97,20 +98,26 @@ type SearchVectorGetParams struct {
 	Model string
 }
 
-// SearchVectorGet is a search query text's cached vector (search_query_vectors), by key.
-func (q *Queries) SearchVectorGet(ctx context.Context, db DBTX, arg SearchVectorGetParams) ([]pgvector.Vector, error) {
+type SearchVectorGetRow struct {
+	Embedding pgvector.Vector
+	UsedAt    pgtype.Timestamptz
+}
+
+// SearchVectorGet is a search query text's cached vector (search_query_vectors), by key, and when
+// it was last used.
+func (q *Queries) SearchVectorGet(ctx context.Context, db DBTX, arg SearchVectorGetParams) ([]SearchVectorGetRow, error) {
 	rows, err := db.Query(ctx, searchVectorGet, arg.Key, arg.Model)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []pgvector.Vector
+	var items []SearchVectorGetRow
 	for rows.Next() {
-		var embedding pgvector.Vector
-		if err := rows.Scan(&embedding); err != nil {
+		var i SearchVectorGetRow
+		if err := rows.Scan(&i.Embedding, &i.UsedAt); err != nil {
 			return nil, err
 		}
-		items = append(items, embedding)
+		items = append(items, i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -120,7 +127,7 @@ func (q *Queries) SearchVectorGet(ctx context.Context, db DBTX, arg SearchVector
 
 const searchVectorInsert = `-- name: SearchVectorInsert :execrows
 INSERT INTO search_query_vectors (key, model, embedding) VALUES ($1, $2, $3)
-ON CONFLICT (key) DO UPDATE SET used_at = now()
+ON CONFLICT (key) DO NOTHING
 `
 
 type SearchVectorInsertParams struct {
@@ -137,44 +144,20 @@ func (q *Queries) SearchVectorInsert(ctx context.Context, db DBTX, arg SearchVec
 	return result.RowsAffected(), nil
 }
 
-const searchVectorTouch = `-- name: SearchVectorTouch :many
-WITH hit AS (
-  SELECT s.key AS hit_key, s.embedding FROM search_query_vectors s
-  WHERE s.key = $1 AND s.model = $2
-), touched AS (
-  UPDATE search_query_vectors v SET used_at = now()
-  FROM hit
-  WHERE v.key = hit.hit_key AND v.used_at < now() - make_interval(secs => $3::float8)
-  RETURNING v.key
-)
-SELECT hit.embedding FROM hit
+const searchVectorTouch = `-- name: SearchVectorTouch :exec
+UPDATE search_query_vectors SET used_at = now()
+WHERE key = $1 AND used_at < now() - make_interval(secs => $2::float8)
 `
 
 type SearchVectorTouchParams struct {
 	Key               string
-	Model             string
 	TouchEverySeconds float64
 }
 
-// SearchVectorTouch is a cached vector (none when it is not there) and marks it used, at most
-// once per touch_every: moving used_at re-runs the live searches that read the row (their result
-// is the same, so nothing is sent), which is why it moves seldom.
-func (q *Queries) SearchVectorTouch(ctx context.Context, db DBTX, arg SearchVectorTouchParams) ([]pgvector.Vector, error) {
-	rows, err := db.Query(ctx, searchVectorTouch, arg.Key, arg.Model, arg.TouchEverySeconds)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []pgvector.Vector
-	for rows.Next() {
-		var embedding pgvector.Vector
-		if err := rows.Scan(&embedding); err != nil {
-			return nil, err
-		}
-		items = append(items, embedding)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
+// SearchVectorTouch marks a cached vector used, at most once per touch_every: moving used_at
+// re-runs the live searches that read the row (their result is the same, so nothing is sent),
+// which is why it moves seldom.
+func (q *Queries) SearchVectorTouch(ctx context.Context, db DBTX, arg SearchVectorTouchParams) error {
+	_, err := db.Exec(ctx, searchVectorTouch, arg.Key, arg.TouchEverySeconds)
+	return err
 }

@@ -213,7 +213,7 @@ func (c *Config) withDefaults() (*Config, error) {
 	def(&se.Texts, 5)
 	def(&se.Messages, 40)
 	if se.Searches < 1 || se.Texts < 1 || se.Texts > len(searchTexts) || se.Messages < 1 {
-		return nil, fmt.Errorf("search: searches and messages must be positive, texts between 1 and %d", len(searchTexts))
+		return nil, fmt.Errorf("sizes must be positive (search: texts between 1 and %d)", len(searchTexts))
 	}
 	switch {
 	case out.PageSize < 1 || out.PageSize > 200:

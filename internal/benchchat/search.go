@@ -84,8 +84,8 @@ func (s *searcher) waitFor(ctx context.Context, cond func() bool) error {
 	}
 }
 
-// search: one conversation, Searches live searches open over Texts query texts, each prepared by
-// its tab (messages:prepareSearch over HTTP, as the web app does when a result says semantic
+// search: one conversation, Searches live searches open over Texts query texts, each text prepared
+// once (messages:prepareSearch over HTTP, as the web app does when a result says semantic
 // "pending"); then Messages matching messages, one at a time, each timed from its Mutation frame
 // to every search of its text holding it. Provider calls come from the server's
 // ripple_chat_search_query_vectors_total{source="provider"}.
@@ -123,29 +123,23 @@ func (e *env) search(ctx context.Context) ([]Result, error) {
 			return nil, err
 		}
 	}
-	// Every tab asks for its text's vector at once.
+	// A tab whose result says semantic "pending" asks for its text's vector, as the web app
+	// does; the first tab of each text is enough for all (the rest see "ready" by themselves).
 	hc := boundClient(e.addrs.take())
 	defer hc.CloseIdleConnections()
-	g, gctx := newGroup(ctx, 16)
-	for _, s := range searchers {
-		g.Go(func() error {
-			var resp struct {
-				Status       string `json:"status"`
-				ErrorMessage string `json:"errorMessage"`
-			}
-			body := map[string]any{"path": "messages:prepareSearch", "format": "convex_encoded_json",
-				"args": []any{map[string]string{"conversationId": accts[0].convID, "query": s.text}}}
-			if err := postJSON(gctx, hc, e.srv.URL+"/api/action", s.c.acct.token, body, &resp); err != nil {
-				return fmt.Errorf("messages:prepareSearch: %w", err)
-			}
-			if resp.Status != "success" {
-				return fmt.Errorf("messages:prepareSearch: %s", resp.ErrorMessage)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
+	for _, s := range searchers[:min(o.Texts, len(searchers))] {
+		var resp struct {
+			Status       string `json:"status"`
+			ErrorMessage string `json:"errorMessage"`
+		}
+		body := map[string]any{"path": "messages:prepareSearch", "format": "convex_encoded_json",
+			"args": []any{map[string]string{"conversationId": accts[0].convID, "query": s.text}}}
+		if err := postJSON(ctx, hc, e.srv.URL+"/api/action", s.c.acct.token, body, &resp); err != nil {
+			return nil, fmt.Errorf("messages:prepareSearch: %w", err)
+		}
+		if resp.Status != "success" {
+			return nil, fmt.Errorf("messages:prepareSearch: %s", resp.ErrorMessage)
+		}
 	}
 	readyCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	for _, s := range searchers {
