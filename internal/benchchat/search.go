@@ -157,10 +157,13 @@ func (e *env) search(ctx context.Context) ([]Result, error) {
 			return nil, err
 		}
 	}
+	// Set-up's embeddings are not the phase's.
+	e.waitBackground(ctx)
 	e.progress("search: %d matching messages", o.Messages)
 	tag := randomHex(3)
 	var latencies []time.Duration
 	r := Result{Scenario: e.scenario, Name: fmt.Sprintf("%d live searches over %d texts in one conversation, %d matching messages one at a time", o.Searches, o.Texts, o.Messages)}
+	s0, st0 := e.meter.sample(ctx), e.meter.statementSnapshot(ctx, true)
 	start := time.Now()
 	for k := 0; k < o.Messages && ctx.Err() == nil; k++ {
 		text := searchTexts[k%o.Texts]
@@ -190,6 +193,16 @@ func (e *env) search(ctx context.Context) ([]Result, error) {
 		}
 	}
 	r.DurationSec = time.Since(start).Seconds()
+	// CPU and statements run until the messages are embedded (the meaning half's work), per
+	// appearance in a search (Delivered), as every scenario counts per delivered message.
+	e.waitBackground(ctx)
+	st1 := e.meter.statementSnapshot(ctx, false)
+	delta(s0, e.meter.sample(ctx)).perMessage(&r, r.Delivered)
+	if r.Statements = e.meter.statementsBetween(ctx, st0, st1, r.Delivered); r.Statements != nil && r.Statements.Source != sourceUnavailable {
+		r.StatementsPerMsg = fptr(r.Statements.PerMsg)
+	}
+	(&phase{e: e}).splitEmbedding(&r)
+	r.ServerRSSBytes = e.meter.rss()
 	r.Latency = percentiles(latencies)
 	r.Clients = e.connectedClients()
 	r.Extra = map[string]any{"searches": o.Searches, "texts": o.Texts}
