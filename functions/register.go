@@ -12,6 +12,11 @@ import (
 type Deps struct {
 	// Embedder makes the vectors of messages and search queries.
 	Embedder embedding.Provider
+	// QueryVectors bounds the caches of search query vectors (zero: the defaults).
+	QueryVectors QueryVectorConfig
+	// QueryVectorCounts, when set, counts where search query vectors came from (a provider
+	// call, or a cache).
+	QueryVectorCounts *QueryVectorCounts
 }
 
 // Register adds every chat function, the chat's HTTP actions and the read-set analysis of the

@@ -2,7 +2,6 @@ package functions
 
 import (
 	"errors"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -22,8 +21,14 @@ import (
 const ExactSearchMaxRows = 8_000
 
 func registerSearch(reg *engine.Registry, deps *Deps) {
+	cfg := deps.QueryVectors.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		panic(err)
+	}
+	vectors := newQueryVectors(deps.Embedder, cfg, deps.QueryVectorCounts)
+	registerLiveSearch(reg, deps, vectors)
 	engine.AddAction(reg, "messages:search", func(ctx *engine.ActionCtx, args searchArgs) ([]SearchHit, error) {
-		return messagesSearch(ctx, deps, args)
+		return messagesSearch(ctx, vectors, args)
 	}, &engine.FunctionOpts{RateLimit: &engine.RateLimit{Every: time.Second, Burst: 20}}) // each search is a paid provider call
 	engine.AddQuery(reg, "messages:searchVectors", messagesSearchVectors, &engine.FunctionOpts{Internal: true})
 	engine.AddQuery(reg, "messages:searchHybrid", messagesSearchHybrid, &engine.FunctionOpts{Internal: true})
@@ -79,47 +84,37 @@ func minSimilarity(model string) float64 {
 	return 0.3
 }
 
-// messagesSearch embeds the query and searches one conversation's messages. Membership is
-// checked (by the internal query, in the same snapshot as the search) before any vector is read.
-func messagesSearch(ctx *engine.ActionCtx, deps *Deps, args searchArgs) ([]SearchHit, error) {
+// messagesSearch searches one conversation's messages once (messages:searchLive is the live
+// one; both share hybridSearch and the query vector caches). Membership is checked before the
+// query's vector is looked for, and again by the internal query, in the same snapshot as the
+// search.
+func messagesSearch(ctx *engine.ActionCtx, vectors *queryVectors, args searchArgs) ([]SearchHit, error) {
 	if _, err := callerID(ctx); err != nil {
 		return nil, err
 	}
 	if _, err := parseID("conversationId", args.ConversationID); err != nil {
 		return nil, err
 	}
-	limit := 10
-	if args.Limit != nil {
-		limit = *args.Limit
-	}
-	if limit < 1 || limit > 50 {
-		return nil, engine.InvalidArgument("argument %q must be between 1 and 50", "limit")
-	}
-	text := strings.TrimSpace(args.Query)
-	if text == "" || len(text) > 2000 {
-		return nil, engine.InvalidArgument("argument %q must be 1 to 2000 characters", "query")
-	}
-	// Refuse non-members before spending a provider call.
-	var hits []SearchHit
-	if err := ctx.RunQuery("messages:searchVectors", searchVectorsArgs{ConversationID: args.ConversationID, Limit: limit}, &hits); err != nil {
+	limit, err := searchLimit(args.Limit)
+	if err != nil {
 		return nil, err
 	}
-	vectors, err := deps.Embedder.Embed(ctx, []string{text}, embedding.InputQuery)
+	text, err := normalizeQuery(args.Query)
 	if err != nil {
-		var limited *embedding.RateLimitedError
-		if errors.As(err, &limited) {
-			e := engine.NewError(engine.CodeRateLimited, "search is busy; try again shortly")
-			if limited.RetryAfter > 0 {
-				e.Data = map[string]any{"retryAfterMs": limited.RetryAfter.Milliseconds()}
-			}
-			return nil, e
-		}
-		return nil, fmt.Errorf("embedding the search query: %w", err)
+		return nil, err
 	}
-	model := deps.Embedder.Model()
+	// Refuse non-members before spending a provider call.
+	if err := ctx.RunQuery("messages:searchVectors", searchVectorsArgs{ConversationID: args.ConversationID, Limit: limit}, nil); err != nil {
+		return nil, err
+	}
+	vector, err := vectors.queryVector(ctx, text)
+	if err != nil {
+		return nil, err
+	}
+	var hits []SearchHit
 	err = ctx.RunQuery("messages:searchHybrid", searchHybridArgs{
-		searchVectorsArgs: searchVectorsArgs{ConversationID: args.ConversationID, Vector: vectors[0], Limit: limit, Model: model},
-		Query:             text, MinSimilarity: minSimilarity(model),
+		searchVectorsArgs: searchVectorsArgs{ConversationID: args.ConversationID, Vector: vector, Limit: limit, Model: vectors.provider.Model()},
+		Query:             text,
 	}, &hits)
 	return hits, err
 }
@@ -135,8 +130,6 @@ type searchHybridArgs struct {
 	searchVectorsArgs
 	// Query is the search's text, for the full-text half.
 	Query string `json:"query"`
-	// MinSimilarity is the floor a vector neighbour needs (0: every neighbour counts).
-	MinSimilarity float64 `json:"minSimilarity,omitempty"`
 }
 
 // messagesSearchVectors checks membership, then returns the nearest messages of that one
@@ -166,22 +159,32 @@ func searchMember(ctx *engine.QueryCtx, args searchVectorsArgs) (int64, error) {
 }
 
 // messagesSearchHybrid checks membership, then returns the best matches of that one
-// conversation: the nearest vectors above the floor and the full-text matches of the query,
-// fused by reciprocal rank.
+// conversation (hybridSearch).
 func messagesSearchHybrid(ctx *engine.QueryCtx, args searchHybridArgs) ([]SearchHit, error) {
 	convID, err := searchMember(ctx, args.searchVectorsArgs)
 	if err != nil {
 		return nil, err
 	}
-	if len(args.Vector) == 0 || args.Query == "" || len(args.Query) > 2000 {
-		return nil, engine.InvalidArgument("arguments %q and %q are required (query: at most 2000 characters)", "vector", "query")
+	if len(args.Vector) == 0 || args.Query == "" || len(args.Query) > MaxSearchQueryBytes {
+		return nil, engine.InvalidArgument("arguments %q and %q are required (query: at most %d bytes)", "vector", "query", MaxSearchQueryBytes)
 	}
-	nearest, err := nearestMessages(ctx, convID, args.searchVectorsArgs, max(args.Limit, searchCandidates))
-	if err != nil {
-		return nil, err
+	return hybridSearch(ctx, convID, args.Query, args.Vector, args.Model, args.Limit)
+}
+
+// hybridSearch is the best matches of one conversation: the nearest vectors above the model's
+// floor and the full-text matches of the text, fused by reciprocal rank. With no vector, the
+// full-text matches alone (a live search whose query vector is not made yet).
+func hybridSearch(ctx *engine.QueryCtx, convID int64, text string, vector []float32, model string, limit int) ([]SearchHit, error) {
+	var nearest []SearchHit
+	if len(vector) > 0 {
+		var err error
+		nearest, err = nearestMessages(ctx, convID, searchVectorsArgs{Vector: vector, Model: model}, max(limit, searchCandidates))
+		if err != nil {
+			return nil, err
+		}
 	}
 	textHits, err := queries.New().MessageSearchText(ctx, ctx.DB(), queries.MessageSearchTextParams{
-		Query: args.Query, ConversationID: convID, MaxRows: searchCandidates,
+		Query: text, ConversationID: convID, MaxRows: searchCandidates,
 	})
 	if err != nil {
 		return nil, err
@@ -199,9 +202,10 @@ func messagesSearchHybrid(ctx *engine.QueryCtx, args searchHybridArgs) ([]Search
 		}
 		f.score += 1 / float64(rrfK+rank)
 	}
+	floor := minSimilarity(model)
 	rank := 0
 	for _, h := range nearest {
-		if h.Score < args.MinSimilarity {
+		if h.Score < floor {
 			continue
 		}
 		rank++
@@ -218,10 +222,13 @@ func messagesSearchHybrid(ctx *engine.QueryCtx, args searchHybridArgs) ([]Search
 		if out[i].score != out[j].score {
 			return out[i].score > out[j].score
 		}
-		return out[i].hit.CreationTime > out[j].hit.CreationTime
+		if out[i].hit.CreationTime != out[j].hit.CreationTime {
+			return out[i].hit.CreationTime > out[j].hit.CreationTime
+		}
+		return out[i].hit.ID > out[j].hit.ID
 	})
-	hits := make([]SearchHit, 0, min(len(out), args.Limit))
-	for _, f := range out[:min(len(out), args.Limit)] {
+	hits := make([]SearchHit, 0, min(len(out), limit))
+	for _, f := range out[:min(len(out), limit)] {
 		f.hit.Score = f.score
 		hits = append(hits, f.hit)
 	}
@@ -239,12 +246,28 @@ func nearestMessages(ctx *engine.QueryCtx, convID int64, args searchVectorsArgs,
 	vec := pgvector.NewVector(args.Vector)
 	hits := []SearchHit{}
 	if count <= ExactSearchMaxRows {
-		rows, err := q.EmbeddingSearchExact(ctx, ctx.DB(), queries.EmbeddingSearchExactParams{ConversationID: convID, Embedding: vec, Limit: int32(limit), Model: args.Model})
+		// The nearest ids first, then their messages: two statements, each reading one
+		// conversation's rows or the hits only (see EmbeddingNearestInConversation).
+		near, err := q.EmbeddingNearestInConversation(ctx, ctx.DB(), queries.EmbeddingNearestInConversationParams{ConversationID: convID, Embedding: vec, MaxRows: int32(limit), Model: args.Model})
+		if err != nil || len(near) == 0 {
+			return hits, err
+		}
+		ids := make([]int64, len(near))
+		for i, n := range near {
+			ids[i] = n.MessageID
+		}
+		msgs, err := q.MessageListByIDs(ctx, ctx.DB(), ids)
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range rows {
-			hits = append(hits, searchHit(queries.EmbeddingSearchIndexedRow(r)))
+		byID := make(map[int64]queries.Message, len(msgs))
+		for _, m := range msgs {
+			byID[m.ID] = m
+		}
+		for _, n := range near {
+			if m, ok := byID[n.MessageID]; ok {
+				hits = append(hits, SearchHit{ID: formatID(m.ID), CreationTime: millis(m.CreatedAt), SenderID: formatID(m.SenderID), Body: m.Body, Score: n.Score})
+			}
 		}
 		return hits, nil
 	}

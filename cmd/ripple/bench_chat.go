@@ -33,7 +33,7 @@ func isBenchChat(args []string) bool {
 func benchChat(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("bench chat", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	scenario := fs.String("scenario", "latency", "`name`s, comma-separated: latency, knee, idle, devices, throughput, or all")
+	scenario := fs.String("scenario", "latency", "`name`s, comma-separated: latency, knee, idle, devices, throughput, search, or all")
 	target := fs.String("url", "", "base `URL` of a running server on this machine (default: start ripple serve per scenario)")
 	serverPID := fs.Int("server-pid", 0, "`pid` of the --url server, for CPU and RSS figures")
 	metricsURL := fs.String("metrics-url", "", "`URL` of the --url server's /metrics without credentials (serve --metrics-addr), for the engine's statement count when pg_stat_statements is not loaded")
@@ -62,6 +62,10 @@ func benchChat(ctx context.Context, e *env, args []string) error {
 	// throughput
 	clients := fs.Int("clients", 10000, "throughput: clients connected in total")
 	duration := fs.Duration("duration", 20*time.Second, "throughput: send window")
+	// search
+	searches := fs.Int("searches", 50, "search: live searches open in one conversation")
+	searchTexts := fs.Int("search-texts", 5, "search: distinct query texts over them")
+	searchMessages := fs.Int("search-messages", 40, "search: matching messages, one at a time")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(e.stdout, benchChatUsage)
@@ -114,6 +118,7 @@ func benchChat(ctx context.Context, e *env, args []string) error {
 	if set["pairs"] {
 		cfg.Throughput.Pairs = *pairs
 	}
+	cfg.Search = benchchat.SearchOpts{Searches: *searches, Texts: *searchTexts, Messages: *searchMessages}
 
 	if u := strings.TrimSpace(e.getenv(envDatabaseURL)); u != "" {
 		cfg.DatabaseURL = u

@@ -115,7 +115,9 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 	logger.Info("embedding provider", "model", embedder.Model())
 
 	reg := engine.NewRegistry()
-	if err := registerFunctions(reg, &functions.Deps{Embedder: embedder}); err != nil {
+	// Where search query vectors came from (a provider call or a cache), on /metrics.
+	queryVectors := &functions.QueryVectorCounts{}
+	if err := registerFunctions(reg, &functions.Deps{Embedder: embedder, QueryVectorCounts: queryVectors}); err != nil {
 		return err
 	}
 	eng, err := engine.New(pool, reg, &engine.Config{Schema: opts.schema, Logger: logger, Auth: authService.Authenticator(),
@@ -126,6 +128,9 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 		Housekeeping: []func(context.Context) error{authService.Prune}})
 	if err != nil {
 		return fmt.Errorf("creating the engine: %w", err)
+	}
+	if err := eng.MetricsRegistry().Register(queryVectors.Collector()); err != nil {
+		return fmt.Errorf("registering the search metrics: %w", err)
 	}
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	err = eng.Start(startCtx)

@@ -32,7 +32,7 @@ import (
 const DefaultDatabaseURL = "postgres://ripple:ripple@127.0.0.1:5432/ripple?sslmode=disable"
 
 // Scenarios are the scenario names in the order "all" runs them.
-var Scenarios = []string{"latency", "knee", "idle", "devices", "throughput"}
+var Scenarios = []string{"latency", "knee", "idle", "devices", "throughput", "search"}
 
 // Config configures a run. Zero fields take the defaults documented on them.
 type Config struct {
@@ -63,6 +63,7 @@ type Config struct {
 	Idle       IdleOpts
 	Devices    DevicesOpts
 	Throughput ThroughputOpts
+	Search     SearchOpts
 
 	// Out receives the report. Default io.Discard.
 	Out io.Writer
@@ -207,6 +208,13 @@ func (c *Config) withDefaults() (*Config, error) {
 	def(&t.Duration, 20*time.Second)
 	def(&t.MaxMessages, 200_000)
 	def(&t.DialConcurrency, 64)
+	se := &out.Search
+	def(&se.Searches, 50)
+	def(&se.Texts, 5)
+	def(&se.Messages, 40)
+	if se.Searches < 1 || se.Texts < 1 || se.Texts > len(searchTexts) || se.Messages < 1 {
+		return nil, fmt.Errorf("sizes must be positive (search: texts between 1 and %d)", len(searchTexts))
+	}
 	switch {
 	case out.PageSize < 1 || out.PageSize > 200:
 		return nil, errors.New("page size must be between 1 and 200")
@@ -298,6 +306,8 @@ func runScenario(ctx context.Context, cfg *Config, rep *Report, name string) ([]
 		return env.devices(ctx)
 	case "throughput":
 		return env.throughput(ctx)
+	case "search":
+		return env.search(ctx)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
 }

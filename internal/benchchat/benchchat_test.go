@@ -43,10 +43,14 @@ func inProcessServer(t *testing.T) benchchat.Launcher {
 			return nil, err
 		}
 		reg := engine.NewRegistry()
-		functions.Register(reg, &functions.Deps{Embedder: embedder})
+		counts := &functions.QueryVectorCounts{}
+		functions.Register(reg, &functions.Deps{Embedder: embedder, QueryVectorCounts: counts})
 		eng, err := engine.New(db.Pool, reg, &engine.Config{Schema: db.Schema, Logger: logger, Auth: accounts.Authenticator(),
 			Housekeeping: []func(context.Context) error{accounts.Prune}})
 		if err != nil {
+			return nil, err
+		}
+		if err := eng.MetricsRegistry().Register(counts.Collector()); err != nil {
 			return nil, err
 		}
 		if err := eng.Start(ctx); err != nil {
@@ -87,7 +91,8 @@ func inProcessServer(t *testing.T) benchchat.Launcher {
 // where it should be, counts add up, percentiles are ordered, the transition chains are intact,
 // and the JSON report says the same as the returned one.
 func TestScenarios(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// A bound on the whole run, not a figure: six scenarios on a shared, loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	jsonPath := filepath.Join(t.TempDir(), "bench.json")
 	cfg := &benchchat.Config{
@@ -103,6 +108,7 @@ func TestScenarios(t *testing.T) {
 		Idle:       benchchat.IdleOpts{Counts: []int{0, 6}, Accounts: 4, Rate: 50, Messages: 6, Quiet: 100 * time.Millisecond},
 		Devices:    benchchat.DevicesOpts{Counts: []int{3, 7}, Writes: 2, StatsSettle: 200 * time.Millisecond},
 		Throughput: benchchat.ThroughputOpts{Clients: 10, Pairs: 2, IdleAccounts: 2, Duration: 500 * time.Millisecond, MaxMessages: 40},
+		Search:     benchchat.SearchOpts{Searches: 6, Texts: 2, Messages: 4},
 		JSONPath:   jsonPath,
 	}
 	var out strings.Builder
@@ -197,6 +203,13 @@ func TestScenarios(t *testing.T) {
 	require.Equal(t, 10, tp[0].Clients)
 	require.Positive(t, tp[0].SendsPerSec)
 	require.LessOrEqual(t, tp[0].Messages, 40)
+
+	se := by["search"]
+	require.Len(t, se, 1)
+	require.Equal(t, 4, se[0].Messages)
+	require.Equal(t, 4*3, se[0].Expected, "each message reaches the 3 searches of its text")
+	require.EqualValues(t, 2, se[0].Extra["providerCallsPreparing"], "one provider call per text")
+	require.EqualValues(t, 0, se[0].Extra["providerCallsDuringMessages"])
 
 	raw, err := os.ReadFile(jsonPath)
 	require.NoError(t, err)

@@ -34,7 +34,10 @@ type client struct {
 	nextPag int64        // usePaginatedQuery's id counter
 	qsSent  atomic.Int64 // qsVer, readable without wmu (waits run under mu)
 
-	mu       sync.Mutex // guards everything below
+	mu sync.Mutex // guards everything below
+	// onResult, when set, is called (on the read goroutine, c.mu not held) with every new
+	// result of a subscription other than a messages page.
+	onResult func(qid int64, value json.RawMessage, at time.Time)
 	queries  map[int64]*subState
 	threads  []*thread
 	mutWait  map[int64]chan mutationResult
@@ -433,7 +436,13 @@ func (c *client) readLoop() {
 func (c *client) transition(m *serverMessage, at time.Time) {
 	var firstPages [][]wireMessage
 	var splits []*page
+	type result struct {
+		qid   int64
+		value json.RawMessage
+	}
+	var results []result
 	c.mu.Lock()
+	onResult := c.onResult
 	if m.StartVersion != c.lastEnd {
 		// The official client throws on a broken chain.
 		c.protocolErrors.Add(1)
@@ -450,6 +459,9 @@ func (c *client) transition(m *serverMessage, at time.Time) {
 		case "QueryUpdated":
 			q.result, q.failed = true, ""
 			if q.page == nil {
+				if onResult != nil {
+					results = append(results, result{mod.QueryID, mod.Value})
+				}
 				continue
 			}
 			var res pageResult
@@ -491,6 +503,9 @@ func (c *client) transition(m *serverMessage, at time.Time) {
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
 
+	for _, r := range results {
+		onResult(r.qid, r.value, at)
+	}
 	if c.onMessages != nil {
 		for _, msgs := range firstPages {
 			c.onMessages(c, msgs, at)

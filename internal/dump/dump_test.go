@@ -67,6 +67,9 @@ newline', 'bs@school.test', now())`)
   SELECT id, conversation_id, sender_id, $2, 'local/test@1536' FROM messages WHERE id = $1`, id, pgvector.NewVector(vec))
 	}
 	exec(`INSERT INTO message_embedding_failures (message_id, reason) VALUES ($1, 'refused: "too long" ✗')`, msgIDs[4])
+	// A search query's cached vector (a vector column of no fixed dimension).
+	exec(`INSERT INTO search_query_vectors (key, model, embedding, created_at, used_at)
+  VALUES (repeat('ab', 32), 'local/test@1536', $1, '2026-05-06 07:08:09.5+02', '2026-05-07 07:08:09.25+02')`, pgvector.NewVector([]float32{0.5, -1e-7, 3}))
 	// Every message queued itself (schema 0008); the sweep took the embedded and failed ones off
 	// the queue and holds a lease on one of the others.
 	exec(`DELETE FROM message_embedding_queue WHERE message_id <> ALL($1)`, []int64{msgIDs[5], msgIDs[6]})

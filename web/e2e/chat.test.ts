@@ -484,6 +484,42 @@ test("search: words and meaning ranked together, matches highlighted, a hit jump
   });
 });
 
+test("live search: a matching message Bob sends shows up in Ann's open search, by words at once and by meaning once embedded", async () => {
+  const ann = await newPage();
+  const bob = await newPage(PHONE);
+  await scenario("live-search", () => [ann, bob], async () => {
+    const [annEmail, bobEmail] = [email("ann"), email("bob")];
+    await signUp(ann, "Ann Archer", annEmail);
+    await signUp(bob, "Bob Baker", bobEmail);
+    const id = await startChat(ann, bobEmail, "Bob Baker");
+    await sendMessage(ann, "is the chemistry homework due monday?");
+    await ann.getByLabel("Search messages").fill("chemistry homework");
+    await ann.getByRole("button", { name: "Search", exact: true }).click();
+    const results = ann.getByRole("region", { name: "Search results" });
+    await results.getByTestId("search-hit").filter({ hasText: "is the chemistry homework due monday?" }).waitFor();
+    await until("matches by meaning", async () => (await results.getAttribute("data-semantic")) === "ready");
+    const vectors = psql("SELECT count(*) FROM search_query_vectors");
+    // The search stays open while Bob writes; nothing is clicked again.
+    await bob.goto(`/c/${id}`);
+    await sendMessage(bob, "the chemistry homework is page 12");
+    const byWords = results.getByTestId("search-hit").filter({ hasText: "the chemistry homework is page 12" });
+    await byWords.waitFor();
+    await expect(byWords.locator("mark").allInnerTexts()).resolves.toEqual(["chemistry", "homework"]);
+    // No word full text matches, close by the local provider's measure (shared word parts):
+    // it shows once the embedding sweep has stored its vector.
+    await sendMessage(bob, "chemistryhomework");
+    await results.getByTestId("search-hit").filter({ has: ann.locator(".body", { hasText: /^chemistryhomework$/ }) }).waitFor();
+    // Deleted by another service: gone from the open search.
+    psql(`DELETE FROM messages WHERE conversation_id = ${id} AND body = 'the chemistry homework is page 12'`);
+    await until("the deleted hit to go", async () => (await byWords.count()) === 0);
+    expect(await results.getByTestId("search-hit").count()).toBe(2);
+    expect(await results.getAttribute("data-semantic")).toBe("ready");
+    await shot(ann, "desktop-live-search");
+    // The query's vector was made once, not again for any of these updates.
+    expect(psql("SELECT count(*) FROM search_query_vectors")).toBe(vectors);
+  });
+});
+
 test("accessibility: axe finds no serious or critical violation on any screen, one h1 each; screenshots at both widths", async () => {
   for (const [label, viewport] of [["desktop", DESKTOP], ["phone", PHONE]] as const) {
     const ann = await newPage(viewport);

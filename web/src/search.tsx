@@ -1,14 +1,18 @@
 // Search in a conversation: results with the matched words marked, each a link to the message.
-import { useCallback, useEffect, useRef, useState } from "react";
+// The results are live (messages:searchLive): a matching message sent while the search is open
+// shows up in it, an edited one changes, a deleted one goes.
+import { useEffect, useRef, useState } from "react";
 import type { FormEvent } from "react";
-import { useAction } from "@ripplehq/client";
-import { api, type Participant, type SearchHit } from "./generated/api";
+import { useAction, useQueryState } from "@ripplehq/client";
+import { api, type Participant } from "./generated/api";
 import { useOnline, OFFLINE_REASON } from "./connection";
 import { followLink } from "./conversations";
 import { describeError, type ErrorContext } from "./errors";
 import { formatTime } from "./format";
 import { conversationPath, navigate, type Id } from "./router";
 import { Highlighted, queryWords } from "./text";
+
+const SEARCH_LIMIT = 10;
 
 export function Search({
   conversationId,
@@ -21,48 +25,48 @@ export function Search({
   otherName: string;
   initialQuery: string | null;
 }) {
-  const search = useAction(api.messages.search);
+  const prepare = useAction(api.messages.prepareSearch);
   const online = useOnline();
   const [query, setQuery] = useState(initialQuery ?? "");
-  const [searched, setSearched] = useState("");
-  const [hits, setHits] = useState<SearchHit[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const ran = useRef(false);
-
-  const run = useCallback(
-    async (q: string) => {
-      ran.current = true; // the URL this search writes does not start it again
-      setError(null);
-      setBusy(true);
-      try {
-        const result = await search({ conversationId, query: q, limit: 10 });
-        setHits(result);
-        setSearched(q);
-        navigate(conversationPath(conversationId, { q }), { replace: true });
-      } catch (err) {
-        setError(describeError(err, "search" satisfies ErrorContext));
-        setHits(null);
-      } finally {
-        setBusy(false);
-      }
-    },
-    [conversationId, search],
+  // The search on screen: a live query, so its results follow new, edited and deleted messages
+  // while it is open.
+  const [searched, setSearched] = useState(initialQuery?.trim() ?? "");
+  const live = useQueryState(
+    api.messages.searchLive,
+    searched ? { conversationId, query: searched, limit: SEARCH_LIMIT } : "skip",
   );
-
+  // Matches by meaning need the query's vector, made once per text by prepareSearch; until then
+  // the results are word matches (semantic "pending"). Asked again only when the result turns
+  // pending again (the stored vector was evicted).
+  const [meaningError, setMeaningError] = useState<string | null>(null);
+  const asked = useRef<string | null>(null);
+  const pending = live.status === "success" && live.data.semantic === "pending";
+  const key = `${conversationId}\u0000${searched}`;
   useEffect(() => {
-    if (initialQuery && !ran.current && online) {
-      ran.current = true;
-      void run(initialQuery);
+    if (!pending) {
+      if (live.status === "success") asked.current = null;
+      return;
     }
-  }, [initialQuery, online, run]);
+    if (!online || asked.current === key) return;
+    asked.current = key;
+    setMeaningError(null);
+    prepare({ conversationId, query: searched }).catch((err: unknown) =>
+      setMeaningError(describeError(err, "search" satisfies ErrorContext)),
+    );
+  }, [pending, online, key, conversationId, searched, prepare, live.status]);
 
   function submit(e: FormEvent) {
     e.preventDefault();
-    if (!query.trim() || !online) return;
-    void run(query.trim());
+    const q = query.trim();
+    if (!q || !online) return;
+    setMeaningError(null);
+    setSearched(q);
+    navigate(conversationPath(conversationId, { q }), { replace: true });
   }
 
+  const hits = live.status === "success" ? live.data.hits : null;
+  const busy = live.status === "loading" && !!searched;
+  const error = live.status === "error" ? describeError(live.error, "search" satisfies ErrorContext) : null;
   const words = queryWords(searched);
   return (
     <div className="search">
@@ -84,12 +88,13 @@ export function Search({
         >
           {busy ? "Searching…" : "Search"}
         </button>
-        {hits && (
+        {searched && (
           <button
             type="button"
             className="link"
             onClick={() => {
-              setHits(null);
+              setSearched("");
+              setMeaningError(null);
               setQuery("");
               navigate(conversationPath(conversationId), { replace: true });
             }}
@@ -109,8 +114,17 @@ export function Search({
         </p>
       )}
       {hits && (
-        <section aria-label="Search results" className="hits">
-          {hits.length === 0 ? (
+        <section aria-label="Search results" className="hits" data-semantic={live.status === "success" ? live.data.semantic : undefined}>
+          {pending && (hits.length > 0 || meaningError) && (
+            <p className="hint" data-testid="search-words-only">
+              {meaningError
+                ? `Showing messages with these words only. ${meaningError}`
+                : "Showing messages with these words; matches by meaning are on their way."}
+            </p>
+          )}
+          {hits.length === 0 && pending && !meaningError ? (
+            <p className="empty">Searching by meaning…</p>
+          ) : hits.length === 0 ? (
             <p className="empty" data-testid="no-matches">
               No messages match “{searched}”. Try other words.
             </p>

@@ -117,6 +117,14 @@ type RippleMutationLog struct {
 	CreatedAt pgtype.Timestamptz
 }
 
+type SearchQueryVector struct {
+	Key       string
+	Model     string
+	Embedding *pgvector.Vector
+	CreatedAt pgtype.Timestamptz
+	UsedAt    pgtype.Timestamptz
+}
+
 type User struct {
 	ID        int64
 	Name      string

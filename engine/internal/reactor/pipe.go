@@ -23,6 +23,10 @@ import (
 // batch's (the Runner returns ErrNeedsOwnConnection and the reactor remembers the function).
 type pipe struct {
 	tx pgx.Tx
+	// typeMu guards the connection's pgtype.Map, which caches plans as it encodes and scans and
+	// is not safe for concurrent use: the groups scan their rows on their own goroutines while
+	// a round encodes the next statements' arguments.
+	typeMu sync.Mutex
 
 	mu      sync.Mutex
 	running int          // groups that have not finished
@@ -113,7 +117,9 @@ func (p *pipe) send(ctx context.Context, round []*pipedStmt) {
 	for _, st := range round {
 		b.Queue(st.sql, st.args...)
 	}
+	p.typeMu.Lock()
 	br := p.tx.SendBatch(ctx, b)
+	p.typeMu.Unlock()
 	typeMap := p.tx.Conn().TypeMap()
 	for _, st := range round {
 		if failed {
@@ -123,7 +129,7 @@ func (p *pipe) send(ctx context.Context, round []*pipedStmt) {
 		if st.exec {
 			st.tag, st.err = br.Exec()
 		} else {
-			st.rows, st.err = readRows(br, typeMap)
+			st.rows, st.err = readRows(br, typeMap, &p.typeMu)
 		}
 		if st.err != nil {
 			failed, st.culprit = true, true
@@ -144,13 +150,13 @@ func (p *pipe) send(ctx context.Context, round []*pipedStmt) {
 }
 
 // readRows reads one statement's rows from a batch into memory.
-func readRows(br pgx.BatchResults, typeMap *pgtype.Map) (*memRows, error) {
+func readRows(br pgx.BatchResults, typeMap *pgtype.Map, typeMu *sync.Mutex) (*memRows, error) {
 	rows, err := br.Query()
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	m := &memRows{typeMap: typeMap, pos: -1}
+	m := &memRows{typeMap: typeMap, typeMu: typeMu, pos: -1}
 	m.fields = append([]pgconn.FieldDescription(nil), rows.FieldDescriptions()...)
 	for rows.Next() {
 		raw := rows.RawValues()
@@ -241,6 +247,7 @@ func (t *pipeTx) Prepare(context.Context, string, string) (*pgconn.StatementDesc
 // memRows are a statement's rows, read already.
 type memRows struct {
 	typeMap *pgtype.Map
+	typeMu  *sync.Mutex // held while typeMap is used
 	fields  []pgconn.FieldDescription
 	values  [][][]byte
 	tag     pgconn.CommandTag
@@ -279,7 +286,10 @@ func (r *memRows) Scan(dest ...any) error {
 	if err != nil {
 		return err
 	}
-	if err := pgx.ScanRow(r.typeMap, r.fields, values, dest...); err != nil {
+	r.typeMu.Lock()
+	err = pgx.ScanRow(r.typeMap, r.fields, values, dest...)
+	r.typeMu.Unlock()
+	if err != nil {
 		r.err = err
 		r.closed = true
 		return err
@@ -293,6 +303,8 @@ func (r *memRows) Values() ([]any, error) {
 		return nil, err
 	}
 	out := make([]any, len(values))
+	r.typeMu.Lock()
+	defer r.typeMu.Unlock()
 	for i, v := range values {
 		if v == nil {
 			continue

@@ -20,6 +20,11 @@ export type LastMessage = {
   _creationTime: number;
 };
 
+export type LiveSearch = {
+  hits: SearchHit[];
+  semantic: string;
+};
+
 export type Message = {
   _id: string;
   _creationTime: number;
@@ -32,6 +37,10 @@ export type Participant = {
   _id: string;
   name: string;
   email: string;
+};
+
+export type PreparedSearch = {
+  semantic: string;
 };
 
 export type SearchHit = {
@@ -64,11 +73,20 @@ export const api = {
       conversationId: string;
       paginationOpts: PaginationOptions;
     }, PaginationResult<Message>>("messages:list"),
+    prepareSearch: functionReference<"action", {
+      conversationId: string;
+      query: string;
+    }, PreparedSearch>("messages:prepareSearch"),
     search: functionReference<"action", {
       conversationId: string;
       query: string;
       limit?: number | null;
     }, SearchHit[]>("messages:search"),
+    searchLive: functionReference<"query", {
+      conversationId: string;
+      query: string;
+      limit?: number | null;
+    }, LiveSearch>("messages:searchLive"),
     send: functionReference<"mutation", {
       conversationId: string;
       body: string;
