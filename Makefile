@@ -52,7 +52,7 @@ check-generated:
 vet:
 	$(GO) vet ./...
 
-test-go: db
+test-go: db npm-install
 	$(GO) test -race -count=1 ./...
 	$(GO) -C tools test -count=1 ./readsetgen/
 
@@ -62,7 +62,7 @@ test-go: db
 test-ts: db npm-install
 	cd client-ts && npm test
 
-# The browser end-to-end suite (web/e2e): Debian's Chromium driven by playwright-core against a
+# The browser end-to-end suites (web/e2e, and examples/questions/web/e2e): Debian's Chromium driven by playwright-core against a
 # `ripple serve` built with the web app `build` just made.
 test-web: db build
 	bash scripts/chromium.sh
