@@ -62,6 +62,7 @@ func Register(reg *engine.Registry, cfg *Config) error {
 	engine.AddQuery(reg, "users:me", b.me, nil)
 	engine.AddMutation(reg, "users:makeTeacher", b.makeTeacher, &engine.FunctionOpts{Internal: true})
 	engine.AddQuery(reg, "questions:list", b.list, nil)
+	engine.AddQuery(reg, "questions:openCount", b.openCount, nil)
 	engine.AddQuery(reg, "questions:export", b.export, &engine.FunctionOpts{Internal: true})
 	engine.AddMutation(reg, "questions:ask", b.ask, nil)
 	engine.AddMutation(reg, "questions:upvote", b.upvote, nil)
@@ -263,6 +264,15 @@ func (b *board) list(ctx *engine.QueryCtx, args listArgs) (*engine.PaginationRes
 	return res, nil
 }
 
+// openCount is how many questions wait for an answer. Its SQL counts over the whole table, so
+// its read set is the whole table: any change to questions re-runs it (docs/guide.md).
+func (b *board) openCount(ctx *engine.QueryCtx, _ struct{}) (int64, error) {
+	if _, err := callerID(ctx); err != nil {
+		return 0, err
+	}
+	return b.q.QuestionCountOpen(ctx, ctx.DB())
+}
+
 type askArgs struct {
 	Body string `json:"body"`
 }
@@ -396,8 +406,17 @@ func (b *board) exportCSV(ctx *engine.HTTPActionCtx, w http.ResponseWriter, r *h
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"id", "votes", "answered", "question"})
 	for _, q := range qs {
-		_ = cw.Write([]string{q.ID, strconv.Itoa(q.Votes), strconv.FormatBool(q.Answered), q.Body})
+		_ = cw.Write([]string{q.ID, strconv.Itoa(q.Votes), strconv.FormatBool(q.Answered), spreadsheetSafe(q.Body)})
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// spreadsheetSafe keeps a student's text from being read as a formula by the spreadsheet the
+// teacher opens the CSV in.
+func spreadsheetSafe(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }

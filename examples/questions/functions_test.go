@@ -155,6 +155,11 @@ func TestBoard(t *testing.T) {
 	}, time.Minute, 20*time.Millisecond, "the archive did not run")
 	require.NoError(t, b.call("questions:list", listArgs(10, nil), ann, &p))
 	require.Equal(t, []string{"What is a monad?", "Is chapter 3 included?"}, bodies(p))
+	var open int64
+	require.NoError(t, b.call("questions:openCount", struct{}{}, bob, &open))
+	require.EqualValues(t, 2, open)
+	var formula string
+	require.NoError(t, b.call("questions:ask", map[string]string{"body": "=HYPERLINK(\"x\")"}, bob, &formula))
 
 	// The HTTP action: the teacher's CSV; a student is refused, an anonymous caller too.
 	get := func(token string) (int, string) {
@@ -170,7 +175,7 @@ func TestBoard(t *testing.T) {
 	}
 	status, csv := get(teacherToken)
 	require.Equal(t, http.StatusOK, status)
-	require.Equal(t, "id,votes,answered,question\n"+q1+",1,false,What is a monad?\n"+q3+",0,false,Is chapter 3 included?\n", csv)
+	require.Equal(t, "id,votes,answered,question\n"+q1+",1,false,What is a monad?\n"+formula+",0,false,\"'=HYPERLINK(\"\"x\"\")\"\n"+q3+",0,false,Is chapter 3 included?\n", csv)
 	status, _ = get("")
 	require.Equal(t, http.StatusUnauthorized, status)
 	_, annToken := b.user("Anna")

@@ -133,6 +133,7 @@ test("questions, votes and answers are live on every screen", async () => {
     await tess.getByText("Signed in as Tess (teacher)").waitFor();
     await tess.locator("li", { hasText: "When is the exam?" }).getByRole("button", { name: "Mark answered" }).click();
     await bob.locator("li", { hasText: "When is the exam?" }).getByText("answered").waitFor();
+    await bob.getByText("Open questions: 1").waitFor();
 
     // A student cannot answer, whatever the page shows: the server refuses.
     const res = await ann.evaluate(async () => {

@@ -63,6 +63,7 @@ function optimisticUpvote(store: OptimisticLocalStore, { questionId }: { questio
 
 function Board() {
   const me = useQuery(api.users.me, {});
+  const openCount = useQuery(api.questions.openCount, {});
   const { signOut } = useAuth();
   const { results, status, loadMore } = usePaginatedQuery(api.questions.list, {}, { initialNumItems: 10 });
   const ask = useMutation(api.questions.ask);
@@ -90,6 +91,7 @@ function Board() {
         </button>
       </form>
       {error && <p role="alert">{error}</p>}
+      <p>Open questions: {openCount ?? "…"}</p>
       <ol aria-label="Questions">
         {results.map((q: Question) => (
           <li key={q._id} data-answered={q.answered}>

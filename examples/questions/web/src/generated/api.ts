@@ -30,6 +30,7 @@ export const api = {
     markAnswered: functionReference<"mutation", {
       questionId: string;
     }, boolean>("questions:markAnswered"),
+    openCount: functionReference<"query", Record<string, never>, number>("questions:openCount"),
     upvote: functionReference<"mutation", {
       questionId: string;
     }, boolean>("questions:upvote"),
