@@ -83,7 +83,8 @@ func (c *Config) validate() error {
 }
 
 // Run builds and serves the application, then rebuilds and restarts it on every change until
-// ctx ends, when it stops the server. It fails only when the first build or start fails.
+// ctx ends, when it stops the server and returns nil. It fails only on a bad Config or when the
+// tree cannot be read.
 func Run(ctx context.Context, cfg *Config) error {
 	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
@@ -101,9 +102,8 @@ func Run(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	if err := d.rebuild(ctx); err != nil {
-		return err
-	}
+	// A first build that fails is reported like any other; the next change tries again.
+	_ = d.rebuild(ctx)
 	for {
 		changed, next, err := d.waitForChange(ctx, seen)
 		if err != nil {

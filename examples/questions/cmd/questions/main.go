@@ -42,7 +42,8 @@ func run(ctx context.Context, args []string) error {
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:3220", "`host:port` to listen on")
-	schema := fs.String("schema", "public", "Postgres `schema` of the board's tables")
+	// Not "public": a database shared with the chat (make db's) keeps the two apart.
+	schema := fs.String("schema", "questions", "Postgres `schema` of the board's tables")
 	static := fs.String("static", "examples/questions/web/dist", "`directory` of the built web app (empty: none)")
 	out := fs.String("out", "examples/questions/web/src/generated", "`directory` codegen writes api.ts into")
 	archiveAfter := fs.Duration("archive-after", time.Hour, "how long an answered question stays on the board")
