@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing/fstest"
 	"time"
 
@@ -31,22 +32,47 @@ INSERT INTO users (name, email) VALUES ('Ada', 'ada@example.com');
 `)},
 }
 
-// exampleApp is a migrated schema and an engine on it, started; stop undoes both.
+// exampleDB is the examples' schema, migrated once (migrating is the slow part) and dropped by
+// TestMain; each example starts from empty tables.
+var (
+	exampleDBOnce sync.Once
+	exampleDB     *testdb.Bundle
+)
+
+func dropExampleDB() {
+	if exampleDB == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := exampleDB.Drop(ctx); err != nil {
+		fmt.Println("dropping the examples' schema:", err)
+	}
+}
+
+// exampleApp is an engine on the examples' schema, started; stop stops it.
 type exampleApp struct {
 	db     *testdb.Bundle
 	engine *engine.Engine
 }
 
-// startExample migrates a fresh schema (as `ripple migrate` would, with the example's
-// migrations) and starts an engine serving reg on it.
+// startExample empties the example's tables in a schema migrated as `ripple migrate` would,
+// with the example's migrations, and starts an engine serving reg on it.
 func startExample(reg *engine.Registry) *exampleApp {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	db, err := testdb.Create(ctx)
-	if err != nil {
-		panic(err)
-	}
-	if _, err := ripplemigrate.Migrate(ctx, db.Pool, &ripplemigrate.Opts{Schema: db.Schema, App: exampleMigrations}); err != nil {
+	exampleDBOnce.Do(func() {
+		db, err := testdb.Create(ctx)
+		if err != nil {
+			panic(err)
+		}
+		if _, err := ripplemigrate.Migrate(ctx, db.Pool, &ripplemigrate.Opts{Schema: db.Schema, App: exampleMigrations}); err != nil {
+			panic(err)
+		}
+		exampleDB = db
+	})
+	db := exampleDB
+	if _, err := db.Pool.Exec(ctx, "TRUNCATE notes RESTART IDENTITY"); err != nil {
 		panic(err)
 	}
 	e, err := engine.New(db.Pool, reg, &engine.Config{Schema: db.Schema})
@@ -64,9 +90,6 @@ func (a *exampleApp) stop() {
 	defer cancel()
 	if err := a.engine.Stop(ctx); err != nil {
 		fmt.Println("stop:", err)
-	}
-	if err := a.db.Drop(ctx); err != nil {
-		fmt.Println("drop:", err)
 	}
 }
 
