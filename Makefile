@@ -5,7 +5,7 @@ GO ?= go
 SQLC := $(GO) tool -modfile=tools/go.mod sqlc
 DEFAULT_DATABASE_URL := postgres://ripple:ripple@127.0.0.1:5432/ripple?sslmode=disable
 
-.PHONY: run test db build build-web npm-install generate check-generated vet test-go test-ts test-web fuzz fuzz-brief
+.PHONY: run test db build build-web npm-install generate generate-examples check-generated vet test-go test-ts test-web fuzz fuzz-brief
 
 # Postgres with pgvector on this machine, unless DATABASE_URL points elsewhere.
 db:
@@ -32,21 +32,28 @@ READSETGEN := $(GO) -C tools run ./readsetgen -C ..
 
 # sqlc's Go code, then the read-set analysis of the same SQL (tools/readsetgen), then the chat's
 # typed function references for the TypeScript client (web/src/generated/api.ts).
-generate:
+generate: generate-examples
 	$(SQLC) generate
 	$(READSETGEN)
 	$(GO) run ./cmd/ripple codegen --out web/src/generated
+
+# The example applications' generated code (examples/questions: sqlc, read sets, api.ts).
+generate-examples:
+	$(SQLC) generate -f examples/questions/sqlc.yaml
+	$(GO) -C tools run ./readsetgen -C ../examples/questions
+	$(GO) run ./examples/questions/cmd/questions codegen --out examples/questions/web/src/generated
 
 # Fails when the committed generated code differs from what `make generate` writes.
 check-generated:
 	@bash scripts/check-generated.sh
 	@bash scripts/check-api.sh
+	@bash scripts/check-examples.sh
 
 vet:
 	$(GO) vet ./...
 
-test-go: db
-	$(GO) test -race -count=1 ./...
+test-go: db npm-install
+	$(GO) test -race -count=1 -timeout 30m ./...
 	$(GO) -C tools test -count=1 ./readsetgen/
 
 # The TypeScript client's suite (client-ts): its build, the type test (tsc --noEmit over the
@@ -55,11 +62,12 @@ test-go: db
 test-ts: db npm-install
 	cd client-ts && npm test
 
-# The browser end-to-end suite (web/e2e): Debian's Chromium driven by playwright-core against a
+# The browser end-to-end suites (web/e2e, and examples/questions/web/e2e): Debian's Chromium driven by playwright-core against a
 # `ripple serve` built with the web app `build` just made.
 test-web: db build
 	bash scripts/chromium.sh
 	cd web && RIPPLE_E2E_SKIP_BUILD=1 npm test
+	cd examples/questions/web && npm test
 
 # Go's native fuzzing, each target for $(FUZZTIME) (no database). `go test` already runs every
 # target's seeds (f.Add and testdata/fuzz); a crasher found here is written to the package's

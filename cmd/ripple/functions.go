@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/engine/codegen"
 )
 
 func functionsFlags(e *env) (*flag.FlagSet, func(ctx context.Context, args []string) error) {
@@ -60,7 +61,7 @@ func describeFunctions(sigs []engine.FunctionSignature, periodic []engine.Period
 		}
 		schedules[p.Path] += p.Schedule
 	}
-	g := newTSTypes(true)
+	g := codegen.NewTypes(true)
 	out := make([]functionDescription, 0, len(sigs))
 	for _, s := range sigs {
 		visibility := "public"
@@ -69,7 +70,7 @@ func describeFunctions(sigs []engine.FunctionSignature, periodic []engine.Period
 		}
 		out = append(out, functionDescription{
 			Path: s.Path, Kind: string(s.Kind), Visibility: visibility,
-			Args: g.args(s.Args, ""), Result: g.result(s.Result), Schedule: schedules[s.Path],
+			Args: g.Args(s.Args, ""), Result: g.Result(s.Result), Schedule: schedules[s.Path],
 		})
 	}
 	return out

@@ -8,6 +8,7 @@
 //	ripple run      <module:function> ['<json args>'] [--as EMAIL] [--watch] [--at TIME|--after DURATION] [--url URL]
 //	ripple scheduled [--cancel ID] [--json]
 //	ripple codegen  [--out DIR]
+//	ripple dev      [--dir .] [--main ./cmd/ripple] [--addr 127.0.0.1:3210] [--generate "make generate"] [-- serve flags]
 //	ripple help     [command]
 //
 // Every error is reported as one line, "ripple: <cause>", on stderr. The exit code is 2 for a

@@ -73,6 +73,7 @@ func commands() []command {
 		{name: "functions", summary: "list the registered functions: kind, visibility (public or internal) and argument shape (--json)", flags: functionsFlags},
 		{name: "run", summary: "run a function on a running server as the admin or a user, print its result as JSON (--watch, --as, --at/--after)", flags: runFlags},
 		{name: "scheduled", summary: "list the scheduled functions that have not run yet, or cancel one (--cancel ID)", flags: scheduledFlags},
+		{name: "dev", args: "[-- serve flags]", summary: "build and serve the application, rebuilding and restarting it on the same address when its Go, queries or migrations change; open clients reconnect by themselves", flags: devFlags},
 		{name: "codegen", summary: "write api.ts, typed references to the public functions for @ripplehq/client (--out DIR)", flags: codegenFlags},
 		{name: "reembed", summary: "rebuild message embeddings after the embedding provider, model or dimensions changed", flags: reembedFlags},
 	}

@@ -7,6 +7,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"io/fs"
 	"os"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ripplehq/ripple/engine/ripplemigrate"
 	"github.com/ripplehq/ripple/schema"
 )
 
@@ -51,48 +54,78 @@ func NewEmptySchema(t testing.TB) *Bundle {
 	return newSchema(t, false)
 }
 
-func newSchema(t testing.TB, migrate bool) *Bundle {
+// NewAppSchema is NewSchema for an application other than the chat: the schema is migrated
+// with the engine's migrations and app's (ripplemigrate.Opts.App).
+func NewAppSchema(t testing.TB, app fs.FS) *Bundle {
+	t.Helper()
+	b := newSchema(t, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	_, err := ripplemigrate.Migrate(ctx, b.Pool, &ripplemigrate.Opts{Schema: b.Schema, App: app})
+	require.NoError(t, err)
+	return b
+}
 
+// Create makes an empty schema and a pool on it outside a test: for runnable examples, which
+// have no testing.T. The caller drops it with Drop.
+func Create(ctx context.Context) (*Bundle, error) {
 	var suffix [6]byte
 	_, _ = rand.Read(suffix[:])
 	name := "t_" + hex.EncodeToString(suffix[:])
 
 	admin, err := pgx.Connect(ctx, URL())
-	require.NoError(t, err, "connecting to %s (run `make db` or set DATABASE_URL)", URL())
-	_, err = admin.Exec(ctx, "CREATE SCHEMA "+name)
-	require.NoError(t, err)
-	require.NoError(t, admin.Close(ctx))
-
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s (run `make db` or set DATABASE_URL): %w", URL(), err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
+		return nil, err
+	}
 	cfg, err := schema.PoolConfig(URL(), name)
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
 	cfg.MaxConns = 8
 	// Tests find their own backends by this name (to terminate them, say).
 	cfg.ConnConfig.RuntimeParams["application_name"] = name
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
+	return &Bundle{Pool: pool, Schema: name, URL: URL()}, nil
+}
 
+// Drop closes the pool and drops the schema.
+func (b *Bundle) Drop(ctx context.Context) error {
+	b.Pool.Close()
+	conn, err := pgx.Connect(ctx, b.URL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "DROP SCHEMA "+b.Schema+" CASCADE")
+	return err
+}
+
+func newSchema(t testing.TB, migrate bool) *Bundle {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	b, err := Create(ctx)
+	require.NoError(t, err)
 	t.Cleanup(func() {
-		pool.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		conn, err := pgx.Connect(ctx, URL())
-		if err != nil {
-			t.Logf("dropping schema %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+name+" CASCADE"); err != nil {
-			t.Logf("dropping schema %s: %v", name, err)
+		if err := b.Drop(ctx); err != nil {
+			t.Logf("dropping schema %s: %v", b.Schema, err)
 		}
 	})
 
 	if migrate {
-		_, err = schema.Migrate(ctx, pool, &schema.MigrateOpts{Schema: name})
+		_, err = schema.Migrate(ctx, b.Pool, &schema.MigrateOpts{Schema: b.Schema})
 		require.NoError(t, err)
 	}
-	return &Bundle{Pool: pool, Schema: name, URL: URL()}
+	return b
 }
 
 // NewPoolFor opens a second pool on an existing test schema, as another process would.

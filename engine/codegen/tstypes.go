@@ -1,4 +1,4 @@
-package main
+package codegen
 
 import (
 	"encoding"
@@ -11,7 +11,7 @@ import (
 	"unicode"
 )
 
-// tsTypes renders Go types as the TypeScript types of their JSON encoding (encoding/json's
+// Types renders Go types as the TypeScript types of their JSON encoding (encoding/json's
 // rules: json tags, omitempty, embedded structs, []byte as base64), for `ripple codegen` and
 // `ripple functions`.
 //
@@ -23,7 +23,7 @@ import (
 // work); argument structs are written inline, since they are usually unexported and exist for
 // one function. Structs named PaginationOpts and PaginationResult[T] are Convex's pagination
 // types, so paginated queries fit usePaginatedQuery.
-type tsTypes struct {
+type Types struct {
 	names map[reflect.Type]string // named result types, declared in decls
 	taken map[string]reflect.Type
 	decls map[string]string
@@ -31,8 +31,9 @@ type tsTypes struct {
 	inline bool
 }
 
-func newTSTypes(inline bool) *tsTypes {
-	return &tsTypes{names: map[reflect.Type]string{}, taken: map[string]reflect.Type{}, decls: map[string]string{}, inline: inline}
+// NewTypes returns a renderer; inline writes every struct in place (one-line shapes).
+func NewTypes(inline bool) *Types {
+	return &Types{names: map[reflect.Type]string{}, taken: map[string]reflect.Type{}, decls: map[string]string{}, inline: inline}
 }
 
 var (
@@ -43,7 +44,8 @@ var (
 )
 
 // args renders a function's argument type: an object, or Record<string, never> for none.
-func (g *tsTypes) args(t reflect.Type, indent string) string {
+// Args renders a function's argument type.
+func (g *Types) Args(t reflect.Type, indent string) string {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -57,7 +59,8 @@ func (g *tsTypes) args(t reflect.Type, indent string) string {
 }
 
 // result renders a function's result type.
-func (g *tsTypes) result(t reflect.Type) string {
+// Result renders a function's result type.
+func (g *Types) Result(t reflect.Type) string {
 	if t.Kind() == reflect.Pointer {
 		if _, ok := paginationType(t.Elem()); ok {
 			// A paginated query always answers with a page.
@@ -69,7 +72,7 @@ func (g *tsTypes) result(t reflect.Type) string {
 	return g.render(t, false, "")
 }
 
-func (g *tsTypes) render(t reflect.Type, isArgs bool, indent string) string {
+func (g *Types) render(t reflect.Type, isArgs bool, indent string) string {
 	switch {
 	case t == timeType:
 		return "string"
@@ -139,7 +142,7 @@ func paginationType(t reflect.Type) (string, bool) {
 	return "", false
 }
 
-func (g *tsTypes) named(t reflect.Type) string {
+func (g *Types) named(t reflect.Type) string {
 	if name, ok := g.names[t]; ok {
 		return name
 	}
@@ -264,7 +267,7 @@ func jsonFields(t reflect.Type) []jsonField {
 	return out
 }
 
-func (g *tsTypes) object(t reflect.Type, isArgs bool, indent string) string {
+func (g *Types) object(t reflect.Type, isArgs bool, indent string) string {
 	fields := jsonFields(t)
 	if len(fields) == 0 {
 		return "Record<string, never>"
@@ -311,7 +314,7 @@ func tsKey(name string) string {
 }
 
 // declarations returns the named types, sorted by name, as TypeScript declarations.
-func (g *tsTypes) declarations() string {
+func (g *Types) declarations() string {
 	names := make([]string, 0, len(g.decls))
 	for name := range g.decls {
 		names = append(names, name)
