@@ -110,8 +110,32 @@ func (e *Engine) newMetrics() *metricSet {
 		byServer("oneshot_queries_by_server_total", queriesHelp, "primary", e.metrics.primaryQueries.Load),
 		byServer("oneshot_queries_by_server_total", queriesHelp, "replica", e.metrics.replicaQueries.Load),
 		&replicaCollector{e: e},
+		&slotCollector{e: e},
 	)
 	return m
+}
+
+// slotCollector reports the logical feed's replication slot when scraped.
+type slotCollector struct{ e *Engine }
+
+var slotBehindDesc = prometheus.NewDesc(metricsNamespace+"_change_feed_slot_behind_bytes",
+	"Bytes of WAL between the primary's position and what the logical change feed's slot confirmed (state: ok, or behind "+
+		"past Config.SlotBehindBytes).", []string{"slot", "state"}, nil)
+
+func (c *slotCollector) Describe(ch chan<- *prometheus.Desc) { ch <- slotBehindDesc }
+
+func (c *slotCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, ok := c.e.slotStatus(ctx)
+	if !ok {
+		return
+	}
+	behind, ok := st["behindBytes"].(int64)
+	if !ok {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(slotBehindDesc, prometheus.GaugeValue, float64(behind), st["slot"].(string), st["state"].(string))
 }
 
 // replicaCollector reports each replica's state and lag when scraped.

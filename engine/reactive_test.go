@@ -21,7 +21,16 @@ import (
 // Promise 1: after quiescence, every subscription's last pushed value equals a fresh run.
 func TestNoMissedUpdateRandomized(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	noMissedUpdateRandomized(t, setup(t))
+}
+
+// The same with the logical-replication change feed.
+func TestNoMissedUpdateRandomizedLogical(t *testing.T) {
+	t.Parallel()
+	noMissedUpdateRandomized(t, setupLogical(t))
+}
+
+func noMissedUpdateRandomized(t *testing.T, b *testBundle) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
 
@@ -151,7 +160,17 @@ func TestOneSnapshotPerTransition(t *testing.T) {
 
 func TestListenerLossRerunsEverything(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	listenerLossRerunsEverything(t, setup(t))
+}
+
+// With the logical feed, the terminated backend is the walsender: its temporary slot goes with
+// it, and the feed reconnects with a new one.
+func TestLogicalFeedLossRerunsEverything(t *testing.T) {
+	t.Parallel()
+	listenerLossRerunsEverything(t, setupLogical(t))
+}
+
+func listenerLossRerunsEverything(t *testing.T, b *testBundle) {
 	ctx := context.Background()
 	conv := b.newConversation(t)
 	c := dial(t, b)
@@ -232,7 +251,16 @@ func TestHTTPFunctionAPI(t *testing.T) {
 // too large for row images.
 func TestNoMissedUpdateRandomizedRanges(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	noMissedUpdateRandomizedRanges(t, setup(t))
+}
+
+// The same with the logical-replication change feed.
+func TestNoMissedUpdateRandomizedRangesLogical(t *testing.T) {
+	t.Parallel()
+	noMissedUpdateRandomizedRanges(t, setupLogical(t))
+}
+
+func noMissedUpdateRandomizedRanges(t *testing.T, b *testBundle) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(3, 4))
 

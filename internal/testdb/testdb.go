@@ -51,7 +51,17 @@ func NewEmptySchema(t testing.TB) *Bundle {
 	return newSchema(t, false)
 }
 
+// NewSchemaAt is NewSchema on another server (a private one of testpg, say).
+func NewSchemaAt(t testing.TB, url string) *Bundle {
+	t.Helper()
+	return newSchemaAt(t, url, true)
+}
+
 func newSchema(t testing.TB, migrate bool) *Bundle {
+	return newSchemaAt(t, URL(), migrate)
+}
+
+func newSchemaAt(t testing.TB, url string, migrate bool) *Bundle {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -59,13 +69,13 @@ func newSchema(t testing.TB, migrate bool) *Bundle {
 	_, _ = rand.Read(suffix[:])
 	name := "t_" + hex.EncodeToString(suffix[:])
 
-	admin, err := pgx.Connect(ctx, URL())
-	require.NoError(t, err, "connecting to %s (run `make db` or set DATABASE_URL)", URL())
+	admin, err := pgx.Connect(ctx, url)
+	require.NoError(t, err, "connecting to %s (run `make db` or set DATABASE_URL)", url)
 	_, err = admin.Exec(ctx, "CREATE SCHEMA "+name)
 	require.NoError(t, err)
 	require.NoError(t, admin.Close(ctx))
 
-	cfg, err := schema.PoolConfig(URL(), name)
+	cfg, err := schema.PoolConfig(url, name)
 	require.NoError(t, err)
 	cfg.MaxConns = 8
 	// Tests find their own backends by this name (to terminate them, say).
@@ -77,7 +87,7 @@ func newSchema(t testing.TB, migrate bool) *Bundle {
 		pool.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		conn, err := pgx.Connect(ctx, URL())
+		conn, err := pgx.Connect(ctx, url)
 		if err != nil {
 			t.Logf("dropping schema %s: %v", name, err)
 			return
@@ -92,7 +102,7 @@ func newSchema(t testing.TB, migrate bool) *Bundle {
 		_, err = schema.Migrate(ctx, pool, &schema.MigrateOpts{Schema: name})
 		require.NoError(t, err)
 	}
-	return &Bundle{Pool: pool, Schema: name, URL: URL()}
+	return &Bundle{Pool: pool, Schema: name, URL: url}
 }
 
 // NewPoolFor opens a second pool on an existing test schema, as another process would.
