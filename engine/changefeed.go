@@ -109,3 +109,57 @@ func (e *Engine) slotStatus(ctx context.Context) (map[string]any, bool) {
 	out["state"] = "missing"
 	return out, true
 }
+
+// Slot is one of Ripple's replication slots (the logical feed's, one per process).
+type Slot struct {
+	Name      string `json:"name"`
+	Temporary bool   `json:"temporary"`
+	Active    bool   `json:"active"`
+	// ActivePID is the backend streaming from it (0 when none).
+	ActivePID int `json:"activePid"`
+	// RetainedBytes is the WAL Postgres keeps for it; BehindBytes how far what it confirmed
+	// is behind the current WAL position.
+	RetainedBytes int64  `json:"retainedBytes"`
+	BehindBytes   int64  `json:"behindBytes"`
+	WALStatus     string `json:"walStatus"`
+}
+
+// Slots lists Ripple's replication slots in the pool's database (`ripple slots`).
+func Slots(ctx context.Context, pool dbsqlc.DBTX) ([]Slot, error) {
+	rows, err := dbsqlc.New().SlotsList(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Slot, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, Slot{Name: r.SlotName, Temporary: r.Temporary, Active: r.Active, ActivePID: int(r.ActivePid),
+			RetainedBytes: r.RetainedBytes, BehindBytes: r.BehindBytes, WALStatus: r.WalStatus})
+	}
+	return out, nil
+}
+
+// ErrNoSuchSlot: DropSlot was given a name that is not one of Ripple's slots.
+var ErrNoSuchSlot = errors.New("no such Ripple replication slot")
+
+// DropSlot drops one of Ripple's slots (`ripple slots drop`): an active one by ending the session
+// streaming from it (its temporary slot goes with the session; the process reconnects with a
+// new slot and re-runs every subscription), an inactive one directly. Ripple never drops a slot
+// by itself: a slot past Config.SlotBehindBytes is only reported.
+func DropSlot(ctx context.Context, pool dbsqlc.DBTX, name string) error {
+	slots, err := Slots(ctx, pool)
+	if err != nil {
+		return err
+	}
+	for _, s := range slots {
+		if s.Name != name {
+			continue
+		}
+		q := dbsqlc.New()
+		if s.Active {
+			_, err := q.SlotTerminate(ctx, pool, name)
+			return err
+		}
+		return q.SlotDrop(ctx, pool, name)
+	}
+	return fmt.Errorf("%w: %q", ErrNoSuchSlot, name)
+}

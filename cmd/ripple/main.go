@@ -8,6 +8,7 @@
 //	ripple run      <module:function> ['<json args>'] [--as EMAIL] [--watch] [--at TIME|--after DURATION] [--url URL]
 //	ripple scheduled [--cancel ID] [--json]
 //	ripple codegen  [--out DIR]
+//	ripple slots    [--json] [drop NAME]
 //	ripple help     [command]
 //
 // Every error is reported as one line, "ripple: <cause>", on stderr. The exit code is 2 for a
