@@ -153,7 +153,8 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	if len(e.config.ReplicaURLs) > 0 {
 		set, err := replicas.New(replicas.Config{URLs: e.config.ReplicaURLs, Primary: e.pool,
-			MaxWait: e.config.ReplicaMaxWait, MaxConns: int32(e.config.QueryWorkers + 4), Logger: e.logger})
+			MaxWait: e.config.ReplicaMaxWait, MaxConns: int32(e.config.QueryWorkers + 4), Logger: e.logger,
+			Configure: func(pc *pgxpool.Config) { traceReplicaStatements(e.pool.Config(), pc) }})
 		if err == nil {
 			err = set.Start(ctx)
 		}

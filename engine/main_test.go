@@ -5,12 +5,12 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/ripplehq/ripple/internal/testpg"
+	"github.com/ripplehq/ripple/internal/pglocal"
 )
 
 // logicalPG is the private server (wal_level = logical) of the tests that run the logical
 // change feed; started by the first of them.
-var logicalPG testpg.Shared
+var logicalPG pglocal.Shared
 
 // Every test stops what it starts: engines, listeners, sessions, timers.
 func TestMain(m *testing.M) {

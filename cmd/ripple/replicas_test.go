@@ -282,6 +282,9 @@ func TestReplicaReruns(t *testing.T) {
 		send()
 	}
 	t.Logf("replica in rotation: batches on the replica %v, on the primary %v", batches("replica"), batches("primary"))
+	// Their statements are counted, apart from the primary's.
+	require.Positive(t, metricValue(t, metrics, `ripple_db_statements_total{server="replica"}`), "no statement counted on the replica")
+	require.Positive(t, metricValue(t, metrics, `ripple_db_statements_total{server="primary"}`))
 
 	// One-shot queries (HTTP) go there too.
 	oneShot := func() float64 {

@@ -51,7 +51,7 @@ func NewEmptySchema(t testing.TB) *Bundle {
 	return newSchema(t, false)
 }
 
-// NewSchemaAt is NewSchema on another server (a private one of testpg, say).
+// NewSchemaAt is NewSchema on another server (a private one of pglocal, say).
 func NewSchemaAt(t testing.TB, url string) *Bundle {
 	t.Helper()
 	return newSchemaAt(t, url, true)

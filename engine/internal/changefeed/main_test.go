@@ -4,11 +4,11 @@ import (
 	"os"
 	"testing"
 
-	"github.com/ripplehq/ripple/internal/testpg"
+	"github.com/ripplehq/ripple/internal/pglocal"
 )
 
 // logicalPG is the private server (wal_level = logical) the logical feed's tests share.
-var logicalPG testpg.Shared
+var logicalPG pglocal.Shared
 
 func TestMain(m *testing.M) {
 	code := m.Run()

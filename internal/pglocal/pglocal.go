@@ -1,8 +1,9 @@
-// Package testpg starts PostgreSQL servers of a test's own (initdb into a temporary directory,
-// run as the postgres user): for settings the shared server does not have (wal_level =
-// logical takes a restart) and for tests that stop or restart the server. It needs root, as the
-// project's machines and CI run tests, and PostgreSQL 15's binaries with pgvector.
-package testpg
+// Package pglocal starts PostgreSQL servers of the process's own (initdb into a temporary
+// directory, run as the postgres user), and streaming standbys of them (pg_basebackup -R): for
+// tests that need settings the shared server does not have (wal_level = logical takes a
+// restart), and for `ripple bench chat --replicas / --change-feed logical`. It needs root, as
+// the project's machines and CI run tests, and PostgreSQL 15's binaries with pgvector.
+package pglocal
 
 import (
 	"context"
@@ -27,6 +28,15 @@ type Server struct {
 	Dir  string // the data directory, also holding the socket
 	Port int
 	base string
+	// settings are the -c options it runs with.
+	settings string
+}
+
+// Options are settings for Start.
+type Options struct {
+	// StatStatements preloads pg_stat_statements and creates the extension (bench chat's
+	// statement counts).
+	StatStatements bool
 }
 
 // URL is the server's postgres database as the ripple superuser.
@@ -47,7 +57,11 @@ func Available() string {
 
 // Start makes and starts a server with wal_level = logical (and room for replication slots
 // and WAL senders), fsync off. Stop it with Stop.
-func Start(ctx context.Context) (*Server, error) {
+func Start(ctx context.Context, opts ...Options) (*Server, error) {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	if why := Available(); why != "" {
 		return nil, fmt.Errorf("%s", why)
 	}
@@ -58,7 +72,11 @@ func Start(ctx context.Context) (*Server, error) {
 	if err := os.Chmod(base, 0o755); err != nil {
 		return nil, err
 	}
-	s := &Server{Dir: filepath.Join(base, "data"), base: base}
+	s := &Server{Dir: filepath.Join(base, "data"), base: base,
+		settings: "-c wal_level=logical -c max_replication_slots=100 -c max_wal_senders=100 -c max_connections=300"}
+	if o.StatStatements {
+		s.settings += " -c shared_preload_libraries=pg_stat_statements"
+	}
 	if s.Port, err = freePort(); err != nil {
 		return nil, err
 	}
@@ -86,6 +104,45 @@ func Start(ctx context.Context) (*Server, error) {
 		s.Stop()
 		return nil, err
 	}
+	if o.StatStatements {
+		if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"); err != nil {
+			s.Stop()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// StartStandby makes a hot standby of primary with pg_basebackup -R (streaming replication)
+// and starts it.
+func StartStandby(ctx context.Context, primary *Server) (*Server, error) {
+	base, err := os.MkdirTemp("", "ripple-standby-")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(base, 0o755); err != nil {
+		return nil, err
+	}
+	// A hot standby refuses to start with fewer WAL senders (and the like) than its primary.
+	s := &Server{Dir: filepath.Join(base, "data"), base: base, settings: primary.settings}
+	if s.Port, err = freePort(); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(s.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command("chown", "postgres:postgres", s.Dir).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("chown: %v: %s", err, out)
+	}
+	if err := asPostgres(Bin+"pg_basebackup", "--pgdata", s.Dir, "--write-recovery-conf", "--wal-method", "stream",
+		"--host", "127.0.0.1", "--port", strconv.Itoa(primary.Port), "--username", "ripple", "--no-sync"); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if err := s.Restart(ctx); err != nil {
+		s.Stop()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -93,8 +150,7 @@ func Start(ctx context.Context) (*Server, error) {
 func (s *Server) Restart(ctx context.Context) error {
 	_ = asPostgres(Bin+"pg_ctl", "--pgdata", s.Dir, "--wait", "--mode", "fast", "stop")
 	return asPostgres(Bin+"pg_ctl", "--pgdata", s.Dir, "--wait", "--log", filepath.Join(s.Dir, "log"),
-		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c wal_level=logical "+
-			"-c max_replication_slots=100 -c max_wal_senders=100 -c max_connections=300", s.Port, s.Dir), "start")
+		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off %s", s.Port, s.Dir, s.settings), "start")
 }
 
 // Stop stops the server and removes its files.
