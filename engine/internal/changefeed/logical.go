@@ -428,8 +428,9 @@ func (s *session) sendMarks(ctx context.Context, cancel context.CancelFunc) {
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
 		// The marker's commit must be flushed before the walsender sends it, whatever the
-		// server's default: an asynchronous commit would wait for the WAL writer.
-		b.Queue("SET LOCAL synchronous_commit = on")
+		// server's default: an asynchronous commit would wait for the WAL writer. Local: the
+		// walsender needs the local flush only, not synchronous standbys.
+		b.Queue("SET LOCAL synchronous_commit = local")
 		for _, m := range marks {
 			b.Queue("SELECT pg_logical_emit_message(true, $1, $2)", prefix, m)
 		}
