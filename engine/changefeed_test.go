@@ -66,3 +66,34 @@ func TestChangeFeedSwitch(t *testing.T) {
 	require.NoError(t, err)
 	c2.waitFor(func() bool { return c2.values[1] == float64(2) })
 }
+
+// A slot that no process streams from (left by hand, or by a tool) is listed with the WAL it is
+// behind, and dropped only when asked; a name that is not a Ripple slot is refused.
+func TestSlotsListAndDrop(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.NewSchemaAt(t, logicalPG.Get(t).URL())
+	name := "ripple_" + db.Schema + "_left"
+	_, err := db.Pool.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", name)
+	require.NoError(t, err)
+	find := func() *engine.Slot {
+		slots, err := engine.Slots(ctx, db.Pool)
+		require.NoError(t, err)
+		for _, s := range slots {
+			if s.Name == name {
+				return &s
+			}
+		}
+		return nil
+	}
+	_, err = db.Pool.Exec(ctx, "INSERT INTO users (name, email) VALUES ('wal', gen_random_uuid()||'@example.com')")
+	require.NoError(t, err)
+	s := find()
+	require.NotNil(t, s)
+	require.False(t, s.Active)
+	require.Positive(t, s.BehindBytes, "a slot nobody reads falls behind every write")
+	require.ErrorIs(t, engine.DropSlot(ctx, db.Pool, name+"_not"), engine.ErrNoSuchSlot)
+	require.NotNil(t, find(), "a refused drop dropped something")
+	require.NoError(t, engine.DropSlot(ctx, db.Pool, name))
+	require.Nil(t, find())
+}
