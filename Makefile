@@ -45,8 +45,10 @@ check-generated:
 vet:
 	$(GO) vet ./...
 
+# -timeout: go test's default 10 m per package binary was passed by engine and cmd/ripple on a
+# shared, loaded 2-core machine once they started private clusters (logical feed, replicas).
 test-go: db
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 	$(GO) -C tools test -count=1 ./readsetgen/
 
 # The TypeScript client's suite (client-ts): its build, the type test (tsc --noEmit over the
