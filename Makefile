@@ -52,6 +52,8 @@ check-generated:
 vet:
 	$(GO) vet ./...
 
+# -timeout: go test's default 10 m per package binary was passed by engine and cmd/ripple on a
+# shared, loaded 2-core machine once they started private clusters (logical feed, replicas).
 test-go: db npm-install
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(GO) -C tools test -count=1 ./readsetgen/

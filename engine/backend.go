@@ -140,8 +140,8 @@ func (b backend) Ready(ctx context.Context) (map[string]any, bool) {
 	case status["database"] == "ok":
 		pctx, cancelProbe := context.WithTimeout(ctx, readyProbeTimeout)
 		defer cancelProbe()
-		err := e.listener.Probe(pctx, func(ctx context.Context, channel, payload string) error {
-			_, err := e.pool.Exec(ctx, "SELECT pg_notify($1, $2)", channel, payload)
+		err := e.listener.Probe(pctx, func(ctx context.Context, sql string, args ...any) error {
+			_, err := e.pool.Exec(ctx, sql, args...)
 			return err
 		})
 		switch {
@@ -156,6 +156,11 @@ func (b backend) Ready(ctx context.Context) (map[string]any, bool) {
 			status["listener"] = "unresponsive"
 			ok = false
 		}
+	}
+	// The logical feed's slot is reported (state "behind" past Config.SlotBehindBytes); the
+	// probe above already says whether it delivers.
+	if slot, ok := e.slotStatus(ctx); ok {
+		status["changeFeed"] = slot
 	}
 	// Replicas are reported, never a reason to be unready: reads fall back to the primary.
 	if set := e.replicas.Load(); set != nil {

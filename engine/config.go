@@ -126,6 +126,17 @@ type Config struct {
 	// ReplicaMaxWait bounds that wait. Default 100 ms.
 	ReplicaMaxWait time.Duration
 
+	// ChangeFeed is how the engine learns of commits: ChangeFeedNotify (the default; capture
+	// triggers send NOTIFY) or ChangeFeedLogical (logical replication decoded with pgoutput: the
+	// write path carries no triggers and takes no notify lock; needs wal_level = logical and a
+	// role with REPLICATION). Every process of a deployment must use the same: a process starts
+	// only when no process of the other kind is connected, and switches the database over if
+	// it must (docs/engine.md, Change feeds).
+	ChangeFeed string
+	// SlotBehindBytes is how far (bytes of WAL) the logical feed's replication slot may fall
+	// behind the primary before /readyz and /metrics report it as behind. Default 1 GiB.
+	SlotBehindBytes int64
+
 	// HTTPActions configures the application's HTTP routes (AddHTTPAction): their prefix, body
 	// limit and CORS.
 	HTTPActions HTTPActionsConfig
@@ -190,6 +201,10 @@ func (c *Config) WithDefaults() *Config {
 	setDefault(&out.DiscardedJobRetention, 7*24*time.Hour)
 	setDefault(&out.HousekeepingInterval, 5*time.Minute)
 	setDefault(&out.ReplicaMaxWait, 100*time.Millisecond)
+	if out.ChangeFeed == "" {
+		out.ChangeFeed = ChangeFeedNotify
+	}
+	setDefault(&out.SlotBehindBytes, 1<<30)
 	return &out
 }
 
@@ -221,6 +236,10 @@ func (c *Config) validate() error {
 	case c.ReplicaMaxWait < 0, c.ReplicaMaxWait > 5*time.Second:
 		// Every batch may wait that long before falling back to the primary.
 		return errors.New("engine: ReplicaMaxWait must be between 0 and 5s")
+	case c.ChangeFeed != ChangeFeedNotify && c.ChangeFeed != ChangeFeedLogical:
+		return fmt.Errorf("engine: ChangeFeed must be %q or %q, not %q", ChangeFeedNotify, ChangeFeedLogical, c.ChangeFeed)
+	case c.SlotBehindBytes < 0:
+		return errors.New("engine: SlotBehindBytes must not be negative")
 	case !c.HTTPActions.prefixIsOwn():
 		return errors.New("engine: HTTPActions.Prefix must be a path of its own, not / nor under /api/ or /admin/")
 	}

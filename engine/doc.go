@@ -27,8 +27,9 @@
 // wires together lives in a package of its own under engine/internal, which talk to each other
 // only through the small interfaces they declare:
 //
-//   - changefeed: the LISTEN connection and the change events the capture triggers send; it also
-//     sends the batches' markers
+//   - changefeed: the change feeds: the LISTEN connection and the change events the capture
+//     triggers send, or (Config.ChangeFeed = logical) the same events decoded from a logical
+//     replication slot; either also carries the batches' markers
 //   - replicas: streaming replicas that batches and one-shot queries may run on
 //   - readset: what a query read (recorded from sqlc's generated analysis) and the index that
 //     finds the subscriptions a change affects

@@ -17,7 +17,6 @@ import (
 	"riverqueue.com/riverui"
 
 	"github.com/ripplehq/ripple/engine/internal/caller"
-	"github.com/ripplehq/ripple/engine/internal/changefeed"
 	"github.com/ripplehq/ripple/engine/internal/httpapi"
 	"github.com/ripplehq/ripple/engine/internal/ratelimit"
 	"github.com/ripplehq/ripple/engine/internal/reactor"
@@ -53,7 +52,7 @@ type Engine struct {
 	config   *Config
 	logger   *slog.Logger
 
-	listener *changefeed.Listener
+	listener changeFeed
 	reactor  *reactor.Reactor
 	sessions *session.Server
 	river    *river.Client[pgx.Tx]
@@ -96,7 +95,7 @@ func New(pool *pgxpool.Pool, registry *Registry, config *Config) (*Engine, error
 	}
 	e := &Engine{pool: pool, registry: registry, config: cfg, logger: cfg.Logger,
 		mutationLimit: ratelimit.New(cfg.MutationsPerSecond, cfg.MutationBurst)}
-	e.listener = changefeed.New(changefeed.Config{ConnConfig: pool.Config().ConnConfig, Schema: cfg.Schema, Logger: cfg.Logger})
+	e.listener = e.newChangeFeed()
 	e.reactor = reactor.New(reactor.Config{
 		Pool: pool, Listener: e.listener, Runner: backend{e}, Schema: cfg.Schema, Logger: cfg.Logger,
 		QueryTimeout: cfg.QueryTimeout, QueryWorkers: cfg.QueryWorkers, PingInterval: cfg.PingInterval,
@@ -143,6 +142,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.stopped {
 		return errors.New("engine: a stopped engine cannot start again; create a new one")
 	}
+	if err := e.applyChangeFeed(ctx); err != nil {
+		return err
+	}
 	if err := e.applyCaptureSkip(ctx); err != nil {
 		return err
 	}
@@ -151,7 +153,8 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	if len(e.config.ReplicaURLs) > 0 {
 		set, err := replicas.New(replicas.Config{URLs: e.config.ReplicaURLs, Primary: e.pool,
-			MaxWait: e.config.ReplicaMaxWait, MaxConns: int32(e.config.QueryWorkers + 4), Logger: e.logger})
+			MaxWait: e.config.ReplicaMaxWait, MaxConns: int32(e.config.QueryWorkers + 4), Logger: e.logger,
+			Configure: func(pc *pgxpool.Config) { traceReplicaStatements(e.pool.Config(), pc) }})
 		if err == nil {
 			err = set.Start(ctx)
 		}

@@ -420,6 +420,14 @@ func setup(t *testing.T) *testBundle {
 	return setupOn(t, testdb.NewSchema(t))
 }
 
+// setupLogical starts an engine with the logical change feed on a schema of the private
+// wal_level = logical server.
+func setupLogical(t *testing.T) *testBundle {
+	t.Helper()
+	db := testdb.NewSchemaAt(t, logicalPG.Get(t).URL())
+	return setupWith(t, db, func(c *engine.Config) { c.ChangeFeed = engine.ChangeFeedLogical })
+}
+
 // setupOn starts an engine (a "process") on an existing schema.
 func setupOn(t *testing.T, db *testdb.Bundle) *testBundle {
 	t.Helper()

@@ -94,8 +94,6 @@ func (e *Engine) newMetrics() *metricSet {
 		counter("changes_skipped_total", "Committed changes that matched no live subscription.", func() int64 { return rs().SkippedChanges }),
 		counter("mutation_retries_total", "Mutation attempts retried after a serialization failure or deadlock.", e.metrics.mutationRetries.Load),
 		counter("mutation_giveups_total", "Mutations that failed after their last retry.", e.metrics.mutationGiveUps.Load),
-		counter("db_statements_total", "Statements sent to Postgres by connections set up with engine.TraceStatements "+
-			"(ripple serve's pool, its marker and listener connections), each statement of a pipeline counted once.", StatementsSent),
 		counter("listener_gaps_total", "Times the change listener lost its connection (every subscription re-runs).", e.listener.Gaps),
 	)
 	byServer := func(name, help, server string, f func() int64) prometheus.Collector {
@@ -104,14 +102,42 @@ func (e *Engine) newMetrics() *metricSet {
 	}
 	const batchesHelp = "Reactor batches by the server their snapshot and queries ran on (replica: a streaming replica, Config.ReplicaURLs)."
 	const queriesHelp = "One-shot queries (HTTP, actions) by the server they ran on."
+	const statementsHelp = "Statements sent to Postgres by connections set up with engine.TraceStatements (ripple serve's pool, " +
+		"its marker and change feed connections; server=replica: the replicas' pools), each statement of a pipeline counted once."
 	reg.MustRegister(
 		byServer("batches_by_server_total", batchesHelp, "primary", func() int64 { return rs().PrimaryBatches }),
 		byServer("batches_by_server_total", batchesHelp, "replica", func() int64 { return rs().ReplicaBatches }),
 		byServer("oneshot_queries_by_server_total", queriesHelp, "primary", e.metrics.primaryQueries.Load),
 		byServer("oneshot_queries_by_server_total", queriesHelp, "replica", e.metrics.replicaQueries.Load),
+		byServer("db_statements_total", statementsHelp, "primary", statementsSent.Load),
+		byServer("db_statements_total", statementsHelp, "replica", replicaStatementsSent.Load),
 		&replicaCollector{e: e},
+		&slotCollector{e: e},
 	)
 	return m
+}
+
+// slotCollector reports the logical feed's replication slot when scraped.
+type slotCollector struct{ e *Engine }
+
+var slotBehindDesc = prometheus.NewDesc(metricsNamespace+"_change_feed_slot_behind_bytes",
+	"Bytes of WAL between the primary's position and what the logical change feed's slot confirmed (state: ok, or behind "+
+		"past Config.SlotBehindBytes).", []string{"slot", "state"}, nil)
+
+func (c *slotCollector) Describe(ch chan<- *prometheus.Desc) { ch <- slotBehindDesc }
+
+func (c *slotCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, ok := c.e.slotStatus(ctx)
+	if !ok {
+		return
+	}
+	behind, ok := st["behindBytes"].(int64)
+	if !ok {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(slotBehindDesc, prometheus.GaugeValue, float64(behind), st["slot"].(string), st["state"].(string))
 }
 
 // replicaCollector reports each replica's state and lag when scraped.

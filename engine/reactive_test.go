@@ -33,6 +33,12 @@ func TestNoMissedUpdateRandomizedHeldBack(t *testing.T) {
 	require.NotZero(t, b.engine.Stats().HeldBack, "no batch held back its clients")
 }
 
+// The same with the logical-replication change feed.
+func TestNoMissedUpdateRandomizedLogical(t *testing.T) {
+	t.Parallel()
+	noMissedUpdate(t, setupLogical(t))
+}
+
 func noMissedUpdate(t *testing.T, b *testBundle) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -163,7 +169,17 @@ func TestOneSnapshotPerTransition(t *testing.T) {
 
 func TestListenerLossRerunsEverything(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	listenerLossRerunsEverything(t, setup(t))
+}
+
+// With the logical feed, the terminated backend is the walsender: its temporary slot goes with
+// it, and the feed reconnects with a new one.
+func TestLogicalFeedLossRerunsEverything(t *testing.T) {
+	t.Parallel()
+	listenerLossRerunsEverything(t, setupLogical(t))
+}
+
+func listenerLossRerunsEverything(t *testing.T, b *testBundle) {
 	ctx := context.Background()
 	conv := b.newConversation(t)
 	c := dial(t, b)
@@ -244,7 +260,16 @@ func TestHTTPFunctionAPI(t *testing.T) {
 // too large for row images.
 func TestNoMissedUpdateRandomizedRanges(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	noMissedUpdateRandomizedRanges(t, setup(t))
+}
+
+// The same with the logical-replication change feed.
+func TestNoMissedUpdateRandomizedRangesLogical(t *testing.T) {
+	t.Parallel()
+	noMissedUpdateRandomizedRanges(t, setupLogical(t))
+}
+
+func noMissedUpdateRandomizedRanges(t *testing.T, b *testBundle) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(3, 4))
 

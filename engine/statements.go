@@ -9,24 +9,37 @@ import (
 )
 
 // statementsSent counts the statements this process's traced connections sent to Postgres,
-// each statement of a pipelined batch counted once (BEGIN and COMMIT included). It is the
-// figure `ripple bench chat` reports per message when pg_stat_statements is not loaded.
-var statementsSent atomic.Int64
+// each statement of a pipelined batch counted once (BEGIN and COMMIT included): to the primary,
+// and to the replicas (whose pools are traced when the primary's is). It is the figure `ripple
+// bench chat` reports per message when pg_stat_statements is not loaded.
+var statementsSent, replicaStatementsSent atomic.Int64
 
-// StatementsSent is the number of statements sent on connections set up with TraceStatements.
-func StatementsSent() int64 { return statementsSent.Load() }
+// StatementsSent is the number of statements sent on connections set up with TraceStatements,
+// and on the replicas' connections of an engine whose pool is.
+func StatementsSent() int64 { return statementsSent.Load() + replicaStatementsSent.Load() }
 
 // TraceStatements makes every connection of a pool made from cfg count its statements into
-// StatementsSent (and ripple_db_statements_total). A tracer already set keeps working: it is
-// called first.
+// StatementsSent (and ripple_db_statements_total{server="primary"}); an engine on such a pool
+// counts its replicas' statements too (server="replica"). A tracer already set keeps working:
+// it is called first.
 func TraceStatements(cfg *pgxpool.Config) {
-	cfg.ConnConfig.Tracer = &statementTracer{next: cfg.ConnConfig.Tracer}
+	cfg.ConnConfig.Tracer = &statementTracer{next: cfg.ConnConfig.Tracer, count: &statementsSent}
 }
 
-type statementTracer struct{ next pgx.QueryTracer }
+// traceReplicaStatements counts a replica pool's statements when the primary's are counted.
+func traceReplicaStatements(primary, replica *pgxpool.Config) {
+	if _, traced := primary.ConnConfig.Tracer.(*statementTracer); traced {
+		replica.ConnConfig.Tracer = &statementTracer{next: replica.ConnConfig.Tracer, count: &replicaStatementsSent}
+	}
+}
+
+type statementTracer struct {
+	next  pgx.QueryTracer
+	count *atomic.Int64
+}
 
 func (t *statementTracer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
-	statementsSent.Add(1)
+	t.count.Add(1)
 	if t.next != nil {
 		return t.next.TraceQueryStart(ctx, conn, data)
 	}
@@ -40,7 +53,7 @@ func (t *statementTracer) TraceQueryEnd(ctx context.Context, conn *pgx.Conn, dat
 }
 
 func (t *statementTracer) TraceBatchStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
-	statementsSent.Add(int64(data.Batch.Len()))
+	t.count.Add(int64(data.Batch.Len()))
 	if bt, ok := t.next.(pgx.BatchTracer); ok {
 		return bt.TraceBatchStart(ctx, conn, data)
 	}

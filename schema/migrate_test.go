@@ -79,7 +79,7 @@ func TestMigrateCreatesEverythingAndIsIdempotent(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, order, len(all))
 	require.Equal(t, []string{"engine/0001_engine", "engine/0002_capture_keys", "engine/0003_capture_rows",
-		"engine/0004_capture_skip", "app/0001_chat", "app/0002_embedding_claims", "app/0003_embedding_storage", "app/0004_embedding_queue",
+		"engine/0004_capture_skip", "engine/0005_change_feed", "app/0001_chat", "app/0002_embedding_claims", "app/0003_embedding_storage", "app/0004_embedding_queue",
 		"app/0005_read_state", "app/0006_user_blocks", "app/0007_message_text_search",
 		"app/0008_message_enqueue", "app/0010_search_query_vectors", "auth/0001_auth", "auth/0002_convex_scrypt", "auth/0003_retention"}, order)
 }
@@ -95,12 +95,16 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 
 	// Put the migration table back the way the old migrator left it, and take away what the
 	// chat's migrations after that numbering (app/0005 on), the engine's (engine/0004 on) and the
-	// auth service's (auth/0003 on) made: such a database predates them.
+	// auth service's (auth/0003 on) made: such a database predates them. (ripple_capture_install_all
+	// is left as engine/0005 replaced it: 0005 replaces it again.)
 	table := pgx.Identifier{db.Schema, "ripple_migration"}.Sanitize()
 	for _, stmt := range []string{
 		"ALTER TABLE conversation_participants DROP COLUMN last_read_message_id, DROP COLUMN last_read_at",
 		"DROP TABLE user_blocks",
 		"DROP TABLE ripple_capture_skip",
+		"DROP TABLE ripple_change_feed",
+		"DROP FUNCTION ripple_change_feed_publication(), ripple_capture_install_triggers(), ripple_capture_drop_triggers(), " +
+			"ripple_capture_install_logical(), ripple_slots()",
 		"DROP TRIGGER message_embedding_enqueue ON messages",
 		"DROP FUNCTION message_embedding_enqueue()",
 		"DROP INDEX messages_body_fts",
@@ -122,7 +126,7 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 	for _, m := range res.Applied {
 		applied = append(applied, m.ID())
 	}
-	require.Equal(t, []string{"engine/0004_capture_skip", "app/0005_read_state", "app/0006_user_blocks", "app/0007_message_text_search", "app/0008_message_enqueue", "app/0010_search_query_vectors", "auth/0002_convex_scrypt", "auth/0003_retention"}, applied,
+	require.Equal(t, []string{"engine/0004_capture_skip", "engine/0005_change_feed", "app/0005_read_state", "app/0006_user_blocks", "app/0007_message_text_search", "app/0008_message_enqueue", "app/0010_search_query_vectors", "auth/0002_convex_scrypt", "auth/0003_retention"}, applied,
 		"a migrated database must not run its migrations again; only the newer ones run")
 	rows, err := db.Pool.Query(ctx, "SELECT part || '/' || version || '_' || name FROM "+table+" ORDER BY part, version")
 	require.NoError(t, err)
@@ -130,7 +134,7 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"app/1_chat", "app/2_embedding_claims", "app/3_embedding_storage", "app/4_embedding_queue",
 		"app/5_read_state", "app/6_user_blocks", "app/7_message_text_search", "app/8_message_enqueue", "app/10_search_query_vectors",
-		"auth/1_auth", "auth/2_convex_scrypt", "auth/3_retention", "engine/1_engine", "engine/2_capture_keys", "engine/3_capture_rows", "engine/4_capture_skip"}, got)
+		"auth/1_auth", "auth/2_convex_scrypt", "auth/3_retention", "engine/1_engine", "engine/2_capture_keys", "engine/3_capture_rows", "engine/4_capture_skip", "engine/5_change_feed"}, got)
 
 	// A version this binary does not know means a newer database: refused, nothing changed.
 	_, err = db.Pool.Exec(ctx, "DROP TABLE "+table)

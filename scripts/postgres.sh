@@ -7,9 +7,10 @@
 #      postgresql-server-dev-15 (bookworm ships no binary package of that version);
 #   2. starts the 15/main cluster;
 #   3. creates the `ripple` role and database and the `vector` extension;
-#   4. raises max_connections and preloads pg_stat_statements (for `ripple bench chat`'s
-#      statements per message), restarting the cluster once if either changed, and creates that
-#      extension in the `ripple` database.
+#   4. raises max_connections, sets wal_level = logical with room for replication slots and WAL
+#      senders (RIPPLE_CHANGE_FEED=logical, streaming replicas) and preloads pg_stat_statements
+#      (for `ripple bench chat`'s statements per message), restarting the cluster once if any of
+#      it changed, and creates that extension in the `ripple` database.
 # Every step checks first, so a second run takes well under a second.
 set -euo pipefail
 
@@ -92,6 +93,21 @@ restart=""
 # Many tests run in parallel, each with its own pool, listener and River client.
 if [ "$(psql_admin -tAc 'SHOW max_connections')" -lt 400 ]; then
   psql_admin -c "ALTER SYSTEM SET max_connections = 500"
+  restart=1
+fi
+# The logical change feed (RIPPLE_CHANGE_FEED=logical): one temporary slot and one WAL sender
+# per server process, tests' included. (Tests of the feed make a private server of their own,
+# so they do not depend on this.)
+if [ "$(psql_admin -tAc 'SHOW wal_level')" != logical ]; then
+  psql_admin -c "ALTER SYSTEM SET wal_level = logical"
+  restart=1
+fi
+if [ "$(psql_admin -tAc 'SHOW max_replication_slots')" -lt 50 ]; then
+  psql_admin -c "ALTER SYSTEM SET max_replication_slots = 100"
+  restart=1
+fi
+if [ "$(psql_admin -tAc 'SHOW max_wal_senders')" -lt 50 ]; then
+  psql_admin -c "ALTER SYSTEM SET max_wal_senders = 100"
   restart=1
 fi
 # pg_stat_statements (contrib, shipped in postgresql-15) lets bench chat count the statements

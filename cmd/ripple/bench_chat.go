@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +67,10 @@ func benchChat(ctx context.Context, e *env, args []string) error {
 	searches := fs.Int("searches", 50, "search: live searches open in one conversation")
 	searchTexts := fs.Int("search-texts", 5, "search: distinct query texts over them")
 	searchMessages := fs.Int("search-messages", 40, "search: matching messages, one at a time")
+	// Postgres's own replication
+	replicas := fs.Int("replicas", 0, "streaming `replicas` for re-runs: the bench starts a private primary and N standbys (pg_basebackup) and gives them to the server (DATABASE_REPLICA_URLS)")
+	changeFeed := fs.String("change-feed", "notify", "`feed` of the server: notify or logical (RIPPLE_CHANGE_FEED); given, the bench starts a private primary (wal_level = logical) as --replicas does, so both feeds run on the same kind of server")
+	pauseReplay := fs.Bool("pause-replay", false, "pause replay on the first replica (pg_wal_replay_pause) while each scenario runs")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(e.stdout, benchChatUsage)
@@ -122,6 +127,40 @@ func benchChat(ctx context.Context, e *env, args []string) error {
 
 	if u := strings.TrimSpace(e.getenv(envDatabaseURL)); u != "" {
 		cfg.DatabaseURL = u
+	}
+	if *changeFeed != "notify" && *changeFeed != "logical" {
+		return usagef("bench chat: --change-feed must be notify or logical")
+	}
+	if *replicas < 0 || *replicas > 4 {
+		return usagef("bench chat: --replicas must be between 0 and 4")
+	}
+	if *pauseReplay && *replicas == 0 {
+		return usagef("bench chat: --pause-replay needs --replicas")
+	}
+	private := *replicas > 0 || set["change-feed"]
+	if private && *target != "" {
+		return usagef("bench chat: --replicas and --change-feed start servers of their own; not with --url")
+	}
+	if private {
+		cluster, err := startBenchCluster(ctx, e, *replicas)
+		if cluster != nil {
+			defer cluster.stop()
+		}
+		if err != nil {
+			return err
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("finding the ripple binary: %w", err)
+		}
+		cfg.DatabaseURL = cluster.primary.URL()
+		cfg.WALSenders = true
+		env := []string{envChangeFeed + "=" + *changeFeed}
+		if len(cluster.standbys) > 0 {
+			env = append(env, envDatabaseReplicaURLs+"="+strings.Join(cluster.standbyURLs(), ","))
+		}
+		cfg.Launch = cluster.launcher(benchchat.ChildServer(exe, cfg.DatabaseURL, nil, env...), *pauseReplay)
+		fmt.Fprintf(e.stdout, "private primary (wal_level = logical) with %d streaming replicas; change feed %s\n", len(cluster.standbys), *changeFeed)
 	}
 	if *target != "" {
 		if err := loopbackURL(*target); err != nil {

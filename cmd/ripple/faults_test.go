@@ -468,11 +468,24 @@ type privatePostgres struct {
 	t    *testing.T
 	dir  string // the data directory, also holding the socket
 	port string
+	// settings are further -c options for the server (wal_level = logical, say).
+	settings string
 }
 
 const pgBin = "/usr/lib/postgresql/15/bin/"
 
 func startPrivatePostgres(t *testing.T) *privatePostgres {
+	t.Helper()
+	return startPrivatePostgresWith(t, "")
+}
+
+// startLogicalPostgres is a private server with wal_level = logical, for the logical change feed.
+func startLogicalPostgres(t *testing.T) *privatePostgres {
+	t.Helper()
+	return startPrivatePostgresWith(t, "-c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20")
+}
+
+func startPrivatePostgresWith(t *testing.T, settings string) *privatePostgres {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("a private PostgreSQL needs root (to run it as the postgres user)")
@@ -483,7 +496,7 @@ func startPrivatePostgres(t *testing.T) *privatePostgres {
 	base, err := os.MkdirTemp("", "ripple-pg-")
 	require.NoError(t, err)
 	require.NoError(t, os.Chmod(base, 0o755))
-	p := &privatePostgres{t: t, dir: filepath.Join(base, "data"), port: strings.TrimPrefix(freeAddr(t), "127.0.0.1:")}
+	p := &privatePostgres{t: t, dir: filepath.Join(base, "data"), port: strings.TrimPrefix(freeAddr(t), "127.0.0.1:"), settings: settings}
 	require.NoError(t, os.Mkdir(p.dir, 0o700))
 	p.asPostgres("chown", "postgres:postgres", p.dir) // run as root: runuser passes it through
 	p.asPostgres(pgBin+"initdb", "--pgdata", p.dir, "--username", "ripple", "--auth", "trust", "--no-sync")
@@ -509,7 +522,7 @@ func (p *privatePostgres) asPostgres(name string, args ...string) {
 func (p *privatePostgres) start() {
 	p.t.Helper()
 	p.asPostgres(pgBin+"pg_ctl", "--pgdata", p.dir, "--wait", "--log", filepath.Join(p.dir, "log"),
-		"-o", fmt.Sprintf("-p %s -k %s -c listen_addresses=127.0.0.1 -c fsync=off", p.port, p.dir), "start")
+		"-o", fmt.Sprintf("-p %s -k %s -c listen_addresses=127.0.0.1 -c fsync=off %s", p.port, p.dir, p.settings), "start")
 }
 
 // stop shuts the server down the way a restart does: sessions are disconnected.

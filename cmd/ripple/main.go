@@ -9,6 +9,7 @@
 //	ripple scheduled [--cancel ID] [--json]
 //	ripple codegen  [--out DIR]
 //	ripple dev      [--dir .] [--main ./cmd/ripple] [--addr 127.0.0.1:3210] [--generate "make generate"] [-- serve flags]
+//	ripple slots    [--json] [drop NAME]
 //	ripple help     [command]
 //
 // Every error is reported as one line, "ripple: <cause>", on stderr. The exit code is 2 for a

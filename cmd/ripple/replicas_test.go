@@ -29,7 +29,8 @@ func startReplica(t *testing.T, p *privatePostgres) *privatePostgres {
 	base, err := os.MkdirTemp("", "ripple-replica-")
 	require.NoError(t, err)
 	require.NoError(t, os.Chmod(base, 0o755))
-	r := &privatePostgres{t: t, dir: filepath.Join(base, "data"), port: strings.TrimPrefix(freeAddr(t), "127.0.0.1:")}
+	// A hot standby refuses to start with fewer WAL senders (and the like) than its primary.
+	r := &privatePostgres{t: t, dir: filepath.Join(base, "data"), port: strings.TrimPrefix(freeAddr(t), "127.0.0.1:"), settings: p.settings}
 	require.NoError(t, os.Mkdir(r.dir, 0o700))
 	r.asPostgres("chown", "postgres:postgres", r.dir)
 	// initdb's pg_hba.conf lets local replication connections in (trust); -R writes
@@ -281,6 +282,9 @@ func TestReplicaReruns(t *testing.T) {
 		send()
 	}
 	t.Logf("replica in rotation: batches on the replica %v, on the primary %v", batches("replica"), batches("primary"))
+	// Their statements are counted, apart from the primary's.
+	require.Positive(t, metricValue(t, metrics, `ripple_db_statements_total{server="replica"}`), "no statement counted on the replica")
+	require.Positive(t, metricValue(t, metrics, `ripple_db_statements_total{server="primary"}`))
 
 	// One-shot queries (HTTP) go there too.
 	oneShot := func() float64 {

@@ -35,6 +35,8 @@ const (
 	// envDatabaseReplicaURLs lists, comma-separated, streaming replicas that query re-runs and
 	// one-shot queries may run on (engine.Config.ReplicaURLs).
 	envDatabaseReplicaURLs = "DATABASE_REPLICA_URLS"
+	// envChangeFeed is notify (the default) or logical (engine.Config.ChangeFeed).
+	envChangeFeed = "RIPPLE_CHANGE_FEED"
 )
 
 const defaultAddr = "127.0.0.1:3210"
@@ -75,6 +77,7 @@ func commands() []command {
 		{name: "scheduled", summary: "list the scheduled functions that have not run yet, or cancel one (--cancel ID)", flags: scheduledFlags},
 		{name: "dev", args: "[-- serve flags]", summary: "build and serve the application, rebuilding and restarting it on the same address when its Go, queries or migrations change; open clients reconnect by themselves", flags: devFlags},
 		{name: "codegen", summary: "write api.ts, typed references to the public functions for @ripplehq/client (--out DIR)", flags: codegenFlags},
+		{name: "slots", args: "[drop NAME]", summary: "list the logical change feed's replication slots and the WAL each holds back, or drop one", flags: slotsFlags},
 		{name: "reembed", summary: "rebuild message embeddings after the embedding provider, model or dimensions changed", flags: reembedFlags},
 	}
 }

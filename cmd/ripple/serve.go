@@ -122,7 +122,7 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 	}
 	eng, err := engine.New(pool, reg, &engine.Config{Schema: opts.schema, Logger: logger, Auth: authService.Authenticator(),
 		AllowedOrigins: splitList(e.getenv(envAllowedOrigins)), ClientAddress: clientAddress,
-		ReplicaURLs: splitList(e.getenv(envDatabaseReplicaURLs)),
+		ReplicaURLs: splitList(e.getenv(envDatabaseReplicaURLs)), ChangeFeed: e.getenv(envChangeFeed),
 		// Spent refresh tokens, ended sessions, retired keys and old rate-limit windows
 		// (docs/engine.md, Retention).
 		Housekeeping: []func(context.Context) error{authService.Prune}})

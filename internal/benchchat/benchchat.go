@@ -53,6 +53,13 @@ type Config struct {
 	// emptying the queue) to finish, so its CPU is counted; 0 means 30 s, negative means do not
 	// wait.
 	JobsTimeout time.Duration
+	// ServerEnv is added to the environment of the servers the default launcher starts
+	// (RIPPLE_CHANGE_FEED, DATABASE_REPLICA_URLS).
+	ServerEnv []string
+	// WALSenders counts every WAL sender of the database's server as the server's Postgres CPU
+	// (streaming replicas and the logical feed cost the primary that): set when the server is
+	// the bench's own.
+	WALSenders bool
 	// Embedding is the server's embedding provider configuration, whose compute the bench
 	// measures to report the embedding apart. Default: embedding.ConfigFromEnv(os.Getenv), what
 	// a child server reads (it inherits the bench's environment); a --url server's own may differ.
@@ -154,7 +161,7 @@ func (c *Config) withDefaults() (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("finding the ripple binary: %w", err)
 		}
-		out.Launch = ChildServer(exe, out.DatabaseURL, &tailBuffer{})
+		out.Launch = ChildServer(exe, out.DatabaseURL, &tailBuffer{}, out.ServerEnv...)
 	}
 	if len(out.Scenarios) == 0 {
 		out.Scenarios = Scenarios
@@ -280,6 +287,9 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 
 func runScenario(ctx context.Context, cfg *Config, rep *Report, name string) ([]Result, error) {
 	srv, err := cfg.Launch(ctx)
+	if srv != nil {
+		srv.WALSenders = cfg.WALSenders
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -36,6 +36,8 @@ type Server struct {
 	MetricsURL string
 	// Stop stops it and removes what it created (its schema). Nil: nothing to do.
 	Stop func(ctx context.Context) error
+	// WALSenders: the database server's WAL senders count as the server's Postgres backends.
+	WALSenders bool
 }
 
 // Launcher starts a fresh server (its own schema) for one scenario.
@@ -56,7 +58,7 @@ func ExistingServer(baseURL string, pid int, metricsURL string) Launcher {
 // databaseURL, as production runs it (River jobs and the local embedding provider included),
 // and drops the schema when stopped. Its Postgres connections carry application_name = the
 // schema name, so their backends can be told apart from everyone else's.
-func ChildServer(binary, databaseURL string, logTail *tailBuffer) Launcher {
+func ChildServer(binary, databaseURL string, logTail *tailBuffer, env ...string) Launcher {
 	return func(ctx context.Context) (*Server, error) {
 		name := "benchchat_" + randomHex(6)
 		admin, err := pgx.Connect(ctx, databaseURL)
@@ -98,7 +100,7 @@ func ChildServer(binary, databaseURL string, logTail *tailBuffer) Launcher {
 		}
 		// Not CommandContext: the server is stopped with SIGTERM and given time to drain.
 		cmd := exec.Command(binary, "serve", "--addr", addr, "--schema", name, "--metrics-addr", metricsAddr)
-		cmd.Env = append(os.Environ(), "DATABASE_URL="+appURL, "PGAPPNAME="+name, "RIPPLE_LOG_LEVEL=warn")
+		cmd.Env = append(append(os.Environ(), "DATABASE_URL="+appURL, "PGAPPNAME="+name, "RIPPLE_LOG_LEVEL=warn"), env...)
 		if logTail != nil {
 			cmd.Stdout, cmd.Stderr = logTail, logTail
 		}
@@ -330,7 +332,7 @@ func (m *meter) sample(ctx context.Context) sample {
 	var rows pgx.Rows
 	var err error
 	if m.srv.AppName != "" {
-		rows, err = m.conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", m.srv.AppName)
+		rows, err = m.conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1 OR ($2 AND backend_type = 'walsender')", m.srv.AppName, m.srv.WALSenders)
 	} else {
 		rows, err = m.conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = $1 AND pid <> pg_backend_pid()", "client backend")
 	}

@@ -16,7 +16,9 @@
 //     import checks;
 //   - ripple_auth_rate_limits: counters of windows that expire within minutes;
 //   - ripple_capture_skip: the tables the running application leaves uncaptured, which the
-//     engine writes at every start from its registry (engine.Registry.DoNotCapture).
+//     engine writes at every start from its registry (engine.Registry.DoNotCapture);
+//   - ripple_change_feed: the deployment's change feed (NOTIFY or logical), which belongs to
+//     the target's servers, not to the data.
 //
 // Everything else is exported, the engine's and auth's tables included, because a restore
 // that keeps users signed in and mutations exactly-once needs them: ripple_auth_signing_keys
@@ -89,7 +91,7 @@ type Column struct {
 // excluded says whether a table is left out of exports (see the package comment for why).
 func excluded(table string) bool {
 	return strings.HasPrefix(table, "river_") || table == "ripple_migration" || table == "ripple_auth_rate_limits" ||
-		table == "ripple_capture_skip"
+		table == "ripple_capture_skip" || table == "ripple_change_feed"
 }
 
 // readTables returns the application tables of the current schema, referenced tables first

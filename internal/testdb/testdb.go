@@ -66,22 +66,30 @@ func NewAppSchema(t testing.TB, app fs.FS) *Bundle {
 	return b
 }
 
+// NewSchemaAt is NewSchema on another server (a private one of pglocal, say).
+func NewSchemaAt(t testing.TB, url string) *Bundle {
+	t.Helper()
+	return newSchemaAt(t, url, true)
+}
+
 // Create makes an empty schema and a pool on it outside a test: for runnable examples, which
 // have no testing.T. The caller drops it with Drop.
-func Create(ctx context.Context) (*Bundle, error) {
+func Create(ctx context.Context) (*Bundle, error) { return createAt(ctx, URL()) }
+
+func createAt(ctx context.Context, url string) (*Bundle, error) {
 	var suffix [6]byte
 	_, _ = rand.Read(suffix[:])
 	name := "t_" + hex.EncodeToString(suffix[:])
 
-	admin, err := pgx.Connect(ctx, URL())
+	admin, err := pgx.Connect(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to %s (run `make db` or set DATABASE_URL): %w", URL(), err)
+		return nil, fmt.Errorf("connecting to %s (run `make db` or set DATABASE_URL): %w", url, err)
 	}
 	defer admin.Close(ctx)
 	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
 		return nil, err
 	}
-	cfg, err := schema.PoolConfig(URL(), name)
+	cfg, err := schema.PoolConfig(url, name)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +100,7 @@ func Create(ctx context.Context) (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Bundle{Pool: pool, Schema: name, URL: URL()}, nil
+	return &Bundle{Pool: pool, Schema: name, URL: url}, nil
 }
 
 // Drop closes the pool and drops the schema.
@@ -108,10 +116,14 @@ func (b *Bundle) Drop(ctx context.Context) error {
 }
 
 func newSchema(t testing.TB, migrate bool) *Bundle {
+	return newSchemaAt(t, URL(), migrate)
+}
+
+func newSchemaAt(t testing.TB, url string, migrate bool) *Bundle {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	b, err := Create(ctx)
+	b, err := createAt(ctx, url)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

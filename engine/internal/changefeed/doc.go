@@ -1,5 +1,12 @@
-// Package changefeed keeps one LISTEN connection open on a schema's change channel and turns its
-// notifications into Events: changes written by the capture triggers, markers the reactor sends
-// to itself, and resets when the connection was lost (notifications may have been missed, so
-// every subscription must re-run). It reconnects with backoff.
+// Package changefeed turns commits into Events: changes (row images of the captured columns),
+// markers the reactor sends to itself, and resets when the connection was lost (changes may have
+// been missed, so every subscription must re-run). Two feeds deliver the same Events for the
+// same writes:
+//
+//   - Listener keeps one LISTEN connection open on a schema's change channel and parses the
+//     NOTIFY payloads of the capture triggers;
+//   - Logical streams a temporary logical replication slot with pgoutput over the schema's
+//     publication, and builds the same row images from the WAL.
+//
+// Both reconnect with backoff.
 package changefeed

@@ -124,15 +124,15 @@ func (l *Listener) sendMarks(ctx context.Context, conn *pgx.Conn) error {
 // down): it says nothing about the listener.
 var ErrProbeNotSent = errors.New("the probe notification could not be sent")
 
-// Probe checks that the connection delivers: notify (run on another connection) sends a
+// Probe checks that the connection delivers: send (run on another connection) sends a
 // notification to the listener's channel, and Probe waits for it until ctx ends. A half-open
 // connection looks connected, and only a round trip shows that it no longer is.
-func (l *Listener) Probe(ctx context.Context, notify func(ctx context.Context, channel, payload string) error) error {
+func (l *Listener) Probe(ctx context.Context, send func(ctx context.Context, sql string, args ...any) error) error {
 	payload := ProbePrefix + strconv.FormatUint(l.probeID.Add(1), 10) + ":" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	arrived := make(chan struct{})
 	l.probes.Store(payload, arrived)
 	defer l.probes.Delete(payload)
-	if err := notify(ctx, Channel(l.cfg.Schema), payload); err != nil {
+	if err := send(ctx, "SELECT pg_notify($1, $2)", Channel(l.cfg.Schema), payload); err != nil {
 		return fmt.Errorf("%w: %w", ErrProbeNotSent, err)
 	}
 	select {
@@ -217,6 +217,10 @@ func (l *Listener) connect(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := holdMode(ctx, conn, ModeNotify); err != nil {
+		conn.Close(ctx)
+		return nil, err
+	}
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{Channel(l.cfg.Schema)}.Sanitize()); err != nil {
 		conn.Close(ctx)
 		return nil, err
@@ -291,7 +295,11 @@ func (l *Listener) run(ctx context.Context, conn *pgx.Conn) {
 			if err == nil {
 				break
 			}
-			l.cfg.Logger.Warn("change listener reconnect failed", "error", err)
+			if errors.Is(err, ErrModeMismatch) {
+				l.cfg.Logger.Error("change listener cannot reconnect", "error", err)
+			} else {
+				l.cfg.Logger.Warn("change listener reconnect failed", "error", err)
+			}
 		}
 		l.cfg.Logger.Info("change listener reconnected; re-running every subscription")
 		select {
@@ -332,17 +340,7 @@ func parse(s string) (Event, bool) {
 				return Event{Kind: EventChange, Change: Change{Table: p.Table, Xid: xid, All: true}}, true
 			}
 		}
-		c.Columns, c.Rows = p.Columns, p.Rows
-		for i, col := range p.Columns {
-			seen := map[string]bool{}
-			for _, row := range p.Rows {
-				if v := row[i]; v != nil && !seen[*v] {
-					seen[*v] = true
-					c.Keys[col] = append(c.Keys[col], *v)
-				}
-			}
-		}
-		return Event{Kind: EventChange, Change: c}, true
+		return Event{Kind: EventChange, Change: rowsChange(p.Table, xid, p.Columns, p.Rows)}, true
 	}
 	for col, vals := range p.Keys {
 		out := make([]string, 0, len(vals))
@@ -354,6 +352,22 @@ func parse(s string) (Event, bool) {
 		c.Keys[col] = out
 	}
 	return Event{Kind: EventChange, Change: c}, true
+}
+
+// rowsChange is a change with row images; the key lookups need the distinct values per column
+// too.
+func rowsChange(table string, xid uint64, columns []string, rows [][]*string) Change {
+	c := Change{Table: table, Xid: xid, Keys: make(map[string][]string, len(columns)), Columns: columns, Rows: rows}
+	for i, col := range columns {
+		seen := map[string]bool{}
+		for _, row := range rows {
+			if v := row[i]; v != nil && !seen[*v] {
+				seen[*v] = true
+				c.Keys[col] = append(c.Keys[col], *v)
+			}
+		}
+	}
+	return c
 }
 
 // Snapshot is a parsed pg_current_snapshot(): which transactions a snapshot sees.

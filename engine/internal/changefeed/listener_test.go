@@ -66,13 +66,13 @@ func TestProbeNotSentIsNotTheListeners(t *testing.T) {
 	t.Parallel()
 	l := New(Config{Schema: "public"})
 	sendErr := errors.New("pool exhausted")
-	err := l.Probe(context.Background(), func(context.Context, string, string) error { return sendErr })
+	err := l.Probe(context.Background(), func(context.Context, string, ...any) error { return sendErr })
 	if !errors.Is(err, ErrProbeNotSent) || !errors.Is(err, sendErr) {
 		t.Fatalf("got %v, want ErrProbeNotSent wrapping the send's error", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err = l.Probe(ctx, func(context.Context, string, string) error { return nil }) // sent, never heard
+	err = l.Probe(ctx, func(context.Context, string, ...any) error { return nil }) // sent, never heard
 	if err == nil || errors.Is(err, ErrProbeNotSent) {
 		t.Fatalf("a probe sent but not heard: got %v", err)
 	}

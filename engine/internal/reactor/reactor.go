@@ -2,8 +2,9 @@
 // a change touches and sends each client one Transition per batch.
 //
 // One goroutine runs batches. A batch takes a REPEATABLE READ snapshot S, then sends itself a
-// marker NOTIFY and reads the change stream up to that marker: notifications arrive in commit
-// order, so every change visible in S has arrived by then. Changes visible in S invalidate
+// marker through the change feed (a NOTIFY, or a logical decoding message) and reads the change
+// stream up to that marker: changes arrive in commit order, so every change visible in S has
+// arrived by then. Changes visible in S invalidate
 // subscriptions through the read-set index; changes that S does not see wait for the next batch.
 // All invalidated (and newly added) subscriptions run in S, identical (function, args, identity,
 // journal) runs once, unchanged results are not sent, and each client gets one Transition whose
@@ -31,10 +32,24 @@ import (
 	"github.com/ripplehq/ripple/engine/internal/wire"
 )
 
+// Feed is the change stream a reactor reads: changefeed.Listener (NOTIFY) or
+// changefeed.Logical (logical replication). Both deliver the same Changes for the same writes,
+// in commit order, and a marker sent with Mark after a snapshot was taken arrives after every
+// change that snapshot sees (drainToMarker).
+type Feed interface {
+	Events() <-chan changefeed.Event
+	// Mark sends a marker without waiting; it arrives as EventMarker, or is lost with the
+	// connection and followed by EventReset.
+	Mark(marker string)
+	// Reconnect replaces the connection (delivering EventReset).
+	Reconnect()
+}
+
 // Config is what the reactor needs from the engine.
 type Config struct {
-	Pool     *pgxpool.Pool
-	Listener *changefeed.Listener
+	Pool *pgxpool.Pool
+	// Listener is the change feed.
+	Listener Feed
 	Runner   Runner
 	// Schema names the change channel the batch marker goes to.
 	Schema string

@@ -45,6 +45,9 @@ type Config struct {
 	// again. Defaults 200 ms and 5 s.
 	MinBackoff, MaxBackoff time.Duration
 	Logger                 *slog.Logger
+	// Configure, when set, adjusts each replica pool's configuration before it is made (the
+	// engine's statement counting).
+	Configure func(*pgxpool.Config)
 }
 
 func (c *Config) withDefaults() Config {
@@ -146,6 +149,9 @@ func New(cfg Config) (*Set, error) {
 			return nil, err
 		}
 		pc.MaxConns = c.MaxConns
+		if c.Configure != nil {
+			c.Configure(pc)
+		}
 		pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 		if err != nil {
 			s.closePools()
