@@ -143,4 +143,3 @@ func TestGroupLifecycle(t *testing.T) {
 	require.NoError(t, b.db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM conversations WHERE id = $1", conv).Scan(&n))
 	require.Zero(t, n)
 }
-

@@ -2,9 +2,9 @@ package functions_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"

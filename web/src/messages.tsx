@@ -224,7 +224,9 @@ export function MessageList({
                 {blockedSender ? (
                   <details className="body blocked-message">
                     <summary>Message from someone you blocked</summary>
-                    <Linkified text={m.body} />
+                    <span>
+                      <Linkified text={m.body} />
+                    </span>
                   </details>
                 ) : (
                   <span className="body">
