@@ -87,7 +87,8 @@ func inProcessServer(t *testing.T) benchchat.Launcher {
 // where it should be, counts add up, percentiles are ordered, the transition chains are intact,
 // and the JSON report says the same as the returned one.
 func TestScenarios(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// A bound for the whole run (six scenarios), not a performance threshold.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	jsonPath := filepath.Join(t.TempDir(), "bench.json")
 	cfg := &benchchat.Config{
@@ -103,6 +104,7 @@ func TestScenarios(t *testing.T) {
 		Idle:       benchchat.IdleOpts{Counts: []int{0, 6}, Accounts: 4, Rate: 50, Messages: 6, Quiet: 100 * time.Millisecond},
 		Devices:    benchchat.DevicesOpts{Counts: []int{3, 7}, Writes: 2, StatsSettle: 200 * time.Millisecond},
 		Throughput: benchchat.ThroughputOpts{Clients: 10, Pairs: 2, IdleAccounts: 2, Duration: 500 * time.Millisecond, MaxMessages: 40},
+		Group:      benchchat.GroupOpts{Groups: 2, Members: 3, Rate: 50, Messages: 8},
 		JSONPath:   jsonPath,
 	}
 	var out strings.Builder
@@ -197,6 +199,14 @@ func TestScenarios(t *testing.T) {
 	require.Equal(t, 10, tp[0].Clients)
 	require.Positive(t, tp[0].SendsPerSec)
 	require.LessOrEqual(t, tp[0].Messages, 40)
+
+	gr := by["group"]
+	require.Len(t, gr, 1)
+	require.Equal(t, 6, gr[0].Clients)
+	require.Equal(t, 8, gr[0].Messages)
+	require.Equal(t, 16, gr[0].Expected, "each message reaches the other two members of its group")
+	require.Contains(t, gr[0].Extra, "slowestMemberLatency")
+	require.Positive(t, gr[0].Extra["queryRunsPerSend"], "the server's query runs are read from its metrics")
 
 	raw, err := os.ReadFile(jsonPath)
 	require.NoError(t, err)
