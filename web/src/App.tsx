@@ -82,7 +82,7 @@ function Chat({ auth }: { auth: UseAuth }) {
             />
           </ErrorBoundary>
         ) : (
-          <p className="empty">Pick a conversation, start one by email, or make a group.</p>
+          <p className="empty">Pick a conversation, or start one by email.</p>
         )}
       </main>
     </div>
