@@ -2,16 +2,16 @@ package functions
 
 import (
 	"context"
-	"errors"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/ripplehq/ripple/engine"
 	"github.com/ripplehq/ripple/queries"
 )
 
-// A block stops a conversation both ways: the blocked user cannot start a conversation with the
-// blocker or send into theirs, and neither can the blocker until they unblock. The errors carry
+// A block stops a direct conversation both ways: the blocked user cannot start a conversation
+// with the blocker or send into theirs, and neither can the blocker until they unblock. In a
+// group a block does not stop sends (one member must not be able to silence another for the
+// whole group); the blocker's app folds the blocked member's messages away, and neither can add
+// the other to a group. The errors carry
 // a reason (errorData.reason) so clients can say which it is without parsing text.
 const (
 	reasonBlockedByThem = "blocked_by_them"
@@ -28,7 +28,8 @@ func registerBlocks(reg *engine.Registry) {
 }
 
 // blockTarget checks the user to block or unblock: not the caller, and someone the caller shares
-// a conversation with (so user IDs cannot be probed, and blocking follows a real contact).
+// a conversation with, direct or group (so user IDs cannot be probed, and blocking follows a
+// real contact).
 func blockTarget(ctx *engine.MutationCtx, args blockArgs) (me, other int64, err error) {
 	me, err = callerID(ctx)
 	if err != nil {
@@ -41,12 +42,14 @@ func blockTarget(ctx *engine.MutationCtx, args blockArgs) (me, other int64, err 
 	if other == me {
 		return 0, 0, engine.InvalidArgument("you cannot block yourself")
 	}
-	low, high := min(me, other), max(me, other)
-	_, err = queries.New().ConversationDirectGet(ctx, ctx.DB(), queries.ConversationDirectGetParams{DirectUserLow: &low, DirectUserHigh: &high})
-	if errors.Is(err, pgx.ErrNoRows) {
+	shared, err := queries.New().ParticipantShared(ctx, ctx.DB(), queries.ParticipantSharedParams{A: me, B: other})
+	if err != nil {
+		return 0, 0, err
+	}
+	if !shared {
 		return 0, 0, engine.Forbidden("you can only block someone you have a conversation with")
 	}
-	return me, other, err
+	return me, other, nil
 }
 
 // usersBlock blocks a user the caller has a conversation with. Blocking twice is one block.

@@ -24,6 +24,7 @@ func registerConversations(reg *engine.Registry) {
 		&engine.FunctionOpts{RateLimit: &engine.RateLimit{Every: 30 * time.Second, Burst: 40}})
 	engine.AddQuery(reg, "conversations:list", conversationsList, nil)
 	engine.AddMutation(reg, "conversations:markRead", conversationsMarkRead, nil)
+	registerGroups(reg)
 }
 
 type getOrCreateDirectArgs struct {
@@ -89,6 +90,8 @@ type Participant struct {
 	ID    string `json:"_id"`
 	Name  string `json:"name"`
 	Email string `json:"email"`
+	// Admin: a group admin (adds, removes, renames). Always false in a direct conversation.
+	Admin bool `json:"admin,omitempty"`
 }
 
 // LastMessage summarises a conversation's newest message.
@@ -96,12 +99,17 @@ type LastMessage struct {
 	Body         string  `json:"body"`
 	SenderID     string  `json:"senderId"`
 	CreationTime float64 `json:"_creationTime"`
+	// Kind is the message's kind (Message.Kind).
+	Kind string `json:"kind"`
 }
 
 // Conversation is one entry of conversations:list.
 type Conversation struct {
-	ID              string        `json:"_id"`
-	Type            string        `json:"type"`
+	ID   string `json:"_id"`
+	Type string `json:"type"`
+	// Name is a group's name; null for a direct conversation.
+	Name *string `json:"name"`
+	// Participants are the members in joining order (for a group, the member list).
 	Participants    []Participant `json:"participants"`
 	LastMessageTime *float64      `json:"lastMessageTime"`
 	LastMessage     *LastMessage  `json:"lastMessage"`
@@ -146,7 +154,7 @@ func conversationsList(ctx *engine.QueryCtx, _ struct{}) ([]Conversation, error)
 			list = append(list, cur)
 		}
 		id := formatID(r.ParticipantID)
-		cur.conv.Participants = append(cur.conv.Participants, Participant{ID: id, Name: r.ParticipantName, Email: r.ParticipantEmail})
+		cur.conv.Participants = append(cur.conv.Participants, Participant{ID: id, Name: r.ParticipantName, Email: r.ParticipantEmail, Admin: r.ParticipantAdmin})
 		if r.BlockedByMe {
 			cur.conv.BlockedByMe = append(cur.conv.BlockedByMe, id)
 		}
@@ -168,7 +176,7 @@ func conversationsList(ctx *engine.QueryCtx, _ struct{}) ([]Conversation, error)
 // the first of its rows, and its last activity: the newest message's time, or the stored
 // last_message_time (which older versions wrote) when it is newer, or else its creation.
 func conversationFromRow(r queries.ConversationSummaryListForUserRow, activity *pgtype.Timestamptz) Conversation {
-	conv := Conversation{ID: formatID(r.ConversationID), Type: r.Type, Participants: []Participant{}, BlockedByMe: []string{},
+	conv := Conversation{ID: formatID(r.ConversationID), Type: r.Type, Name: r.Name, Participants: []Participant{}, BlockedByMe: []string{},
 		UnreadCount: int(r.Unread)}
 	if r.LastReadMessageID != nil {
 		id := formatID(*r.LastReadMessageID)
@@ -176,7 +184,7 @@ func conversationFromRow(r queries.ConversationSummaryListForUserRow, activity *
 	}
 	*activity = r.LastMessageTime
 	if r.LastCreatedAt.Valid {
-		conv.LastMessage = &LastMessage{Body: r.LastBody, SenderID: formatID(r.LastSenderID), CreationTime: millis(r.LastCreatedAt)}
+		conv.LastMessage = &LastMessage{Body: r.LastBody, SenderID: formatID(r.LastSenderID), CreationTime: millis(r.LastCreatedAt), Kind: r.LastKind}
 		if !activity.Valid || r.LastCreatedAt.Time.After(activity.Time) {
 			*activity = r.LastCreatedAt
 		}
@@ -193,7 +201,7 @@ func conversationFromRow(r queries.ConversationSummaryListForUserRow, activity *
 // requireParticipant gives FORBIDDEN both for a conversation the caller is not in and for one
 // that does not exist, so a caller cannot probe for conversations.
 func requireParticipant(ctx context.Context, db engine.DBTX, conversationID, userID int64) error {
-	_, err := queries.New().ParticipantGet(ctx, db, queries.ParticipantGetParams{ConversationID: conversationID, UserID: userID})
+	_, err := queries.New().ParticipantGet(ctx, db, queries.ParticipantGetParams{UserID: userID, ConversationID: conversationID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return notParticipant()
 	}

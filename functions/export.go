@@ -27,6 +27,7 @@ type Export struct {
 type ExportedConversation struct {
 	ID           string        `json:"_id"`
 	Type         string        `json:"type"`
+	Name         *string       `json:"name"`
 	Participants []Participant `json:"participants"`
 	Messages     []Message     `json:"messages"`
 }
@@ -51,7 +52,7 @@ func meExport(ctx *engine.HTTPActionCtx, w http.ResponseWriter, r *http.Request)
 		if err != nil {
 			return err
 		}
-		out.Conversations = append(out.Conversations, ExportedConversation{ID: c.ID, Type: c.Type, Participants: c.Participants, Messages: messages})
+		out.Conversations = append(out.Conversations, ExportedConversation{ID: c.ID, Type: c.Type, Name: c.Name, Participants: c.Participants, Messages: messages})
 	}
 	w.Header().Set("Content-Disposition", `attachment; filename="ripple-export.json"`)
 	return engine.WriteJSON(w, http.StatusOK, out)

@@ -33,10 +33,13 @@ type Message struct {
 	ConversationID string  `json:"conversationId"`
 	SenderID       string  `json:"senderId"`
 	Body           string  `json:"body"`
+	// Kind is "text" (written by its sender) or "system" (a membership change in a group,
+	// written by the function that made it; never embedded or searched).
+	Kind string `json:"kind"`
 }
 
 func toMessage(m queries.Message) Message {
-	return Message{ID: formatID(m.ID), CreationTime: millis(m.CreatedAt), ConversationID: formatID(m.ConversationID), SenderID: formatID(m.SenderID), Body: m.Body}
+	return Message{ID: formatID(m.ID), CreationTime: millis(m.CreatedAt), ConversationID: formatID(m.ConversationID), SenderID: formatID(m.SenderID), Body: m.Body, Kind: m.Kind}
 }
 
 type sendArgs struct {

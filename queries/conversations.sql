@@ -12,8 +12,11 @@ RETURNING id;
 INSERT INTO conversation_participants (conversation_id, user_id) VALUES ($1, $2)
 ON CONFLICT DO NOTHING;
 
+-- ParticipantGet is one membership, read by the user's key first: a member's access verdicts
+-- (messages:list's Access) then depend only on their own participation rows, not on every
+-- other member's (whose read positions move with each message they read).
 -- name: ParticipantGet :one
-SELECT user_id FROM conversation_participants WHERE conversation_id = $1 AND user_id = $2;
+SELECT user_id, admin FROM conversation_participants WHERE user_id = sqlc.arg(user_id) AND conversation_id = sqlc.arg(conversation_id);
 
 -- ConversationSummaryListForUser is everything conversations:list shows, in one statement
 -- driven by the user's participations: one row per participant of each of the user's
@@ -30,17 +33,19 @@ SELECT user_id FROM conversation_participants WHERE conversation_id = $1 AND use
 -- (never CROSS JOIN LATERAL, never filtered in WHERE), conversations is inner-joined last
 -- (only on me's column), and users on no preserved side of an outer join.
 -- name: ConversationSummaryListForUser :many
-SELECT me.conversation_id, c.id, c.type, c.last_message_time, c.created_at,
+SELECT me.conversation_id, c.id, c.type, c.name, c.last_message_time, c.created_at,
        me.last_read_message_id, me.last_read_at,
        u.id AS participant_id, u.name AS participant_name, u.email AS participant_email,
+       coalesce(p.admin, false)::boolean AS participant_admin,
        (b.blocked_id IS NOT NULL)::boolean AS blocked_by_me,
        -- No newest message: last_created_at is NULL (sqlc takes the lateral's columns as NOT NULL).
        coalesce(lm.sender_id, 0)::bigint AS last_sender_id, coalesce(lm.body, '')::text AS last_body,
+       coalesce(lm.kind, 'text')::text AS last_kind,
        lm.created_at AS last_created_at,
        coalesce(un.unread, 0)::int AS unread
 FROM conversation_participants me
 LEFT JOIN LATERAL (
-  SELECT m.sender_id, m.body, m.created_at
+  SELECT m.sender_id, m.body, m.created_at, m.kind
   FROM messages m
   WHERE m.conversation_id = me.conversation_id
   ORDER BY m.created_at DESC, m.id DESC
@@ -54,6 +59,7 @@ LEFT JOIN LATERAL (
     FROM messages m
     WHERE m.conversation_id = me.conversation_id
       AND m.sender_id <> sqlc.arg(user_id)
+      AND m.kind = 'text'
       -- A bound without OR, so the index scan starts and stops at it.
       AND (m.created_at, m.id) > (
         CASE WHEN me.last_read_message_id IS NULL OR me.last_read_at IS NULL THEN '-infinity'::timestamptz
@@ -94,3 +100,64 @@ DELETE FROM user_blocks WHERE blocker_id = $1 AND blocked_id = $2;
 SELECT blocker_id, blocked_id FROM user_blocks
 WHERE (blocker_id = sqlc.arg(a) AND blocked_id = sqlc.arg(b))
    OR (blocker_id = sqlc.arg(b) AND blocked_id = sqlc.arg(a));
+
+-- name: ConversationGet :one
+SELECT id, type, name FROM conversations WHERE id = $1;
+
+-- name: ConversationGroupInsert :one
+INSERT INTO conversations (type, name) VALUES ('group', sqlc.arg(name)) RETURNING id;
+
+-- name: ConversationRename :exec
+UPDATE conversations SET name = sqlc.arg(name) WHERE id = sqlc.arg(id) AND type = 'group';
+
+-- name: ConversationDelete :exec
+DELETE FROM conversations WHERE id = $1;
+
+-- ParticipantInsertMany adds users to a conversation, as admins or not, and returns those who
+-- were not members already.
+-- name: ParticipantInsertMany :many
+INSERT INTO conversation_participants (conversation_id, user_id, admin)
+SELECT sqlc.arg(conversation_id)::bigint, u, sqlc.arg(admin)::boolean
+FROM unnest(sqlc.arg(user_ids)::bigint[]) AS u
+ON CONFLICT DO NOTHING
+RETURNING user_id;
+
+-- name: ParticipantDelete :execrows
+DELETE FROM conversation_participants WHERE conversation_id = $1 AND user_id = $2;
+
+-- name: ParticipantCount :one
+SELECT count(*)::int AS members, count(*) FILTER (WHERE admin)::int AS admins
+FROM conversation_participants WHERE conversation_id = $1;
+
+-- ParticipantPromoteEldest makes the longest-standing member an admin (when the last admin
+-- left, so a group always has one).
+-- name: ParticipantPromoteEldest :exec
+UPDATE conversation_participants p SET admin = true
+WHERE p.conversation_id = sqlc.arg(conversation_id) AND p.user_id = (
+  SELECT e.user_id FROM conversation_participants e
+  WHERE e.conversation_id = sqlc.arg(conversation_id)
+  ORDER BY e.joined_at, e.user_id
+  LIMIT 1);
+
+-- ParticipantMarkReadMany moves several participants' last-read positions forward to a message,
+-- like ParticipantMarkRead.
+-- name: ParticipantMarkReadMany :exec
+UPDATE conversation_participants
+SET last_read_message_id = sqlc.arg(message_id), last_read_at = sqlc.arg(message_at)
+WHERE conversation_id = sqlc.arg(conversation_id) AND user_id = ANY(sqlc.arg(user_ids)::bigint[])
+  AND (last_read_at IS NULL
+       OR (last_read_at, last_read_message_id) < (sqlc.arg(message_at)::timestamptz, sqlc.arg(message_id)::bigint));
+
+-- ParticipantShared tells whether two users share a conversation (of any type).
+-- name: ParticipantShared :one
+SELECT EXISTS (
+  SELECT 1 FROM conversation_participants a
+  JOIN conversation_participants b ON b.conversation_id = a.conversation_id
+  WHERE a.user_id = sqlc.arg(a) AND b.user_id = sqlc.arg(b))::boolean;
+
+-- BlockListAround lists the blocks standing between a user and any of others, either way
+-- (blocker first).
+-- name: BlockListAround :many
+SELECT blocker_id, blocked_id FROM user_blocks
+WHERE (blocker_id = sqlc.arg(user_id) AND blocked_id = ANY(sqlc.arg(others)::bigint[]))
+   OR (blocked_id = sqlc.arg(user_id) AND blocker_id = ANY(sqlc.arg(others)::bigint[]));

@@ -78,6 +78,53 @@ func (q *Queries) BlockInsert(ctx context.Context, db DBTX, arg BlockInsertParam
 	return err
 }
 
+const blockListAround = `-- name: BlockListAround :many
+SELECT blocker_id, blocked_id FROM user_blocks
+WHERE (blocker_id = $1 AND blocked_id = ANY($2::bigint[]))
+   OR (blocked_id = $1 AND blocker_id = ANY($2::bigint[]))
+`
+
+type BlockListAroundParams struct {
+	UserID int64
+	Others []int64
+}
+
+type BlockListAroundRow struct {
+	BlockerID int64
+	BlockedID int64
+}
+
+// BlockListAround lists the blocks standing between a user and any of others, either way
+// (blocker first).
+func (q *Queries) BlockListAround(ctx context.Context, db DBTX, arg BlockListAroundParams) ([]BlockListAroundRow, error) {
+	rows, err := db.Query(ctx, blockListAround, arg.UserID, arg.Others)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []BlockListAroundRow
+	for rows.Next() {
+		var i BlockListAroundRow
+		if err := rows.Scan(&i.BlockerID, &i.BlockedID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const conversationDelete = `-- name: ConversationDelete :exec
+DELETE FROM conversations WHERE id = $1
+`
+
+func (q *Queries) ConversationDelete(ctx context.Context, db DBTX, id int64) error {
+	_, err := db.Exec(ctx, conversationDelete, id)
+	return err
+}
+
 const conversationDirectGet = `-- name: ConversationDirectGet :one
 SELECT id FROM conversations
 WHERE type = 'direct' AND direct_user_low = $1 AND direct_user_high = $2
@@ -114,18 +161,62 @@ func (q *Queries) ConversationDirectInsert(ctx context.Context, db DBTX, arg Con
 	return id, err
 }
 
+const conversationGet = `-- name: ConversationGet :one
+SELECT id, type, name FROM conversations WHERE id = $1
+`
+
+type ConversationGetRow struct {
+	ID   int64
+	Type string
+	Name *string
+}
+
+func (q *Queries) ConversationGet(ctx context.Context, db DBTX, id int64) (ConversationGetRow, error) {
+	row := db.QueryRow(ctx, conversationGet, id)
+	var i ConversationGetRow
+	err := row.Scan(&i.ID, &i.Type, &i.Name)
+	return i, err
+}
+
+const conversationGroupInsert = `-- name: ConversationGroupInsert :one
+INSERT INTO conversations (type, name) VALUES ('group', $1) RETURNING id
+`
+
+func (q *Queries) ConversationGroupInsert(ctx context.Context, db DBTX, name *string) (int64, error) {
+	row := db.QueryRow(ctx, conversationGroupInsert, name)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
+}
+
+const conversationRename = `-- name: ConversationRename :exec
+UPDATE conversations SET name = $1 WHERE id = $2 AND type = 'group'
+`
+
+type ConversationRenameParams struct {
+	Name *string
+	ID   int64
+}
+
+func (q *Queries) ConversationRename(ctx context.Context, db DBTX, arg ConversationRenameParams) error {
+	_, err := db.Exec(ctx, conversationRename, arg.Name, arg.ID)
+	return err
+}
+
 const conversationSummaryListForUser = `-- name: ConversationSummaryListForUser :many
-SELECT me.conversation_id, c.id, c.type, c.last_message_time, c.created_at,
+SELECT me.conversation_id, c.id, c.type, c.name, c.last_message_time, c.created_at,
        me.last_read_message_id, me.last_read_at,
        u.id AS participant_id, u.name AS participant_name, u.email AS participant_email,
+       coalesce(p.admin, false)::boolean AS participant_admin,
        (b.blocked_id IS NOT NULL)::boolean AS blocked_by_me,
        -- No newest message: last_created_at is NULL (sqlc takes the lateral's columns as NOT NULL).
        coalesce(lm.sender_id, 0)::bigint AS last_sender_id, coalesce(lm.body, '')::text AS last_body,
+       coalesce(lm.kind, 'text')::text AS last_kind,
        lm.created_at AS last_created_at,
        coalesce(un.unread, 0)::int AS unread
 FROM conversation_participants me
 LEFT JOIN LATERAL (
-  SELECT m.sender_id, m.body, m.created_at
+  SELECT m.sender_id, m.body, m.created_at, m.kind
   FROM messages m
   WHERE m.conversation_id = me.conversation_id
   ORDER BY m.created_at DESC, m.id DESC
@@ -138,6 +229,7 @@ LEFT JOIN LATERAL (
     FROM messages m
     WHERE m.conversation_id = me.conversation_id
       AND m.sender_id <> $1
+      AND m.kind = 'text'
       -- A bound without OR, so the index scan starts and stops at it.
       AND (m.created_at, m.id) > (
         CASE WHEN me.last_read_message_id IS NULL OR me.last_read_at IS NULL THEN '-infinity'::timestamptz
@@ -166,6 +258,7 @@ type ConversationSummaryListForUserRow struct {
 	ConversationID    int64
 	ID                int64
 	Type              string
+	Name              *string
 	LastMessageTime   pgtype.Timestamptz
 	CreatedAt         pgtype.Timestamptz
 	LastReadMessageID *int64
@@ -173,9 +266,11 @@ type ConversationSummaryListForUserRow struct {
 	ParticipantID     int64
 	ParticipantName   string
 	ParticipantEmail  string
+	ParticipantAdmin  bool
 	BlockedByMe       bool
 	LastSenderID      int64
 	LastBody          string
+	LastKind          string
 	LastCreatedAt     pgtype.Timestamptz
 	Unread            int32
 }
@@ -208,6 +303,7 @@ func (q *Queries) ConversationSummaryListForUser(ctx context.Context, db DBTX, a
 			&i.ConversationID,
 			&i.ID,
 			&i.Type,
+			&i.Name,
 			&i.LastMessageTime,
 			&i.CreatedAt,
 			&i.LastReadMessageID,
@@ -215,9 +311,11 @@ func (q *Queries) ConversationSummaryListForUser(ctx context.Context, db DBTX, a
 			&i.ParticipantID,
 			&i.ParticipantName,
 			&i.ParticipantEmail,
+			&i.ParticipantAdmin,
 			&i.BlockedByMe,
 			&i.LastSenderID,
 			&i.LastBody,
+			&i.LastKind,
 			&i.LastCreatedAt,
 			&i.Unread,
 		); err != nil {
@@ -231,20 +329,62 @@ func (q *Queries) ConversationSummaryListForUser(ctx context.Context, db DBTX, a
 	return items, nil
 }
 
-const participantGet = `-- name: ParticipantGet :one
-SELECT user_id FROM conversation_participants WHERE conversation_id = $1 AND user_id = $2
+const participantCount = `-- name: ParticipantCount :one
+SELECT count(*)::int AS members, count(*) FILTER (WHERE admin)::int AS admins
+FROM conversation_participants WHERE conversation_id = $1
 `
 
-type ParticipantGetParams struct {
+type ParticipantCountRow struct {
+	Members int32
+	Admins  int32
+}
+
+func (q *Queries) ParticipantCount(ctx context.Context, db DBTX, conversationID int64) (ParticipantCountRow, error) {
+	row := db.QueryRow(ctx, participantCount, conversationID)
+	var i ParticipantCountRow
+	err := row.Scan(&i.Members, &i.Admins)
+	return i, err
+}
+
+const participantDelete = `-- name: ParticipantDelete :execrows
+DELETE FROM conversation_participants WHERE conversation_id = $1 AND user_id = $2
+`
+
+type ParticipantDeleteParams struct {
 	ConversationID int64
 	UserID         int64
 }
 
-func (q *Queries) ParticipantGet(ctx context.Context, db DBTX, arg ParticipantGetParams) (int64, error) {
-	row := db.QueryRow(ctx, participantGet, arg.ConversationID, arg.UserID)
-	var user_id int64
-	err := row.Scan(&user_id)
-	return user_id, err
+func (q *Queries) ParticipantDelete(ctx context.Context, db DBTX, arg ParticipantDeleteParams) (int64, error) {
+	result, err := db.Exec(ctx, participantDelete, arg.ConversationID, arg.UserID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const participantGet = `-- name: ParticipantGet :one
+SELECT user_id, admin FROM conversation_participants WHERE user_id = $1 AND conversation_id = $2
+`
+
+type ParticipantGetParams struct {
+	UserID         int64
+	ConversationID int64
+}
+
+type ParticipantGetRow struct {
+	UserID int64
+	Admin  bool
+}
+
+// ParticipantGet is one membership, read by the user's key first: a member's access verdicts
+// (messages:list's Access) then depend only on their own participation rows, not on every
+// other member's (whose read positions move with each message they read).
+func (q *Queries) ParticipantGet(ctx context.Context, db DBTX, arg ParticipantGetParams) (ParticipantGetRow, error) {
+	row := db.QueryRow(ctx, participantGet, arg.UserID, arg.ConversationID)
+	var i ParticipantGetRow
+	err := row.Scan(&i.UserID, &i.Admin)
+	return i, err
 }
 
 const participantInsert = `-- name: ParticipantInsert :exec
@@ -260,6 +400,42 @@ type ParticipantInsertParams struct {
 func (q *Queries) ParticipantInsert(ctx context.Context, db DBTX, arg ParticipantInsertParams) error {
 	_, err := db.Exec(ctx, participantInsert, arg.ConversationID, arg.UserID)
 	return err
+}
+
+const participantInsertMany = `-- name: ParticipantInsertMany :many
+INSERT INTO conversation_participants (conversation_id, user_id, admin)
+SELECT $1::bigint, u, $2::boolean
+FROM unnest($3::bigint[]) AS u
+ON CONFLICT DO NOTHING
+RETURNING user_id
+`
+
+type ParticipantInsertManyParams struct {
+	ConversationID int64
+	Admin          bool
+	UserIds        []int64
+}
+
+// ParticipantInsertMany adds users to a conversation, as admins or not, and returns those who
+// were not members already.
+func (q *Queries) ParticipantInsertMany(ctx context.Context, db DBTX, arg ParticipantInsertManyParams) ([]int64, error) {
+	rows, err := db.Query(ctx, participantInsertMany, arg.ConversationID, arg.Admin, arg.UserIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var user_id int64
+		if err := rows.Scan(&user_id); err != nil {
+			return nil, err
+		}
+		items = append(items, user_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const participantMarkRead = `-- name: ParticipantMarkRead :execrows
@@ -290,4 +466,67 @@ func (q *Queries) ParticipantMarkRead(ctx context.Context, db DBTX, arg Particip
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const participantMarkReadMany = `-- name: ParticipantMarkReadMany :exec
+UPDATE conversation_participants
+SET last_read_message_id = $1, last_read_at = $2
+WHERE conversation_id = $3 AND user_id = ANY($4::bigint[])
+  AND (last_read_at IS NULL
+       OR (last_read_at, last_read_message_id) < ($2::timestamptz, $1::bigint))
+`
+
+type ParticipantMarkReadManyParams struct {
+	MessageID      *int64
+	MessageAt      pgtype.Timestamptz
+	ConversationID int64
+	UserIds        []int64
+}
+
+// ParticipantMarkReadMany moves several participants' last-read positions forward to a message,
+// like ParticipantMarkRead.
+func (q *Queries) ParticipantMarkReadMany(ctx context.Context, db DBTX, arg ParticipantMarkReadManyParams) error {
+	_, err := db.Exec(ctx, participantMarkReadMany,
+		arg.MessageID,
+		arg.MessageAt,
+		arg.ConversationID,
+		arg.UserIds,
+	)
+	return err
+}
+
+const participantPromoteEldest = `-- name: ParticipantPromoteEldest :exec
+UPDATE conversation_participants p SET admin = true
+WHERE p.conversation_id = $1 AND p.user_id = (
+  SELECT e.user_id FROM conversation_participants e
+  WHERE e.conversation_id = $1
+  ORDER BY e.joined_at, e.user_id
+  LIMIT 1)
+`
+
+// ParticipantPromoteEldest makes the longest-standing member an admin (when the last admin
+// left, so a group always has one).
+func (q *Queries) ParticipantPromoteEldest(ctx context.Context, db DBTX, conversationID int64) error {
+	_, err := db.Exec(ctx, participantPromoteEldest, conversationID)
+	return err
+}
+
+const participantShared = `-- name: ParticipantShared :one
+SELECT EXISTS (
+  SELECT 1 FROM conversation_participants a
+  JOIN conversation_participants b ON b.conversation_id = a.conversation_id
+  WHERE a.user_id = $1 AND b.user_id = $2)::boolean
+`
+
+type ParticipantSharedParams struct {
+	A int64
+	B int64
+}
+
+// ParticipantShared tells whether two users share a conversation (of any type).
+func (q *Queries) ParticipantShared(ctx context.Context, db DBTX, arg ParticipantSharedParams) (bool, error) {
+	row := db.QueryRow(ctx, participantShared, arg.A, arg.B)
+	var column_1 bool
+	err := row.Scan(&column_1)
+	return column_1, err
 }

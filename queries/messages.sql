@@ -1,7 +1,7 @@
 -- MessageSend is all of messages:send in one statement. It stores the message only when the
 -- sender is a participant of the conversation (participant; false also when there is no such
--- conversation) and no block stands between them and another member, either way (blockers:
--- the blocker of each). message_id is NULL when nothing was stored. The message queues itself
+-- conversation) and, in a direct conversation, no block stands between them and the other
+-- member, either way (blockers: the blocker of each; blocks do not stop sends in a group). message_id is NULL when nothing was stored. The message queues itself
 -- for the embedding sweep in the same transaction (schema/migrations/0008_message_enqueue.sql).
 -- name: MessageSend :one
 WITH chk AS (
@@ -12,6 +12,7 @@ WITH chk AS (
                JOIN user_blocks b
                  ON (b.blocker_id = p.user_id AND b.blocked_id = sqlc.arg(sender_id))
                  OR (b.blocker_id = sqlc.arg(sender_id) AND b.blocked_id = p.user_id)
+               JOIN conversations c ON c.id = p.conversation_id AND c.type = 'direct'
                WHERE p.conversation_id = sqlc.arg(conversation_id) AND p.user_id <> sqlc.arg(sender_id))::bigint[] AS blockers
 ), m AS (
   INSERT INTO messages (sender_id, conversation_id, body)
@@ -24,13 +25,19 @@ SELECT chk.participant, chk.blockers, m.id AS message_id
 FROM chk LEFT JOIN m ON true;
 
 -- name: MessageGet :one
-SELECT id, sender_id, conversation_id, body, created_at FROM messages WHERE id = $1;
+SELECT id, sender_id, conversation_id, body, created_at, kind FROM messages WHERE id = $1;
+
+-- MessageSystemInsert writes a system line (a membership change) into a conversation.
+-- name: MessageSystemInsert :one
+INSERT INTO messages (sender_id, conversation_id, body, kind)
+VALUES (sqlc.arg(sender_id), sqlc.arg(conversation_id), sqlc.arg(body), 'system')
+RETURNING id, created_at;
 
 -- MessagePage lists a conversation's messages newest first, strictly older than the "before"
 -- position (when given) and no older than the "until" position (when given). It reads one
 -- range of messages_conversation_created, which is all a live page depends on.
 -- name: MessagePage :many
-SELECT id, sender_id, conversation_id, body, created_at
+SELECT id, sender_id, conversation_id, body, created_at, kind
 FROM messages
 WHERE conversation_id = sqlc.arg(conversation_id)
   AND (sqlc.narg(before_at)::timestamptz IS NULL
@@ -64,7 +71,7 @@ UPDATE message_embedding_queue SET leased_until = NULL WHERE message_id = ANY(sq
 DELETE FROM message_embedding_queue WHERE message_id = ANY(sqlc.arg(message_ids)::bigint[]);
 
 -- name: MessageListByIDs :many
-SELECT id, sender_id, conversation_id, body, created_at FROM messages
+SELECT id, sender_id, conversation_id, body, created_at, kind FROM messages
 WHERE id = ANY($1::bigint[])
 ORDER BY id;
 
@@ -122,6 +129,7 @@ SELECT m.id, m.sender_id, m.body, m.created_at,
 FROM messages m,
      (SELECT replace(plainto_tsquery('english', sqlc.arg(query)::text)::text, ' & ', ' | ')::tsquery AS query) q
 WHERE m.conversation_id = sqlc.arg(conversation_id)
+  AND m.kind = 'text'
   AND to_tsvector('english', m.body) @@ q.query
 ORDER BY score DESC, m.id DESC
 LIMIT sqlc.arg(max_rows);

@@ -297,7 +297,7 @@ func (q *Queries) EmbeddingSearchIndexed(ctx context.Context, db DBTX, arg Embed
 }
 
 const messageGet = `-- name: MessageGet :one
-SELECT id, sender_id, conversation_id, body, created_at FROM messages WHERE id = $1
+SELECT id, sender_id, conversation_id, body, created_at, kind FROM messages WHERE id = $1
 `
 
 func (q *Queries) MessageGet(ctx context.Context, db DBTX, id int64) (Message, error) {
@@ -309,12 +309,13 @@ func (q *Queries) MessageGet(ctx context.Context, db DBTX, id int64) (Message, e
 		&i.ConversationID,
 		&i.Body,
 		&i.CreatedAt,
+		&i.Kind,
 	)
 	return i, err
 }
 
 const messageListByIDs = `-- name: MessageListByIDs :many
-SELECT id, sender_id, conversation_id, body, created_at FROM messages
+SELECT id, sender_id, conversation_id, body, created_at, kind FROM messages
 WHERE id = ANY($1::bigint[])
 ORDER BY id
 `
@@ -334,6 +335,7 @@ func (q *Queries) MessageListByIDs(ctx context.Context, db DBTX, dollar_1 []int6
 			&i.ConversationID,
 			&i.Body,
 			&i.CreatedAt,
+			&i.Kind,
 		); err != nil {
 			return nil, err
 		}
@@ -346,7 +348,7 @@ func (q *Queries) MessageListByIDs(ctx context.Context, db DBTX, dollar_1 []int6
 }
 
 const messagePage = `-- name: MessagePage :many
-SELECT id, sender_id, conversation_id, body, created_at
+SELECT id, sender_id, conversation_id, body, created_at, kind
 FROM messages
 WHERE conversation_id = $1
   AND ($2::timestamptz IS NULL
@@ -391,6 +393,7 @@ func (q *Queries) MessagePage(ctx context.Context, db DBTX, arg MessagePageParam
 			&i.ConversationID,
 			&i.Body,
 			&i.CreatedAt,
+			&i.Kind,
 		); err != nil {
 			return nil, err
 		}
@@ -408,6 +411,7 @@ SELECT m.id, m.sender_id, m.body, m.created_at,
 FROM messages m,
      (SELECT replace(plainto_tsquery('english', $1::text)::text, ' & ', ' | ')::tsquery AS query) q
 WHERE m.conversation_id = $2
+  AND m.kind = 'text'
   AND to_tsvector('english', m.body) @@ q.query
 ORDER BY score DESC, m.id DESC
 LIMIT $3
@@ -465,6 +469,7 @@ WITH chk AS (
                JOIN user_blocks b
                  ON (b.blocker_id = p.user_id AND b.blocked_id = $2)
                  OR (b.blocker_id = $2 AND b.blocked_id = p.user_id)
+               JOIN conversations c ON c.id = p.conversation_id AND c.type = 'direct'
                WHERE p.conversation_id = $1 AND p.user_id <> $2)::bigint[] AS blockers
 ), m AS (
   INSERT INTO messages (sender_id, conversation_id, body)
@@ -491,12 +496,37 @@ type MessageSendRow struct {
 
 // MessageSend is all of messages:send in one statement. It stores the message only when the
 // sender is a participant of the conversation (participant; false also when there is no such
-// conversation) and no block stands between them and another member, either way (blockers:
-// the blocker of each). message_id is NULL when nothing was stored. The message queues itself
+// conversation) and, in a direct conversation, no block stands between them and the other
+// member, either way (blockers: the blocker of each; blocks do not stop sends in a group). message_id is NULL when nothing was stored. The message queues itself
 // for the embedding sweep in the same transaction (schema/migrations/0008_message_enqueue.sql).
 func (q *Queries) MessageSend(ctx context.Context, db DBTX, arg MessageSendParams) (MessageSendRow, error) {
 	row := db.QueryRow(ctx, messageSend, arg.ConversationID, arg.SenderID, arg.Body)
 	var i MessageSendRow
 	err := row.Scan(&i.Participant, &i.Blockers, &i.MessageID)
+	return i, err
+}
+
+const messageSystemInsert = `-- name: MessageSystemInsert :one
+INSERT INTO messages (sender_id, conversation_id, body, kind)
+VALUES ($1, $2, $3, 'system')
+RETURNING id, created_at
+`
+
+type MessageSystemInsertParams struct {
+	SenderID       int64
+	ConversationID int64
+	Body           string
+}
+
+type MessageSystemInsertRow struct {
+	ID        int64
+	CreatedAt pgtype.Timestamptz
+}
+
+// MessageSystemInsert writes a system line (a membership change) into a conversation.
+func (q *Queries) MessageSystemInsert(ctx context.Context, db DBTX, arg MessageSystemInsertParams) (MessageSystemInsertRow, error) {
+	row := db.QueryRow(ctx, messageSystemInsert, arg.SenderID, arg.ConversationID, arg.Body)
+	var i MessageSystemInsertRow
+	err := row.Scan(&i.ID, &i.CreatedAt)
 	return i, err
 }

@@ -8,12 +8,14 @@ SELECT a.atttypmod::int AS dimensions
 FROM pg_catalog.pg_attribute a
 WHERE a.attrelid = 'message_embeddings'::regclass AND a.attname = 'embedding';
 
+-- System lines (kind 'system') are never embedded.
 -- ReembedMissingCount counts messages without an embedding of the given model: those with none
 -- at all plus those whose embedding comes from another model.
 -- name: ReembedMissingCount :one
 SELECT count(*)
 FROM messages m
-WHERE NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id AND e.model = $1);
+WHERE m.kind = 'text'
+  AND NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id AND e.model = $1);
 
 -- ReembedMissingPage lists messages without any embedding, in id order after a given id (keyset
 -- pagination). Messages whose embedding failed before are included: the provider changed.
@@ -21,6 +23,7 @@ WHERE NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id A
 SELECT m.id, m.body
 FROM messages m
 WHERE m.id > $1
+  AND m.kind = 'text'
   AND NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id)
 ORDER BY m.id
 LIMIT $2;

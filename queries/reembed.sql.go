@@ -41,9 +41,11 @@ func (q *Queries) ReembedColumnDimensions(ctx context.Context, db DBTX) (int32, 
 const reembedMissingCount = `-- name: ReembedMissingCount :one
 SELECT count(*)
 FROM messages m
-WHERE NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id AND e.model = $1)
+WHERE m.kind = 'text'
+  AND NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id AND e.model = $1)
 `
 
+// System lines (kind 'system') are never embedded.
 // ReembedMissingCount counts messages without an embedding of the given model: those with none
 // at all plus those whose embedding comes from another model.
 func (q *Queries) ReembedMissingCount(ctx context.Context, db DBTX, model string) (int64, error) {
@@ -57,6 +59,7 @@ const reembedMissingPage = `-- name: ReembedMissingPage :many
 SELECT m.id, m.body
 FROM messages m
 WHERE m.id > $1
+  AND m.kind = 'text'
   AND NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.message_id = m.id)
 ORDER BY m.id
 LIMIT $2

@@ -64,3 +64,33 @@ func (q *Queries) UserInsert(ctx context.Context, db DBTX, arg UserInsertParams)
 	err := row.Scan(&i.ID, &i.Name, &i.Email)
 	return i, err
 }
+
+const userListByEmails = `-- name: UserListByEmails :many
+SELECT id, name, email FROM users WHERE lower(email) = ANY($1::text[])
+`
+
+type UserListByEmailsRow struct {
+	ID    int64
+	Name  string
+	Email string
+}
+
+func (q *Queries) UserListByEmails(ctx context.Context, db DBTX, emails []string) ([]UserListByEmailsRow, error) {
+	rows, err := db.Query(ctx, userListByEmails, emails)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UserListByEmailsRow
+	for rows.Next() {
+		var i UserListByEmailsRow
+		if err := rows.Scan(&i.ID, &i.Name, &i.Email); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

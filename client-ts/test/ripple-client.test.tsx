@@ -123,7 +123,7 @@ describe("hooks against ripple serve", () => {
           api.conversations.list,
           {},
           current.map((c) =>
-            c._id === args.conversationId ? { ...c, lastMessage: { body: args.body, senderId: "me", _creationTime: Date.now() } } : c,
+            c._id === args.conversationId ? { ...c, lastMessage: { body: args.body, senderId: "me", _creationTime: Date.now(), kind: "text" } } : c,
           ),
         );
       });

@@ -34,7 +34,7 @@ func isBenchChat(args []string) bool {
 func benchChat(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("bench chat", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	scenario := fs.String("scenario", "latency", "`name`s, comma-separated: latency, knee, idle, devices, throughput, search, or all")
+	scenario := fs.String("scenario", "latency", "`name`s, comma-separated: latency, knee, idle, devices, throughput, search, group, or all")
 	target := fs.String("url", "", "base `URL` of a running server on this machine (default: start ripple serve per scenario)")
 	serverPID := fs.Int("server-pid", 0, "`pid` of the --url server, for CPU and RSS figures")
 	metricsURL := fs.String("metrics-url", "", "`URL` of the --url server's /metrics without credentials (serve --metrics-addr), for the engine's statement count when pg_stat_statements is not loaded")
@@ -71,6 +71,11 @@ func benchChat(ctx context.Context, e *env, args []string) error {
 	replicas := fs.Int("replicas", 0, "streaming `replicas` for re-runs: the bench starts a private primary and N standbys (pg_basebackup) and gives them to the server (DATABASE_REPLICA_URLS)")
 	changeFeed := fs.String("change-feed", "notify", "`feed` of the server: notify or logical (RIPPLE_CHANGE_FEED); given, the bench starts a private primary (wal_level = logical) as --replicas does, so both feeds run on the same kind of server")
 	pauseReplay := fs.Bool("pause-replay", false, "pause replay on the first replica (pg_wal_replay_pause) while each scenario runs")
+	// group
+	groups := fs.Int("groups", 10, "group: how many groups")
+	members := fs.Int("members", 30, "group: members per group (2 to 200), each one socket")
+	groupRate := fs.Float64("group-rate", 20, "group: msg/s over all groups")
+	groupMessages := fs.Int("group-messages", 300, "group: messages sent")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(e.stdout, benchChatUsage)
@@ -124,6 +129,7 @@ func benchChat(ctx context.Context, e *env, args []string) error {
 		cfg.Throughput.Pairs = *pairs
 	}
 	cfg.Search = benchchat.SearchOpts{Searches: *searches, Texts: *searchTexts, Messages: *searchMessages}
+	cfg.Group = benchchat.GroupOpts{Groups: *groups, Members: *members, Rate: *groupRate, Messages: *groupMessages}
 
 	if u := strings.TrimSpace(e.getenv(envDatabaseURL)); u != "" {
 		cfg.DatabaseURL = u
@@ -174,7 +180,7 @@ func benchChat(ctx context.Context, e *env, args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Hour)
 	defer cancel()
 	_, err = benchchat.Run(ctx, cfg)
-	if err != nil && strings.Contains(err.Error(), "sizes must") || err != nil && strings.Contains(err.Error(), "unknown scenario") {
+	if err != nil && (strings.Contains(err.Error(), "sizes must") || strings.Contains(err.Error(), "group sizes")) || err != nil && strings.Contains(err.Error(), "unknown scenario") {
 		return usagef("bench chat: %v", err)
 	}
 	return err

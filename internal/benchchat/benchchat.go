@@ -32,7 +32,7 @@ import (
 const DefaultDatabaseURL = "postgres://ripple:ripple@127.0.0.1:5432/ripple?sslmode=disable"
 
 // Scenarios are the scenario names in the order "all" runs them.
-var Scenarios = []string{"latency", "knee", "idle", "devices", "throughput", "search"}
+var Scenarios = []string{"latency", "knee", "idle", "devices", "throughput", "search", "group"}
 
 // Config configures a run. Zero fields take the defaults documented on them.
 type Config struct {
@@ -71,6 +71,7 @@ type Config struct {
 	Devices    DevicesOpts
 	Throughput ThroughputOpts
 	Search     SearchOpts
+	Group      GroupOpts
 
 	// Out receives the report. Default io.Discard.
 	Out io.Writer
@@ -222,7 +223,14 @@ func (c *Config) withDefaults() (*Config, error) {
 	if se.Searches < 1 || se.Texts < 1 || se.Texts > len(searchTexts) || se.Messages < 1 {
 		return nil, fmt.Errorf("sizes must be positive (search: texts between 1 and %d)", len(searchTexts))
 	}
+	gr := &out.Group
+	def(&gr.Groups, 10)
+	def(&gr.Members, 30)
+	def(&gr.Rate, 20)
+	def(&gr.Messages, 300)
 	switch {
+	case gr.Groups < 1 || gr.Members < 2 || gr.Members > 200 || gr.Rate <= 0 || gr.Messages < 1:
+		return nil, errors.New("group sizes: at least 1 group of 2 to 200 members, a positive rate and at least 1 message")
 	case out.PageSize < 1 || out.PageSize > 200:
 		return nil, errors.New("page size must be between 1 and 200")
 	case l.Rate <= 0 || l.Messages < 1 || k.Pairs < 1 || i.Accounts < 2 || i.Rate <= 0 || i.Messages < 1 ||
@@ -318,6 +326,8 @@ func runScenario(ctx context.Context, cfg *Config, rep *Report, name string) ([]
 		return env.throughput(ctx)
 	case "search":
 		return env.search(ctx)
+	case "group":
+		return env.group(ctx)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
 }

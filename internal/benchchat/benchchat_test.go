@@ -91,8 +91,8 @@ func inProcessServer(t *testing.T) benchchat.Launcher {
 // where it should be, counts add up, percentiles are ordered, the transition chains are intact,
 // and the JSON report says the same as the returned one.
 func TestScenarios(t *testing.T) {
-	// A bound on the whole run, not a figure: six scenarios on a shared, loaded machine.
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	// A bound on the whole run, not a figure: seven scenarios on a shared, loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	jsonPath := filepath.Join(t.TempDir(), "bench.json")
 	cfg := &benchchat.Config{
@@ -109,6 +109,7 @@ func TestScenarios(t *testing.T) {
 		Devices:    benchchat.DevicesOpts{Counts: []int{3, 7}, Writes: 2, StatsSettle: 200 * time.Millisecond},
 		Throughput: benchchat.ThroughputOpts{Clients: 10, Pairs: 2, IdleAccounts: 2, Duration: 500 * time.Millisecond, MaxMessages: 40},
 		Search:     benchchat.SearchOpts{Searches: 6, Texts: 2, Messages: 4},
+		Group:      benchchat.GroupOpts{Groups: 2, Members: 3, Rate: 50, Messages: 8},
 		JSONPath:   jsonPath,
 	}
 	var out strings.Builder
@@ -210,6 +211,13 @@ func TestScenarios(t *testing.T) {
 	require.Equal(t, 4*3, se[0].Expected, "each message reaches the 3 searches of its text")
 	require.EqualValues(t, 2, se[0].Extra["providerCallsPreparing"], "one provider call per text")
 	require.EqualValues(t, 0, se[0].Extra["providerCallsDuringMessages"])
+	gr := by["group"]
+	require.Len(t, gr, 1)
+	require.Equal(t, 6, gr[0].Clients)
+	require.Equal(t, 8, gr[0].Messages)
+	require.Equal(t, 16, gr[0].Expected, "each message reaches the other two members of its group")
+	require.Contains(t, gr[0].Extra, "slowestMemberLatency")
+	require.Positive(t, gr[0].Extra["queryRunsPerSend"], "the server's query runs are read from its metrics")
 
 	raw, err := os.ReadFile(jsonPath)
 	require.NoError(t, err)

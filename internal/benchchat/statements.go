@@ -117,6 +117,12 @@ func promCounter(r io.Reader, name string) (sum float64, ok bool, err error) {
 // scrapeEngineStatements reads the engine's counter; ok is false when there is no metrics
 // address or the server does not export the counter.
 func (m *meter) scrapeEngineStatements(ctx context.Context) (float64, bool) {
+	return m.scrapeMetric(ctx, engineStatementsMetric)
+}
+
+// scrapeMetric reads one counter of the server's metrics (summed over its labels); ok is false
+// when there is no metrics address or the server does not export it.
+func (m *meter) scrapeMetric(ctx context.Context, name string) (float64, bool) {
 	if m.srv.MetricsURL == "" {
 		return 0, false
 	}
@@ -135,7 +141,7 @@ func (m *meter) scrapeEngineStatements(ctx context.Context) (float64, bool) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return 0, false
 	}
-	v, ok, err := promCounter(resp.Body, engineStatementsMetric)
+	v, ok, err := promCounter(resp.Body, name)
 	return v, ok && err == nil
 }
 

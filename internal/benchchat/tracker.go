@@ -26,6 +26,9 @@ type tracker struct {
 	// multi: every client of the receiving account counts (devices); seen per (client, seq).
 	multi     bool
 	multiAcct *account
+	// accept, when set, decides which sockets a multi tracker's message must reach (the group
+	// scenario: every other member's) instead of multiAcct's.
+	accept    func(c *client, seq int) bool
 	mu        sync.Mutex
 	seen      map[[2]int]bool
 	multiLat  []time.Duration
@@ -128,7 +131,7 @@ func (t *tracker) observe(c *client, msgs []wireMessage, at time.Time) {
 		}
 		lat := now - (sent - 1)
 		if t.multi {
-			if c.acct != t.multiAcct {
+			if t.accept != nil && !t.accept(c, seq) || t.accept == nil && c.acct != t.multiAcct {
 				continue
 			}
 			key := [2]int{c.id, seq}

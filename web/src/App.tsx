@@ -6,7 +6,7 @@ import { useAuth, useQuery, type UseAuth } from "@ripplehq/client";
 import { api } from "./generated/api";
 import { AuthScreen } from "./auth-screen";
 import { ConnectionBanner } from "./connection";
-import { StartChat, ConversationList, BackLink } from "./conversations";
+import { StartChat, NewGroup, ConversationList, BackLink } from "./conversations";
 import { describeError } from "./errors";
 import { parseRoute, useLocation } from "./router";
 import { usePendingSends, Thread } from "./thread";
@@ -65,6 +65,7 @@ function Chat({ auth }: { auth: UseAuth }) {
       <ConnectionBanner />
       <nav className="sidebar" aria-label="Conversations">
         <StartChat />
+        <NewGroup />
         <ConversationList me={me} conversations={conversations} selected={selected} />
       </nav>
       <main className="thread-pane">

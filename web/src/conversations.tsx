@@ -1,10 +1,11 @@
-// The conversation list (with unread badges and emails), starting a chat, in-app links.
-import { useState } from "react";
+// The conversation list (with unread badges and emails), starting a chat or a group, in-app
+// links.
+import { useId, useState } from "react";
 import type { FormEvent, MouseEvent } from "react";
 import { useMutation } from "@ripplehq/client";
-import { api, type Conversation, type Participant } from "./generated/api";
+import { api, type Conversation, type Participant, type User } from "./generated/api";
 import { useOnline, OFFLINE_REASON } from "./connection";
-import { describeError } from "./errors";
+import { describeError, describeRefusedMember, refusedMembers, MAX_GROUP_NAME_LENGTH } from "./errors";
 import { formatTime } from "./format";
 import { conversationPath, navigate, type Id } from "./router";
 
@@ -67,8 +68,132 @@ export function StartChat() {
   );
 }
 
-export function otherParticipant(c: Conversation, me: Participant): Participant | undefined {
+/** Splits what a person typed into a list of addresses (commas, semicolons, spaces, lines). */
+export function splitEmails(text: string): string[] {
+  return text
+    .split(/[\s,;]+/)
+    .map((e) => e.trim())
+    .filter((e) => e !== "");
+}
+
+/**
+ * An email field list's submission result: the addresses the server refused, each with its
+ * reason, as a list the person can read and fix (each address named, so a screen reader says
+ * which one).
+ */
+export function RefusedList({ id, refused }: { id: string; refused: { email: string; reason: string }[] }) {
+  if (refused.length === 0) return null;
+  return (
+    <ul id={id} className="refused" data-testid="refused-members">
+      {refused.map((r) => (
+        <li key={r.email}>
+          <strong>{r.email}</strong>: {describeRefusedMember(r.reason)}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+export function NewGroup() {
+  const create = useMutation(api.conversations.createGroup);
+  const online = useOnline();
+  const [open, setOpen] = useState(false);
+  const [name, setName] = useState("");
+  const [emails, setEmails] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [refused, setRefused] = useState<{ email: string; reason: string }[]>([]);
+  const [busy, setBusy] = useState(false);
+  const ids = useId();
+
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    if (!online || busy) return;
+    setError(null);
+    setRefused([]);
+    setBusy(true);
+    try {
+      const id = await create({ name: name.trim(), emails: splitEmails(emails) });
+      setName("");
+      setEmails("");
+      setOpen(false);
+      navigate(conversationPath(id));
+    } catch (err) {
+      setError(describeError(err, "group"));
+      setRefused(refusedMembers(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  if (!open)
+    return (
+      <button type="button" className="new-group" disabled={!online} onClick={() => setOpen(true)} aria-expanded={false}>
+        New group…
+      </button>
+    );
+  return (
+    <form className="start group-form" onSubmit={submit} aria-label="New group">
+      <label htmlFor={`${ids}-name`}>Group name</label>
+      <input
+        id={`${ids}-name`}
+        value={name}
+        maxLength={MAX_GROUP_NAME_LENGTH}
+        onChange={(e) => setName(e.target.value)}
+        required
+      />
+      <label htmlFor={`${ids}-emails`}>Members' emails</label>
+      <textarea
+        id={`${ids}-emails`}
+        value={emails}
+        rows={3}
+        placeholder="one@school.edu, two@school.edu"
+        onChange={(e) => setEmails(e.target.value)}
+        aria-describedby={`${ids}-hint${refused.length ? ` ${ids}-refused` : ""}`}
+        aria-invalid={refused.length > 0 || undefined}
+        required
+      />
+      <p id={`${ids}-hint`} className="hint">
+        Separate addresses with commas or new lines. You'll be the group's admin.
+      </p>
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      <RefusedList id={`${ids}-refused`} refused={refused} />
+      <div className="row">
+        <button type="submit" className="primary" disabled={busy || !online || !name.trim() || !emails.trim()}>
+          Create group
+        </button>
+        <button type="button" onClick={() => setOpen(false)}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
+
+export function otherParticipant(c: Conversation, me: Pick<User, "_id">): Participant | undefined {
   return c.participants.find((p) => p._id !== me._id) ?? c.participants[0];
+}
+
+export function isGroup(c: Conversation | undefined): boolean {
+  return c?.type === "group";
+}
+
+/** A conversation's title: the group's name, or the other person's. */
+export function conversationTitle(c: Conversation, me: Pick<User, "_id">): string {
+  if (isGroup(c)) return c.name ?? "Group";
+  return otherParticipant(c, me)?.name ?? "Unknown";
+}
+
+/** The name of a message's sender in a conversation (a former member has none there). */
+export function senderName(c: Conversation | undefined, senderId: string): string {
+  return c?.participants.find((p) => p._id === senderId)?.name ?? "Former member";
+}
+
+export function memberCount(c: Conversation): string {
+  return `${c.participants.length} member${c.participants.length === 1 ? "" : "s"}`;
 }
 
 export function unreadLabel(n: number) {
@@ -80,7 +205,7 @@ export function ConversationList({
   conversations,
   selected,
 }: {
-  me: Participant;
+  me: User;
   conversations: Conversation[] | undefined;
   selected: Id | null;
 }) {
@@ -90,9 +215,10 @@ export function ConversationList({
     <ul className="conversations">
       {conversations.map((c) => {
         const other = otherParticipant(c, me);
-        const preview = c.lastMessage
-          ? `${c.lastMessage.senderId === me._id ? "You: " : ""}${c.lastMessage.body}`
-          : "No messages yet";
+        const group = isGroup(c);
+        const last = c.lastMessage;
+        const from = !last || last.kind === "system" ? "" : last.senderId === me._id ? "You: " : group ? `${senderName(c, last.senderId)}: ` : "";
+        const preview = last ? `${from}${last.body}` : "No messages yet";
         const href = conversationPath(c._id);
         return (
           <li key={c._id}>
@@ -104,7 +230,8 @@ export function ConversationList({
               onClick={(e) => followLink(e, href)}
             >
               <span className="name">
-                {other?.name ?? "Unknown"} <span className="email">{other?.email}</span>
+                {conversationTitle(c, me)}{" "}
+                <span className="email">{group ? memberCount(c) : other?.email}</span>
               </span>
               {c.unreadCount > 0 && (
                 <span className="badge" data-testid="unread-badge">

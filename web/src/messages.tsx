@@ -3,7 +3,8 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
 import type { RefObject } from "react";
 import { useMutation, usePaginatedQuery } from "@ripplehq/client";
-import { api, type Conversation, type Message, type Participant } from "./generated/api";
+import { api, type Conversation, type Message, type User } from "./generated/api";
+import { isGroup, senderName } from "./conversations";
 import { formatClock, dayLabel } from "./format";
 import type { Id } from "./router";
 import { Linkified } from "./text";
@@ -24,7 +25,8 @@ export function MessageList({
 }: {
   conversationId: Id;
   conversation: Conversation | undefined;
-  me: Participant;
+  me: User;
+  /** The other person's name, or in a group the group's. */
   otherName: string;
   pending: Pending[];
   onRetry: (p: Pending) => void;
@@ -50,6 +52,7 @@ export function MessageList({
 
   const newest = messages[messages.length - 1];
   const oldest = messages[0];
+  const group = isGroup(conversation);
 
   // The top-most visible message and its distance from the top, kept as the person scrolls:
   // whatever changes above it (older pages arriving), it stays where it is on screen.
@@ -94,7 +97,12 @@ export function MessageList({
       if (item) el.scrollTop = item.offsetTop - anchor.current.offset;
       if (newArrived && newest.senderId !== me._id) setShowPill(true);
     }
-    if (newArrived && newest.senderId !== me._id) setAnnouncement(`${otherName}: ${newest.body.slice(0, 200)}`);
+    if (newArrived && newest.senderId !== me._id)
+      setAnnouncement(
+        newest.kind === "system"
+          ? newest.body.slice(0, 200)
+          : `${group ? senderName(conversation, newest.senderId) : otherName}: ${newest.body.slice(0, 200)}`,
+      );
     rememberAnchor();
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [newest?._id, oldest?._id, status, messages.length]);
@@ -166,7 +174,7 @@ export function MessageList({
         )}
         {status === "Exhausted" && (
           <p className="start-marker" data-testid="start-marker">
-            This is the start of your conversation with {otherName}.
+            {group ? `This is the start of ${otherName}.` : `This is the start of your conversation with ${otherName}.`}
           </p>
         )}
         {status !== "LoadingFirstPage" && messages.length === 0 && pending.length === 0 && (
@@ -174,16 +182,29 @@ export function MessageList({
         )}
         <ol>
           {messages.map((m: Message) => {
-            const mine = m.senderId === me._id;
+            const mine = m.senderId === me._id && m.kind !== "system";
             const day = dayLabel(m._creationTime);
             const separator = day !== lastDay;
             lastDay = day;
+            const from = mine ? "You" : group ? senderName(conversation, m.senderId) : otherName;
+            const blockedSender = group && !mine && !!conversation?.blockedByMe.includes(m.senderId);
+            const dayItem = separator && (
+              <li key={`day-${m._id}`} className="day" data-testid="day-separator">
+                <span>{day}</span>
+              </li>
+            );
+            if (m.kind === "system")
+              return [
+                dayItem,
+                <li key={m._id} className="system" data-testid="system-line" data-message-id={m._id} tabIndex={-1}>
+                  <span>{m.body}</span>{" "}
+                  <time className="time" dateTime={new Date(m._creationTime).toISOString()}>
+                    {formatClock(m._creationTime)}
+                  </time>
+                </li>,
+              ];
             return [
-              separator && (
-                <li key={`day-${m._id}`} className="day" data-testid="day-separator">
-                  <span>{day}</span>
-                </li>
-              ),
+              dayItem,
               <li
                 key={m._id}
                 className={`message ${mine ? "mine" : "theirs"}${highlight === m._id ? " highlighted" : ""}`}
@@ -192,10 +213,26 @@ export function MessageList({
                 data-status={mine ? "sent" : undefined}
                 tabIndex={-1}
               >
-                <span className="sr-only">{mine ? "You" : otherName}: </span>
-                <span className="body">
-                  <Linkified text={m.body} />
-                </span>
+                {group && !mine ? (
+                  <span className="sender">
+                    {from}
+                    <span className="sr-only">: </span>
+                  </span>
+                ) : (
+                  <span className="sr-only">{from}: </span>
+                )}
+                {blockedSender ? (
+                  <details className="body blocked-message">
+                    <summary>Message from someone you blocked</summary>
+                    <span>
+                      <Linkified text={m.body} />
+                    </span>
+                  </details>
+                ) : (
+                  <span className="body">
+                    <Linkified text={m.body} />
+                  </span>
+                )}
                 <span className="meta">
                   <time className="time" dateTime={new Date(m._creationTime).toISOString()}>
                     {formatClock(m._creationTime)}

@@ -2,10 +2,11 @@
 // sends the server has not confirmed yet.
 import { useCallback, useRef, useState } from "react";
 import { useMutation } from "@ripplehq/client";
-import { api, type Conversation, type Participant } from "./generated/api";
+import { api, type Conversation, type Participant, type User } from "./generated/api";
 import { Composer } from "./composer";
 import { useOnline, OFFLINE_REASON } from "./connection";
-import { otherParticipant, BackLink } from "./conversations";
+import { otherParticipant, BackLink, isGroup, memberCount } from "./conversations";
+import { GroupMembers } from "./group";
 import { describeError } from "./errors";
 import { MessageList } from "./messages";
 import type { Id } from "./router";
@@ -64,13 +65,16 @@ export function Thread({
 }: {
   conversationId: Id;
   conversation: Conversation | undefined;
-  me: Participant;
+  me: User;
   jumpTo: string | null;
   initialQuery: string | null;
   sends: PendingSends;
 }) {
-  const other = conversation ? otherParticipant(conversation, me) : undefined;
+  const group = isGroup(conversation);
+  const other = conversation && !group ? otherParticipant(conversation, me) : undefined;
+  // In a group a block does not stop sending (the blocked member's messages are folded away).
   const blocked = !!other && !!conversation?.blockedByMe.includes(other._id);
+  const [showMembers, setShowMembers] = useState(false);
   const pending = sends.list.filter((p) => p.conversationId === conversationId);
   const [sentTick, setSentTick] = useState(0);
   const submit = (body: string) => {
@@ -83,17 +87,28 @@ export function Thread({
       <header className="thread-header">
         <BackLink />
         <div className="who">
-          <h2 id="thread-title">{other?.name ?? "Conversation"}</h2>
+          <h2 id="thread-title">{group ? conversation?.name : (other?.name ?? "Conversation")}</h2>
           {other && <span className="email">{other.email}</span>}
+          {group && conversation && <span className="email">{memberCount(conversation)}</span>}
         </div>
         {other && <BlockControl other={other} blocked={blocked} />}
+        {group && (
+          <button type="button" aria-expanded={showMembers} aria-controls="members-panel" onClick={() => setShowMembers((v) => !v)}>
+            Members
+          </button>
+        )}
       </header>
-      <Search conversationId={conversationId} me={me} otherName={other?.name ?? "Them"} initialQuery={initialQuery} />
+      {group && conversation && showMembers && (
+        <div id="members-panel">
+          <GroupMembers conversation={conversation} me={me} />
+        </div>
+      )}
+      <Search conversationId={conversationId} me={me} otherName={group ? "A member" : (other?.name ?? "Them")} initialQuery={initialQuery} />
       <MessageList
         conversationId={conversationId}
         conversation={conversation}
         me={me}
-        otherName={other?.name ?? "They"}
+        otherName={group ? (conversation?.name ?? "the group") : (other?.name ?? "They")}
         pending={pending}
         onRetry={sends.retry}
         onDiscard={sends.discard}

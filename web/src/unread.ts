@@ -1,7 +1,7 @@
 // Unread messages outside the thread: the total in the tab title, optional notifications.
 import { useCallback, useEffect, useRef, useState } from "react";
-import type { Conversation, Participant } from "./generated/api";
-import { otherParticipant } from "./conversations";
+import type { Conversation, User } from "./generated/api";
+import { isGroup, otherParticipant, senderName } from "./conversations";
 import { conversationPath, navigate } from "./router";
 
 /** The total of unread messages in the tab title: "(3) Ripple Chat". */
@@ -18,7 +18,7 @@ export const NOTIFY_KEY = "ripple.notify";
  * Optional browser notifications: when switched on (the browser asks for permission), a message
  * from someone else that arrives while the tab is hidden shows a notification.
  */
-export function useNotifications(conversations: Conversation[] | undefined, me: Participant | null) {
+export function useNotifications(conversations: Conversation[] | undefined, me: User | null) {
   const supported = typeof window !== "undefined" && "Notification" in window;
   const [enabled, setEnabled] = useState(
     () => supported && Notification.permission === "granted" && localStorage.getItem(NOTIFY_KEY) === "1",
@@ -34,10 +34,12 @@ export function useNotifications(conversations: Conversation[] | undefined, me: 
     if (!previous || !enabled || document.visibilityState !== "hidden") return;
     for (const c of conversations) {
       const m = c.lastMessage;
-      if (!m || m.senderId === me._id || c.unreadCount === 0) continue;
+      if (!m || m.senderId === me._id || m.kind === "system" || c.unreadCount === 0) continue;
       if ((previous.get(c._id) ?? 0) >= m._creationTime) continue;
-      const from = otherParticipant(c, me)?.name ?? "Someone";
-      const n = new Notification(`New message from ${from}`, { body: m.body.slice(0, 140), tag: `conversation-${c._id}` });
+      const from = isGroup(c) ? senderName(c, m.senderId) : (otherParticipant(c, me)?.name ?? "Someone");
+      const title = isGroup(c) ? `New message in ${c.name ?? "a group"}` : `New message from ${from}`;
+      const body = isGroup(c) ? `${from}: ${m.body}` : m.body;
+      const n = new Notification(title, { body: body.slice(0, 140), tag: `conversation-${c._id}` });
       n.onclick = () => {
         window.focus();
         navigate(conversationPath(c._id));

@@ -16,6 +16,7 @@ type Conversation struct {
 	DirectUserHigh  *int64
 	LastMessageTime pgtype.Timestamptz
 	CreatedAt       pgtype.Timestamptz
+	Name            *string
 }
 
 type ConversationParticipant struct {
@@ -24,6 +25,7 @@ type ConversationParticipant struct {
 	JoinedAt          pgtype.Timestamptz
 	LastReadMessageID *int64
 	LastReadAt        pgtype.Timestamptz
+	Admin             bool
 }
 
 type Message struct {
@@ -32,6 +34,7 @@ type Message struct {
 	ConversationID int64
 	Body           string
 	CreatedAt      pgtype.Timestamptz
+	Kind           string
 }
 
 type MessageEmbedding struct {

@@ -75,6 +75,12 @@ type RippleCaptureSkip struct {
 	TableName string
 }
 
+type RippleChangeFeed struct {
+	OnlyRow      bool
+	Mode         string
+	FullIdentity []string
+}
+
 type RippleMutationLog struct {
 	SessionID string
 	RequestID int64

@@ -6,6 +6,7 @@ import type { PaginationOptions, PaginationResult } from "@ripplehq/client";
 export type Conversation = {
   _id: string;
   type: string;
+  name: string | null;
   participants: Participant[];
   lastMessageTime: number | null;
   lastMessage: LastMessage | null;
@@ -18,6 +19,7 @@ export type LastMessage = {
   body: string;
   senderId: string;
   _creationTime: number;
+  kind: string;
 };
 
 export type LiveSearch = {
@@ -31,12 +33,14 @@ export type Message = {
   conversationId: string;
   senderId: string;
   body: string;
+  kind: string;
 };
 
 export type Participant = {
   _id: string;
   name: string;
   email: string;
+  admin?: boolean;
 };
 
 export type PreparedSearch = {
@@ -59,6 +63,14 @@ export type User = {
 
 export const api = {
   conversations: {
+    addMembers: functionReference<"mutation", {
+      conversationId: string;
+      emails: string[];
+    }, string[]>("conversations:addMembers"),
+    createGroup: functionReference<"mutation", {
+      name: string;
+      emails: string[];
+    }, string>("conversations:createGroup"),
     getOrCreateDirect: functionReference<"mutation", {
       email: string;
     }, string>("conversations:getOrCreateDirect"),
@@ -67,6 +79,14 @@ export const api = {
       conversationId: string;
       messageId: string;
     }, boolean>("conversations:markRead"),
+    removeMember: functionReference<"mutation", {
+      conversationId: string;
+      userId: string;
+    }, Record<string, never> | null>("conversations:removeMember"),
+    rename: functionReference<"mutation", {
+      conversationId: string;
+      name: string;
+    }, Record<string, never> | null>("conversations:rename"),
   },
   messages: {
     list: functionReference<"query", {
