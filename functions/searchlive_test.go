@@ -25,8 +25,8 @@ import (
 	"github.com/ripplehq/ripple/queries"
 )
 
-// liveBundle is the chat served over HTTP with accounts, so tests hold real sync sockets.
-type liveBundle struct {
+// searchBundle is the chat served over HTTP with accounts, so tests hold real sync sockets.
+type searchBundle struct {
 	*testBundle
 	srv    *httptest.Server
 	counts *functions.QueryVectorCounts
@@ -37,7 +37,7 @@ type liveOpts struct {
 	queryVectors functions.QueryVectorConfig
 }
 
-func setupLive(t *testing.T, opts liveOpts) *liveBundle {
+func setupSearchLive(t *testing.T, opts liveOpts) *searchBundle {
 	t.Helper()
 	ctx := context.Background()
 	db := testdb.NewSchema(t)
@@ -67,7 +67,7 @@ func setupLive(t *testing.T, opts liveOpts) *liveBundle {
 		require.NoError(t, e.Stop(stopCtx))
 		srv.Close()
 	})
-	return &liveBundle{testBundle: &testBundle{db: db, engine: e}, srv: srv, counts: counts}
+	return &searchBundle{testBundle: &testBundle{db: db, engine: e}, srv: srv, counts: counts}
 }
 
 type account struct {
@@ -76,7 +76,7 @@ type account struct {
 }
 
 // signUp makes an account through the auth API (name@school.test).
-func (b *liveBundle) signUp(t *testing.T, name string) account {
+func (b *searchBundle) signUp(t *testing.T, name string) account {
 	t.Helper()
 	body, _ := json.Marshal(map[string]string{"email": name + "@school.test", "password": "correct horse battery", "name": name})
 	resp, err := http.Post(b.srv.URL+"/api/auth/signup", "application/json", bytes.NewReader(body))
@@ -114,7 +114,7 @@ type transition struct {
 	failed, updated []int64
 }
 
-func (b *liveBundle) dial(t *testing.T, who account) *socket {
+func (b *searchBundle) dial(t *testing.T, who account) *socket {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -258,7 +258,7 @@ func hasBody(res functions.LiveSearch, body string) bool {
 	return false
 }
 
-func (b *liveBundle) waitEmbedded(t *testing.T, n int) {
+func (b *searchBundle) waitEmbedded(t *testing.T, n int) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		var got int
@@ -269,7 +269,7 @@ func (b *liveBundle) waitEmbedded(t *testing.T, n int) {
 
 // lexicalMatch says whether Postgres full text alone matches body to query (as
 // MessageSearchText does).
-func (b *liveBundle) lexicalMatch(t *testing.T, body, query string) bool {
+func (b *searchBundle) lexicalMatch(t *testing.T, body, query string) bool {
 	var ok bool
 	require.NoError(t, b.db.Pool.QueryRow(context.Background(),
 		"SELECT to_tsvector('english', $1) @@ replace(plainto_tsquery('english', $2)::text, ' & ', ' | ')::tsquery", body, query).Scan(&ok))
@@ -278,7 +278,7 @@ func (b *liveBundle) lexicalMatch(t *testing.T, body, query string) bool {
 
 func TestSearchLiveUpdatesByItself(t *testing.T) {
 	t.Parallel()
-	b := setupLive(t, liveOpts{})
+	b := setupSearchLive(t, liveOpts{})
 	ann, bob := b.signUp(t, "ann"), b.signUp(t, "bob")
 	conv := b.direct(t, ann.Identity, bob.Identity, "bob")
 	old := "the maths exam is on friday"
@@ -336,7 +336,7 @@ func TestSearchLiveUpdatesByItself(t *testing.T) {
 
 func TestSearchLiveMembership(t *testing.T) {
 	t.Parallel()
-	b := setupLive(t, liveOpts{})
+	b := setupSearchLive(t, liveOpts{})
 	ann, bob, cat := b.signUp(t, "ann"), b.signUp(t, "bob"), b.signUp(t, "cat")
 	conv := b.direct(t, ann.Identity, bob.Identity, "bob")
 	b.send(t, ann.Identity, conv, "the maths exam is on friday")
@@ -437,7 +437,7 @@ func TestSearchLiveOneProviderCallPerText(t *testing.T) {
 	fake, srv := newCohereFake(t)
 	embedder, err := embedding.New(embedding.Config{Provider: embedding.ProviderCohere, APIKey: "test-key", BaseURL: srv.URL})
 	require.NoError(t, err)
-	b := setupLive(t, liveOpts{embedder: embedder})
+	b := setupSearchLive(t, liveOpts{embedder: embedder})
 	ann, bob := b.signUp(t, "ann"), b.signUp(t, "bob")
 	conv := b.direct(t, ann.Identity, bob.Identity, "bob")
 	b.send(t, bob.Identity, conv, "football practice moved to thursday")
@@ -501,7 +501,7 @@ func assertNoError(t *testing.T, err error) {
 // from this process's cache while the text is still there, from the provider once it is not.
 func TestSearchQueryVectorCacheIsBounded(t *testing.T) {
 	t.Parallel()
-	b := setupLive(t, liveOpts{queryVectors: functions.QueryVectorConfig{MaxStored: 3, MaxCached: 2}})
+	b := setupSearchLive(t, liveOpts{queryVectors: functions.QueryVectorConfig{MaxStored: 3, MaxCached: 2}})
 	ann, bob := b.signUp(t, "ann"), b.signUp(t, "bob")
 	conv := b.direct(t, ann.Identity, bob.Identity, "bob")
 	b.send(t, bob.Identity, conv, "alpha beta gamma")
@@ -554,7 +554,7 @@ func TestSearchLiveReadsOneConversation(t *testing.T) {
 		}
 	}
 
-	b := setupLive(t, liveOpts{})
+	b := setupSearchLive(t, liveOpts{})
 	ann, bob, cat := b.signUp(t, "ann"), b.signUp(t, "bob"), b.signUp(t, "cat")
 	conv := b.direct(t, ann.Identity, bob.Identity, "bob")
 	other := b.direct(t, bob.Identity, cat.Identity, "cat")
