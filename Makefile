@@ -45,7 +45,9 @@ check-generated:
 vet:
 	$(GO) vet ./...
 
+# promtool (scripts/promtool.sh) checks docs/alerts.yml in cmd/ripple's TestAlertRulesPromtool.
 test-go: db
+	bash scripts/promtool.sh
 	$(GO) test -race -count=1 ./...
 	$(GO) -C tools test -count=1 ./readsetgen/
 

@@ -35,6 +35,14 @@ const (
 	// envDatabaseReplicaURLs lists, comma-separated, streaming replicas that query re-runs and
 	// one-shot queries may run on (engine.Config.ReplicaURLs).
 	envDatabaseReplicaURLs = "DATABASE_REPLICA_URLS"
+	// Retention and token timings (durations like 90s or 24h; unset keeps the defaults in
+	// docs/engine.md, Retention). The soak scenario of `ripple bench chat` shortens them so
+	// that every clean-up runs, and every token expires, many times within one run.
+	envAccessTokenTTL        = "RIPPLE_ACCESS_TOKEN_TTL"        // AuthConfig.AccessTokenTTL
+	envMutationLogRetention  = "RIPPLE_MUTATION_LOG_RETENTION"  // Config.MutationLogRetention
+	envHousekeepingInterval  = "RIPPLE_HOUSEKEEPING_INTERVAL"   // Config.HousekeepingInterval
+	envCompletedJobRetention = "RIPPLE_COMPLETED_JOB_RETENTION" // Config.CompletedJobRetention
+	envSpentTokenRetention   = "RIPPLE_SPENT_TOKEN_RETENTION"   // AuthConfig.SpentTokenRetention
 )
 
 const defaultAddr = "127.0.0.1:3210"
