@@ -106,8 +106,8 @@ func SoakEnv(o SoakOpts) []string {
 var soakRules = []trendRule{
 	{"server RSS bytes", 0.20, 0},
 	{"Go heap bytes", 0.25, 0},
-	{"goroutines", 0.10, 50},
-	{"open fds", 0.10, 20},
+	{"goroutines", 0.25, 100},
+	{"open fds", 0.25, 100},
 	{"pool connections", 0.50, 4},
 	{"Postgres backends", 0.50, 4},
 	{"River job rows", 0.50, 50},
@@ -195,6 +195,7 @@ type soakEnv struct {
 	actions   map[string]int
 	failures  []string
 	missing   int
+	protoErrs int64 // of the sockets closed so far: broken transition chains, failed queries, auth errors
 }
 
 func (s *soakEnv) fail(format string, args ...any) {
@@ -290,8 +291,14 @@ func (e *env) soak(ctx context.Context) ([]Result, error) {
 	}
 	if s.admin != nil {
 		s.admin.close()
+		s.protoErrs += s.admin.protocolErrors.Load()
 	}
 	s.mu.Lock()
+	if s.protoErrs > 0 {
+		s.mu.Unlock()
+		s.fail("%d protocol errors (broken transition chains, failed queries or auth errors) on the clients' sockets", s.protoErrs)
+		s.mu.Lock()
+	}
 	for _, m := range s.msgs {
 		if m.state.CompareAndSwap(0, 3) {
 			s.missing++
@@ -428,6 +435,9 @@ func (p *soaker) leave(ctx context.Context, reset bool) {
 		}
 	}
 	c.close()
+	p.e.mu.Lock()
+	p.e.protoErrs += c.protocolErrors.Load()
+	p.e.mu.Unlock()
 	p.mu.Lock()
 	p.c, p.raw, p.leaving = nil, nil, false
 	p.mu.Unlock()
@@ -931,7 +941,10 @@ func (s *soakEnv) sample(ctx context.Context) SoakSample {
 	defer s.gate.Unlock()
 	smp := SoakSample{AtSec: time.Since(s.started).Seconds(), Values: map[string]float64{}}
 	// Every client away comes back first: samples of the whole population are comparable
-	// (goroutines, descriptors and memory go with the sockets held).
+	// (goroutines, descriptors and memory go with the sockets held). The bench's idle HTTP
+	// connections are closed, so the server's count of them does not vary from sample to sample.
+	s.soakHTTP.CloseIdleConnections()
+	s.meter.http.CloseIdleConnections()
 	for _, p := range s.pop {
 		if p.online() == nil {
 			if err := p.connect(ctx); err != nil && ctx.Err() == nil {
