@@ -87,8 +87,8 @@ type Result struct {
 	// Extra holds scenario-specific figures (devices: last-device latency per write, index scans).
 	Extra map[string]any `json:"extra,omitempty"`
 	// Soak is the soak scenario's samples and verdicts (printed as its table, not here).
-	Soak *SoakReport `json:"soak,omitempty"`
-	Notes []string       `json:"notes,omitempty"`
+	Soak  *SoakReport `json:"soak,omitempty"`
+	Notes []string    `json:"notes,omitempty"`
 	// ProtocolErrors counts broken transition chains and failed queries seen by the clients.
 	ProtocolErrors int64 `json:"protocolErrors"`
 }
