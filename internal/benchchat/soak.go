@@ -639,7 +639,8 @@ func (p *soaker) refresher(ctx context.Context) {
 			continue
 		}
 		var resp authResponse
-		rctx, cancel := context.WithTimeout(ctx, ttl/3)
+		// Started at a third of the lifetime at the latest 5/12 of it; done by 11/12.
+		rctx, cancel := context.WithTimeout(ctx, ttl/2)
 		err := postJSON(rctx, p.e.soakHTTP, p.e.srv.URL+"/api/auth/refresh", "", map[string]string{"refreshToken": refresh}, &resp)
 		cancel()
 		if err != nil || resp.AccessToken == "" || resp.RefreshToken == "" {
@@ -657,7 +658,9 @@ func (p *soaker) refresher(ctx context.Context) {
 		p.mu.Unlock()
 		p.e.count("refresh")
 		if c != nil {
-			actx, cancel := context.WithTimeout(ctx, ttl/3)
+			// The server takes the new token when the frame arrives; the wait is for the
+			// transition that re-runs the queries under it.
+			actx, cancel := context.WithTimeout(ctx, p.e.o.SettleTimeout)
 			if err := c.reauthenticate(actx, resp.AccessToken); err != nil && ctx.Err() == nil && c.deadErr() == nil {
 				p.e.fail("authenticating %s's socket with a refreshed token: %v", p.acct.email, err)
 			}
