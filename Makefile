@@ -5,7 +5,7 @@ GO ?= go
 SQLC := $(GO) tool -modfile=tools/go.mod sqlc
 DEFAULT_DATABASE_URL := postgres://ripple:ripple@127.0.0.1:5432/ripple?sslmode=disable
 
-.PHONY: run test db build build-web npm-install generate generate-examples check-generated vet test-go test-ts test-web fuzz fuzz-brief
+.PHONY: run test db build build-web npm-install generate generate-examples check-generated vet test-go test-ts test-web soak fuzz fuzz-brief
 
 # Postgres with pgvector on this machine, unless DATABASE_URL points elsewhere.
 db:
@@ -54,7 +54,9 @@ vet:
 
 # -timeout: go test's default 10 m per package binary was passed by engine and cmd/ripple on a
 # shared, loaded 2-core machine once they started private clusters (logical feed, replicas).
+# promtool (scripts/promtool.sh) checks docs/alerts.yml in cmd/ripple's TestAlertRulesPromtool.
 test-go: db npm-install
+	bash scripts/promtool.sh
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(GO) -C tools test -count=1 ./readsetgen/
 
@@ -70,6 +72,15 @@ test-web: db build
 	bash scripts/chromium.sh
 	cd web && RIPPLE_E2E_SKIP_BUILD=1 npm test
 	cd examples/questions/web && npm test
+
+# A short soak (docs/engine.md, Soak): `ripple bench chat --scenario soak` against a fresh
+# `ripple serve` child with retention and token lifetime shortened so that every clean-up and
+# refresh runs many times; it fails when a sampled resource trends upward after the warm-up
+# (bounds relative to each series' own level, never a wall-clock figure) or a message is not
+# delivered. SOAK_FLAGS="--duration 30m" is the long run.
+SOAK_FLAGS ?= --duration 3m --sample-every 10s --warm-up 60s --soak-clients 12 --token-ttl 30s --retention 20s
+soak: db build
+	DATABASE_URL="$${DATABASE_URL:-$(DEFAULT_DATABASE_URL)}" ./bin/ripple bench chat --scenario soak $(SOAK_FLAGS)
 
 # Go's native fuzzing, each target for $(FUZZTIME) (no database). `go test` already runs every
 # target's seeds (f.Add and testdata/fuzz); a crasher found here is written to the package's
@@ -104,4 +115,4 @@ fuzz:
 fuzz-brief:
 	$(MAKE) fuzz FUZZTIME=20000x
 
-test: db vet check-generated test-go test-ts test-web
+test: db vet check-generated test-go test-ts test-web soak

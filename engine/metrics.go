@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,7 +72,21 @@ func (e *Engine) newMetrics() *metricSet {
 		Help: "Job runs this process finished, by River kind, function (for scheduled functions) and outcome " +
 			"(completed, failed: will retry, discarded: gave up, cancelled, snoozed, interrupted).",
 	}, []string{"kind", "function", "outcome"})
-	reg.MustRegister(durations, m.lag, m.jobs, &jobQueueCollector{e: e})
+	// The housekeeping job's and each periodic function's outcomes start at 0, so a rate or
+	// increase over them is defined before the first run (a failure is then a step from 0).
+	outcomes := []string{"completed", "failed", "discarded", "cancelled", "snoozed", "interrupted"}
+	for _, o := range outcomes {
+		m.jobs.WithLabelValues(housekeepingArgs{}.Kind(), "", o)
+	}
+	for _, p := range append(slices.Clone(e.config.PeriodicFunctions), e.registry.periodicFunctions()...) {
+		if e.registry.lookup(p.Path) == nil {
+			continue
+		}
+		for _, o := range outcomes {
+			m.jobs.WithLabelValues(functionJobArgs{}.Kind(), p.Path, o)
+		}
+	}
+	reg.MustRegister(durations, m.lag, m.jobs, &jobQueueCollector{e: e}, &poolCollector{e: e})
 
 	gauge := func(name, help string, f func() int64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metricsNamespace, Name: name, Help: help},
@@ -203,20 +218,36 @@ type slogPrinter struct{ e *Engine }
 func (p slogPrinter) Println(v ...any) { p.e.logger.Warn("serving metrics", "error", v) }
 
 // jobQueueCollector reports River's jobs by state and kind when scraped: one grouped count over
-// the states that are not final.
+// the states that are not final, and discarded (retries used up, kept for an operator). Every
+// state of every kind this process runs is exported, 0 when there are none, so an alert on a
+// state sees 0 rather than no data.
 type jobQueueCollector struct{ e *Engine }
 
 var jobQueueDesc = prometheus.NewDesc(metricsNamespace+"_jobs",
-	"River jobs not yet finished, by state (available, scheduled, retryable, running, pending) and kind.",
+	"River jobs by state and kind: not yet finished (available, scheduled, retryable, running, pending) "+
+		"and discarded (gave up; kept for Config.DiscardedJobRetention). 0 for every state of a known kind.",
 	[]string{"state", "kind"}, nil)
+
+// jobGaugeStates are the states ripple_jobs reports. Completed and cancelled jobs are left out:
+// they are many, and counting them would make every scrape scan them.
+var jobGaugeStates = []string{"available", "scheduled", "retryable", "running", "pending", "discarded"}
+
+// knownJobKinds are the kinds whose states are always exported.
+var knownJobKinds = []string{functionJobArgs{}.Kind(), housekeepingArgs{}.Kind()}
 
 func (c *jobQueueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- jobQueueDesc }
 
 func (c *jobQueueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	counts := map[[2]string]int64{}
+	for _, kind := range knownJobKinds {
+		for _, state := range jobGaugeStates {
+			counts[[2]string{state, kind}] = 0
+		}
+	}
 	rows, err := c.e.pool.Query(ctx, `SELECT state::text, kind, count(*) FROM river_job
-		WHERE state IN ('available', 'scheduled', 'retryable', 'running', 'pending') GROUP BY 1, 2`)
+		WHERE state = ANY($1::river_job_state[]) GROUP BY 1, 2`, jobGaugeStates)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(jobQueueDesc, err)
 		return
@@ -229,11 +260,42 @@ func (c *jobQueueCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.NewInvalidMetric(jobQueueDesc, err)
 			return
 		}
-		ch <- prometheus.MustNewConstMetric(jobQueueDesc, prometheus.GaugeValue, float64(n), state, kind)
+		counts[[2]string{state, kind}] = n
 	}
 	if err := rows.Err(); err != nil {
 		ch <- prometheus.NewInvalidMetric(jobQueueDesc, err)
+		return
 	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(jobQueueDesc, prometheus.GaugeValue, float64(n), k[0], k[1])
+	}
+}
+
+// poolCollector reports the engine's connection pool when scraped.
+type poolCollector struct{ e *Engine }
+
+var (
+	poolConnsDesc = prometheus.NewDesc(metricsNamespace+"_db_pool_connections",
+		"Connections of the engine's Postgres pool by state (idle, acquired: in use, constructing).", []string{"state"}, nil)
+	poolMaxDesc = prometheus.NewDesc(metricsNamespace+"_db_pool_max_connections",
+		"The pool's size limit (pool_max_conns).", nil, nil)
+	poolWaitsDesc = prometheus.NewDesc(metricsNamespace+"_db_pool_acquire_waits_total",
+		"Acquires that had to wait for a connection (the pool was fully in use).", nil, nil)
+)
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- poolConnsDesc
+	ch <- poolMaxDesc
+	ch <- poolWaitsDesc
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.e.pool.Stat()
+	ch <- prometheus.MustNewConstMetric(poolConnsDesc, prometheus.GaugeValue, float64(st.IdleConns()), "idle")
+	ch <- prometheus.MustNewConstMetric(poolConnsDesc, prometheus.GaugeValue, float64(st.AcquiredConns()), "acquired")
+	ch <- prometheus.MustNewConstMetric(poolConnsDesc, prometheus.GaugeValue, float64(st.ConstructingConns()), "constructing")
+	ch <- prometheus.MustNewConstMetric(poolMaxDesc, prometheus.GaugeValue, float64(st.MaxConns()))
+	ch <- prometheus.MustNewConstMetric(poolWaitsDesc, prometheus.CounterValue, float64(st.EmptyAcquireCount()))
 }
 
 // countJobOutcomes counts the jobs this process finishes, from River's event stream, until ctx

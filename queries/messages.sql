@@ -70,6 +70,11 @@ UPDATE message_embedding_queue SET leased_until = NULL WHERE message_id = ANY(sq
 -- name: EmbeddingQueueDone :exec
 DELETE FROM message_embedding_queue WHERE message_id = ANY(sqlc.arg(message_ids)::bigint[]);
 
+-- EmbeddingQueueLength counts the messages waiting for their embedding (leased or not), for
+-- the ripple_embedding_queue gauge.
+-- name: EmbeddingQueueLength :one
+SELECT count(*) FROM message_embedding_queue;
+
 -- name: MessageListByIDs :many
 SELECT id, sender_id, conversation_id, body, created_at, kind FROM messages
 WHERE id = ANY($1::bigint[])

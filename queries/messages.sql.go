@@ -166,6 +166,19 @@ func (q *Queries) EmbeddingQueueLease(ctx context.Context, db DBTX, arg Embeddin
 	return items, nil
 }
 
+const embeddingQueueLength = `-- name: EmbeddingQueueLength :one
+SELECT count(*) FROM message_embedding_queue
+`
+
+// EmbeddingQueueLength counts the messages waiting for their embedding (leased or not), for
+// the ripple_embedding_queue gauge.
+func (q *Queries) EmbeddingQueueLength(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, embeddingQueueLength)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const embeddingQueueRelease = `-- name: EmbeddingQueueRelease :exec
 UPDATE message_embedding_queue SET leased_until = NULL WHERE message_id = ANY($1::bigint[])
 `

@@ -33,6 +33,7 @@ var ReadSpecs = map[string]engine.ReadSpec{
 	"EmbeddingQueueDone":             {Tables: []engine.TableRead{{Table: "message_embedding_queue", Kind: engine.ReadTable}}},
 	"EmbeddingQueueEnsure":           {Tables: []engine.TableRead{{Table: "message_embedding_queue", Kind: engine.ReadTable}}},
 	"EmbeddingQueueLease":            {Tables: []engine.TableRead{{Table: "message_embedding_queue", Kind: engine.ReadTable}}},
+	"EmbeddingQueueLength":           {Tables: []engine.TableRead{{Table: "message_embedding_queue", Kind: engine.ReadTable}}},
 	"EmbeddingQueueRelease":          {Tables: []engine.TableRead{{Table: "message_embedding_queue", Kind: engine.ReadTable}}},
 	"EmbeddingSearchExact":           {Tables: []engine.TableRead{{Table: "message_embeddings", Kind: engine.ReadTable}, {Table: "messages", Kind: engine.ReadOutput, Column: "id", Output: 0}}},
 	"EmbeddingSearchIndexed":         {Tables: []engine.TableRead{{Table: "message_embeddings", Kind: engine.ReadParam, Column: "conversation_id", Param: 1}, {Table: "messages", Kind: engine.ReadOutput, Column: "id", Output: 0}}},

@@ -34,7 +34,7 @@ func isBenchChat(args []string) bool {
 func benchChat(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("bench chat", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	scenario := fs.String("scenario", "latency", "`name`s, comma-separated: latency, knee, idle, devices, throughput, search, group, or all")
+	scenario := fs.String("scenario", "latency", "`name`s, comma-separated: latency, knee, idle, devices, throughput, search, group, or all; or soak")
 	target := fs.String("url", "", "base `URL` of a running server on this machine (default: start ripple serve per scenario)")
 	serverPID := fs.Int("server-pid", 0, "`pid` of the --url server, for CPU and RSS figures")
 	metricsURL := fs.String("metrics-url", "", "`URL` of the --url server's /metrics without credentials (serve --metrics-addr), for the engine's statement count when pg_stat_statements is not loaded")
@@ -62,7 +62,7 @@ func benchChat(ctx context.Context, e *env, args []string) error {
 	writes := fs.Int("writes", 3, "devices: writes per count")
 	// throughput
 	clients := fs.Int("clients", 10000, "throughput: clients connected in total")
-	duration := fs.Duration("duration", 20*time.Second, "throughput: send window")
+	duration := fs.Duration("duration", 20*time.Second, "throughput: send window; soak: how long it runs (default 30m there)")
 	// search
 	searches := fs.Int("searches", 50, "search: live searches open in one conversation")
 	searchTexts := fs.Int("search-texts", 5, "search: distinct query texts over them")
@@ -76,6 +76,13 @@ func benchChat(ctx context.Context, e *env, args []string) error {
 	members := fs.Int("members", 30, "group: members per group (2 to 200), each one socket")
 	groupRate := fs.Float64("group-rate", 20, "group: msg/s over all groups")
 	groupMessages := fs.Int("group-messages", 300, "group: messages sent")
+	// soak
+	sampleEvery := fs.Duration("sample-every", time.Minute, "soak: sampling interval")
+	warmUp := fs.Duration("warm-up", 0, "soak: left out of the trend fits (default duration/6)")
+	soakClients := fs.Int("soak-clients", 40, "soak: clients in the population (even)")
+	soakRate := fs.Float64("soak-rate", 4, "soak: msg/s over the population")
+	tokenTTL := fs.Duration("token-ttl", time.Minute, "soak: the server's access-token lifetime (a --url server must be started with it)")
+	retention := fs.Duration("retention", 2*time.Minute, "soak: the child server's mutation-log, finished-job and spent-token retention")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(e.stdout, benchChatUsage)
@@ -130,6 +137,11 @@ func benchChat(ctx context.Context, e *env, args []string) error {
 	}
 	cfg.Search = benchchat.SearchOpts{Searches: *searches, Texts: *searchTexts, Messages: *searchMessages}
 	cfg.Group = benchchat.GroupOpts{Groups: *groups, Members: *members, Rate: *groupRate, Messages: *groupMessages}
+	cfg.Soak = benchchat.SoakOpts{SampleEvery: *sampleEvery, WarmUp: *warmUp, Clients: *soakClients, Rate: *soakRate,
+		TokenTTL: *tokenTTL, Retention: *retention}
+	if set["duration"] {
+		cfg.Soak.Duration = *duration
+	}
 
 	if u := strings.TrimSpace(e.getenv(envDatabaseURL)); u != "" {
 		cfg.DatabaseURL = u
@@ -177,10 +189,10 @@ func benchChat(ctx context.Context, e *env, args []string) error {
 		return usagef("bench chat: --server-pid and --metrics-url need --url")
 	}
 	// Bounded as a whole too: every phase is bounded, this catches what is not.
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Hour)
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Hour+cfg.Soak.Duration)
 	defer cancel()
 	_, err = benchchat.Run(ctx, cfg)
-	if err != nil && (strings.Contains(err.Error(), "sizes must") || strings.Contains(err.Error(), "group sizes")) || err != nil && strings.Contains(err.Error(), "unknown scenario") {
+	if err != nil && (strings.Contains(err.Error(), "sizes must") || strings.Contains(err.Error(), "group sizes") || strings.Contains(err.Error(), "unknown scenario") || strings.HasPrefix(err.Error(), "soak ")) {
 		return usagef("bench chat: %v", err)
 	}
 	return err

@@ -37,6 +37,14 @@ const (
 	envDatabaseReplicaURLs = "DATABASE_REPLICA_URLS"
 	// envChangeFeed is notify (the default) or logical (engine.Config.ChangeFeed).
 	envChangeFeed = "RIPPLE_CHANGE_FEED"
+	// Retention and token timings (durations like 90s or 24h; unset keeps the defaults in
+	// docs/engine.md, Retention). The soak scenario of `ripple bench chat` shortens them so
+	// that every clean-up runs, and every token expires, many times within one run.
+	envAccessTokenTTL        = "RIPPLE_ACCESS_TOKEN_TTL"        // AuthConfig.AccessTokenTTL
+	envMutationLogRetention  = "RIPPLE_MUTATION_LOG_RETENTION"  // Config.MutationLogRetention
+	envHousekeepingInterval  = "RIPPLE_HOUSEKEEPING_INTERVAL"   // Config.HousekeepingInterval
+	envCompletedJobRetention = "RIPPLE_COMPLETED_JOB_RETENTION" // Config.CompletedJobRetention
+	envSpentTokenRetention   = "RIPPLE_SPENT_TOKEN_RETENTION"   // AuthConfig.SpentTokenRetention
 )
 
 const defaultAddr = "127.0.0.1:3210"

@@ -120,17 +120,27 @@ func runServe(ctx context.Context, e *env, opts serveOpts) error {
 	if err := registerFunctions(reg, &functions.Deps{Embedder: embedder, QueryVectorCounts: queryVectors}); err != nil {
 		return err
 	}
-	eng, err := engine.New(pool, reg, &engine.Config{Schema: opts.schema, Logger: logger, Auth: authService.Authenticator(),
+	engCfg := &engine.Config{Schema: opts.schema, Logger: logger, Auth: authService.Authenticator(),
 		AllowedOrigins: splitList(e.getenv(envAllowedOrigins)), ClientAddress: clientAddress,
 		ReplicaURLs: splitList(e.getenv(envDatabaseReplicaURLs)), ChangeFeed: e.getenv(envChangeFeed),
 		// Spent refresh tokens, ended sessions, retired keys and old rate-limit windows
 		// (docs/engine.md, Retention).
-		Housekeeping: []func(context.Context) error{authService.Prune}})
+		Housekeeping: []func(context.Context) error{authService.Prune}}
+	for name, dst := range map[string]*time.Duration{envMutationLogRetention: &engCfg.MutationLogRetention,
+		envHousekeepingInterval: &engCfg.HousekeepingInterval, envCompletedJobRetention: &engCfg.CompletedJobRetention} {
+		if *dst, err = durationEnv(e, name); err != nil {
+			return err
+		}
+	}
+	eng, err := engine.New(pool, reg, engCfg)
 	if err != nil {
 		return fmt.Errorf("creating the engine: %w", err)
 	}
 	if err := eng.MetricsRegistry().Register(queryVectors.Collector()); err != nil {
 		return fmt.Errorf("registering the search metrics: %w", err)
+	}
+	if err := functions.RegisterMetrics(eng.MetricsRegistry(), pool); err != nil {
+		return fmt.Errorf("registering the chat's metrics: %w", err)
 	}
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	err = eng.Start(startCtx)
@@ -293,6 +303,13 @@ func clientAddressFromEnv(e *env) (func(*http.Request) string, error) {
 // (without one, signing keys are stored for development only, and the service says so).
 func newAuthService(ctx context.Context, e *env, pool *pgxpool.Pool, logger *slog.Logger, clientAddress func(*http.Request) string) (*engine.AuthService, error) {
 	cfg := &engine.AuthConfig{Logger: logger, ClientAddress: clientAddress}
+	for name, dst := range map[string]*time.Duration{envAccessTokenTTL: &cfg.AccessTokenTTL, envSpentTokenRetention: &cfg.SpentTokenRetention} {
+		d, err := durationEnv(e, name)
+		if err != nil {
+			return nil, err
+		}
+		*dst = d
+	}
 	if v := strings.TrimSpace(e.getenv(engine.KeyEncryptionKeyEnv)); v != "" {
 		key, err := engine.ParseKeyEncryptionKey(v)
 		if err != nil {
@@ -343,4 +360,17 @@ func serveMetrics(ln net.Listener, eng *engine.Engine, logger *slog.Logger) func
 	}()
 	logger.Info("serving metrics on http://" + ln.Addr().String() + "/metrics")
 	return func() { _ = srv.Close() }
+}
+
+// durationEnv reads a positive duration from the environment variable name; 0 when it is unset.
+func durationEnv(e *env, name string) (time.Duration, error) {
+	v := strings.TrimSpace(e.getenv(name))
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s: %q is not a positive duration (like 90s or 24h)", name, v)
+	}
+	return d, nil
 }

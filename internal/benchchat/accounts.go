@@ -52,7 +52,9 @@ type account struct {
 	email  string
 	userID string
 	token  string
-	convID string // the direct conversation this account chats in (with its partner)
+	// refresh is the refresh token of the sign-up's session.
+	refresh string
+	convID  string // the direct conversation this account chats in (with its partner)
 }
 
 // apiClient talks HTTP to the server under test.
@@ -62,8 +64,9 @@ type apiClient struct {
 }
 
 type authResponse struct {
-	AccessToken string `json:"accessToken"`
-	User        struct {
+	AccessToken  string `json:"accessToken"`
+	RefreshToken string `json:"refreshToken"`
+	User         struct {
 		ID json.RawMessage `json:"_id"`
 	} `json:"user"`
 }
@@ -90,7 +93,7 @@ func (a *apiClient) signUp(ctx context.Context, n int, tag string) ([]*account, 
 				if id == "" || resp.AccessToken == "" {
 					return fmt.Errorf("signing up %s: unexpected response", email)
 				}
-				out[i] = &account{index: i, email: email, userID: id, token: resp.AccessToken}
+				out[i] = &account{index: i, email: email, userID: id, token: resp.AccessToken, refresh: resp.RefreshToken}
 			}
 			return nil
 		})
@@ -142,6 +145,25 @@ func (a *apiClient) pairUp(ctx context.Context, accounts []*account) error {
 		})
 	}
 	return g.Wait()
+}
+
+// direct opens (or finds) the direct conversation of x and y, as x.
+func (a *apiClient) direct(ctx context.Context, x, y *account) (string, error) {
+	client := boundClient(a.addrs.take())
+	defer client.CloseIdleConnections()
+	var resp struct {
+		Status       string `json:"status"`
+		Value        string `json:"value"`
+		ErrorMessage string `json:"errorMessage"`
+	}
+	body := map[string]any{"path": "conversations:getOrCreateDirect", "format": "convex_encoded_json", "args": []any{map[string]string{"email": y.email}}}
+	if err := postJSON(ctx, client, a.base+"/api/mutation", x.token, body, &resp); err != nil {
+		return "", fmt.Errorf("conversations:getOrCreateDirect: %w", err)
+	}
+	if resp.Status != "success" || resp.Value == "" {
+		return "", fmt.Errorf("conversations:getOrCreateDirect: %s", resp.ErrorMessage)
+	}
+	return resp.Value, nil
 }
 
 func postJSON(ctx context.Context, client *http.Client, url, token string, body, out any) error {

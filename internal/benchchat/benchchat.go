@@ -34,13 +34,19 @@ const DefaultDatabaseURL = "postgres://ripple:ripple@127.0.0.1:5432/ripple?sslmo
 // Scenarios are the scenario names in the order "all" runs them.
 var Scenarios = []string{"latency", "knee", "idle", "devices", "throughput", "search", "group"}
 
+// ScenarioSoak is the soak scenario, run only by name: it lasts SoakOpts.Duration (30 min by
+// default).
+const ScenarioSoak = "soak"
+
 // Config configures a run. Zero fields take the defaults documented on them.
 type Config struct {
 	// DatabaseURL is where the server's schema lives, and where the bench reads pg_stat_activity
 	// to find the server's Postgres backends. Default DefaultDatabaseURL.
 	DatabaseURL string
 	// Launch starts a fresh server for each scenario. Default: ChildServer(os.Executable(),
-	// DatabaseURL, ...), i.e. `ripple serve` on a free loopback port and a fresh schema.
+	// DatabaseURL, ...), i.e. `ripple serve` on a free loopback port and a fresh schema; for the
+	// soak, with SoakEnv's retention and token lifetime and a profiler port to collect its
+	// garbage before each sample.
 	Launch Launcher
 	// Scenarios to run, in order. Default: all of them.
 	Scenarios []string
@@ -72,6 +78,7 @@ type Config struct {
 	Throughput ThroughputOpts
 	Search     SearchOpts
 	Group      GroupOpts
+	Soak       SoakOpts
 
 	// Out receives the report. Default io.Discard.
 	Out io.Writer
@@ -81,6 +88,8 @@ type Config struct {
 	JSONPath string
 	// Statements prints each phase's most frequent statements (the JSON always has them).
 	Statements bool
+
+	soakLaunch Launcher // Launch, or the default child server with the soak's settings
 }
 
 // LatencyOpts configures the latency scenario: one pair chatting at Rate, then a fresh pair
@@ -157,19 +166,27 @@ func (c *Config) withDefaults() (*Config, error) {
 	if out.DatabaseURL == "" {
 		out.DatabaseURL = DefaultDatabaseURL
 	}
+	out.Soak.withDefaults()
+	out.soakLaunch = out.Launch
 	if out.Launch == nil {
 		exe, err := os.Executable()
 		if err != nil {
 			return nil, fmt.Errorf("finding the ripple binary: %w", err)
 		}
 		out.Launch = ChildServer(exe, out.DatabaseURL, &tailBuffer{}, out.ServerEnv...)
+		out.soakLaunch = childServer(exe, out.DatabaseURL, &tailBuffer{}, append(SoakEnv(out.Soak), out.ServerEnv...), true)
 	}
 	if len(out.Scenarios) == 0 {
 		out.Scenarios = Scenarios
 	}
 	for _, s := range out.Scenarios {
 		if !isScenario(s) {
-			return nil, fmt.Errorf("unknown scenario %q (want %s or all)", s, strings.Join(Scenarios, ", "))
+			return nil, fmt.Errorf("unknown scenario %q (want %s, %s or all)", s, strings.Join(Scenarios, ", "), ScenarioSoak)
+		}
+		if s == ScenarioSoak {
+			if err := out.Soak.validate(); err != nil {
+				return nil, err
+			}
 		}
 	}
 	def(&out.PageSize, 20)
@@ -248,7 +265,7 @@ func def[T comparable](p *T, v T) {
 }
 
 func isScenario(s string) bool {
-	for _, n := range Scenarios {
+	for _, n := range append(Scenarios[:len(Scenarios):len(Scenarios)], ScenarioSoak) {
 		if n == s {
 			return true
 		}
@@ -294,7 +311,11 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 }
 
 func runScenario(ctx context.Context, cfg *Config, rep *Report, name string) ([]Result, error) {
-	srv, err := cfg.Launch(ctx)
+	launch := cfg.Launch
+	if name == ScenarioSoak {
+		launch = cfg.soakLaunch
+	}
+	srv, err := launch(ctx)
 	if srv != nil {
 		srv.WALSenders = cfg.WALSenders
 	}
@@ -328,6 +349,8 @@ func runScenario(ctx context.Context, cfg *Config, rep *Report, name string) ([]
 		return env.search(ctx)
 	case "group":
 		return env.group(ctx)
+	case ScenarioSoak:
+		return env.soak(ctx)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
 }

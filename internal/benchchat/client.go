@@ -49,6 +49,8 @@ type client struct {
 
 	protocolErrors atomic.Int64
 	done           chan struct{}
+	// soaker is the soak's population member this socket belongs to (nil elsewhere).
+	soaker *soaker
 }
 
 type version struct {
@@ -548,7 +550,11 @@ func (d *dialer) connectBare(ctx context.Context, acct *account) (*client, error
 // client does (it pauses its socket until the token fetcher answers, so Authenticate goes out
 // before any query set). setup fills in the client's fields before the reader starts.
 func (d *dialer) open(ctx context.Context, acct *account, setup func(*client)) (*client, error) {
-	hc := d.clients[d.next.Add(1)%uint64(len(d.clients))]
+	return d.openVia(ctx, d.clients[d.next.Add(1)%uint64(len(d.clients))], acct, setup)
+}
+
+// openVia is open through the HTTP client hc.
+func (d *dialer) openVia(ctx context.Context, hc *http.Client, acct *account, setup func(*client)) (*client, error) {
 	conn, _, err := websocket.Dial(ctx, d.wsURL, &websocket.DialOptions{HTTPClient: hc, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		return nil, fmt.Errorf("dialing the sync socket: %w", err)

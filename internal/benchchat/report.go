@@ -86,7 +86,9 @@ type Result struct {
 	Pass *bool `json:"pass,omitempty"`
 	// Extra holds scenario-specific figures (devices: last-device latency per write, index scans).
 	Extra map[string]any `json:"extra,omitempty"`
-	Notes []string       `json:"notes,omitempty"`
+	// Soak is the soak scenario's samples and verdicts (printed as its table, not here).
+	Soak  *SoakReport `json:"soak,omitempty"`
+	Notes []string    `json:"notes,omitempty"`
 	// ProtocolErrors counts broken transition chains and failed queries seen by the clients.
 	ProtocolErrors int64 `json:"protocolErrors"`
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -38,6 +39,11 @@ type Server struct {
 	Stop func(ctx context.Context) error
 	// WALSenders: the database server's WAL senders count as the server's Postgres backends.
 	WALSenders bool
+	// AdminKey is an admin key of the server, for the soak's operator traffic; empty: none.
+	AdminKey string
+	// GC collects the server's garbage, so the soak's heap samples are of live memory; nil: not
+	// possible.
+	GC func(ctx context.Context) error
 }
 
 // Launcher starts a fresh server (its own schema) for one scenario.
@@ -59,6 +65,12 @@ func ExistingServer(baseURL string, pid int, metricsURL string) Launcher {
 // and drops the schema when stopped. Its Postgres connections carry application_name = the
 // schema name, so their backends can be told apart from everyone else's.
 func ChildServer(binary, databaseURL string, logTail *tailBuffer, env ...string) Launcher {
+	return childServer(binary, databaseURL, logTail, env, false)
+}
+
+// childServer is ChildServer with extra environment variables and, when soak is set, a
+// profiler port (whose heap profile with gc=1 collects garbage) and an admin key.
+func childServer(binary, databaseURL string, logTail *tailBuffer, extraEnv []string, soak bool) Launcher {
 	return func(ctx context.Context) (*Server, error) {
 		name := "benchchat_" + randomHex(6)
 		admin, err := pgx.Connect(ctx, databaseURL)
@@ -98,9 +110,18 @@ func ChildServer(binary, databaseURL string, logTail *tailBuffer, env ...string)
 			_ = drop()
 			return nil, err
 		}
+		args := []string{"serve", "--addr", addr, "--schema", name, "--metrics-addr", metricsAddr}
+		var pprofAddr string
+		if soak {
+			if pprofAddr, err = freeLoopbackAddr(); err != nil {
+				_ = drop()
+				return nil, err
+			}
+			args = append(args, "--pprof-addr", pprofAddr)
+		}
 		// Not CommandContext: the server is stopped with SIGTERM and given time to drain.
-		cmd := exec.Command(binary, "serve", "--addr", addr, "--schema", name, "--metrics-addr", metricsAddr)
-		cmd.Env = append(append(os.Environ(), "DATABASE_URL="+appURL, "PGAPPNAME="+name, "RIPPLE_LOG_LEVEL=warn"), env...)
+		cmd := exec.Command(binary, args...)
+		cmd.Env = append(append(os.Environ(), "DATABASE_URL="+appURL, "PGAPPNAME="+name, "RIPPLE_LOG_LEVEL=warn"), extraEnv...)
 		if logTail != nil {
 			cmd.Stdout, cmd.Stderr = logTail, logTail
 		}
@@ -142,6 +163,19 @@ func ChildServer(binary, databaseURL string, logTail *tailBuffer, env ...string)
 				return nil, fmt.Errorf("server did not become ready: %w; its last output: %s", err, logTail.String())
 			}
 			return nil, fmt.Errorf("server did not become ready: %w", err)
+		}
+		if soak {
+			key := exec.CommandContext(ctx, binary, "admin-key", "--schema", name)
+			key.Env = cmd.Env
+			out, err := key.Output()
+			if err != nil {
+				_ = stop(ctx)
+				return nil, fmt.Errorf("creating an admin key: %w", err)
+			}
+			srv.AdminKey = strings.TrimSpace(string(out))
+			srv.GC = func(ctx context.Context) error {
+				return fetchDiscard(ctx, "http://"+pprofAddr+"/debug/pprof/heap?gc=1")
+			}
 		}
 		return srv, nil
 	}
@@ -405,4 +439,24 @@ func (m *meter) rss() int64 {
 	}
 	v, _ := procRSS(m.srv.PID)
 	return v
+}
+
+// fetchDiscard GETs url and reads the body to its end.
+func fetchDiscard(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+	}
+	return nil
 }
