@@ -91,23 +91,12 @@ func messagesSend(ctx *engine.MutationCtx, args sendArgs) (string, error) {
 	return formatID(*res.MessageID), nil
 }
 
-// PaginationOpts are Convex's pagination options (docs/protocol.md, Pagination).
-type PaginationOpts struct {
-	NumItems        int     `json:"numItems"`
-	Cursor          *string `json:"cursor"`
-	EndCursor       *string `json:"endCursor,omitempty"`
-	ID              *int64  `json:"id,omitempty"`
-	MaximumRowsRead *int    `json:"maximumRowsRead,omitempty"`
-}
-
-// PaginationResult is Convex's paginated result.
-type PaginationResult[T any] struct {
-	Page           []T     `json:"page"`
-	IsDone         bool    `json:"isDone"`
-	ContinueCursor string  `json:"continueCursor"`
-	SplitCursor    *string `json:"splitCursor,omitempty"`
-	PageStatus     *string `json:"pageStatus,omitempty"`
-}
+// PaginationOpts and PaginationResult are the engine's (Convex's shapes; docs/protocol.md,
+// Pagination).
+type (
+	PaginationOpts          = engine.PaginationOpts
+	PaginationResult[T any] = engine.PaginationResult[T]
+)
 
 type listArgs struct {
 	ConversationID string         `json:"conversationId"`
