@@ -237,8 +237,10 @@ func TestGroupSharedQueryRunsOncePerChange(t *testing.T) {
 	}
 	after = b.engine.Stats()
 	// The thread once, the removed member's access and the remover's (their read position moved
-	// to the system line).
-	require.LessOrEqual(t, after.Executions-before.Executions, int64(3))
+	// to the system line): 3. How a busy machine splits the changes into batches can run the
+	// thread or a check once more, so the bound is what tells "only the members whose rows
+	// changed" from "all 30 access checks again".
+	require.Less(t, after.Executions-before.Executions, int64(10))
 }
 
 // Members are added and removed while messages arrive, through the functions: after the
