@@ -89,7 +89,7 @@ func (r *Reactor) batch(parent context.Context) error {
 			return
 		}
 		cancel()
-		b.letGo(ctx)
+		b.letGo()
 	}()
 	r.takeWaiters(b)
 	defer r.handBack(b)
@@ -158,9 +158,9 @@ func (r *Reactor) patience() time.Duration {
 	return r.cfg.SlowQueryAfter
 }
 
-// letGo waits for the batch's waves (cancelled with ctx first when the batch failed), then
-// ends its snapshot and gives its connections back.
-func (b *batchState) letGo(ctx context.Context) {
+// letGo waits for the batch's waves (their context cancelled first), then ends its snapshot
+// and gives its connections back.
+func (b *batchState) letGo() {
 	for _, f := range b.flights {
 		f.wait()
 	}
@@ -168,7 +168,6 @@ func (b *batchState) letGo(ctx context.Context) {
 		b.closers[i]()
 	}
 	b.closers = nil
-	_ = ctx
 }
 
 // takeWaiters takes the waiters before the snapshot, so each one's commit (made before it
