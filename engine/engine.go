@@ -100,7 +100,8 @@ func New(pool *pgxpool.Pool, registry *Registry, config *Config) (*Engine, error
 		Pool: pool, Listener: e.listener, Runner: backend{e}, Schema: cfg.Schema, Logger: cfg.Logger,
 		QueryTimeout: cfg.QueryTimeout, QueryWorkers: cfg.QueryWorkers, PingInterval: cfg.PingInterval,
 		TransitionChunkBytes: cfg.TransitionChunkBytes, SlowQueryAfter: cfg.SlowQueryAfter,
-		ObserveLag: func(d time.Duration) { e.prom.lag.Observe(d.Seconds()) },
+		ObserveLag:   func(d time.Duration) { e.prom.lag.Observe(d.Seconds()) },
+		ObservePhase: func(p reactor.Phase, d time.Duration) { e.prom.observePhase(p, d) },
 	})
 	e.sessions = session.NewServer(session.Config{
 		Backend: backend{e}, Reactor: e.reactor, Logger: cfg.Logger,

@@ -288,7 +288,9 @@ func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identi
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 
 	mctx := &MutationCtx{baseCtx: base, tx: tx}
+	started := time.Now()
 	value, callErr := invoke(func() (any, error) { return fn.mutation(mctx, args) })
+	ran := time.Now()
 	if callErr != nil {
 		if isRetryable(callErr) {
 			return wire.Result{RequestID: base.requestID}, true
@@ -313,6 +315,12 @@ func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identi
 		return res, false
 	}
 	var sqlErr, commitErr error
+	defer func() {
+		if sqlErr == nil && commitErr == nil {
+			e.prom.observePhase(phaseFunction, ran.Sub(started))
+			e.prom.observePhase(phaseCommit, time.Since(ran))
+		}
+	}()
 	if key != nil {
 		// The log's insert rides with COMMIT. It is unique: a resend of a mutation that already
 		// committed fails here, rolls back what it did, and is answered from the log.

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"github.com/ripplehq/ripple/engine/internal/reactor"
 	"net/http"
 	"slices"
 	"time"
@@ -36,7 +37,26 @@ type metricSet struct {
 	httpDurations map[string]prometheus.Observer
 	lag           prometheus.Histogram
 	jobs          *prometheus.CounterVec
+	// phases holds the write path's phase histograms (ripple_phase_duration_seconds), one per
+	// phase, all made up front.
+	phases map[reactor.Phase]prometheus.Observer
 }
+
+// The mutation's own phases; the reactor names the batch's and the reply's (reactor.Phase).
+const (
+	// phaseFunction: the mutation function with its statements (the first carries BEGIN).
+	phaseFunction reactor.Phase = "mutation.function"
+	// phaseCommit: the mutation log's insert with COMMIT, a durable flush.
+	phaseCommit reactor.Phase = "mutation.commit"
+)
+
+// writePhases are the phases of ripple_phase_duration_seconds, in the order a message takes.
+var writePhases = []reactor.Phase{phaseFunction, phaseCommit, reactor.PhaseReplyWait,
+	reactor.PhaseSnapshot, reactor.PhaseQueries, reactor.PhaseDeliver}
+
+// phaseBuckets span 0.1 ms to about 6.5 s: the phases of a quiet write path are a fraction of a
+// millisecond to a few.
+var phaseBuckets = prometheus.ExponentialBuckets(0.0001, 2, 17)
 
 // durationBuckets span 0.5 ms to about 16 s.
 var durationBuckets = prometheus.ExponentialBuckets(0.0005, 2, 16)
@@ -67,6 +87,17 @@ func (e *Engine) newMetrics() *metricSet {
 			"to its transitions being queued on the sockets (commit time is not known to the engine).",
 		Buckets: durationBuckets,
 	})
+	phases := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Name: "phase_duration_seconds",
+		Help: "Where a write's time goes, by phase: mutation.function (the function and its statements), mutation.commit " +
+			"(log insert with COMMIT), mutation.reply_wait (commit to the reply queued with its covering transition), " +
+			"batch.snapshot, batch.queries (re-runs and the drain to the marker), batch.deliver (compare and queue transitions).",
+		Buckets: phaseBuckets,
+	}, []string{"phase"})
+	m.phases = map[reactor.Phase]prometheus.Observer{}
+	for _, p := range writePhases {
+		m.phases[p] = phases.WithLabelValues(string(p))
+	}
 	m.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Name: "jobs_finished_total",
 		Help: "Job runs this process finished, by River kind, function (for scheduled functions) and outcome " +
@@ -86,7 +117,7 @@ func (e *Engine) newMetrics() *metricSet {
 			m.jobs.WithLabelValues(functionJobArgs{}.Kind(), p.Path, o)
 		}
 	}
-	reg.MustRegister(durations, m.lag, m.jobs, &jobQueueCollector{e: e}, &poolCollector{e: e})
+	reg.MustRegister(durations, phases, m.lag, m.jobs, &jobQueueCollector{e: e}, &poolCollector{e: e})
 
 	gauge := func(name, help string, f func() int64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metricsNamespace, Name: name, Help: help},
@@ -191,6 +222,13 @@ func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
 func (m *metricSet) observe(fn *function, start time.Time) {
 	if o := m.durations[fn]; o != nil {
 		o.Observe(time.Since(start).Seconds())
+	}
+}
+
+// observePhase records how long one phase of the write path took.
+func (m *metricSet) observePhase(p reactor.Phase, d time.Duration) {
+	if o := m.phases[p]; o != nil {
+		o.Observe(d.Seconds())
 	}
 }
 

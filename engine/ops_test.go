@@ -176,6 +176,19 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	require.Equal(t, 3.0, after[`ripple_function_duration_seconds_count{kind="mutation",path="messages:send"}`])
 	require.GreaterOrEqual(t, after[`ripple_function_duration_seconds_count{kind="query",path="messages:list"}`], 2.0)
 	require.Contains(t, after, "ripple_listener_gaps_total")
+	// Every phase of the write path has its series from the start; each socket send went
+	// through the mutation's three, and the batches that delivered them through theirs.
+	phaseCount := func(m map[string]float64, phase string) float64 {
+		v, ok := m[`ripple_phase_duration_seconds_count{phase="`+phase+`"}`]
+		require.True(t, ok, phase)
+		return v
+	}
+	for _, p := range []string{"mutation.function", "mutation.commit", "mutation.reply_wait"} {
+		require.GreaterOrEqual(t, phaseCount(after, p)-phaseCount(before, p), 3.0, p)
+	}
+	for _, p := range []string{"batch.snapshot", "batch.queries", "batch.deliver"} {
+		require.GreaterOrEqual(t, phaseCount(after, p)-phaseCount(before, p), 1.0, p)
+	}
 
 	// A mutation that keeps failing serialization: three attempts retried, one give-up.
 	requireErrorCode(t, env.engine.Call(context.Background(), "ops:conflict", struct{}{}, engine.Identity{}, nil), engine.CodeConflict)

@@ -75,6 +75,9 @@ type Result struct {
 	// excluded), from Statements.Source; nil when no source could count them.
 	StatementsPerMsg *float64    `json:"statementsPerMsg"`
 	Statements       *Statements `json:"statements,omitempty"`
+	// Phases is where the server's time went, by phase of the write path (the engine's
+	// ripple_phase_duration_seconds); nil when the server does not export it.
+	Phases []PhaseTime `json:"phases,omitempty"`
 	// ServerRSSBytes is the server's VmRSS at the end of the phase; RSSPerClientBytes the growth
 	// per added connected client against the scenario's baseline (idle scenario), else RSS / clients.
 	ServerRSSBytes    int64    `json:"serverRssBytes,omitempty"`
@@ -141,6 +144,7 @@ func printResult(w io.Writer, r *Result, statements bool) {
 		fmtOpt(r.ServerCPUMsPerMsg, "%.3f"), fmtOpt(r.PostgresCPUMsPerMsg, "%.3f"), embeddingCPUText(r), fmtOpt(r.StatementsPerMsg, "%.2f"),
 		float64(r.ServerRSSBytes)/(1<<20), fmtOpt(kib(r.RSSPerClientBytes), "%.1f KiB"))
 	printStatements(w, r.Statements, statements)
+	printPhases(w, r.Phases)
 	if r.IdleServerCPUPercent != nil || r.IdlePostgresCPUPercent != nil {
 		fmt.Fprintf(w, "  idle cpu: server %s, postgres %s\n", fmtOpt(r.IdleServerCPUPercent, "%.2f%%"), fmtOpt(r.IdlePostgresCPUPercent, "%.2f%%"))
 	}
@@ -165,6 +169,19 @@ func printResult(w io.Writer, r *Result, statements bool) {
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
 	}
+}
+
+// printPhases says where the server's time went, mean wall ms per run of each phase and runs per
+// delivered message.
+func printPhases(w io.Writer, phases []PhaseTime) {
+	if len(phases) == 0 {
+		return
+	}
+	parts := make([]string, len(phases))
+	for i, p := range phases {
+		parts[i] = fmt.Sprintf("%s %.3f (%.2f/msg)", p.Phase, p.MeanMs, p.PerMsg)
+	}
+	fmt.Fprintf(w, "  server phases, mean ms: %s\n", strings.Join(parts, ", "))
 }
 
 // printStatements says where the statement count came from, and with top the statements run

@@ -95,6 +95,7 @@ func (p *phase) end(ctx context.Context) Result {
 	if r.Statements = e.meter.statementsBetween(ctx, p.st0, st1, r.Delivered); r.Statements != nil && r.Statements.Source != sourceUnavailable {
 		r.StatementsPerMsg = fptr(r.Statements.PerMsg)
 	}
+	r.Phases = phasesBetween(p.st0.phases, st1.phases, r.Delivered)
 	p.splitEmbedding(&r)
 	r.ServerRSSBytes = e.meter.rss()
 	if r.ServerRSSBytes > 0 && r.Clients > 0 {

@@ -3,6 +3,7 @@ package benchchat
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -81,6 +82,20 @@ type StatementCalls struct {
 // promCounter sums every sample of the metric name in a Prometheus text exposition (all its
 // label sets). ok is false when the metric has no sample.
 func promCounter(r io.Reader, name string) (sum float64, ok bool, err error) {
+	samples, err := promByLabels(r, name)
+	if err != nil {
+		return 0, false, err
+	}
+	for _, v := range samples {
+		sum += v
+	}
+	return sum, len(samples) > 0, nil
+}
+
+// promByLabels reads every sample of the metric name in a Prometheus text exposition, by its
+// label set as written ("" when it has none).
+func promByLabels(r io.Reader, name string) (map[string]float64, error) {
+	out := map[string]float64{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -88,30 +103,29 @@ func promCounter(r io.Reader, name string) (sum float64, ok bool, err error) {
 		if line == "" || line[0] == '#' || !strings.HasPrefix(line, name) {
 			continue
 		}
-		rest := line[len(name):]
+		rest, labels := line[len(name):], ""
 		switch {
 		case strings.HasPrefix(rest, "{"):
 			// Label values may hold '}' inside quotes; the value follows the last one.
 			i := strings.LastIndexByte(rest, '}')
 			if i < 0 {
-				return 0, false, fmt.Errorf("malformed sample %q", line)
+				return nil, fmt.Errorf("malformed sample %q", line)
 			}
-			rest = rest[i+1:]
+			rest, labels = rest[i+1:], rest[1:i]
 		case rest == "" || (rest[0] != ' ' && rest[0] != '\t'):
 			continue // another metric sharing the prefix (name_created, name_foo)
 		}
 		f := strings.Fields(rest)
 		if len(f) == 0 {
-			return 0, false, fmt.Errorf("malformed sample %q", line)
+			return nil, fmt.Errorf("malformed sample %q", line)
 		}
 		v, err := strconv.ParseFloat(f[0], 64)
 		if err != nil {
-			return 0, false, fmt.Errorf("malformed sample %q", line)
+			return nil, fmt.Errorf("malformed sample %q", line)
 		}
-		sum += v
-		ok = true
+		out[labels] += v
 	}
-	return sum, ok, sc.Err()
+	return out, sc.Err()
 }
 
 // scrapeEngineStatements reads the engine's counter; ok is false when there is no metrics
@@ -123,26 +137,37 @@ func (m *meter) scrapeEngineStatements(ctx context.Context) (float64, bool) {
 // scrapeMetric reads one counter of the server's metrics (summed over its labels); ok is false
 // when there is no metrics address or the server does not export it.
 func (m *meter) scrapeMetric(ctx context.Context, name string) (float64, bool) {
+	var v float64
+	var ok bool
+	err := m.scrape(ctx, func(body io.Reader) (err error) {
+		v, ok, err = promCounter(body, name)
+		return err
+	})
+	return v, ok && err == nil
+}
+
+// scrape hands the server's /metrics to read; an error when there is no metrics address or the
+// server did not answer.
+func (m *meter) scrape(ctx context.Context, read func(io.Reader) error) error {
 	if m.srv.MetricsURL == "" {
-		return 0, false
+		return errors.New("no metrics address")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.srv.MetricsURL, nil)
 	if err != nil {
-		return 0, false
+		return err
 	}
 	resp, err := m.http.Do(req)
 	if err != nil {
-		return 0, false
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, resp.Body)
-		return 0, false
+		return fmt.Errorf("metrics: %s", resp.Status)
 	}
-	v, ok, err := promCounter(resp.Body, name)
-	return v, ok && err == nil
+	return read(resp.Body)
 }
 
 // ---------- the bench's own statements ----------
@@ -255,6 +280,7 @@ type stmtSnapshot struct {
 	ownTexts map[string]int64
 	engine   float64
 	engineOK bool
+	phases   phaseTotals // the engine's phase histogram; nil: not exported
 }
 
 // statementSnapshot reads the counters, at the start of a phase (start) or at its end.
@@ -270,13 +296,13 @@ type stmtSnapshot struct {
 func (m *meter) statementSnapshot(ctx context.Context, start bool) stmtSnapshot {
 	var s stmtSnapshot
 	if start {
-		s.engine, s.engineOK = m.scrapeEngineStatements(ctx)
+		m.scrapeEngine(ctx, &s)
 	}
 	if m.pgss != nil {
 		m.readPGSS(ctx, &s)
 	}
 	if !start {
-		s.engine, s.engineOK = m.scrapeEngineStatements(ctx)
+		m.scrapeEngine(ctx, &s)
 	}
 	return s
 }

@@ -80,6 +80,7 @@ type batchState struct {
 
 func (r *Reactor) batch(parent context.Context) error {
 	r.stats.batches.Add(1)
+	mark := time.Now()
 	ctx, cancel := context.WithTimeout(parent, 30*time.Second)
 	b := &batchState{work: map[*clientState]*clientWork{}}
 	// What the batch holds (its snapshot, connections, the waves still running) is let go when
@@ -108,6 +109,7 @@ func (r *Reactor) batch(parent context.Context) error {
 		b.snap.pool = r.cfg.Pool
 		r.stats.primaryBatches.Add(1)
 	}
+	mark = r.observe(PhaseSnapshot, mark)
 	// The snapshot is read-only: ending it waits until everyone has their transition.
 	snapTx := b.snap.Tx
 	b.closers = append(b.closers, func() { _ = snapTx.Rollback(context.WithoutCancel(ctx)) })
@@ -143,8 +145,10 @@ func (r *Reactor) batch(parent context.Context) error {
 	if len(late) > 0 {
 		r.holdBack(ctx, b, late, cancel)
 	}
+	mark = r.observe(PhaseQueries, mark)
 	r.apply(b)
 	r.deliver(b)
+	r.observe(PhaseDeliver, mark)
 	return nil
 }
 

@@ -71,6 +71,35 @@ type Config struct {
 	// ObserveLag, when set, is told for each batch that sent transitions how long ago the
 	// oldest change it applied arrived (the invalidation-lag metric).
 	ObserveLag func(time.Duration)
+	// ObservePhase, when set, is told how long each phase of the write path took: a batch's
+	// snapshot, queries and delivery, and a mutation reply's wait for its covering transition.
+	ObservePhase func(Phase, time.Duration)
+}
+
+// Phase names a step of the write path that ObservePhase times.
+type Phase string
+
+// The phases the reactor times.
+const (
+	// PhaseSnapshot: a batch takes a connection (or a replica's) and its snapshot.
+	PhaseSnapshot Phase = "batch.snapshot"
+	// PhaseQueries: the batch's queries run and its drain to the marker ends.
+	PhaseQueries Phase = "batch.queries"
+	// PhaseDeliver: results are compared and the transitions queued on the sockets.
+	PhaseDeliver Phase = "batch.deliver"
+	// PhaseReplyWait: a mutation's reply, from its commit to being queued with the first
+	// transition whose snapshot includes it (read your writes).
+	PhaseReplyWait Phase = "mutation.reply_wait"
+)
+
+// observe tells ObservePhase, when set, that phase took from since to now; now is returned for
+// the next phase.
+func (r *Reactor) observe(phase Phase, since time.Time) time.Time {
+	now := time.Now()
+	if r.cfg.ObservePhase != nil {
+		r.cfg.ObservePhase(phase, now.Sub(since))
+	}
+	return now
 }
 
 // Query is a subscription's function with its decoded arguments. Path and ArgsKey (the arguments
@@ -480,7 +509,11 @@ func (r *Reactor) AwaitCovering(ctx context.Context, c Client, reply *wire.Mutat
 	if st == nil {
 		return errors.New("the client has gone")
 	}
+	started := time.Now()
 	_, err := r.wait(ctx, waiter{client: st, reply: reply, xid: xid})
+	if err == nil {
+		r.observe(PhaseReplyWait, started)
+	}
 	return err
 }
 

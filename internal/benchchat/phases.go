@@ -1,0 +1,103 @@
+package benchchat
+
+import (
+	"context"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Where a message's time goes on the server: the engine's histogram of the write path's phases
+// (ripple_phase_duration_seconds), read from /metrics with the statement counter at a phase's
+// start and end. The means are server-side wall time, not CPU.
+
+// phaseMetric is the engine's histogram of the write path's phases.
+const phaseMetric = "ripple_phase_duration_seconds"
+
+// phaseOrder is the order a message takes through the phases; others follow, sorted.
+var phaseOrder = []string{"mutation.function", "mutation.commit", "mutation.reply_wait", "batch.snapshot", "batch.queries", "batch.deliver"}
+
+// PhaseTime is one phase of the write path in a bench phase: its mean wall time on the server,
+// and how many times it ran per delivered message.
+type PhaseTime struct {
+	Phase  string  `json:"phase"`
+	MeanMs float64 `json:"meanMs"`
+	PerMsg float64 `json:"perMsg"`
+}
+
+// phaseTotals are the histogram's sums (seconds) and counts by phase at one moment.
+type phaseTotals map[string]phaseTotal
+
+type phaseTotal struct{ sum, count float64 }
+
+// readPhases reads the histogram's _sum and _count series from an exposition.
+func readPhases(r io.Reader) (phaseTotals, error) {
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	sums, err := promByLabels(strings.NewReader(string(body)), phaseMetric+"_sum")
+	if err != nil {
+		return nil, err
+	}
+	counts, err := promByLabels(strings.NewReader(string(body)), phaseMetric+"_count")
+	if err != nil {
+		return nil, err
+	}
+	out := phaseTotals{}
+	for labels, sum := range sums {
+		name, ok := strings.CutPrefix(labels, `phase="`)
+		if !ok || !strings.HasSuffix(name, `"`) || strings.Contains(labels, ",") {
+			continue
+		}
+		out[strings.TrimSuffix(name, `"`)] = phaseTotal{sum: sum, count: counts[labels]}
+	}
+	return out, nil
+}
+
+// phasesBetween is each phase's mean and runs per delivered message between two readings; nil
+// when either is missing or nothing was delivered.
+func phasesBetween(a, b phaseTotals, delivered int) []PhaseTime {
+	if a == nil || b == nil || delivered <= 0 {
+		return nil
+	}
+	rank := map[string]int{}
+	for i, p := range phaseOrder {
+		rank[p] = i + 1
+	}
+	var out []PhaseTime
+	for name, end := range b {
+		n := end.count - a[name].count
+		if n <= 0 {
+			continue
+		}
+		out = append(out, PhaseTime{Phase: name, MeanMs: round3((end.sum - a[name].sum) * 1000 / n), PerMsg: round3(n / float64(delivered))})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		ri, rj := rank[out[i].Phase], rank[out[j].Phase]
+		if ri == 0 || rj == 0 || ri == rj {
+			if ri != rj {
+				return ri != 0
+			}
+			return out[i].Phase < out[j].Phase
+		}
+		return ri < rj
+	})
+	return out
+}
+
+// scrapeEngine reads the engine's statement counter and its phase histogram in one scrape.
+func (m *meter) scrapeEngine(ctx context.Context, s *stmtSnapshot) {
+	_ = m.scrape(ctx, func(body io.Reader) error {
+		text, err := io.ReadAll(body)
+		if err != nil {
+			return err
+		}
+		v, ok, err := promCounter(strings.NewReader(string(text)), engineStatementsMetric)
+		s.engine, s.engineOK = v, ok && err == nil
+		if p, err := readPhases(strings.NewReader(string(text))); err == nil && len(p) > 0 {
+			s.phases = p
+		}
+		return nil
+	})
+}
