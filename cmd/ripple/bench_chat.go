@@ -43,6 +43,7 @@ func benchChat(ctx context.Context, e *env, args []string) error {
 	pageSize := fs.Int("page-size", 20, "usePaginatedQuery's numItems")
 	drain := fs.Duration("drain", 15*time.Second, "longest wait for outstanding deliveries after a phase's last send")
 	quietOut := fs.Bool("quiet", false, "no progress lines on stderr")
+	readMarks := fs.Bool("read-marks", true, "sockets showing a thread mark a new message from another user read (conversations:markRead), as the web app does; false leaves that cost out")
 	// latency
 	rate := fs.Float64("rate", 20, "latency, idle: msg/s of the measured pair")
 	messages := fs.Int("messages", 500, "latency: messages per phase")
@@ -98,7 +99,7 @@ func benchChat(ctx context.Context, e *env, args []string) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	cfg := &benchchat.Config{Out: e.stdout, JSONPath: *jsonPath, PageSize: *pageSize, DrainTimeout: *drain, Statements: *statements}
+	cfg := &benchchat.Config{Out: e.stdout, JSONPath: *jsonPath, PageSize: *pageSize, DrainTimeout: *drain, Statements: *statements, NoReadMarks: !*readMarks}
 	if !*quietOut {
 		cfg.Progress = e.stderr
 	}

@@ -66,6 +66,10 @@ type Config struct {
 	// (streaming replicas and the logical feed cost the primary that): set when the server is
 	// the bench's own.
 	WALSenders bool
+	// NoReadMarks: the sockets that show a thread do not mark its newest message from another
+	// user read. By default they do, as the web app does for the thread on screen: each
+	// delivered message then costs a conversations:markRead and the re-runs it causes.
+	NoReadMarks bool
 	// Embedding is the server's embedding provider configuration, whose compute the bench
 	// measures to report the embedding apart. Default: embedding.ConfigFromEnv(os.Getenv), what
 	// a child server reads (it inherits the bench's environment); a --url server's own may differ.
@@ -445,7 +449,7 @@ func (e *env) connect(ctx context.Context, accts []*account, concurrency int, ob
 	g, gctx := newGroup(ctx, max(1, concurrency))
 	for i, a := range accts {
 		g.Go(func() error {
-			c, err := e.dial.connect(gctx, base+i, a, e.cfg.PageSize, hook)
+			c, err := e.dial.connect(gctx, base+i, a, e.cfg.PageSize, hook, observe && !e.cfg.NoReadMarks)
 			if err != nil {
 				return err
 			}

@@ -168,6 +168,15 @@ func TestScenarios(t *testing.T) {
 		require.Equal(t, 12, r.Messages)
 		require.Equal(t, 12, r.Expected)
 		require.Equal(t, 2, r.Clients)
+		// The server's phases are read from its /metrics, and the receiver marked what it saw
+		// read as the web app does: more mutations ran than messages were sent (one per message
+		// unless two arrived in one transition), none failed (ProtocolErrors above).
+		phases := map[string]benchchat.PhaseTime{}
+		for _, p := range r.Phases {
+			phases[p.Phase] = p
+		}
+		require.Contains(t, phases, "batch.queries", r.Name)
+		require.Greater(t, phases["mutation.function"].PerMsg, 1.0, "%s: sends and read marks: %+v", r.Name, r.Phases)
 	}
 	// 23 messages at 5 a page: the receiver scrolled through 5 pages.
 	require.EqualValues(t, 5, lat[1].Extra["receiverPagesLoaded"])

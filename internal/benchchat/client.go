@@ -26,6 +26,13 @@ type client struct {
 	// onMessages is called (on the read goroutine) with the messages of every update of a
 	// first page (cursor null): that is where a new message appears on screen.
 	onMessages func(c *client, msgs []wireMessage, at time.Time)
+	// markRead: when an update of a thread's first page brings another user's message as the
+	// newest, this socket marks it read (conversations:markRead), as the web app does for the
+	// thread on screen. Under mu.
+	markRead bool
+	// reads are the requestIds of read marks not answered yet (under mu); a failed one counts
+	// as a protocol error.
+	reads map[int64]struct{}
 
 	wmu     sync.Mutex // serialises writes and guards qsVer and nextQID
 	qsVer   int64
@@ -71,6 +78,7 @@ type thread struct {
 	convID string
 	pagID  int64
 	pages  []*page // newest first, as the client shows them
+	marked string  // the message this socket last marked read
 }
 
 type page struct {
@@ -125,10 +133,10 @@ func (d *dialer) close() {
 
 // connect dials, sends Connect and Authenticate, and subscribes as the chat app does with the
 // account's conversation open. It returns once every subscription has its first result.
-func (d *dialer) connect(ctx context.Context, id int, acct *account, pageSize int, onMessages func(*client, []wireMessage, time.Time)) (*client, error) {
+func (d *dialer) connect(ctx context.Context, id int, acct *account, pageSize int, onMessages func(*client, []wireMessage, time.Time), markRead bool) (*client, error) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := d.open(dctx, acct, func(c *client) { c.id, c.pageSize, c.onMessages = id, pageSize, onMessages })
+	c, err := d.open(dctx, acct, func(c *client) { c.id, c.pageSize, c.onMessages, c.markRead = id, pageSize, onMessages, markRead })
 	if err != nil {
 		return nil, err
 	}
@@ -304,6 +312,32 @@ func (c *client) send(ctx context.Context, body string) (<-chan mutationResult, 
 	return ch, nil
 }
 
+// readMark is one conversations:markRead a transition calls for.
+type readMark struct{ convID, messageID string }
+
+// markReadAsync sends a read mark without waiting for its reply (the web app does not wait
+// either); the read loop counts a failure.
+func (c *client) markReadAsync(mk readMark) {
+	req := c.nextReq.Add(1)
+	c.mu.Lock()
+	if c.reads == nil {
+		c.reads = map[int64]struct{}{}
+	}
+	c.reads[req] = struct{}{}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.wmu.Lock()
+	err := c.write(ctx, map[string]any{"type": "Mutation", "requestId": req, "udfPath": "conversations:markRead",
+		"args": []any{map[string]string{"conversationId": mk.convID, "messageId": mk.messageID}}})
+	c.wmu.Unlock()
+	if err != nil { // the socket is closing: nothing to count
+		c.mu.Lock()
+		delete(c.reads, req)
+		c.mu.Unlock()
+	}
+}
+
 // waitUntil waits for cond (evaluated with c.mu held) to hold after some transition.
 func (c *client) waitUntil(ctx context.Context, cond func() bool) error {
 	for {
@@ -418,6 +452,12 @@ func (c *client) readLoop() {
 			c.mu.Lock()
 			ch := c.mutWait[m.RequestID]
 			delete(c.mutWait, m.RequestID)
+			if _, ok := c.reads[m.RequestID]; ok {
+				delete(c.reads, m.RequestID)
+				if !m.Success {
+					c.protocolErrors.Add(1)
+				}
+			}
 			c.mu.Unlock()
 			if ch != nil {
 				r := mutationResult{ok: m.Success, at: at}
@@ -443,6 +483,7 @@ func (c *client) transition(m *serverMessage, at time.Time) {
 		value json.RawMessage
 	}
 	var results []result
+	var marks []readMark
 	c.mu.Lock()
 	onResult := c.onResult
 	if m.StartVersion != c.lastEnd {
@@ -471,9 +512,17 @@ func (c *client) transition(m *serverMessage, at time.Time) {
 				c.protocolErrors.Add(1)
 				continue
 			}
+			update := q.page.res != nil // not the page's first result: something arrived
 			q.page.res = &res
 			if q.page.cursor == nil {
 				firstPages = append(firstPages, res.Page)
+				if th := q.page.thread; c.markRead && update && th != nil && len(res.Page) > 0 {
+					// Pages list newest first.
+					if newest := res.Page[0]; newest.SenderID != c.acct.userID && newest.ID != th.marked {
+						th.marked = newest.ID
+						marks = append(marks, readMark{th.convID, newest.ID})
+					}
+				}
 			}
 			// usePaginatedQuery splits a page the server recommends splitting, or one that grew
 			// past twice the page size.
@@ -507,6 +556,9 @@ func (c *client) transition(m *serverMessage, at time.Time) {
 
 	for _, r := range results {
 		onResult(r.qid, r.value, at)
+	}
+	for _, mk := range marks {
+		c.markReadAsync(mk)
 	}
 	if c.onMessages != nil {
 		for _, msgs := range firstPages {

@@ -146,8 +146,17 @@ func (e *env) devices(ctx context.Context) ([]Result, error) {
 	for _, n := range o.Counts {
 		if n > connected {
 			e.progress("devices: connecting %d sockets of one user", n-connected)
-			if _, err := e.connect(ctx, roundRobin([]*account{user}, 0, n-connected), o.DialConcurrency, true); err != nil {
+			devs, err := e.connect(ctx, roundRobin([]*account{user}, 0, n-connected), o.DialConcurrency, true)
+			if err != nil {
 				return results, fmt.Errorf("connecting devices: %w", err)
+			}
+			// One device is in front of the user: only it marks what arrives read.
+			for i, c := range devs {
+				if connected > 0 || i > 0 {
+					c.mu.Lock()
+					c.markRead = false
+					c.mu.Unlock()
+				}
 			}
 			connected = n
 		}

@@ -98,7 +98,7 @@ func (e *env) search(ctx context.Context) ([]Result, error) {
 	e.progress("search: opening %d live searches", o.Searches)
 	searchers := make([]*searcher, o.Searches)
 	for i := range searchers {
-		c, err := e.dial.connect(ctx, i, accts[i%2], e.cfg.PageSize, nil)
+		c, err := e.dial.connect(ctx, i, accts[i%2], e.cfg.PageSize, nil, false)
 		if err != nil {
 			return nil, err
 		}
