@@ -14,7 +14,7 @@ ON CONFLICT DO NOTHING;
 
 -- ParticipantGet is one membership, read by the user's key first: a member's access verdicts
 -- (messages:list's Access) then depend only on their own participation rows, not on every
--- other member's (whose read positions move with each message they read).
+-- other member's.
 -- name: ParticipantGet :one
 SELECT user_id, admin FROM conversation_participants WHERE user_id = sqlc.arg(user_id) AND conversation_id = sqlc.arg(conversation_id);
 

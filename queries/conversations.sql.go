@@ -379,7 +379,7 @@ type ParticipantGetRow struct {
 
 // ParticipantGet is one membership, read by the user's key first: a member's access verdicts
 // (messages:list's Access) then depend only on their own participation rows, not on every
-// other member's (whose read positions move with each message they read).
+// other member's.
 func (q *Queries) ParticipantGet(ctx context.Context, db DBTX, arg ParticipantGetParams) (ParticipantGetRow, error) {
 	row := db.QueryRow(ctx, participantGet, arg.UserID, arg.ConversationID)
 	var i ParticipantGetRow
