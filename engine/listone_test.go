@@ -16,7 +16,7 @@ import (
 // (ReadOutputKey), and checks after every write that the pushed value equals a fresh run:
 // first messages in a conversation without any, a participation added and removed, messages
 // moved between conversations, blocks, renames, read positions. Writes to conversations the
-// user is not in re-run nothing.
+// user is not in, and other members' read positions, re-run nothing.
 func TestNoMissedUpdateListOneStatement(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -86,9 +86,13 @@ func TestNoMissedUpdateListOneStatement(t *testing.T) {
 	m := send(bob, bobCat, "moved")
 	exec(`UPDATE messages SET conversation_id = $2 WHERE id = $1`, m, withCat)
 	check("a message moved between ann's conversations")
-	exec(`UPDATE conversation_participants SET last_read_message_id = $3, last_read_at = (SELECT created_at FROM messages WHERE id = $3)
-		WHERE conversation_id = $1 AND user_id = $2`, withCat, ann, m)
+	exec(`INSERT INTO conversation_read_states (conversation_id, user_id, last_read_message_id, last_read_at)
+		SELECT $1, $2, id, created_at FROM messages WHERE id = $3`, withCat, ann, m)
 	check("read position")
+	quiet("another member's read position", func() {
+		exec(`INSERT INTO conversation_read_states (conversation_id, user_id, last_read_message_id, last_read_at)
+			SELECT $1, $2, id, created_at FROM messages WHERE id = $3`, withCat, cat, m)
+	})
 	exec(`INSERT INTO user_blocks (blocker_id, blocked_id) VALUES ($1, $2)`, ann, cat)
 	check("block")
 	exec(`UPDATE users SET name = 'Catherine' WHERE id = $1`, cat)

@@ -423,9 +423,10 @@ func systemLine(ctx *engine.MutationCtx, convID, actor int64, body string, reade
 	if len(readers) == 0 {
 		readers = []int64{actor}
 	}
-	return q.ParticipantMarkReadMany(ctx, ctx.DB(), queries.ParticipantMarkReadManyParams{
-		MessageID: &msg.ID, MessageAt: msg.CreatedAt, ConversationID: convID, UserIds: readers,
+	_, err = q.ReadStateAdvance(ctx, ctx.DB(), queries.ReadStateAdvanceParams{
+		MessageID: msg.ID, MessageAt: msg.CreatedAt, ConversationID: convID, UserIds: readers,
 	})
+	return err
 }
 
 // nameList spells out up to systemLineNames names, then "and N others".

@@ -33,8 +33,10 @@ func referenceList(t *testing.T, b *testBundle, me int64) []functions.Conversati
 		readID                   *int64
 		readAt                   pgtype.Timestamptz
 	}
-	rows, err := db.Query(ctx, `SELECT c.id, c.type, c.last_message_time, c.created_at, p.last_read_message_id, p.last_read_at
-		FROM conversation_participants p JOIN conversations c ON c.id = p.conversation_id WHERE p.user_id = $1`, me)
+	rows, err := db.Query(ctx, `SELECT c.id, c.type, c.last_message_time, c.created_at, r.last_read_message_id, r.last_read_at
+		FROM conversation_participants p JOIN conversations c ON c.id = p.conversation_id
+		LEFT JOIN conversation_read_states r ON r.user_id = p.user_id AND r.conversation_id = p.conversation_id
+		WHERE p.user_id = $1`, me)
 	require.NoError(t, err)
 	convs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (conv, error) {
 		var c conv
@@ -213,7 +215,7 @@ func TestConversationsListMatchesReference(t *testing.T) {
 	require.NoError(t, b.call(t, bob, "users:block", map[string]any{"userId": cat.UserID}, nil))
 
 	// A group of four, with three messages of one instant; ann has read up to the middle one,
-	// bob has a read message without its time.
+	// bob has read nothing there.
 	var group int64
 	require.NoError(t, b.db.Pool.QueryRow(ctx, `INSERT INTO conversations (type) VALUES ('group') RETURNING id`).Scan(&group))
 	for i, who := range []engine.Identity{dan, ann, bob, cat} {
@@ -226,10 +228,8 @@ func TestConversationsListMatchesReference(t *testing.T) {
 			VALUES ($1, $2, 'same instant', '2030-01-01T00:00:00Z') RETURNING id`, uid(who), group).Scan(&id))
 		same = append(same, id)
 	}
-	exec(`UPDATE conversation_participants SET last_read_message_id = $3, last_read_at = '2030-01-01T00:00:00Z'
-		WHERE conversation_id = $1 AND user_id = $2`, group, uid(ann), same[1])
-	exec(`UPDATE conversation_participants SET last_read_message_id = $3, last_read_at = NULL
-		WHERE conversation_id = $1 AND user_id = $2`, group, uid(bob), same[2])
+	exec(`INSERT INTO conversation_read_states (conversation_id, user_id, last_read_message_id, last_read_at)
+		VALUES ($1, $2, $3, '2030-01-01T00:00:00Z')`, group, uid(ann), same[1])
 	// Older versions stored last activity: newer than the newest message here.
 	exec(`UPDATE conversations SET last_message_time = '2031-01-01T00:00:00Z' WHERE id = $1`, withDan)
 
@@ -264,7 +264,7 @@ func TestConversationsListMatchesReference(t *testing.T) {
 	require.Nil(t, c.LastMessageTime)
 	require.Equal(t, []string{cat.UserID}, c.BlockedByMe)
 	require.Equal(t, 2, b.conversation(t, ann, withBob).UnreadCount)
-	require.Equal(t, 2, b.conversation(t, bob, fmt.Sprint(group)).UnreadCount, "a position without its time: all from others")
+	require.Equal(t, 2, b.conversation(t, bob, fmt.Sprint(group)).UnreadCount, "no read state: all from others")
 	require.Empty(t, list(eve))
 }
 
@@ -356,6 +356,14 @@ func TestConversationsListReadsByKey(t *testing.T) {
 	}
 	require.Equal(t, []engine.ReadKind{engine.ReadOutputKey}, kinds["messages"])
 	require.ElementsMatch(t, []engine.ReadKind{engine.ReadParam, engine.ReadOutputKey}, kinds["conversation_participants"])
+	// Read positions by the caller's own key: a member marking a message read re-runs their own
+	// list, not every member's.
+	for _, tr := range spec.Tables {
+		if tr.Table == "conversation_read_states" {
+			require.Equal(t, engine.TableRead{Table: tr.Table, Kind: engine.ReadParam, Column: "user_id", Param: 1}, tr)
+		}
+	}
+	require.Equal(t, []engine.ReadKind{engine.ReadParam}, kinds["conversation_read_states"])
 }
 
 // TestConversationsListStatementReadsByKey runs conversations:list's statement through the
@@ -413,17 +421,25 @@ func TestConversationsListStatementReadsByKey(t *testing.T) {
 	require.NotContains(t, reads, "messages.conversation_id="+bobDan)
 	require.Contains(t, reads, "conversation_participants.user_id="+ann.UserID)
 	require.Contains(t, reads, "user_blocks.blocker_id="+ann.UserID)
+	// Read positions by the caller's key only: other members' reading does not touch this list.
+	for _, r := range reads {
+		if strings.HasPrefix(r, "conversation_read_states.") {
+			require.Equal(t, "conversation_read_states.user_id="+ann.UserID, r)
+		}
+	}
+	require.Contains(t, reads, "conversation_read_states.user_id="+ann.UserID)
 	for _, who := range []engine.Identity{ann, bob, cat} {
 		require.Contains(t, reads, "users.id="+who.UserID)
 	}
 	require.NotContains(t, reads, "users.id="+dan.UserID)
 
-	// A user with no conversation reads only their participations.
+	// A user with no conversation reads only their participations (and read states, and blocks).
 	require.NoError(t, b.call(t, engine.Identity{UserID: dan.UserID}, "test:listReads", map[string]any{}, &got))
 	require.Len(t, got.Conversations, 1)
 	eve := b.user(t, "eve")
 	require.NoError(t, b.call(t, eve, "test:listReads", map[string]any{}, &got))
 	require.Empty(t, got.Conversations)
-	require.ElementsMatch(t, []string{"conversation_participants.user_id=" + eve.UserID, "user_blocks.blocker_id=" + eve.UserID},
+	require.ElementsMatch(t, []string{"conversation_participants.user_id=" + eve.UserID,
+		"conversation_read_states.user_id=" + eve.UserID, "user_blocks.blocker_id=" + eve.UserID},
 		strings.Fields(got.Reads))
 }

@@ -45,8 +45,8 @@ func conversationsMarkRead(ctx *engine.MutationCtx, args markReadArgs) (bool, er
 	if err != nil {
 		return false, err
 	}
-	n, err := q.ParticipantMarkRead(ctx, ctx.DB(), queries.ParticipantMarkReadParams{
-		MessageID: &msg.ID, MessageAt: msg.CreatedAt, ConversationID: convID, UserID: me,
+	n, err := q.ReadStateAdvance(ctx, ctx.DB(), queries.ReadStateAdvanceParams{
+		MessageID: msg.ID, MessageAt: msg.CreatedAt, ConversationID: convID, UserIds: []int64{me},
 	})
 	return n > 0, err
 }

@@ -105,7 +105,7 @@ func TestReadStateUnreadCountsAndMarkRead(t *testing.T) {
 
 	var stored int64
 	require.NoError(t, b.db.Pool.QueryRow(context.Background(),
-		"SELECT last_read_message_id FROM conversation_participants WHERE conversation_id = $1 AND user_id = $2",
+		"SELECT last_read_message_id FROM conversation_read_states WHERE conversation_id = $1 AND user_id = $2",
 		withBob, ann.UserID).Scan(&stored))
 	require.Equal(t, bobs[2], fmt.Sprint(stored))
 }

@@ -14,7 +14,7 @@ ON CONFLICT DO NOTHING;
 
 -- ParticipantGet is one membership, read by the user's key first: a member's access verdicts
 -- (messages:list's Access) then depend only on their own participation rows, not on every
--- other member's (whose read positions move with each message they read).
+-- other member's.
 -- name: ParticipantGet :one
 SELECT user_id, admin FROM conversation_participants WHERE user_id = sqlc.arg(user_id) AND conversation_id = sqlc.arg(conversation_id);
 
@@ -22,19 +22,20 @@ SELECT user_id, admin FROM conversation_participants WHERE user_id = sqlc.arg(us
 -- driven by the user's participations: one row per participant of each of the user's
 -- conversations (in joining order) with whether the user blocked them, and the conversation's
 -- own row, the user's read position, its newest message and unread count repeated on each.
--- The unread count is the messages others sent after the user's last-read position (read_at,
--- read_id; without both halves: nothing read), up to max_unread, one index range per
--- conversation however long its history.
+-- The unread count is the messages others sent after the user's last-read position (no read
+-- state row: nothing read), up to max_unread, one index range per conversation however long
+-- its history.
 -- Every table is read per key (readsetgen): conversation_participants by the user (me) and,
--- for the other participants, by the conversation ids returned (ReadOutputKey); messages by the
--- conversation ids returned; user_blocks by the user; users and conversations by the rows
--- returned. For the reads by the ids returned, every participation must be returned whatever
--- the other tables hold: messages and the participants stay on the nullable side of LEFT JOINs
+-- for the other participants, by the conversation ids returned (ReadOutputKey); read states by
+-- the user, so other members' reading does not re-run this list; messages by the conversation
+-- ids returned; user_blocks by the user; users and conversations by the rows returned. For the
+-- reads by the ids returned, every participation must be returned whatever the other tables
+-- hold: read states, messages and the participants stay on the nullable side of LEFT JOINs
 -- (never CROSS JOIN LATERAL, never filtered in WHERE), conversations is inner-joined last
 -- (only on me's column), and users on no preserved side of an outer join.
 -- name: ConversationSummaryListForUser :many
 SELECT me.conversation_id, c.id, c.type, c.name, c.last_message_time, c.created_at,
-       me.last_read_message_id, me.last_read_at,
+       rs.last_read_message_id, rs.last_read_at,
        u.id AS participant_id, u.name AS participant_name, u.email AS participant_email,
        coalesce(p.admin, false)::boolean AS participant_admin,
        (b.blocked_id IS NOT NULL)::boolean AS blocked_by_me,
@@ -44,6 +45,8 @@ SELECT me.conversation_id, c.id, c.type, c.name, c.last_message_time, c.created_
        lm.created_at AS last_created_at,
        coalesce(un.unread, 0)::int AS unread
 FROM conversation_participants me
+LEFT JOIN conversation_read_states rs
+  ON rs.user_id = sqlc.arg(user_id) AND rs.conversation_id = me.conversation_id
 LEFT JOIN LATERAL (
   SELECT m.sender_id, m.body, m.created_at, m.kind
   FROM messages m
@@ -61,11 +64,8 @@ LEFT JOIN LATERAL (
       AND m.sender_id <> sqlc.arg(user_id)
       AND m.kind = 'text'
       -- A bound without OR, so the index scan starts and stops at it.
-      AND (m.created_at, m.id) > (
-        CASE WHEN me.last_read_message_id IS NULL OR me.last_read_at IS NULL THEN '-infinity'::timestamptz
-             ELSE me.last_read_at END,
-        CASE WHEN me.last_read_message_id IS NULL OR me.last_read_at IS NULL THEN 0::bigint
-             ELSE me.last_read_message_id END)
+      AND (m.created_at, m.id) > (coalesce(rs.last_read_at, '-infinity'::timestamptz),
+                                  coalesce(rs.last_read_message_id, 0::bigint))
     ORDER BY m.created_at DESC, m.id DESC
     LIMIT sqlc.arg(max_unread)
   ) r
@@ -78,14 +78,17 @@ JOIN conversations c ON c.id = me.conversation_id
 WHERE me.user_id = sqlc.arg(user_id)
 ORDER BY me.conversation_id, p.joined_at, u.id;
 
--- ParticipantMarkRead moves a participant's last-read position forward to the message, never
--- back: a position at or past it is left alone (and nothing is written).
--- name: ParticipantMarkRead :execrows
-UPDATE conversation_participants
-SET last_read_message_id = sqlc.arg(message_id), last_read_at = sqlc.arg(message_at)
-WHERE conversation_id = sqlc.arg(conversation_id) AND user_id = sqlc.arg(user_id)
-  AND (last_read_at IS NULL
-       OR (last_read_at, last_read_message_id) < (sqlc.arg(message_at)::timestamptz, sqlc.arg(message_id)::bigint));
+-- ReadStateAdvance moves members' last-read positions in a conversation forward to a message,
+-- never back: a position at or past it is left alone (nothing is written, nothing re-runs).
+-- Users who are not members are skipped. Returns how many positions moved.
+-- name: ReadStateAdvance :execrows
+INSERT INTO conversation_read_states AS rs (user_id, conversation_id, last_read_message_id, last_read_at)
+SELECT p.user_id, p.conversation_id, sqlc.arg(message_id)::bigint, sqlc.arg(message_at)::timestamptz
+FROM conversation_participants p
+WHERE p.conversation_id = sqlc.arg(conversation_id) AND p.user_id = ANY(sqlc.arg(user_ids)::bigint[])
+ON CONFLICT (user_id, conversation_id) DO UPDATE
+SET last_read_message_id = excluded.last_read_message_id, last_read_at = excluded.last_read_at
+WHERE (rs.last_read_at, rs.last_read_message_id) < (excluded.last_read_at, excluded.last_read_message_id);
 
 -- BlockInsert blocks a user; blocking twice is one block.
 -- name: BlockInsert :exec
@@ -138,15 +141,6 @@ WHERE p.conversation_id = sqlc.arg(conversation_id) AND p.user_id = (
   WHERE e.conversation_id = sqlc.arg(conversation_id)
   ORDER BY e.joined_at, e.user_id
   LIMIT 1);
-
--- ParticipantMarkReadMany moves several participants' last-read positions forward to a message,
--- like ParticipantMarkRead.
--- name: ParticipantMarkReadMany :exec
-UPDATE conversation_participants
-SET last_read_message_id = sqlc.arg(message_id), last_read_at = sqlc.arg(message_at)
-WHERE conversation_id = sqlc.arg(conversation_id) AND user_id = ANY(sqlc.arg(user_ids)::bigint[])
-  AND (last_read_at IS NULL
-       OR (last_read_at, last_read_message_id) < (sqlc.arg(message_at)::timestamptz, sqlc.arg(message_id)::bigint));
 
 -- ParticipantShared tells whether two users share a conversation (of any type).
 -- name: ParticipantShared :one

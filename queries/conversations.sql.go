@@ -205,7 +205,7 @@ func (q *Queries) ConversationRename(ctx context.Context, db DBTX, arg Conversat
 
 const conversationSummaryListForUser = `-- name: ConversationSummaryListForUser :many
 SELECT me.conversation_id, c.id, c.type, c.name, c.last_message_time, c.created_at,
-       me.last_read_message_id, me.last_read_at,
+       rs.last_read_message_id, rs.last_read_at,
        u.id AS participant_id, u.name AS participant_name, u.email AS participant_email,
        coalesce(p.admin, false)::boolean AS participant_admin,
        (b.blocked_id IS NOT NULL)::boolean AS blocked_by_me,
@@ -215,6 +215,8 @@ SELECT me.conversation_id, c.id, c.type, c.name, c.last_message_time, c.created_
        lm.created_at AS last_created_at,
        coalesce(un.unread, 0)::int AS unread
 FROM conversation_participants me
+LEFT JOIN conversation_read_states rs
+  ON rs.user_id = $1 AND rs.conversation_id = me.conversation_id
 LEFT JOIN LATERAL (
   SELECT m.sender_id, m.body, m.created_at, m.kind
   FROM messages m
@@ -231,11 +233,8 @@ LEFT JOIN LATERAL (
       AND m.sender_id <> $1
       AND m.kind = 'text'
       -- A bound without OR, so the index scan starts and stops at it.
-      AND (m.created_at, m.id) > (
-        CASE WHEN me.last_read_message_id IS NULL OR me.last_read_at IS NULL THEN '-infinity'::timestamptz
-             ELSE me.last_read_at END,
-        CASE WHEN me.last_read_message_id IS NULL OR me.last_read_at IS NULL THEN 0::bigint
-             ELSE me.last_read_message_id END)
+      AND (m.created_at, m.id) > (coalesce(rs.last_read_at, '-infinity'::timestamptz),
+                                  coalesce(rs.last_read_message_id, 0::bigint))
     ORDER BY m.created_at DESC, m.id DESC
     LIMIT $2
   ) r
@@ -279,14 +278,15 @@ type ConversationSummaryListForUserRow struct {
 // driven by the user's participations: one row per participant of each of the user's
 // conversations (in joining order) with whether the user blocked them, and the conversation's
 // own row, the user's read position, its newest message and unread count repeated on each.
-// The unread count is the messages others sent after the user's last-read position (read_at,
-// read_id; without both halves: nothing read), up to max_unread, one index range per
-// conversation however long its history.
+// The unread count is the messages others sent after the user's last-read position (no read
+// state row: nothing read), up to max_unread, one index range per conversation however long
+// its history.
 // Every table is read per key (readsetgen): conversation_participants by the user (me) and,
-// for the other participants, by the conversation ids returned (ReadOutputKey); messages by the
-// conversation ids returned; user_blocks by the user; users and conversations by the rows
-// returned. For the reads by the ids returned, every participation must be returned whatever
-// the other tables hold: messages and the participants stay on the nullable side of LEFT JOINs
+// for the other participants, by the conversation ids returned (ReadOutputKey); read states by
+// the user, so other members' reading does not re-run this list; messages by the conversation
+// ids returned; user_blocks by the user; users and conversations by the rows returned. For the
+// reads by the ids returned, every participation must be returned whatever the other tables
+// hold: read states, messages and the participants stay on the nullable side of LEFT JOINs
 // (never CROSS JOIN LATERAL, never filtered in WHERE), conversations is inner-joined last
 // (only on me's column), and users on no preserved side of an outer join.
 // count(*) always gives one row: LEFT JOIN only so the rows returned cannot depend on it.
@@ -379,7 +379,7 @@ type ParticipantGetRow struct {
 
 // ParticipantGet is one membership, read by the user's key first: a member's access verdicts
 // (messages:list's Access) then depend only on their own participation rows, not on every
-// other member's (whose read positions move with each message they read).
+// other member's.
 func (q *Queries) ParticipantGet(ctx context.Context, db DBTX, arg ParticipantGetParams) (ParticipantGetRow, error) {
 	row := db.QueryRow(ctx, participantGet, arg.UserID, arg.ConversationID)
 	var i ParticipantGetRow
@@ -438,63 +438,6 @@ func (q *Queries) ParticipantInsertMany(ctx context.Context, db DBTX, arg Partic
 	return items, nil
 }
 
-const participantMarkRead = `-- name: ParticipantMarkRead :execrows
-UPDATE conversation_participants
-SET last_read_message_id = $1, last_read_at = $2
-WHERE conversation_id = $3 AND user_id = $4
-  AND (last_read_at IS NULL
-       OR (last_read_at, last_read_message_id) < ($2::timestamptz, $1::bigint))
-`
-
-type ParticipantMarkReadParams struct {
-	MessageID      *int64
-	MessageAt      pgtype.Timestamptz
-	ConversationID int64
-	UserID         int64
-}
-
-// ParticipantMarkRead moves a participant's last-read position forward to the message, never
-// back: a position at or past it is left alone (and nothing is written).
-func (q *Queries) ParticipantMarkRead(ctx context.Context, db DBTX, arg ParticipantMarkReadParams) (int64, error) {
-	result, err := db.Exec(ctx, participantMarkRead,
-		arg.MessageID,
-		arg.MessageAt,
-		arg.ConversationID,
-		arg.UserID,
-	)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
-}
-
-const participantMarkReadMany = `-- name: ParticipantMarkReadMany :exec
-UPDATE conversation_participants
-SET last_read_message_id = $1, last_read_at = $2
-WHERE conversation_id = $3 AND user_id = ANY($4::bigint[])
-  AND (last_read_at IS NULL
-       OR (last_read_at, last_read_message_id) < ($2::timestamptz, $1::bigint))
-`
-
-type ParticipantMarkReadManyParams struct {
-	MessageID      *int64
-	MessageAt      pgtype.Timestamptz
-	ConversationID int64
-	UserIds        []int64
-}
-
-// ParticipantMarkReadMany moves several participants' last-read positions forward to a message,
-// like ParticipantMarkRead.
-func (q *Queries) ParticipantMarkReadMany(ctx context.Context, db DBTX, arg ParticipantMarkReadManyParams) error {
-	_, err := db.Exec(ctx, participantMarkReadMany,
-		arg.MessageID,
-		arg.MessageAt,
-		arg.ConversationID,
-		arg.UserIds,
-	)
-	return err
-}
-
 const participantPromoteEldest = `-- name: ParticipantPromoteEldest :exec
 UPDATE conversation_participants p SET admin = true
 WHERE p.conversation_id = $1 AND p.user_id = (
@@ -529,4 +472,37 @@ func (q *Queries) ParticipantShared(ctx context.Context, db DBTX, arg Participan
 	var column_1 bool
 	err := row.Scan(&column_1)
 	return column_1, err
+}
+
+const readStateAdvance = `-- name: ReadStateAdvance :execrows
+INSERT INTO conversation_read_states AS rs (user_id, conversation_id, last_read_message_id, last_read_at)
+SELECT p.user_id, p.conversation_id, $1::bigint, $2::timestamptz
+FROM conversation_participants p
+WHERE p.conversation_id = $3 AND p.user_id = ANY($4::bigint[])
+ON CONFLICT (user_id, conversation_id) DO UPDATE
+SET last_read_message_id = excluded.last_read_message_id, last_read_at = excluded.last_read_at
+WHERE (rs.last_read_at, rs.last_read_message_id) < (excluded.last_read_at, excluded.last_read_message_id)
+`
+
+type ReadStateAdvanceParams struct {
+	MessageID      int64
+	MessageAt      pgtype.Timestamptz
+	ConversationID int64
+	UserIds        []int64
+}
+
+// ReadStateAdvance moves members' last-read positions in a conversation forward to a message,
+// never back: a position at or past it is left alone (nothing is written, nothing re-runs).
+// Users who are not members are skipped. Returns how many positions moved.
+func (q *Queries) ReadStateAdvance(ctx context.Context, db DBTX, arg ReadStateAdvanceParams) (int64, error) {
+	result, err := db.Exec(ctx, readStateAdvance,
+		arg.MessageID,
+		arg.MessageAt,
+		arg.ConversationID,
+		arg.UserIds,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }

@@ -20,12 +20,17 @@ type Conversation struct {
 }
 
 type ConversationParticipant struct {
-	ConversationID    int64
+	ConversationID int64
+	UserID         int64
+	JoinedAt       pgtype.Timestamptz
+	Admin          bool
+}
+
+type ConversationReadState struct {
 	UserID            int64
-	JoinedAt          pgtype.Timestamptz
-	LastReadMessageID *int64
+	ConversationID    int64
+	LastReadMessageID int64
 	LastReadAt        pgtype.Timestamptz
-	Admin             bool
 }
 
 type Message struct {

@@ -41,6 +41,8 @@ func TestMigrateCreatesEverythingAndIsIdempotent(t *testing.T) {
 		"r:users", "i:users_email_lower",
 		"r:conversations", "i:conversations_direct_pair",
 		"r:conversation_participants", "i:conversation_participants_pkey", "i:conversation_participants_user_joined",
+		"r:conversation_read_states", "i:conversation_read_states_pkey",
+		"t:ripple_capture_upd@conversation_read_states",
 		"r:messages", "i:messages_conversation_created",
 		"r:message_embeddings", "i:message_embeddings_hnsw", "i:message_embeddings_conversation", "i:message_embeddings_message_id_key",
 		"r:river_job", "r:ripple_migration", "r:ripple_mutation_log",
@@ -81,7 +83,7 @@ func TestMigrateCreatesEverythingAndIsIdempotent(t *testing.T) {
 	require.Equal(t, []string{"engine/0001_engine", "engine/0002_capture_keys", "engine/0003_capture_rows",
 		"engine/0004_capture_skip", "engine/0005_change_feed", "app/0001_chat", "app/0002_embedding_claims", "app/0003_embedding_storage", "app/0004_embedding_queue",
 		"app/0005_read_state", "app/0006_user_blocks", "app/0007_message_text_search",
-		"app/0008_message_enqueue", "app/0009_groups", "app/0010_search_query_vectors", "auth/0001_auth", "auth/0002_convex_scrypt", "auth/0003_retention"}, order)
+		"app/0008_message_enqueue", "app/0009_groups", "app/0010_search_query_vectors", "app/0011_read_states", "auth/0001_auth", "auth/0002_convex_scrypt", "auth/0003_retention"}, order)
 }
 
 // A database migrated when the engine's and the chat's migrations shared one numbering
@@ -99,7 +101,7 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 	// is left as engine/0005 replaced it: 0005 replaces it again.)
 	table := pgx.Identifier{db.Schema, "ripple_migration"}.Sanitize()
 	for _, stmt := range []string{
-		"ALTER TABLE conversation_participants DROP COLUMN last_read_message_id, DROP COLUMN last_read_at",
+		"DROP TABLE conversation_read_states",
 		"DROP TABLE user_blocks",
 		"DROP TABLE ripple_capture_skip",
 		"DROP TABLE ripple_change_feed",
@@ -129,14 +131,14 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 	for _, m := range res.Applied {
 		applied = append(applied, m.ID())
 	}
-	require.Equal(t, []string{"engine/0004_capture_skip", "engine/0005_change_feed", "app/0005_read_state", "app/0006_user_blocks", "app/0007_message_text_search", "app/0008_message_enqueue", "app/0009_groups", "app/0010_search_query_vectors", "auth/0002_convex_scrypt", "auth/0003_retention"}, applied,
+	require.Equal(t, []string{"engine/0004_capture_skip", "engine/0005_change_feed", "app/0005_read_state", "app/0006_user_blocks", "app/0007_message_text_search", "app/0008_message_enqueue", "app/0009_groups", "app/0010_search_query_vectors", "app/0011_read_states", "auth/0002_convex_scrypt", "auth/0003_retention"}, applied,
 		"a migrated database must not run its migrations again; only the newer ones run")
 	rows, err := db.Pool.Query(ctx, "SELECT part || '/' || version || '_' || name FROM "+table+" ORDER BY part, version")
 	require.NoError(t, err)
 	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
 	require.Equal(t, []string{"app/1_chat", "app/2_embedding_claims", "app/3_embedding_storage", "app/4_embedding_queue",
-		"app/5_read_state", "app/6_user_blocks", "app/7_message_text_search", "app/8_message_enqueue", "app/9_groups", "app/10_search_query_vectors",
+		"app/5_read_state", "app/6_user_blocks", "app/7_message_text_search", "app/8_message_enqueue", "app/9_groups", "app/10_search_query_vectors", "app/11_read_states",
 		"auth/1_auth", "auth/2_convex_scrypt", "auth/3_retention", "engine/1_engine", "engine/2_capture_keys", "engine/3_capture_rows", "engine/4_capture_skip", "engine/5_change_feed"}, got)
 
 	// A version this binary does not know means a newer database: refused, nothing changed.
@@ -151,6 +153,55 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 	var hasPart bool
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'ripple_migration' AND column_name = 'part')", db.Schema).Scan(&hasPart))
 	require.False(t, hasPart, "a refused renumbering must leave the table as it was")
+}
+
+// 0011 moves the read positions kept on conversation_participants into conversation_read_states
+// (a row where both halves were set; none where nothing was read), and a member's row goes with
+// their membership.
+func TestMigrateMovesReadPositions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.NewSchema(t)
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		_, err := db.Pool.Exec(ctx, sql, args...)
+		require.NoError(t, err, sql)
+	}
+	// The schema as 0010 left it, with positions on the participant rows.
+	exec("DROP TABLE conversation_read_states")
+	exec("ALTER TABLE conversation_participants ADD COLUMN last_read_message_id bigint, ADD COLUMN last_read_at timestamptz")
+	exec("DELETE FROM " + pgx.Identifier{db.Schema, "ripple_migration"}.Sanitize() + " WHERE part = 'app' AND version = 11")
+
+	exec("INSERT INTO users (name, email) VALUES ('A', 'a@example.com'), ('B', 'b@example.com'), ('C', 'c@example.com')")
+	exec("INSERT INTO conversations (type) VALUES ('group')")
+	exec("INSERT INTO conversation_participants (conversation_id, user_id) SELECT c.id, u.id FROM conversations c, users u")
+	exec("INSERT INTO messages (sender_id, conversation_id, body) SELECT min(u.id), min(c.id), 'hi' FROM users u, conversations c")
+	exec(`UPDATE conversation_participants p SET (last_read_message_id, last_read_at) = (SELECT id, created_at FROM messages)
+		FROM users u WHERE u.id = p.user_id AND u.email = 'a@example.com'`)
+	exec(`UPDATE conversation_participants p SET last_read_message_id = (SELECT id FROM messages)
+		FROM users u WHERE u.id = p.user_id AND u.email = 'b@example.com'`) // half a position: nothing read
+
+	res, err := schema.Migrate(ctx, db.Pool, &schema.MigrateOpts{Schema: db.Schema})
+	require.NoError(t, err)
+	require.Len(t, res.Applied, 1)
+	require.Equal(t, "app/0011_read_states", res.Applied[0].ID())
+
+	var moved []string
+	rows, err := db.Pool.Query(ctx, `SELECT u.email FROM conversation_read_states r
+		JOIN users u ON u.id = r.user_id JOIN messages m ON m.id = r.last_read_message_id AND m.created_at = r.last_read_at`)
+	require.NoError(t, err)
+	moved, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"a@example.com"}, moved)
+	var left int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns
+		WHERE table_schema = $1 AND table_name = 'conversation_participants' AND column_name LIKE 'last_read%'`, db.Schema).Scan(&left))
+	require.Zero(t, left)
+
+	exec("DELETE FROM conversation_participants WHERE user_id = (SELECT id FROM users WHERE email = 'a@example.com')")
+	var states int
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM conversation_read_states").Scan(&states))
+	require.Zero(t, states, "a member who leaves loses their read state")
 }
 
 func TestMessageBodyConstraint(t *testing.T) {

@@ -52,6 +52,10 @@ newline', 'bs@school.test', now())`)
   SELECT (SELECT min(id) FROM users), (SELECT min(id) FROM conversations), $1`,
 			fmt.Sprintf("message %d: tab\there, quote \" and \\ backslash, é, 😀, \u2028", i))
 	}
+	// Read positions (schema 0011): every member of the first conversation has read its newest.
+	exec(`INSERT INTO conversation_read_states (user_id, conversation_id, last_read_message_id, last_read_at)
+  SELECT p.user_id, p.conversation_id, m.id, m.created_at FROM conversation_participants p
+  JOIN LATERAL (SELECT id, created_at FROM messages WHERE conversation_id = p.conversation_id ORDER BY created_at DESC, id DESC LIMIT 1) m ON true`)
 	rng := rand.New(rand.NewPCG(1, 2))
 	var msgIDs []int64
 	rows, err := db.Pool.Query(ctx, "SELECT id FROM messages ORDER BY id")
@@ -174,6 +178,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	}
 	require.Less(t, indexOf(names, "users"), indexOf(names, "messages"), "referenced tables load first")
 	require.Less(t, indexOf(names, "ripple_auth_sessions"), indexOf(names, "ripple_auth_refresh_tokens"))
+	require.Less(t, indexOf(names, "conversation_participants"), indexOf(names, "conversation_read_states"))
 
 	// The files are what the manifest says, rows in key order (text keys byte-wise).
 	files := readDir(t, dirA)

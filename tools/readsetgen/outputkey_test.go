@@ -9,16 +9,18 @@ func okey(t, c string, k int) TableRead {
 	return TableRead{Table: t, Kind: ReadOutputKey, Column: c, Output: k}
 }
 
-// conversations:list in one statement: the caller's participations drive it, and messages and
-// the other participants are read by the conversation ids it returns.
-const listOneSQL = `SELECT me.conversation_id, c.id, c.type, me.last_read_at,
+// conversations:list in one statement: the caller's participations drive it, messages and
+// the other participants are read by the conversation ids it returns, and the caller's read
+// positions by the caller's key (so another member's reading does not match).
+const listOneSQL = `SELECT me.conversation_id, c.id, c.type, rs.last_read_at,
        lm.body, un.unread, u.id, u.name, (b.blocked_id IS NOT NULL)::boolean
 FROM conversation_participants me
+LEFT JOIN conversation_read_states rs ON rs.user_id = $1 AND rs.conversation_id = me.conversation_id
 LEFT JOIN LATERAL (SELECT m.body FROM messages m WHERE m.conversation_id = me.conversation_id
                    ORDER BY m.created_at DESC, m.id DESC LIMIT 1) lm ON true
 LEFT JOIN LATERAL (SELECT count(*) AS unread FROM (SELECT 1 FROM messages m
                    WHERE m.conversation_id = me.conversation_id AND m.sender_id <> $1
-                     AND (m.created_at, m.id) > (coalesce(me.last_read_at, '-infinity'), 0)
+                     AND (m.created_at, m.id) > (coalesce(rs.last_read_at, '-infinity'), coalesce(rs.last_read_message_id, 0))
                    LIMIT $2) r) un ON true
 LEFT JOIN (conversation_participants p
            LEFT JOIN user_blocks b ON b.blocker_id = $1 AND b.blocked_id = p.user_id
@@ -36,6 +38,7 @@ func TestAnalyzeOutputKey(t *testing.T) {
 	}{
 		{"the list in one statement", listOneSQL, []TableRead{
 			prm("conversation_participants", "user_id", 1), okey("conversation_participants", "conversation_id", 0),
+			prm("conversation_read_states", "user_id", 1),
 			out("conversations", "id", 1), okey("messages", "conversation_id", 0),
 			prm("user_blocks", "blocker_id", 1), out("users", "id", 6)}},
 		{"left join lateral on an output key",

@@ -108,7 +108,7 @@ test("unread: badge per conversation, total in the title, notification when hidd
     expect(await badge(bob, "Ann Archer").count()).toBe(0);
     await badge(bob, "Cat Cole").filter({ hasText: "1" }).waitFor();
     const row = psql(
-      `SELECT count(*) FROM conversation_participants p JOIN users u ON u.id = p.user_id WHERE u.email = '${bobEmail}' AND p.last_read_message_id IS NOT NULL`,
+      `SELECT count(*) FROM conversation_read_states r JOIN users u ON u.id = r.user_id WHERE u.email = '${bobEmail}'`,
     );
     expect(row).toBe("1");
 
