@@ -1,10 +1,6 @@
 package functions
 
 import (
-	"errors"
-
-	"github.com/jackc/pgx/v5"
-
 	"github.com/ripplehq/ripple/engine"
 	"github.com/ripplehq/ripple/queries"
 )
@@ -34,19 +30,17 @@ func conversationsMarkRead(ctx *engine.MutationCtx, args markReadArgs) (bool, er
 	if err != nil {
 		return false, err
 	}
-	if err := requireParticipant(ctx, ctx.DB(), convID, me); err != nil {
+	// One statement: the membership check, the message's conversation and the move forward.
+	r, err := queries.New().ReadStateMark(ctx, ctx.DB(), queries.ReadStateMarkParams{
+		ConversationID: convID, UserID: me, MessageID: msgID,
+	})
+	switch {
+	case err != nil:
 		return false, err
-	}
-	q := queries.New()
-	msg, err := q.MessageGet(ctx, ctx.DB(), msgID)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && msg.ConversationID != convID) {
+	case !r.Participant: // checked first: a non-member learns nothing about the message
+		return false, notParticipant()
+	case !r.MessageFound:
 		return false, engine.InvalidArgument("argument %q is not a message of this conversation", "messageId")
 	}
-	if err != nil {
-		return false, err
-	}
-	n, err := q.ReadStateAdvance(ctx, ctx.DB(), queries.ReadStateAdvanceParams{
-		MessageID: msg.ID, MessageAt: msg.CreatedAt, ConversationID: convID, UserIds: []int64{me},
-	})
-	return n > 0, err
+	return r.Advanced > 0, nil
 }

@@ -90,6 +90,32 @@ ON CONFLICT (user_id, conversation_id) DO UPDATE
 SET last_read_message_id = excluded.last_read_message_id, last_read_at = excluded.last_read_at
 WHERE (rs.last_read_at, rs.last_read_message_id) < (excluded.last_read_at, excluded.last_read_message_id);
 
+-- ReadStateMark is conversations:markRead in one statement (one round trip, with BEGIN): whether
+-- the user is a member, whether the message is one of the conversation's, and, only when both
+-- hold, the user's position moved forward to it as ReadStateAdvance does (advanced: 1 when it
+-- moved, 0 when it was at or past the message already).
+-- name: ReadStateMark :one
+WITH chk AS (
+  SELECT EXISTS (SELECT 1 FROM conversation_participants p
+                 WHERE p.conversation_id = sqlc.arg(conversation_id) AND p.user_id = sqlc.arg(user_id)) AS participant
+), msg AS (
+  SELECT m.id, m.created_at FROM messages m
+  WHERE m.id = sqlc.arg(message_id) AND m.conversation_id = sqlc.arg(conversation_id)
+), moved AS (
+  INSERT INTO conversation_read_states AS rs (user_id, conversation_id, last_read_message_id, last_read_at)
+  SELECT sqlc.arg(user_id)::bigint, sqlc.arg(conversation_id)::bigint, msg.id, msg.created_at
+  FROM msg, chk
+  WHERE chk.participant
+  ON CONFLICT (user_id, conversation_id) DO UPDATE
+  SET last_read_message_id = excluded.last_read_message_id, last_read_at = excluded.last_read_at
+  WHERE (rs.last_read_at, rs.last_read_message_id) < (excluded.last_read_at, excluded.last_read_message_id)
+  RETURNING 1
+)
+SELECT chk.participant,
+       EXISTS (SELECT 1 FROM msg) AS message_found,
+       (SELECT count(*) FROM moved)::int AS advanced
+FROM chk;
+
 -- BlockInsert blocks a user; blocking twice is one block.
 -- name: BlockInsert :exec
 INSERT INTO user_blocks (blocker_id, blocked_id) VALUES ($1, $2)

@@ -506,3 +506,49 @@ func (q *Queries) ReadStateAdvance(ctx context.Context, db DBTX, arg ReadStateAd
 	}
 	return result.RowsAffected(), nil
 }
+
+const readStateMark = `-- name: ReadStateMark :one
+WITH chk AS (
+  SELECT EXISTS (SELECT 1 FROM conversation_participants p
+                 WHERE p.conversation_id = $1 AND p.user_id = $2) AS participant
+), msg AS (
+  SELECT m.id, m.created_at FROM messages m
+  WHERE m.id = $3 AND m.conversation_id = $1
+), moved AS (
+  INSERT INTO conversation_read_states AS rs (user_id, conversation_id, last_read_message_id, last_read_at)
+  SELECT $2::bigint, $1::bigint, msg.id, msg.created_at
+  FROM msg, chk
+  WHERE chk.participant
+  ON CONFLICT (user_id, conversation_id) DO UPDATE
+  SET last_read_message_id = excluded.last_read_message_id, last_read_at = excluded.last_read_at
+  WHERE (rs.last_read_at, rs.last_read_message_id) < (excluded.last_read_at, excluded.last_read_message_id)
+  RETURNING 1
+)
+SELECT chk.participant,
+       EXISTS (SELECT 1 FROM msg) AS message_found,
+       (SELECT count(*) FROM moved)::int AS advanced
+FROM chk
+`
+
+type ReadStateMarkParams struct {
+	ConversationID int64
+	UserID         int64
+	MessageID      int64
+}
+
+type ReadStateMarkRow struct {
+	Participant  bool
+	MessageFound bool
+	Advanced     int32
+}
+
+// ReadStateMark is conversations:markRead in one statement (one round trip, with BEGIN): whether
+// the user is a member, whether the message is one of the conversation's, and, only when both
+// hold, the user's position moved forward to it as ReadStateAdvance does (advanced: 1 when it
+// moved, 0 when it was at or past the message already).
+func (q *Queries) ReadStateMark(ctx context.Context, db DBTX, arg ReadStateMarkParams) (ReadStateMarkRow, error) {
+	row := db.QueryRow(ctx, readStateMark, arg.ConversationID, arg.UserID, arg.MessageID)
+	var i ReadStateMarkRow
+	err := row.Scan(&i.Participant, &i.MessageFound, &i.Advanced)
+	return i, err
+}

@@ -52,6 +52,7 @@ var ReadSpecs = map[string]engine.ReadSpec{
 	"ParticipantPromoteEldest":       {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadTable}}},
 	"ParticipantShared":              {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadTable}}},
 	"ReadStateAdvance":               {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadTable}, {Table: "conversation_read_states", Kind: engine.ReadTable}}},
+	"ReadStateMark":                  {Tables: []engine.TableRead{{Table: "conversation_participants", Kind: engine.ReadTable}, {Table: "conversation_read_states", Kind: engine.ReadTable}, {Table: "messages", Kind: engine.ReadTable}}},
 	"ReembedColumnDimensions":        {Tables: []engine.TableRead{{Table: "pg_attribute", Kind: engine.ReadTable}}},
 	"ReembedMissingCount":            {Tables: []engine.TableRead{{Table: "message_embeddings", Kind: engine.ReadTable}, {Table: "messages", Kind: engine.ReadTable}}},
 	"ReembedMissingPage":             {Tables: []engine.TableRead{{Table: "message_embeddings", Kind: engine.ReadTable}, {Table: "messages", Kind: engine.ReadRange, Range: &engine.RangeSpec{Order: []string{"id"}, Bounds: []engine.RangeBound{{Op: ">", Params: []int{1}}}, Limit: 2, Outputs: []int{0}}}}},
