@@ -8,5 +8,6 @@
 //   - Logical streams a temporary logical replication slot with pgoutput over the schema's
 //     publication, and builds the same row images from the WAL.
 //
-// Both reconnect with backoff.
+// Both share one lifecycle (lifecycle.go): Start and Stop, delivery, and the reconnect with
+// backoff that delivers EventReset.
 package changefeed

@@ -3,8 +3,6 @@ package changefeed
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -67,22 +65,10 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 }
 
-// Listener delivers Events on C until stopped.
+// Listener delivers Events until stopped.
 type Listener struct {
-	cfg       Config
-	events    chan Event
-	connected atomic.Bool
-	gaps      atomic.Int64
-	pid       atomic.Uint32
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
-	// connCancel ends the current connection's wait (Reconnect).
-	connCancel atomic.Pointer[context.CancelFunc]
-	// probes are the Probes waiting for their notification, by payload.
-	probes  sync.Map // string -> chan struct{}
-	probeID atomic.Uint64
+	*lifecycle
+	cfg Config
 	// marks are Mark's payloads waiting to be sent on the connection; waitCancel interrupts
 	// the loop's wait for a notification so it sends them.
 	marksMu    sync.Mutex
@@ -120,193 +106,82 @@ func (l *Listener) sendMarks(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// ErrProbeNotSent wraps a Probe's failure to send its notification (the pool busy, the database
-// down): it says nothing about the listener.
-var ErrProbeNotSent = errors.New("the probe notification could not be sent")
-
 // Probe checks that the connection delivers: send (run on another connection) sends a
-// notification to the listener's channel, and Probe waits for it until ctx ends. A half-open
-// connection looks connected, and only a round trip shows that it no longer is.
+// notification to the listener's channel, and Probe waits for it until ctx ends.
 func (l *Listener) Probe(ctx context.Context, send func(ctx context.Context, sql string, args ...any) error) error {
-	payload := ProbePrefix + strconv.FormatUint(l.probeID.Add(1), 10) + ":" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	arrived := make(chan struct{})
-	l.probes.Store(payload, arrived)
-	defer l.probes.Delete(payload)
-	if err := send(ctx, "SELECT pg_notify($1, $2)", Channel(l.cfg.Schema), payload); err != nil {
-		return fmt.Errorf("%w: %w", ErrProbeNotSent, err)
-	}
-	select {
-	case <-arrived:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Reconnect drops the current connection and connects again, delivering EventReset. The
-// reactor calls it when a marker it sent does not come back: a half-open TCP connection looks
-// alive until keepalives give up, which can take many minutes.
-func (l *Listener) Reconnect() {
-	if cancel := l.connCancel.Load(); cancel != nil {
-		(*cancel)()
-	}
+	return l.probe(ctx, ProbePrefix, func(payload string) error {
+		return send(ctx, "SELECT pg_notify($1, $2)", Channel(l.cfg.Schema), payload)
+	})
 }
 
 // New returns a listener; call Start.
 func New(cfg Config) *Listener {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.MinBackoff == 0 {
-		cfg.MinBackoff = 50 * time.Millisecond
-	}
-	if cfg.MaxBackoff == 0 {
-		// Short: live updates and mutation replies wait for the listener, and a refused
-		// connection attempt costs next to nothing. At 5 s, updates stayed stalled for up to 5 s
-		// after Postgres came back.
-		cfg.MaxBackoff = time.Second
-	}
-	// Unbounded buffering would hide a stuck consumer; a large buffer absorbs bursts.
-	return &Listener{cfg: cfg, events: make(chan Event, 65536)}
+	l := &Listener{cfg: cfg}
+	l.lifecycle = newLifecycle("change listener", cfg.Logger, cfg.MinBackoff, cfg.MaxBackoff, l.connect)
+	return l
 }
 
-// Events is the stream of events. It is never closed.
-func (l *Listener) Events() <-chan Event { return l.events }
-
-// Connected reports whether the LISTEN connection is up.
-func (l *Listener) Connected() bool { return l.connected.Load() }
-
-// Gaps counts connection losses since start.
-func (l *Listener) Gaps() int64 { return l.gaps.Load() }
-
-// BackendPID is the listening connection's backend PID (tests terminate it).
-func (l *Listener) BackendPID() uint32 { return l.pid.Load() }
-
-// Start connects (waiting for the first connection) and begins delivering events.
-func (l *Listener) Start(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.done != nil {
-		return nil
-	}
-	conn, err := l.connect(ctx)
-	if err != nil {
-		return err
-	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	l.cancel = cancel
-	l.done = make(chan struct{})
-	go l.run(runCtx, conn)
-	return nil
+// listenConn is the Listener's LISTEN connection.
+type listenConn struct {
+	l    *Listener
+	conn *pgx.Conn
 }
 
-// Stop closes the connection and waits for the loop to end. It is idempotent.
-func (l *Listener) Stop() {
-	l.mu.Lock()
-	cancel, done := l.cancel, l.done
-	l.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	<-done
-}
-
-func (l *Listener) connect(ctx context.Context) (*pgx.Conn, error) {
-	conn, err := pgx.ConnectConfig(ctx, l.cfg.ConnConfig.Copy())
+func (l *Listener) connect(ctx context.Context) (conn, error) {
+	c, err := pgx.ConnectConfig(ctx, l.cfg.ConnConfig.Copy())
 	if err != nil {
 		return nil, err
 	}
-	if err := holdMode(ctx, conn, ModeNotify); err != nil {
-		conn.Close(ctx)
+	if err := holdMode(ctx, c, ModeNotify); err != nil {
+		c.Close(ctx)
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{Channel(l.cfg.Schema)}.Sanitize()); err != nil {
-		conn.Close(ctx)
+	if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{Channel(l.cfg.Schema)}.Sanitize()); err != nil {
+		c.Close(ctx)
 		return nil, err
 	}
-	l.pid.Store(conn.PgConn().PID())
-	l.connected.Store(true)
-	return conn, nil
+	return &listenConn{l: l, conn: c}, nil
 }
 
-func (l *Listener) run(ctx context.Context, conn *pgx.Conn) {
-	defer close(l.done)
-	backoff := l.cfg.MinBackoff
+func (c *listenConn) pid() uint32     { return c.conn.PgConn().PID() }
+func (c *listenConn) logAttrs() []any { return nil }
+
+func (c *listenConn) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c.conn.Close(ctx)
+}
+
+func (c *listenConn) serve(ctx context.Context, healthy func()) error {
+	l := c.l
 	for {
-		connCtx, connCancel := context.WithCancel(ctx)
-		l.connCancel.Store(&connCancel)
-		for {
-			// The wait's cancel is published before the markers are looked at, so a Mark
-			// either finds its marker taken here or interrupts the wait below.
-			waitCtx, waitCancel := context.WithCancel(connCtx)
-			l.waitCancel.Store(&waitCancel)
-			if err := l.sendMarks(connCtx, conn); err != nil {
-				waitCancel()
-				break
-			}
-			n, err := conn.WaitForNotification(waitCtx)
+		// The wait's cancel is published before the markers are looked at, so a Mark either
+		// finds its marker taken here or interrupts the wait below.
+		waitCtx, waitCancel := context.WithCancel(ctx)
+		l.waitCancel.Store(&waitCancel)
+		if err := l.sendMarks(ctx, c.conn); err != nil {
 			waitCancel()
-			if err != nil {
-				if connCtx.Err() == nil && !conn.IsClosed() {
-					continue // interrupted by Mark: a timeout leaves the connection usable
-				}
-				break
-			}
-			backoff = l.cfg.MinBackoff
-			if strings.HasPrefix(n.Payload, ProbePrefix) {
-				if ch, ok := l.probes.LoadAndDelete(n.Payload); ok {
-					close(ch.(chan struct{}))
-				}
-				continue
-			}
-			if ev, ok := parse(n.Payload); ok {
-				ev.Change.Arrived = time.Now()
-				select {
-				case l.events <- ev:
-				case <-ctx.Done():
-					return
-				}
-			} else {
-				l.cfg.Logger.Warn("ignoring malformed change notification", "bytes", len(n.Payload))
-			}
+			return err
 		}
-		connCancel()
-		l.connected.Store(false)
-		closeCtx, cancelClose := context.WithTimeout(context.Background(), time.Second)
-		conn.Close(closeCtx)
-		cancelClose()
-		if ctx.Err() != nil {
-			return
+		n, err := c.conn.WaitForNotification(waitCtx)
+		waitCancel()
+		if err != nil {
+			if ctx.Err() == nil && !c.conn.IsClosed() {
+				continue // interrupted by Mark: a timeout leaves the connection usable
+			}
+			return err
 		}
-		l.gaps.Add(1)
-		l.cfg.Logger.Warn("change listener lost its connection; reconnecting")
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, l.cfg.MaxBackoff)
-			var err error
-			connectCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			conn, err = l.connect(connectCtx)
-			cancel()
-			if err == nil {
-				break
-			}
-			if errors.Is(err, ErrModeMismatch) {
-				l.cfg.Logger.Error("change listener cannot reconnect", "error", err)
-			} else {
-				l.cfg.Logger.Warn("change listener reconnect failed", "error", err)
-			}
+		healthy()
+		if strings.HasPrefix(n.Payload, ProbePrefix) {
+			l.probeArrived(n.Payload)
+			continue
 		}
-		l.cfg.Logger.Info("change listener reconnected; re-running every subscription")
-		select {
-		case l.events <- Event{Kind: EventReset}:
-		case <-ctx.Done():
-			conn.Close(context.Background())
-			return
+		if ev, ok := parse(n.Payload); ok {
+			if err := l.deliver(ctx, ev); err != nil {
+				return err
+			}
+		} else {
+			l.logger.Warn("ignoring malformed change notification", "bytes", len(n.Payload))
 		}
 	}
 }

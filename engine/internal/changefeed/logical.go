@@ -76,54 +76,26 @@ type LogicalConfig struct {
 // the same Events as the NOTIFY Listener for the same writes; markers are transactional logical
 // decoding messages committed after the batch's snapshot was taken (Mark).
 type Logical struct {
-	cfg       LogicalConfig
-	events    chan Event
-	connected atomic.Bool
-	gaps      atomic.Int64
-	pid       atomic.Uint32
-	slot      atomic.Pointer[string]
-
-	mu         sync.Mutex
-	cancel     context.CancelFunc
-	done       chan struct{}
-	connCancel atomic.Pointer[context.CancelFunc]
+	*lifecycle
+	cfg  LogicalConfig
+	slot atomic.Pointer[string]
 
 	marksMu  sync.Mutex
 	marks    []string
 	markWake chan struct{}
-
-	probes  sync.Map // string -> chan struct{}
-	probeID atomic.Uint64
 }
 
-// NewLogical returns a logical feed; call Start.
+// NewLogical returns a logical feed; call Start. Its Reconnect drops the connections and
+// connects again with a new slot; Stop closes them, and Postgres drops the temporary slot with
+// its session.
 func NewLogical(cfg LogicalConfig) *Logical {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.MinBackoff == 0 {
-		cfg.MinBackoff = 50 * time.Millisecond
-	}
-	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = time.Second
-	}
 	if cfg.StatusInterval == 0 {
 		cfg.StatusInterval = time.Second
 	}
-	return &Logical{cfg: cfg, events: make(chan Event, 65536), markWake: make(chan struct{}, 1)}
+	l := &Logical{cfg: cfg, markWake: make(chan struct{}, 1)}
+	l.lifecycle = newLifecycle("logical change feed", cfg.Logger, cfg.MinBackoff, cfg.MaxBackoff, l.connect)
+	return l
 }
-
-// Events is the stream of events. It is never closed.
-func (l *Logical) Events() <-chan Event { return l.events }
-
-// Connected reports whether the replication connection is up.
-func (l *Logical) Connected() bool { return l.connected.Load() }
-
-// Gaps counts connection losses since start.
-func (l *Logical) Gaps() int64 { return l.gaps.Load() }
-
-// BackendPID is the replication connection's backend PID (tests terminate it).
-func (l *Logical) BackendPID() uint32 { return l.pid.Load() }
 
 // SlotName is the current replication slot's name ("" while disconnected).
 func (l *Logical) SlotName() string {
@@ -131,13 +103,6 @@ func (l *Logical) SlotName() string {
 		return *p
 	}
 	return ""
-}
-
-// Reconnect drops the connections and connects again with a new slot, delivering EventReset.
-func (l *Logical) Reconnect() {
-	if cancel := l.connCancel.Load(); cancel != nil {
-		(*cancel)()
-	}
 }
 
 // Mark commits a transactional logical decoding message carrying marker, synchronously (so its
@@ -158,50 +123,9 @@ func (l *Logical) Mark(marker string) {
 // Probe checks that the feed delivers: send (run on another connection) commits a logical
 // decoding message, and Probe waits for it to come back until ctx ends.
 func (l *Logical) Probe(ctx context.Context, send func(ctx context.Context, sql string, args ...any) error) error {
-	payload := strconv.FormatUint(l.probeID.Add(1), 10) + ":" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	arrived := make(chan struct{})
-	l.probes.Store(payload, arrived)
-	defer l.probes.Delete(payload)
-	if err := send(ctx, "SELECT pg_logical_emit_message(true, $1, $2)", messagePrefix(l.cfg.Schema, "probe"), payload); err != nil {
-		return fmt.Errorf("%w: %w", ErrProbeNotSent, err)
-	}
-	select {
-	case <-arrived:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Start connects (waiting for the first connection) and begins delivering events.
-func (l *Logical) Start(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.done != nil {
-		return nil
-	}
-	s, err := l.connect(ctx)
-	if err != nil {
-		return err
-	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	l.cancel = cancel
-	l.done = make(chan struct{})
-	go l.run(runCtx, s)
-	return nil
-}
-
-// Stop closes the connections (Postgres drops the temporary slot with its session) and waits for
-// the loop to end. It is idempotent.
-func (l *Logical) Stop() {
-	l.mu.Lock()
-	cancel, done := l.cancel, l.done
-	l.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	<-done
+	return l.probe(ctx, "", func(payload string) error {
+		return send(ctx, "SELECT pg_logical_emit_message(true, $1, $2)", messagePrefix(l.cfg.Schema, "probe"), payload)
+	})
 }
 
 // session is one pair of connections: sql (markers, catalog, the mode lock) and repl (the
@@ -257,13 +181,13 @@ const (
 	oidTimestamptz = 1184
 )
 
-func (l *Logical) connect(ctx context.Context) (*session, error) {
+func (l *Logical) connect(ctx context.Context) (conn, error) {
 	sql, err := pgx.ConnectConfig(ctx, l.cfg.ConnConfig.Copy())
 	if err != nil {
 		return nil, err
 	}
 	s := &session{l: l, sql: sql, rels: map[uint32]*relation{}}
-	fail := func(err error) (*session, error) {
+	fail := func(err error) (conn, error) {
 		s.close()
 		return nil, err
 	}
@@ -310,9 +234,7 @@ func (l *Logical) connect(ctx context.Context) (*session, error) {
 		return fail(fmt.Errorf("starting replication: %w", err))
 	}
 	s.received, s.reported = start, start
-	l.pid.Store(s.repl.PID())
 	l.slot.Store(&s.slot)
-	l.connected.Store(true)
 	return s, nil
 }
 
@@ -324,7 +246,11 @@ func slotName(schema string) string {
 	return SlotPrefix + hex.EncodeToString(sum[:4]) + "_" + hex.EncodeToString(r[:])
 }
 
+func (s *session) pid() uint32     { return s.repl.PID() }
+func (s *session) logAttrs() []any { return []any{"slot", s.slot} }
+
 func (s *session) close() {
+	s.l.slot.Store(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if s.repl != nil {
@@ -354,57 +280,21 @@ func (s *session) loadTables(ctx context.Context) error {
 	return nil
 }
 
-func (l *Logical) run(ctx context.Context, s *session) {
-	defer close(l.done)
-	backoff := l.cfg.MinBackoff
-	for {
-		connCtx, connCancel := context.WithCancel(ctx)
-		l.connCancel.Store(&connCancel)
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.sendMarks(connCtx, connCancel)
-		}()
-		err := s.receive(connCtx)
-		connCancel()
-		wg.Wait()
-		l.connected.Store(false)
-		l.slot.Store(nil)
-		s.close()
-		if ctx.Err() != nil {
-			return
-		}
-		l.gaps.Add(1)
-		l.cfg.Logger.Warn("logical change feed lost its connection; reconnecting", "error", err)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, l.cfg.MaxBackoff)
-			connectCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			s, err = l.connect(connectCtx)
-			cancel()
-			if err == nil {
-				break
-			}
-			if errors.Is(err, ErrModeMismatch) {
-				l.cfg.Logger.Error("logical change feed cannot reconnect", "error", err)
-			} else {
-				l.cfg.Logger.Warn("logical change feed reconnect failed", "error", err)
-			}
-		}
-		backoff = l.cfg.MinBackoff
-		l.cfg.Logger.Info("logical change feed reconnected; re-running every subscription", "slot", s.slot)
-		select {
-		case l.events <- Event{Kind: EventReset}:
-		case <-ctx.Done():
-			s.close()
-			return
-		}
-	}
+// serve streams the slot, and sends the markers alongside, until either fails or ctx ends.
+func (s *session) serve(ctx context.Context, healthy func()) error {
+	healthy()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.sendMarks(ctx, cancel)
+	}()
+	err := s.receive(ctx)
+	cancel()
+	wg.Wait()
+	return err
 }
 
 // sendMarks commits the queued markers on the sql connection, several in one transaction when
@@ -440,7 +330,7 @@ func (s *session) sendMarks(ctx context.Context, cancel context.CancelFunc) {
 		s.sqlMu.Unlock()
 		if err != nil {
 			if ctx.Err() == nil {
-				s.l.cfg.Logger.Warn("logical change feed could not send a marker; reconnecting", "error", err)
+				s.l.logger.Warn("logical change feed could not send a marker; reconnecting", "error", err)
 			}
 			cancel()
 			return
@@ -532,7 +422,7 @@ func (s *session) handle(ctx context.Context, data []byte) error {
 		}
 		for _, id := range m.RelationIDs {
 			if rel := s.rels[id]; rel != nil {
-				if err := s.emit(ctx, Event{Kind: EventChange, Change: allChange(rel.table, s.xid)}); err != nil {
+				if err := s.l.deliver(ctx, Event{Kind: EventChange, Change: allChange(rel.table, s.xid)}); err != nil {
 					return err
 				}
 			}
@@ -543,11 +433,9 @@ func (s *session) handle(ctx context.Context, data []byte) error {
 		}
 		switch m.Prefix {
 		case messagePrefix(s.l.cfg.Schema, "marker"):
-			return s.emit(ctx, Event{Kind: EventMarker, Marker: string(m.Content)})
+			return s.l.deliver(ctx, Event{Kind: EventMarker, Marker: string(m.Content)})
 		case messagePrefix(s.l.cfg.Schema, "probe"):
-			if ch, ok := s.l.probes.LoadAndDelete(string(m.Content)); ok {
-				close(ch.(chan struct{}))
-			}
+			s.l.probeArrived(string(m.Content))
 		}
 	case *pglogrepl.CommitMessage:
 		if err := s.flush(ctx); err != nil {
@@ -780,7 +668,7 @@ func (s *session) flush(ctx context.Context) error {
 		return nil
 	}
 	s.group = nil
-	return s.emit(ctx, Event{Kind: EventChange, Change: g.change(s.xid)})
+	return s.l.deliver(ctx, Event{Kind: EventChange, Change: g.change(s.xid)})
 }
 
 func allChange(table string, xid uint64) Change {
@@ -825,16 +713,4 @@ func (g *group) change(xid uint64) Change {
 func imagesSize(table string, xid uint64, columns []string, rows [][]*string) int {
 	buf, _ := json.Marshal(map[string]any{"t": table, "x": strconv.FormatUint(xid, 10), "k": columns, "r": rows})
 	return len(buf) + 2*len(columns)*(len(rows)+1) + 8
-}
-
-func (s *session) emit(ctx context.Context, ev Event) error {
-	if ev.Kind == EventChange {
-		ev.Change.Arrived = time.Now()
-	}
-	select {
-	case s.l.events <- ev:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
