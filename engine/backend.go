@@ -120,7 +120,8 @@ func (b backend) ClientAddress(r *http.Request) string { return b.e.config.Clien
 // Ready reports whether the database answers and the change listener delivers: a probe NOTIFY
 // sent through the pool must come back on the listener, since a half-open connection still
 // looks connected. A listener that fails the probe is replaced (as a batch whose marker does not
-// come back replaces it), so the server heals instead of waiting for the next batch to notice.
+// come back replaces it), so the server heals instead of waiting for the next batch to notice;
+// but not a logical feed whose slot is behind, whose probe waits behind the backlog.
 func (b backend) Ready(ctx context.Context) (map[string]any, bool) {
 	e := b.e
 	// Bounded: with every pooled connection busy, a ping would wait for one indefinitely.
@@ -132,6 +133,12 @@ func (b backend) Ready(ctx context.Context) (map[string]any, bool) {
 	if err := e.pool.Ping(ctx); err != nil {
 		status["database"] = "unreachable"
 		ok = false
+	}
+	// The logical feed's slot (state "behind" past Config.SlotBehindBytes), read before the
+	// probe, which it explains when the probe is late.
+	slot, hasSlot := e.slotStatus(ctx)
+	if hasSlot {
+		status["changeFeed"] = slot
 	}
 	switch {
 	case !e.listener.Connected():
@@ -150,17 +157,18 @@ func (b backend) Ready(ctx context.Context) (map[string]any, bool) {
 			// The pool or the database is the trouble, not the listener: keep it.
 			status["database"] = "busy"
 			ok = false
+		case slotBehind(slot):
+			// The probe waits behind the slot's backlog: the stream is busy, not half-open.
+			// A new connection would drop the slot, which only the operator does (ripple slots
+			// drop), so it is reported, not replaced.
+			status["listener"] = "behind"
+			ok = false
 		default:
 			e.logger.Warn("the change listener did not deliver a probe; reconnecting it", "error", err)
 			e.listener.Reconnect()
 			status["listener"] = "unresponsive"
 			ok = false
 		}
-	}
-	// The logical feed's slot is reported (state "behind" past Config.SlotBehindBytes); the
-	// probe above already says whether it delivers.
-	if slot, ok := e.slotStatus(ctx); ok {
-		status["changeFeed"] = slot
 	}
 	// Replicas are reported, never a reason to be unready: reads fall back to the primary.
 	if set := e.replicas.Load(); set != nil {

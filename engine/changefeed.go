@@ -110,6 +110,9 @@ func (e *Engine) slotStatus(ctx context.Context) (map[string]any, bool) {
 	return out, true
 }
 
+// slotBehind reports whether a slotStatus says the slot is past Config.SlotBehindBytes.
+func slotBehind(status map[string]any) bool { return status["state"] == "behind" }
+
 // Slot is one of Ripple's replication slots (the logical feed's, one per process).
 type Slot struct {
 	Name      string `json:"name"`

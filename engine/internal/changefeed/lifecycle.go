@@ -44,6 +44,8 @@ type lifecycle struct {
 	done   chan struct{}
 	// connCancel ends the current connection (Reconnect).
 	connCancel atomic.Pointer[context.CancelFunc]
+	// hold, while set, makes deliver wait (HoldDeliveries).
+	hold atomic.Pointer[hold]
 	// probes are the Probes waiting for their message to come back, by payload.
 	probes  sync.Map // string -> chan struct{}
 	probeID atomic.Uint64
@@ -178,6 +180,14 @@ func (f *lifecycle) deliver(ctx context.Context, ev Event) error {
 	if ev.Kind == EventChange {
 		ev.Change.Arrived = time.Now()
 	}
+	if h := f.hold.Load(); h != nil {
+		h.once.Do(func() { close(h.held) })
+		select {
+		case <-h.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	select {
 	case f.events <- ev:
 		return nil
@@ -213,5 +223,28 @@ func (f *lifecycle) probe(ctx context.Context, prefix string, send func(payload 
 func (f *lifecycle) probeArrived(payload string) {
 	if ch, ok := f.probes.LoadAndDelete(payload); ok {
 		close(ch.(chan struct{}))
+	}
+}
+
+// hold is one HoldDeliveries.
+type hold struct {
+	once    sync.Once
+	held    chan struct{}
+	release chan struct{}
+}
+
+// HoldDeliveries makes the feed stop handing events on, as a consumer that stopped taking them
+// (the channel full) would, until release is called: the next event waits, and held is closed
+// once one does. The connection is not read meanwhile, so the logical feed's slot falls behind.
+// Reconnect and Stop still end the wait. For tests (engine's export_test.go).
+func (f *lifecycle) HoldDeliveries() (held <-chan struct{}, release func()) {
+	h := &hold{held: make(chan struct{}), release: make(chan struct{})}
+	f.hold.Store(h)
+	var once sync.Once
+	return h.held, func() {
+		once.Do(func() {
+			f.hold.CompareAndSwap(h, nil)
+			close(h.release)
+		})
 	}
 }
