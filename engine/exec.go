@@ -261,8 +261,11 @@ func (e *Engine) runMutation(ctx context.Context, fn *function, args any, identi
 				e.logger.Warn("mutation gave up: database unavailable", "function", fn.path, "error", res.Err)
 				return e.failed(fn.path, res.RequestID, errUnavailable())
 			}
+			// Contention, which a busy database gives legitimately: the retries ran out, and a
+			// later try may pass.
 			e.logger.Warn("mutation gave up after serialization failures", "function", fn.path, "attempts", attempt+1)
-			return e.failed(fn.path, res.RequestID, NewError(CodeConflict, "too much contention; try again"))
+			return e.failed(fn.path, res.RequestID, NewError(CodeConflict,
+				"too much contention: the mutation failed serialization %d times; try again", attempt+1))
 		}
 		sleep := backoff/2 + mrand.N(backoff)
 		select {
@@ -274,6 +277,9 @@ func (e *Engine) runMutation(ctx context.Context, fn *function, args any, identi
 	}
 }
 
+// tryMutation runs one attempt. When it says to retry, res.Err is set only when the database
+// could not be reached (runMutation then gives up with UNAVAILABLE), and unset after a
+// serialization failure or deadlock (CONFLICT).
 func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identity Identity, key *mutationKey) (wire.Result, bool) {
 	base := e.newBaseCtx(ctx, fn.path, identity)
 	conn, err := e.pool.Acquire(ctx)
@@ -344,7 +350,10 @@ func (e *Engine) tryMutation(ctx context.Context, fn *function, args any, identi
 		}
 		return wire.Result{Err: sqlErr, RequestID: base.requestID}, true
 	case sqlErr != nil && isRetryable(sqlErr):
-		return wire.Result{Err: sqlErr, RequestID: base.requestID}, true
+		// Most serialization failures under contention surface here, at the log's insert
+		// (where Postgres finds the pivot): contention, so no Err, which would mean an
+		// unreachable database.
+		return wire.Result{RequestID: base.requestID}, true
 	case sqlErr != nil:
 		return e.failed(fn.path, base.requestID, sqlErr), false
 	case commitErr != nil && isRetryable(commitErr):

@@ -482,3 +482,21 @@ func TestActionsPastTheLimitAreRefusedWithoutBlockingTheSocket(t *testing.T) {
 		}
 	}
 }
+
+// A mutation whose every attempt fails serialization at the mutation log's insert (where most
+// serialization failures surface under contention) runs out of retries with CONFLICT, saying
+// so, not with UNAVAILABLE: the database was there all along.
+func TestMutationOutOfRetriesAtTheLogIsAConflict(t *testing.T) {
+	t.Parallel()
+	db := testdb.NewSchema(t)
+	_, err := db.Pool.Exec(context.Background(), `CREATE FUNCTION test_log_conflict() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'test: the log insert conflicts' USING ERRCODE = 'serialization_failure'; END $$;
+		CREATE TRIGGER test_log_conflict BEFORE INSERT ON ripple_mutation_log FOR EACH ROW EXECUTE FUNCTION test_log_conflict()`)
+	require.NoError(t, err)
+	b := setupWith(t, db, func(c *engine.Config) { c.MutationMaxRetries = 2 })
+	c := dial(t, b)
+	m := c.mutateResult("test:noop", map[string]any{})
+	require.Equal(t, false, m["success"], "%v", m)
+	require.Equal(t, "CONFLICT", m["errorData"].(map[string]any)["code"], "%v", m)
+	require.Contains(t, fmt.Sprint(m["result"]), "failed serialization 2 times")
+}
