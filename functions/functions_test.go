@@ -383,6 +383,36 @@ func TestEmbeddingSweepRecoversExpiredLeases(t *testing.T) {
 	require.Zero(t, queued, "the stored embedding left the queue")
 }
 
+// The queue has no foreign key to messages (schema 0012: its check made concurrent sends fail
+// serialization): deleting a message still takes its queue row with it, and a row whose message
+// is gone (written by hand) leaves the queue at the next sweep instead of being leased forever,
+// while the messages queued beside it are embedded.
+func TestEmbeddingQueueWithoutItsMessage(t *testing.T) {
+	t.Parallel()
+	b, ann, conv := setupLocalChat(t)
+	ctx := context.Background()
+	count := func(sql string, args ...any) (n int) {
+		t.Helper()
+		require.NoError(t, b.db.Pool.QueryRow(ctx, sql, args...).Scan(&n))
+		return n
+	}
+	// Held by a lease so no sweep takes it before it is deleted.
+	deleted := insertLeased(t, b, ann.UserID, conv, "sent, then deleted", "now() + interval '1 hour'")
+	_, err := b.db.Pool.Exec(ctx, "DELETE FROM messages WHERE id = $1", deleted)
+	require.NoError(t, err)
+	require.Zero(t, count("SELECT count(*) FROM message_embedding_queue WHERE message_id = $1", deleted), "the deletion took its queue row")
+
+	var ghost int64
+	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT coalesce(max(id), 0) + 1000 FROM messages").Scan(&ghost))
+	_, err = b.db.Pool.Exec(ctx, "INSERT INTO message_embedding_queue (message_id) VALUES ($1)", ghost)
+	require.NoError(t, err)
+	kept := insertLeased(t, b, ann.UserID, conv, "queued beside a ghost", "now() - interval '1 second'")
+	require.Eventually(t, func() bool {
+		return count("SELECT count(*) FROM message_embeddings WHERE message_id = $1", kept) == 1 &&
+			count("SELECT count(*) FROM message_embedding_queue") == 0
+	}, 30*time.Second, 20*time.Millisecond, "the ghost's row leaves the queue and its neighbour is embedded")
+}
+
 // A lease a dead sweep left, however long, is taken back by the next sweep at once: sweeps run
 // one at a time (under an exclusive lock that died with the dead one), so the next knows every
 // lease it finds is a dead sweep's.

@@ -422,6 +422,22 @@ func messagesLeaseEmbeddings(ctx *engine.MutationCtx, lease time.Duration, args 
 	if err != nil {
 		return nil, err
 	}
+	if len(rows) < len(ids) {
+		// Queue rows whose message is gone (the queue has no foreign key: 0012) leave the queue.
+		found := make(map[int64]bool, len(rows))
+		for _, r := range rows {
+			found[r.ID] = true
+		}
+		var gone []int64
+		for _, id := range ids {
+			if !found[id] {
+				gone = append(gone, id)
+			}
+		}
+		if err := q.EmbeddingQueueDone(ctx, ctx.DB(), gone); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]pendingEmbedding, len(rows))
 	for i, r := range rows {
 		out[i] = pendingEmbedding{Body: r.Body, leasedMessage: leasedMessage{

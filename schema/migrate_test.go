@@ -83,7 +83,7 @@ func TestMigrateCreatesEverythingAndIsIdempotent(t *testing.T) {
 	require.Equal(t, []string{"engine/0001_engine", "engine/0002_capture_keys", "engine/0003_capture_rows",
 		"engine/0004_capture_skip", "engine/0005_change_feed", "app/0001_chat", "app/0002_embedding_claims", "app/0003_embedding_storage", "app/0004_embedding_queue",
 		"app/0005_read_state", "app/0006_user_blocks", "app/0007_message_text_search",
-		"app/0008_message_enqueue", "app/0009_groups", "app/0010_search_query_vectors", "app/0011_read_states", "auth/0001_auth", "auth/0002_convex_scrypt", "auth/0003_retention"}, order)
+		"app/0008_message_enqueue", "app/0009_groups", "app/0010_search_query_vectors", "app/0011_read_states", "app/0012_queue_without_message_check", "auth/0001_auth", "auth/0002_convex_scrypt", "auth/0003_retention"}, order)
 }
 
 // A database migrated when the engine's and the chat's migrations shared one numbering
@@ -109,6 +109,10 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 			"ripple_capture_install_logical(), ripple_slots()",
 		"DROP TRIGGER message_embedding_enqueue ON messages",
 		"DROP FUNCTION message_embedding_enqueue()",
+		"DROP TRIGGER message_embedding_dequeue ON messages",
+		"DROP FUNCTION message_embedding_dequeue()",
+		"ALTER TABLE message_embedding_queue ADD CONSTRAINT message_embedding_queue_message_id_fkey " +
+			"FOREIGN KEY (message_id) REFERENCES messages (id) ON DELETE CASCADE",
 		"DROP INDEX messages_body_fts",
 		"DROP TABLE search_query_vectors",
 		"ALTER TABLE conversations DROP COLUMN name",
@@ -131,14 +135,14 @@ func TestMigrateRenumbersASingleNumberingDatabase(t *testing.T) {
 	for _, m := range res.Applied {
 		applied = append(applied, m.ID())
 	}
-	require.Equal(t, []string{"engine/0004_capture_skip", "engine/0005_change_feed", "app/0005_read_state", "app/0006_user_blocks", "app/0007_message_text_search", "app/0008_message_enqueue", "app/0009_groups", "app/0010_search_query_vectors", "app/0011_read_states", "auth/0002_convex_scrypt", "auth/0003_retention"}, applied,
+	require.Equal(t, []string{"engine/0004_capture_skip", "engine/0005_change_feed", "app/0005_read_state", "app/0006_user_blocks", "app/0007_message_text_search", "app/0008_message_enqueue", "app/0009_groups", "app/0010_search_query_vectors", "app/0011_read_states", "app/0012_queue_without_message_check", "auth/0002_convex_scrypt", "auth/0003_retention"}, applied,
 		"a migrated database must not run its migrations again; only the newer ones run")
 	rows, err := db.Pool.Query(ctx, "SELECT part || '/' || version || '_' || name FROM "+table+" ORDER BY part, version")
 	require.NoError(t, err)
 	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
 	require.Equal(t, []string{"app/1_chat", "app/2_embedding_claims", "app/3_embedding_storage", "app/4_embedding_queue",
-		"app/5_read_state", "app/6_user_blocks", "app/7_message_text_search", "app/8_message_enqueue", "app/9_groups", "app/10_search_query_vectors", "app/11_read_states",
+		"app/5_read_state", "app/6_user_blocks", "app/7_message_text_search", "app/8_message_enqueue", "app/9_groups", "app/10_search_query_vectors", "app/11_read_states", "app/12_queue_without_message_check",
 		"auth/1_auth", "auth/2_convex_scrypt", "auth/3_retention", "engine/1_engine", "engine/2_capture_keys", "engine/3_capture_rows", "engine/4_capture_skip", "engine/5_change_feed"}, got)
 
 	// A version this binary does not know means a newer database: refused, nothing changed.
