@@ -156,15 +156,15 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 
 	conv := env.newConversation(t)
 	c := dial(t, env.testBundle)
-	c.subscribe(1, "messages:list", map[string]any{"conversationId": conv})
-	c.waitFor(func() bool { _, ok := c.values[1]; return ok })
+	c.Subscribe(1, "messages:list", map[string]any{"conversationId": conv})
+	c.WaitFor(func() bool { _, ok := c.Values[1]; return ok })
 	env.waitMetric(t, "ripple_sockets", func(v float64) bool { return v == 1 })
 	env.waitMetric(t, "ripple_subscriptions", func(v float64) bool { return v == 1 })
 
 	for i := range 3 {
-		c.mutate("messages:send", map[string]any{"conversationId": conv, "body": "hello " + strconv.Itoa(i)})
+		c.Mutate("messages:send", map[string]any{"conversationId": conv, "body": "hello " + strconv.Itoa(i)})
 	}
-	c.waitFor(func() bool { list, _ := c.values[1].([]any); return len(list) == 3 })
+	c.WaitFor(func() bool { list, _ := c.Values[1].([]any); return len(list) == 3 })
 
 	after := env.scrape(t)
 	require.Greater(t, after["ripple_transitions_total"], before["ripple_transitions_total"])
@@ -197,8 +197,8 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	require.Equal(t, before["ripple_mutation_giveups_total"]+1, after["ripple_mutation_giveups_total"])
 
 	// A path a client made up gets no series of its own.
-	c.subscribe(2, "made:up", map[string]any{})
-	c.waitFor(func() bool { _, ok := c.values[2]; return ok })
+	c.Subscribe(2, "made:up", map[string]any{})
+	c.WaitFor(func() bool { _, ok := c.Values[2]; return ok })
 	for series := range env.scrape(t) {
 		require.NotContains(t, series, "made:up")
 	}
@@ -230,7 +230,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	}
 
 	// Closing the socket drops its subscriptions.
-	c.conn.CloseNow()
+	c.Conn.CloseNow()
 	env.waitMetric(t, "ripple_sockets", func(v float64) bool { return v == 0 })
 	env.waitMetric(t, "ripple_subscriptions", func(v float64) bool { return v == 0 })
 }
