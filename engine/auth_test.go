@@ -110,29 +110,21 @@ func setupAuthWith(t *testing.T, logs io.Writer, authCfg *engine.AuthConfig, con
 	require.NoError(t, err)
 	require.NoError(t, svc.Start(ctx))
 
-	var senderID int64
-	require.NoError(t, db.Pool.QueryRow(ctx, "INSERT INTO users (name, email) VALUES ('Ann', 'ann-'||gen_random_uuid()||'@example.com') RETURNING id").Scan(&senderID))
+	b := &testBundle{db: db, senderID: insertSender(t, db)}
 	reg := engine.NewRegistry()
-	registerTestFunctions(reg, senderID)
+	registerTestFunctions(reg, b.senderID)
 	registerAuthTestFunctions(reg)
 	cfg := &engine.Config{Schema: db.Schema, DisableJobs: true, Auth: svc.Authenticator(), Logger: logger}
 	for _, c := range configure {
 		c(cfg)
 	}
-	e, err := engine.New(db.Pool, reg, cfg)
-	require.NoError(t, err)
-	require.NoError(t, e.Start(ctx))
-
-	mux := http.NewServeMux()
-	svc.Routes(mux)
-	mux.Handle("/api/", e.Handler())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		srv.CloseClientConnections()
-		require.NoError(t, e.Stop(context.Background()))
-		srv.Close()
+	b.serve(t, reg, cfg, func(e *engine.Engine) http.Handler {
+		mux := http.NewServeMux()
+		svc.Routes(mux)
+		mux.Handle("/api/", e.Handler())
+		return mux
 	})
-	return &authBundle{testBundle: &testBundle{db: db, engine: e, server: srv, senderID: senderID}, svc: svc}
+	return &authBundle{testBundle: b, svc: svc}
 }
 
 type authUser struct {

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -433,25 +434,39 @@ func setupOn(t *testing.T, db *testdb.Bundle) *testBundle {
 // setupWith is setupOn with a chance to change the engine's configuration.
 func setupWith(t *testing.T, db *testdb.Bundle, configure func(*engine.Config)) *testBundle {
 	t.Helper()
-	ctx := context.Background()
-	var userID int64
-	require.NoError(t, db.Pool.QueryRow(ctx, "INSERT INTO users (name, email) VALUES ('Ann', 'ann-'||gen_random_uuid()||'@example.com') RETURNING id").Scan(&userID))
+	b := &testBundle{db: db, senderID: insertSender(t, db)}
 	reg := engine.NewRegistry()
-	registerTestFunctions(reg, userID)
+	registerTestFunctions(reg, b.senderID)
 	cfg := &engine.Config{Schema: db.Schema, DisableJobs: true}
 	if configure != nil {
 		configure(cfg)
 	}
-	e, err := engine.New(db.Pool, reg, cfg)
+	b.serve(t, reg, cfg, func(e *engine.Engine) http.Handler { return e.Handler() })
+	return b
+}
+
+// insertSender makes the user the test functions send as.
+func insertSender(t *testing.T, db *testdb.Bundle) int64 {
+	t.Helper()
+	var id int64
+	require.NoError(t, db.Pool.QueryRow(context.Background(), "INSERT INTO users (name, email) VALUES ('Ann', 'ann-'||gen_random_uuid()||'@example.com') RETURNING id").Scan(&id))
+	return id
+}
+
+// serve starts an engine with reg and cfg on the bundle's schema and serves handler(engine) on a
+// test server; both stop when the test ends.
+func (b *testBundle) serve(t *testing.T, reg *engine.Registry, cfg *engine.Config, handler func(*engine.Engine) http.Handler) {
+	t.Helper()
+	e, err := engine.New(b.db.Pool, reg, cfg)
 	require.NoError(t, err)
-	require.NoError(t, e.Start(ctx))
-	srv := httptest.NewServer(e.Handler())
+	require.NoError(t, e.Start(context.Background()))
+	srv := httptest.NewServer(handler(e))
 	t.Cleanup(func() {
 		srv.CloseClientConnections()
 		require.NoError(t, e.Stop(context.Background()))
 		srv.Close()
 	})
-	return &testBundle{db: db, engine: e, server: srv, senderID: userID}
+	b.engine, b.server = e, srv
 }
 
 func (b *testBundle) newConversation(t *testing.T) string {

@@ -41,10 +41,9 @@ func setupOps(t *testing.T, register func(*engine.Registry), configure func(*eng
 	key, err := svc.CreateAdminKey(ctx)
 	require.NoError(t, err)
 
-	var senderID int64
-	require.NoError(t, db.Pool.QueryRow(ctx, "INSERT INTO users (name, email) VALUES ('Ann', 'ann-'||gen_random_uuid()||'@example.com') RETURNING id").Scan(&senderID))
+	b := &testBundle{db: db, senderID: insertSender(t, db)}
 	reg := engine.NewRegistry()
-	registerTestFunctions(reg, senderID)
+	registerTestFunctions(reg, b.senderID)
 	if register != nil {
 		register(reg)
 	}
@@ -52,19 +51,13 @@ func setupOps(t *testing.T, register func(*engine.Registry), configure func(*eng
 	if configure != nil {
 		configure(cfg)
 	}
-	e, err := engine.New(db.Pool, reg, cfg)
-	require.NoError(t, err)
-	require.NoError(t, e.Start(ctx))
-	mux := http.NewServeMux()
-	svc.Routes(mux)
-	mux.Handle("/", e.Handler())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		srv.CloseClientConnections()
-		require.NoError(t, e.Stop(context.Background()))
-		srv.Close()
+	b.serve(t, reg, cfg, func(e *engine.Engine) http.Handler {
+		mux := http.NewServeMux()
+		svc.Routes(mux)
+		mux.Handle("/", e.Handler())
+		return mux
 	})
-	return &opsEnv{testBundle: &testBundle{db: db, engine: e, server: srv, senderID: senderID}, svc: svc, adminKey: key}
+	return &opsEnv{testBundle: b, svc: svc, adminKey: key}
 }
 
 // get sends a GET with an Authorization header (empty: none) and returns the status and body.

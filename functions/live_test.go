@@ -37,18 +37,12 @@ func setupLive(t *testing.T, opts liveOpts) *liveBundle {
 	t.Helper()
 	ctx := context.Background()
 	db := testdb.NewSchema(t)
-	embedder := opts.embedder
-	if embedder == nil {
-		var err error
-		embedder, err = embedding.New(embedding.Config{Provider: embedding.ProviderLocal})
-		require.NoError(t, err)
-	}
 	svc, err := engine.NewAuthService(db.Pool, &engine.AuthConfig{})
 	require.NoError(t, err)
 	require.NoError(t, svc.Start(ctx))
 	counts := &functions.QueryVectorCounts{}
 	reg := engine.NewRegistry()
-	functions.Register(reg, &functions.Deps{Embedder: embedder, QueryVectors: opts.queryVectors, QueryVectorCounts: counts})
+	functions.Register(reg, &functions.Deps{Embedder: embedderOr(t, opts.embedder), QueryVectors: opts.queryVectors, QueryVectorCounts: counts})
 	// test:noop lets a client settle: its response comes after every earlier commit's transition.
 	engine.AddMutation(reg, "test:noop", func(*engine.MutationCtx, struct{}) (*struct{}, error) { return nil, nil }, nil)
 	e, err := engine.New(db.Pool, reg, &engine.Config{Schema: db.Schema, JobWorkers: 4, Auth: svc.Authenticator()})
