@@ -28,6 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/internal/synctest"
 	"github.com/ripplehq/ripple/internal/testdb"
 	"github.com/ripplehq/ripple/internal/testlog"
 )
@@ -109,29 +110,21 @@ func setupAuthWith(t *testing.T, logs io.Writer, authCfg *engine.AuthConfig, con
 	require.NoError(t, err)
 	require.NoError(t, svc.Start(ctx))
 
-	var senderID int64
-	require.NoError(t, db.Pool.QueryRow(ctx, "INSERT INTO users (name, email) VALUES ('Ann', 'ann-'||gen_random_uuid()||'@example.com') RETURNING id").Scan(&senderID))
+	b := &testBundle{db: db, senderID: insertSender(t, db)}
 	reg := engine.NewRegistry()
-	registerTestFunctions(reg, senderID)
+	registerTestFunctions(reg, b.senderID)
 	registerAuthTestFunctions(reg)
 	cfg := &engine.Config{Schema: db.Schema, DisableJobs: true, Auth: svc.Authenticator(), Logger: logger}
 	for _, c := range configure {
 		c(cfg)
 	}
-	e, err := engine.New(db.Pool, reg, cfg)
-	require.NoError(t, err)
-	require.NoError(t, e.Start(ctx))
-
-	mux := http.NewServeMux()
-	svc.Routes(mux)
-	mux.Handle("/api/", e.Handler())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		srv.CloseClientConnections()
-		require.NoError(t, e.Stop(context.Background()))
-		srv.Close()
+	b.serve(t, reg, cfg, func(e *engine.Engine) http.Handler {
+		mux := http.NewServeMux()
+		svc.Routes(mux)
+		mux.Handle("/api/", e.Handler())
+		return mux
 	})
-	return &authBundle{testBundle: &testBundle{db: db, engine: e, server: srv, senderID: senderID}, svc: svc}
+	return &authBundle{testBundle: b, svc: svc}
 }
 
 type authUser struct {
@@ -195,42 +188,18 @@ func callAs(t *testing.T, url, endpoint, authorization, path string, args any) (
 	return postJSON(t, url, endpoint, h, map[string]any{"path": path, "format": "convex_encoded_json", "args": []any{args}})
 }
 
-// authenticate sends an Authenticate message.
-func (c *syncClient) authenticate(tokenType, value string, baseVersion int64, impersonating any) {
-	m := map[string]any{"type": "Authenticate", "tokenType": tokenType, "baseVersion": baseVersion}
-	if tokenType != "None" {
-		m["value"] = value
-	}
-	if impersonating != nil {
-		m["impersonating"] = impersonating
-	}
-	c.send(m)
-}
-
 func (c *syncClient) identityVersion() int64 {
-	if c.version == nil {
+	if c.Version == nil {
 		return 0
 	}
-	return int64(c.version["identity"].(float64))
+	return int64(c.Version["identity"].(float64))
 }
 
 // nextOf reads messages until one of the given type arrives.
 func (c *syncClient) nextOf(typ string) map[string]any {
 	c.t.Helper()
 	for {
-		if m := c.next(); m["type"] == typ {
-			return m
-		}
-	}
-}
-
-// mutateResult runs a mutation and returns its MutationResponse.
-func (c *syncClient) mutateResult(path string, args any) map[string]any {
-	c.t.Helper()
-	req := c.mutate(path, args)
-	for {
-		m := c.nextOf("MutationResponse")
-		if m["requestId"] == float64(req) {
+		if m := c.Next(); m["type"] == typ {
 			return m
 		}
 	}
@@ -255,55 +224,55 @@ func TestAuthSignUpThenAuthenticateOverSync(t *testing.T) {
 	require.Equal(t, "Bea", bea.User.Name)
 
 	c := dial(t, b.testBundle)
-	c.subscribe(1, "whoami:get", map[string]any{})
-	c.subscribe(2, "messages:list", map[string]any{"conversationId": conv})
-	c.waitFor(func() bool { return c.values[1] != nil && c.values[2] != nil })
-	require.Equal(t, "", whoamiValue(t, c.values[1]))
+	c.Subscribe(1, "whoami:get", map[string]any{})
+	c.Subscribe(2, "messages:list", map[string]any{"conversationId": conv})
+	c.WaitFor(func() bool { return c.Values[1] != nil && c.Values[2] != nil })
+	require.Equal(t, "", whoamiValue(t, c.Values[1]))
 	require.Equal(t, int64(0), c.identityVersion())
 
 	// Sign in on the open socket: the next transition answers identity version 1 and re-runs
 	// the identity-dependent query as Bea.
-	c.authenticate("User", bea.AccessToken, 0, nil)
+	c.Authenticate("User", bea.AccessToken, 0, nil)
 	tr := c.nextOf("Transition")
 	require.Equal(t, float64(1), tr["endVersion"].(map[string]any)["identity"])
 	require.Equal(t, float64(0), tr["startVersion"].(map[string]any)["identity"])
-	require.Equal(t, bea.User.ID, whoamiValue(t, c.values[1]))
-	require.Equal(t, "Bea", c.values[1].(map[string]any)["name"])
-	res := c.mutateResult("whoami:mutate", map[string]any{})
+	require.Equal(t, bea.User.ID, whoamiValue(t, c.Values[1]))
+	require.Equal(t, "Bea", c.Values[1].(map[string]any)["name"])
+	res := c.Await(c.Mutate("whoami:mutate", map[string]any{}))
 	require.Equal(t, bea.User.ID, res["result"].(map[string]any)["userId"])
-	res = c.mutateResult("whoami:require", map[string]any{})
+	res = c.Await(c.Mutate("whoami:require", map[string]any{}))
 	require.Equal(t, true, res["success"], "%v", res)
 
 	// Other subscriptions keep working as the new identity.
-	c.mutateResult("messages:send", map[string]any{"conversationId": conv, "body": "hi"})
-	c.waitFor(func() bool { return len(c.values[2].([]any)) == 1 })
+	c.Await(c.Mutate("messages:send", map[string]any{"conversationId": conv, "body": "hi"}))
+	c.WaitFor(func() bool { return len(c.Values[2].([]any)) == 1 })
 
 	// A refreshed token for the same user replaces the identity: version 2, same user.
 	next := authCall(t, b.server.URL, "/api/auth/refresh", map[string]string{"refreshToken": bea.RefreshToken})
 	// Issued within the same second, it must still differ: the official client takes an equal
 	// token for "no new token" and then stops scheduling refreshes.
 	require.NotEqual(t, bea.AccessToken, next.AccessToken)
-	c.authenticate("User", next.AccessToken, 1, nil)
-	c.waitFor(func() bool { return c.identityVersion() == 2 })
-	require.Equal(t, bea.User.ID, whoamiValue(t, c.values[1]))
+	c.Authenticate("User", next.AccessToken, 1, nil)
+	c.WaitFor(func() bool { return c.identityVersion() == 2 })
+	require.Equal(t, bea.User.ID, whoamiValue(t, c.Values[1]))
 
 	// Another user on the same socket.
 	cal := signUp(t, b.server.URL, "cal@example.com", "another long password", "Cal")
-	c.authenticate("User", cal.AccessToken, 2, nil)
-	c.waitFor(func() bool { return c.identityVersion() == 3 })
-	require.Equal(t, cal.User.ID, whoamiValue(t, c.values[1]))
-	require.Equal(t, "Cal", c.values[1].(map[string]any)["name"])
+	c.Authenticate("User", cal.AccessToken, 2, nil)
+	c.WaitFor(func() bool { return c.identityVersion() == 3 })
+	require.Equal(t, cal.User.ID, whoamiValue(t, c.Values[1]))
+	require.Equal(t, "Cal", c.Values[1].(map[string]any)["name"])
 
 	// tokenType None signs out: everything re-runs anonymously.
-	c.authenticate("None", "", 3, nil)
-	c.waitFor(func() bool { return c.identityVersion() == 4 })
-	require.Equal(t, "", whoamiValue(t, c.values[1]))
-	res = c.mutateResult("whoami:mutate", map[string]any{})
+	c.Authenticate("None", "", 3, nil)
+	c.WaitFor(func() bool { return c.identityVersion() == 4 })
+	require.Equal(t, "", whoamiValue(t, c.Values[1]))
+	res = c.Await(c.Mutate("whoami:mutate", map[string]any{}))
 	require.Nil(t, res["result"].(map[string]any)["userId"])
-	res = c.mutateResult("whoami:require", map[string]any{})
+	res = c.Await(c.Mutate("whoami:require", map[string]any{}))
 	require.Equal(t, false, res["success"])
 	require.Equal(t, "UNAUTHENTICATED", res["errorData"].(map[string]any)["code"])
-	require.Len(t, c.values[2], 1, "non-identity subscriptions keep their value")
+	require.Len(t, c.Values[2], 1, "non-identity subscriptions keep their value")
 
 	// HTTP: a bearer token is the same identity.
 	status, out := callAs(t, b.server.URL, "/api/query", "Bearer "+cal.AccessToken, "whoami:get", map[string]any{})
@@ -434,14 +403,14 @@ func TestAuthRefusesForgedAndInvalidTokens(t *testing.T) {
 	require.Less(t, tokenClaims(t, cases[11].token)["exp"].(float64), float64(time.Now().Unix()))
 
 	c := dial(t, b.testBundle)
-	c.subscribe(1, "whoami:get", map[string]any{})
-	c.authenticate("User", dee.AccessToken, 0, nil)
-	c.waitFor(func() bool { return c.identityVersion() == 1 && c.values[1] != nil })
-	require.Equal(t, dee.User.ID, whoamiValue(t, c.values[1]))
+	c.Subscribe(1, "whoami:get", map[string]any{})
+	c.Authenticate("User", dee.AccessToken, 0, nil)
+	c.WaitFor(func() bool { return c.identityVersion() == 1 && c.Values[1] != nil })
+	require.Equal(t, dee.User.ID, whoamiValue(t, c.Values[1]))
 
 	for _, tc := range cases {
 		// Over the socket: AuthError naming the attempt, and nothing else changes.
-		c.authenticate("User", tc.token, 1, nil)
+		c.Authenticate("User", tc.token, 1, nil)
 		m := c.nextOf("AuthError")
 		require.Equal(t, float64(1), m["baseVersion"], tc.name)
 		require.Equal(t, true, m["authUpdateAttempted"], tc.name)
@@ -449,10 +418,10 @@ func TestAuthRefusesForgedAndInvalidTokens(t *testing.T) {
 		if len(tc.token) > 20 {
 			require.NotContains(t, m["error"], tc.token, tc.name)
 		}
-		res := c.mutateResult("whoami:mutate", map[string]any{})
+		res := c.Await(c.Mutate("whoami:mutate", map[string]any{}))
 		require.Equal(t, dee.User.ID, res["result"].(map[string]any)["userId"], "%s: identity must be unchanged", tc.name)
 		require.Equal(t, int64(1), c.identityVersion(), tc.name)
-		require.Equal(t, dee.User.ID, whoamiValue(t, c.values[1]), tc.name)
+		require.Equal(t, dee.User.ID, whoamiValue(t, c.Values[1]), tc.name)
 
 		// Over HTTP: 401, for queries and mutations alike.
 		for _, endpoint := range []string{"/api/query", "/api/mutation"} {
@@ -465,13 +434,13 @@ func TestAuthRefusesForgedAndInvalidTokens(t *testing.T) {
 
 	// The socket is still usable: a valid token still works after all that.
 	fresh := authCall(t, b.server.URL, "/api/auth/signin", map[string]string{"email": "dee@example.com", "password": password})
-	c.authenticate("User", fresh.AccessToken, 1, nil)
-	c.waitFor(func() bool { return c.identityVersion() == 2 })
-	require.Equal(t, dee.User.ID, whoamiValue(t, c.values[1]))
+	c.Authenticate("User", fresh.AccessToken, 1, nil)
+	c.WaitFor(func() bool { return c.identityVersion() == 2 })
+	require.Equal(t, dee.User.ID, whoamiValue(t, c.Values[1]))
 
 	// A token type the server does not know is refused the same way, and so is an Authorization
 	// scheme it does not know.
-	c.authenticate("Magic", "x", 2, nil)
+	c.Authenticate("Magic", "x", 2, nil)
 	require.Equal(t, float64(2), c.nextOf("AuthError")["baseVersion"])
 	status, out := callAs(t, b.server.URL, "/api/query", "Basic "+base64.StdEncoding.EncodeToString([]byte("dee:"+password)), "whoami:get", map[string]any{})
 	require.Equal(t, http.StatusUnauthorized, status, "%v", out)
@@ -508,16 +477,16 @@ func TestAuthAdminKey(t *testing.T) {
 
 	// Over the socket: Admin impersonating a user.
 	c := dial(t, b.testBundle)
-	c.subscribe(1, "whoami:get", map[string]any{})
-	c.waitFor(func() bool { return c.values[1] != nil })
-	c.authenticate("Admin", key, 0, map[string]any{"subject": eve.User.ID})
-	c.waitFor(func() bool { return c.identityVersion() == 1 })
-	require.Equal(t, eve.User.ID, whoamiValue(t, c.values[1]))
-	require.Equal(t, true, c.values[1].(map[string]any)["admin"])
+	c.Subscribe(1, "whoami:get", map[string]any{})
+	c.WaitFor(func() bool { return c.Values[1] != nil })
+	c.Authenticate("Admin", key, 0, map[string]any{"subject": eve.User.ID})
+	c.WaitFor(func() bool { return c.identityVersion() == 1 })
+	require.Equal(t, eve.User.ID, whoamiValue(t, c.Values[1]))
+	require.Equal(t, true, c.Values[1].(map[string]any)["admin"])
 	// A refused admin key is an AuthError too.
-	c.authenticate("Admin", "ripple_admin_nope", 1, nil)
+	c.Authenticate("Admin", "ripple_admin_nope", 1, nil)
 	require.Equal(t, float64(1), c.nextOf("AuthError")["baseVersion"])
-	res := c.mutateResult("whoami:mutate", map[string]any{})
+	res := c.Await(c.Mutate("whoami:mutate", map[string]any{}))
 	require.Equal(t, true, res["result"].(map[string]any)["admin"])
 }
 
@@ -529,16 +498,16 @@ func TestAuthIdentityDowngradeClosesInternalSubscriptions(t *testing.T) {
 	key, err := b.svc.CreateAdminKey(context.Background())
 	require.NoError(t, err)
 	c := dial(t, b.testBundle)
-	c.authenticate("Admin", key, 0, nil)
-	c.subscribe(1, "secret:peek", map[string]any{})
-	c.waitFor(func() bool { return c.values[1] != nil })
-	require.Equal(t, "internal", c.values[1])
+	c.Authenticate("Admin", key, 0, nil)
+	c.Subscribe(1, "secret:peek", map[string]any{})
+	c.WaitFor(func() bool { return c.Values[1] != nil })
+	require.Equal(t, "internal", c.Values[1])
 
-	c.authenticate("None", "", 1, nil)
-	c.waitFor(func() bool { return c.identityVersion() == 2 })
-	c.settle()
-	failure, ok := c.values[1].(map[string]any)
-	require.True(t, ok, "after signing out, the internal query still answers %v", c.values[1])
+	c.Authenticate("None", "", 1, nil)
+	c.WaitFor(func() bool { return c.identityVersion() == 2 })
+	c.Settle()
+	failure, ok := c.Values[1].(map[string]any)
+	require.True(t, ok, "after signing out, the internal query still answers %v", c.Values[1])
 	require.Contains(t, fmt.Sprint(failure["error"]), "could not find")
 }
 
@@ -549,13 +518,13 @@ func TestAuthMutationRunsAsTheIdentityItWasSentWith(t *testing.T) {
 	b := setupAuth(t, nil)
 	fay := signUp(t, b.server.URL, "fay@example.com", "correct horse battery", "Fay")
 	c := dial(t, b.testBundle)
-	c.authenticate("User", fay.AccessToken, 0, nil)
-	c.settle()
+	c.Authenticate("User", fay.AccessToken, 0, nil)
+	c.Settle()
 
-	slow := c.mutate("whoami:slow", map[string]any{}) // holds the mutation queue
-	asFay := c.mutate("whoami:mutate", map[string]any{})
-	c.authenticate("None", "", 1, nil)
-	asNobody := c.mutate("whoami:mutate", map[string]any{})
+	slow := c.Mutate("whoami:slow", map[string]any{}) // holds the mutation queue
+	asFay := c.Mutate("whoami:mutate", map[string]any{})
+	c.Authenticate("None", "", 1, nil)
+	asNobody := c.Mutate("whoami:mutate", map[string]any{})
 	results := map[float64]map[string]any{}
 	for len(results) < 3 {
 		m := c.nextOf("MutationResponse")
@@ -596,20 +565,20 @@ func TestAuthSecretsNeverLogged(t *testing.T) {
 	tampered := tamper(t, gus.AccessToken, func(c map[string]any) { c["sub"] = "1" })
 
 	c := dial(t, b.testBundle)
-	c.subscribe(1, "whoami:get", map[string]any{})
-	c.authenticate("User", gus.AccessToken, 0, nil)
-	c.waitFor(func() bool { return c.identityVersion() == 1 })
-	c.authenticate("User", expired, 1, nil)
+	c.Subscribe(1, "whoami:get", map[string]any{})
+	c.Authenticate("User", gus.AccessToken, 0, nil)
+	c.WaitFor(func() bool { return c.identityVersion() == 1 })
+	c.Authenticate("User", expired, 1, nil)
 	c.nextOf("AuthError")
-	c.authenticate("User", tampered, 1, nil)
+	c.Authenticate("User", tampered, 1, nil)
 	c.nextOf("AuthError")
-	c.authenticate("User", refreshed.AccessToken, 1, nil)
-	c.waitFor(func() bool { return c.identityVersion() == 2 })
-	c.authenticate("Admin", key, 2, map[string]any{"subject": gus.User.ID})
-	c.waitFor(func() bool { return c.identityVersion() == 3 })
-	c.authenticate("Admin", key+"x", 3, nil)
+	c.Authenticate("User", refreshed.AccessToken, 1, nil)
+	c.WaitFor(func() bool { return c.identityVersion() == 2 })
+	c.Authenticate("Admin", key, 2, map[string]any{"subject": gus.User.ID})
+	c.WaitFor(func() bool { return c.identityVersion() == 3 })
+	c.Authenticate("Admin", key+"x", 3, nil)
 	c.nextOf("AuthError")
-	c.settle()
+	c.Settle()
 	for _, authz := range []string{"Bearer " + gus.AccessToken, "Bearer " + expired, "Bearer " + tampered, "Convex " + key, "Convex " + key + "x"} {
 		callAs(t, b.server.URL, "/api/query", authz, "whoami:get", map[string]any{})
 		callAs(t, b.server.URL, "/api/mutation", authz, "whoami:require", map[string]any{})
@@ -650,14 +619,14 @@ func TestAuthExpiredTokenEndsTheSocketsIdentity(t *testing.T) {
 	b := setupAuthWith(t, nil, &engine.AuthConfig{AccessTokenTTL: time.Second})
 	gus := signUp(t, b.server.URL, "gus@example.com", "correct horse battery", "Gus")
 	c := dial(t, b.testBundle)
-	c.subscribe(1, "whoami:get", map[string]any{})
-	c.authenticate("User", gus.AccessToken, 0, nil)
-	c.waitFor(func() bool { return c.identityVersion() == 1 && c.values[1] != nil })
-	require.Equal(t, gus.User.ID, whoamiValue(t, c.values[1]))
+	c.Subscribe(1, "whoami:get", map[string]any{})
+	c.Authenticate("User", gus.AccessToken, 0, nil)
+	c.WaitFor(func() bool { return c.identityVersion() == 1 && c.Values[1] != nil })
+	require.Equal(t, gus.User.ID, whoamiValue(t, c.Values[1]))
 
 	var authErr map[string]any
 	for authErr == nil {
-		if m := c.next(); m["type"] == "AuthError" {
+		if m := c.Next(); m["type"] == "AuthError" {
 			authErr = m
 		}
 	}
@@ -666,10 +635,10 @@ func TestAuthExpiredTokenEndsTheSocketsIdentity(t *testing.T) {
 	require.NotContains(t, fmt.Sprint(authErr), gus.AccessToken)
 	// Until the server closes the socket, nothing more is sent: the queries are not re-run as
 	// anonymous (that would flash a signed-out screen) nor as the expired identity.
-	for m := range c.msgs {
+	for m := range c.Frames {
 		require.NotEqual(t, "Transition", m["type"], "a transition after the identity expired: %v", m)
 	}
-	require.Equal(t, gus.User.ID, whoamiValue(t, c.values[1]))
+	require.Equal(t, gus.User.ID, whoamiValue(t, c.Values[1]))
 }
 
 // Mutation outcomes are kept per identity: another identity reusing a sessionId and requestId
@@ -683,7 +652,7 @@ func TestAuthMutationLogIsPerIdentity(t *testing.T) {
 		conn, _, err := websocket.Dial(ctx, url, nil)
 		require.NoError(t, err)
 		defer conn.Close(websocket.StatusNormalClosure, "")
-		require.NoError(t, sendFrames(ctx, conn,
+		require.NoError(t, synctest.Write(ctx, conn,
 			map[string]any{"type": "Connect", "sessionId": "shared-session", "connectionCount": 0, "lastCloseReason": nil, "clientTs": 0},
 			map[string]any{"type": "Authenticate", "tokenType": "User", "value": token, "baseVersion": 0},
 			map[string]any{"type": "Mutation", "requestId": 1, "udfPath": "whoami:mutate", "args": []any{map[string]any{}}},
@@ -723,8 +692,8 @@ func TestAuthVerifierOutageIsNotARefusal(t *testing.T) {
 	t.Parallel()
 	b := setupWith(t, testdb.NewSchema(t), func(cfg *engine.Config) { cfg.Auth = unreachableAuth{} })
 	c := dial(t, b)
-	c.authenticate("User", "a-token-nobody-could-check", 0, nil)
-	for m := range c.msgs { // until the server closes the socket
+	c.Authenticate("User", "a-token-nobody-could-check", 0, nil)
+	for m := range c.Frames { // until the server closes the socket
 		require.NotEqual(t, "AuthError", m["type"], "an outage was reported as refused credentials: %v", m)
 	}
 

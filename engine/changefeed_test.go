@@ -56,12 +56,12 @@ func TestChangeFeedSwitch(t *testing.T) {
 	require.Positive(t, published())
 	conv := logical.newConversation(t)
 	c := dial(t, logical)
-	c.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
-	c.settle()
+	c.Subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+	c.Settle()
 	other := testdb.NewPoolFor(t, db)
 	_, err = other.Exec(ctx, "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, 'from psql')", logical.senderID, mustInt(conv))
 	require.NoError(t, err)
-	c.waitFor(func() bool { return c.values[1] == float64(1) })
+	c.WaitFor(func() bool { return c.Values[1] == float64(1) })
 
 	// And back, once the logical process has gone.
 	require.NoError(t, logical.engine.Stop(ctx))
@@ -69,11 +69,11 @@ func TestChangeFeedSwitch(t *testing.T) {
 	require.Positive(t, triggers())
 	require.Zero(t, published())
 	c2 := dial(t, back)
-	c2.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
-	c2.settle()
+	c2.Subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+	c2.Settle()
 	_, err = other.Exec(ctx, "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, 'again')", back.senderID, mustInt(conv))
 	require.NoError(t, err)
-	c2.waitFor(func() bool { return c2.values[1] == float64(2) })
+	c2.WaitFor(func() bool { return c2.Values[1] == float64(2) })
 }
 
 // findSlot is the Ripple slot of that name, nil when there is none.
@@ -137,8 +137,8 @@ func TestSlotBehindIsReportedNotDropped(t *testing.T) {
 	})
 	conv := b.newConversation(t)
 	c := dial(t, b)
-	c.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
-	c.settle()
+	c.Subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+	c.Settle()
 
 	sent := 0
 	insert := func(n int) {
@@ -231,7 +231,7 @@ func TestSlotBehindIsReportedNotDropped(t *testing.T) {
 	require.Equal(t, int(b.engine.ListenerBackendPID()), s.ActivePID, "the feed was reconnected")
 
 	release()
-	c.waitFor(func() bool { return c.values[1] == float64(sent) })
+	c.WaitFor(func() bool { return c.Values[1] == float64(sent) })
 	require.Eventually(t, func() bool {
 		code, st = ready()
 		return code == http.StatusOK && st.ChangeFeed.State == "ok"
@@ -252,7 +252,7 @@ func TestSlotBehindIsReportedNotDropped(t *testing.T) {
 		return code == http.StatusOK && st.ChangeFeed.State == "ok" && st.ChangeFeed.Slot != slot && st.ChangeFeed.Slot != ""
 	}, time.Minute, 20*time.Millisecond, "no new slot after the drop")
 	require.Greater(t, st.Gaps, okState.Gaps, "the drop did not count as a gap (re-run everything)")
-	c.waitFor(func() bool { return c.values[1] == float64(sent) })
+	c.WaitFor(func() bool { return c.Values[1] == float64(sent) })
 	insert(1)
-	c.waitFor(func() bool { return c.values[1] == float64(sent) })
+	c.WaitFor(func() bool { return c.Values[1] == float64(sent) })
 }

@@ -2,11 +2,8 @@ package engine_test
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
-	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -14,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/internal/synctest"
 	"github.com/ripplehq/ripple/internal/testdb"
 	"github.com/ripplehq/ripple/queries"
 )
@@ -437,25 +434,39 @@ func setupOn(t *testing.T, db *testdb.Bundle) *testBundle {
 // setupWith is setupOn with a chance to change the engine's configuration.
 func setupWith(t *testing.T, db *testdb.Bundle, configure func(*engine.Config)) *testBundle {
 	t.Helper()
-	ctx := context.Background()
-	var userID int64
-	require.NoError(t, db.Pool.QueryRow(ctx, "INSERT INTO users (name, email) VALUES ('Ann', 'ann-'||gen_random_uuid()||'@example.com') RETURNING id").Scan(&userID))
+	b := &testBundle{db: db, senderID: insertSender(t, db)}
 	reg := engine.NewRegistry()
-	registerTestFunctions(reg, userID)
+	registerTestFunctions(reg, b.senderID)
 	cfg := &engine.Config{Schema: db.Schema, DisableJobs: true}
 	if configure != nil {
 		configure(cfg)
 	}
-	e, err := engine.New(db.Pool, reg, cfg)
+	b.serve(t, reg, cfg, func(e *engine.Engine) http.Handler { return e.Handler() })
+	return b
+}
+
+// insertSender makes the user the test functions send as.
+func insertSender(t *testing.T, db *testdb.Bundle) int64 {
+	t.Helper()
+	var id int64
+	require.NoError(t, db.Pool.QueryRow(context.Background(), "INSERT INTO users (name, email) VALUES ('Ann', 'ann-'||gen_random_uuid()||'@example.com') RETURNING id").Scan(&id))
+	return id
+}
+
+// serve starts an engine with reg and cfg on the bundle's schema and serves handler(engine) on a
+// test server; both stop when the test ends.
+func (b *testBundle) serve(t *testing.T, reg *engine.Registry, cfg *engine.Config, handler func(*engine.Engine) http.Handler) {
+	t.Helper()
+	e, err := engine.New(b.db.Pool, reg, cfg)
 	require.NoError(t, err)
-	require.NoError(t, e.Start(ctx))
-	srv := httptest.NewServer(e.Handler())
+	require.NoError(t, e.Start(context.Background()))
+	srv := httptest.NewServer(handler(e))
 	t.Cleanup(func() {
 		srv.CloseClientConnections()
 		require.NoError(t, e.Stop(context.Background()))
 		srv.Close()
 	})
-	return &testBundle{db: db, engine: e, server: srv, senderID: userID}
+	b.engine, b.server = e, srv
 }
 
 func (b *testBundle) newConversation(t *testing.T) string {
@@ -464,179 +475,19 @@ func (b *testBundle) newConversation(t *testing.T) string {
 	return strconv.FormatInt(id, 10)
 }
 
-// syncClient is a minimal protocol client that checks the transition chain as the official
-// client does.
+// syncClient is the shared protocol client (internal/synctest) with the test it belongs to,
+// for the engine tests' own helpers on it.
 type syncClient struct {
-	t       *testing.T
-	chunks  []string
-	chunked int
-	conn    *websocket.Conn
-	msgs    chan map[string]any
-	mu      sync.Mutex
-	version map[string]any
-	values  map[int64]any
-	nextReq int64
-	qsVer   int64
+	*synctest.Client
+	t *testing.T
 }
 
 func dial(t *testing.T, b *testBundle) *syncClient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, syncURL(b), nil)
-	require.NoError(t, err)
-	conn.SetReadLimit(64 << 20)
-	c := &syncClient{t: t, conn: conn, msgs: make(chan map[string]any, 1024), values: map[int64]any{}}
-	go func() {
-		defer close(c.msgs)
-		for {
-			_, data, err := conn.Read(context.Background())
-			if err != nil {
-				return
-			}
-			var m map[string]any
-			if json.Unmarshal(data, &m) == nil {
-				c.msgs <- m
-			}
-		}
-	}()
-	t.Cleanup(func() { conn.Close(websocket.StatusNormalClosure, "") })
-	c.send(map[string]any{"type": "Connect", "sessionId": fmt.Sprintf("s-%s-%d", t.Name(), time.Now().UnixNano()), "connectionCount": 0, "lastCloseReason": nil, "clientTs": time.Now().UnixMilli()})
-	return c
+	return &syncClient{Client: synctest.Dial(t, b.server.URL), t: t}
 }
 
 // syncURL is the bundle's sync WebSocket address.
 func syncURL(b *testBundle) string {
-	return "ws" + strings.TrimPrefix(b.server.URL, "http") + "/api/1.48.0/sync"
-}
-
-// sendFrames writes each message as one JSON text frame.
-func sendFrames(ctx context.Context, conn *websocket.Conn, msgs ...map[string]any) error {
-	for _, m := range msgs {
-		buf, err := json.Marshal(m)
-		if err != nil {
-			return err
-		}
-		if err := conn.Write(ctx, websocket.MessageText, buf); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (c *syncClient) send(m any) {
-	buf, err := json.Marshal(m)
-	require.NoError(c.t, err)
-	require.NoError(c.t, c.conn.Write(context.Background(), websocket.MessageText, buf))
-}
-
-func (c *syncClient) subscribe(queryID int64, path string, args any) {
-	c.send(map[string]any{"type": "ModifyQuerySet", "baseVersion": c.qsVer, "newVersion": c.qsVer + 1,
-		"modifications": []any{map[string]any{"type": "Add", "queryId": queryID, "udfPath": path, "args": []any{args}}}})
-	c.qsVer++
-}
-
-func (c *syncClient) mutate(path string, args any) int64 {
-	c.nextReq++
-	c.send(map[string]any{"type": "Mutation", "requestId": c.nextReq, "udfPath": path, "args": []any{args}})
-	return c.nextReq
-}
-
-func decodeTS(s string) uint64 {
-	raw, _ := base64.StdEncoding.DecodeString(s)
-	if len(raw) != 8 {
-		return 0
-	}
-	return binary.LittleEndian.Uint64(raw)
-}
-
-// next returns the next message other than Ping, applying transitions to c.values and checking
-// their version chain.
-func (c *syncClient) next() map[string]any {
-	c.t.Helper()
-	for {
-		select {
-		case m, ok := <-c.msgs:
-			require.True(c.t, ok, "socket closed")
-			switch m["type"] {
-			case "Ping":
-				continue
-			case "TransitionChunk":
-				c.chunks = append(c.chunks, m["chunk"].(string))
-				if int(m["partNumber"].(float64)) != len(c.chunks)-1 {
-					c.t.Fatalf("chunk %v arrived out of order", m["partNumber"])
-				}
-				if len(c.chunks) < int(m["totalParts"].(float64)) {
-					continue
-				}
-				var whole map[string]any
-				require.NoError(c.t, json.Unmarshal([]byte(strings.Join(c.chunks, "")), &whole))
-				c.chunks = nil
-				c.chunked++
-				c.msgs <- whole // handled as a normal transition on the next read
-				continue
-			case "Transition":
-				start := m["startVersion"].(map[string]any)
-				if c.version == nil {
-					require.Equal(c.t, float64(0), start["querySet"])
-					require.Equal(c.t, encodeTSForTest(0), start["ts"])
-				} else {
-					require.Equal(c.t, c.version, start, "transition chain is broken")
-				}
-				c.version = m["endVersion"].(map[string]any)
-				for _, raw := range m["modifications"].([]any) {
-					mod := raw.(map[string]any)
-					qid := int64(mod["queryId"].(float64))
-					switch mod["type"] {
-					case "QueryUpdated":
-						c.values[qid] = mod["value"]
-					case "QueryFailed":
-						c.values[qid] = map[string]any{"error": mod["errorMessage"], "data": mod["errorData"]}
-					case "QueryRemoved":
-						delete(c.values, qid)
-					}
-				}
-			}
-			return m
-		case <-time.After(15 * time.Second):
-			c.t.Fatal("timed out waiting for a server message")
-		}
-	}
-}
-
-func encodeTSForTest(ts uint64) string {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], ts)
-	return base64.StdEncoding.EncodeToString(b[:])
-}
-
-// waitFor reads messages until cond holds on the client's state.
-func (c *syncClient) waitFor(cond func() bool) {
-	c.t.Helper()
-	for !cond() {
-		c.next()
-	}
-}
-
-func (c *syncClient) ts() uint64 {
-	if c.version == nil {
-		return 0
-	}
-	return decodeTS(c.version["ts"].(string))
-}
-
-// settle makes sure the client has applied every transition up to now: a mutation's response
-// comes after a transition that reflects all earlier commits.
-func (c *syncClient) settle() {
-	c.t.Helper()
-	req := c.mutate("test:noop", map[string]any{})
-	for {
-		m := c.next()
-		if m["type"] == "MutationResponse" && m["requestId"] == float64(req) {
-			require.Equal(c.t, true, m["success"], "%v", m)
-			ts := decodeTS(m["ts"].(string))
-			c.waitFor(func() bool { return c.ts() >= ts })
-			return
-		}
-	}
+	return synctest.URL(b.server.URL)
 }

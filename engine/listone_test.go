@@ -50,16 +50,16 @@ func TestNoMissedUpdateListOneStatement(t *testing.T) {
 	args := map[string]any{"userId": fmt.Sprint(ann)}
 
 	c := dial(t, b)
-	c.subscribe(1, "test:listOne", args)
-	c.waitFor(func() bool { return c.values[1] != nil })
+	c.Subscribe(1, "test:listOne", args)
+	c.WaitFor(func() bool { return c.Values[1] != nil })
 	check := func(step string) {
 		t.Helper()
-		c.settle()
+		c.Settle()
 		var fresh any
 		require.NoError(t, b.engine.Call(ctx, "test:listOne", args, engine.Identity{}, &fresh))
 		want, err := json.Marshal(fresh)
 		require.NoError(t, err)
-		got, err := json.Marshal(c.values[1])
+		got, err := json.Marshal(c.Values[1])
 		require.NoError(t, err)
 		require.JSONEq(t, string(want), string(got), step)
 	}

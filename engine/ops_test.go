@@ -41,10 +41,9 @@ func setupOps(t *testing.T, register func(*engine.Registry), configure func(*eng
 	key, err := svc.CreateAdminKey(ctx)
 	require.NoError(t, err)
 
-	var senderID int64
-	require.NoError(t, db.Pool.QueryRow(ctx, "INSERT INTO users (name, email) VALUES ('Ann', 'ann-'||gen_random_uuid()||'@example.com') RETURNING id").Scan(&senderID))
+	b := &testBundle{db: db, senderID: insertSender(t, db)}
 	reg := engine.NewRegistry()
-	registerTestFunctions(reg, senderID)
+	registerTestFunctions(reg, b.senderID)
 	if register != nil {
 		register(reg)
 	}
@@ -52,19 +51,13 @@ func setupOps(t *testing.T, register func(*engine.Registry), configure func(*eng
 	if configure != nil {
 		configure(cfg)
 	}
-	e, err := engine.New(db.Pool, reg, cfg)
-	require.NoError(t, err)
-	require.NoError(t, e.Start(ctx))
-	mux := http.NewServeMux()
-	svc.Routes(mux)
-	mux.Handle("/", e.Handler())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		srv.CloseClientConnections()
-		require.NoError(t, e.Stop(context.Background()))
-		srv.Close()
+	b.serve(t, reg, cfg, func(e *engine.Engine) http.Handler {
+		mux := http.NewServeMux()
+		svc.Routes(mux)
+		mux.Handle("/", e.Handler())
+		return mux
 	})
-	return &opsEnv{testBundle: &testBundle{db: db, engine: e, server: srv, senderID: senderID}, svc: svc, adminKey: key}
+	return &opsEnv{testBundle: b, svc: svc, adminKey: key}
 }
 
 // get sends a GET with an Authorization header (empty: none) and returns the status and body.
@@ -156,15 +149,15 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 
 	conv := env.newConversation(t)
 	c := dial(t, env.testBundle)
-	c.subscribe(1, "messages:list", map[string]any{"conversationId": conv})
-	c.waitFor(func() bool { _, ok := c.values[1]; return ok })
+	c.Subscribe(1, "messages:list", map[string]any{"conversationId": conv})
+	c.WaitFor(func() bool { _, ok := c.Values[1]; return ok })
 	env.waitMetric(t, "ripple_sockets", func(v float64) bool { return v == 1 })
 	env.waitMetric(t, "ripple_subscriptions", func(v float64) bool { return v == 1 })
 
 	for i := range 3 {
-		c.mutate("messages:send", map[string]any{"conversationId": conv, "body": "hello " + strconv.Itoa(i)})
+		c.Mutate("messages:send", map[string]any{"conversationId": conv, "body": "hello " + strconv.Itoa(i)})
 	}
-	c.waitFor(func() bool { list, _ := c.values[1].([]any); return len(list) == 3 })
+	c.WaitFor(func() bool { list, _ := c.Values[1].([]any); return len(list) == 3 })
 
 	after := env.scrape(t)
 	require.Greater(t, after["ripple_transitions_total"], before["ripple_transitions_total"])
@@ -197,8 +190,8 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	require.Equal(t, before["ripple_mutation_giveups_total"]+1, after["ripple_mutation_giveups_total"])
 
 	// A path a client made up gets no series of its own.
-	c.subscribe(2, "made:up", map[string]any{})
-	c.waitFor(func() bool { _, ok := c.values[2]; return ok })
+	c.Subscribe(2, "made:up", map[string]any{})
+	c.WaitFor(func() bool { _, ok := c.Values[2]; return ok })
 	for series := range env.scrape(t) {
 		require.NotContains(t, series, "made:up")
 	}
@@ -230,7 +223,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	}
 
 	// Closing the socket drops its subscriptions.
-	c.conn.CloseNow()
+	c.Conn.CloseNow()
 	env.waitMetric(t, "ripple_sockets", func(v float64) bool { return v == 0 })
 	env.waitMetric(t, "ripple_subscriptions", func(v float64) bool { return v == 0 })
 }

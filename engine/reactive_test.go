@@ -65,16 +65,16 @@ func noMissedUpdate(t *testing.T, b *testBundle) {
 				}
 				qid++
 				args := map[string]any{"conversationId": conv}
-				c.subscribe(qid, path, args)
+				c.Subscribe(qid, path, args)
 				subs = append(subs, subRef{c, qid, path, args})
 			}
 		}
 		qid++
-		c.subscribe(qid, "messages:total", map[string]any{})
+		c.Subscribe(qid, "messages:total", map[string]any{})
 		subs = append(subs, subRef{c, qid, "messages:total", map[string]any{}})
 	}
 	for _, c := range clients {
-		c.settle()
+		c.Settle()
 	}
 	before := b.engine.Stats()
 
@@ -83,7 +83,7 @@ func noMissedUpdate(t *testing.T, b *testBundle) {
 		switch op := rng.IntN(10); {
 		case op < 3: // a mutation through Ripple
 			c := clients[rng.IntN(len(clients))]
-			c.mutate("messages:send", map[string]any{"conversationId": conv, "body": fmt.Sprintf("m%d", i)})
+			c.Mutate("messages:send", map[string]any{"conversationId": conv, "body": fmt.Sprintf("m%d", i)})
 		case op < 6: // raw SQL insert, sometimes several rows in one statement
 			_, err := b.db.Pool.Exec(ctx, "INSERT INTO messages (sender_id, conversation_id, body) SELECT $1, $2, 'raw'||g FROM generate_series(1, $3) g", b.senderID, mustInt(conv), 1+rng.IntN(3))
 			require.NoError(t, err)
@@ -116,14 +116,14 @@ func TestOneSnapshotPerTransition(t *testing.T) {
 	b := setup(t)
 	conv := b.newConversation(t)
 	c := dial(t, b)
-	c.subscribe(1, "messages:list", map[string]any{"conversationId": conv})
-	c.subscribe(2, "messages:count", map[string]any{"conversationId": conv})
+	c.Subscribe(1, "messages:list", map[string]any{"conversationId": conv})
+	c.Subscribe(2, "messages:count", map[string]any{"conversationId": conv})
 	// More groups, so the batch spreads them over several connections sharing its snapshot.
 	for i := int64(0); i < 4; i++ {
-		c.subscribe(10+i, "messages:pageBefore", pageArgs{ConversationID: conv, Limit: 1000 + int(i)})
-		c.subscribe(20+i, "messages:windowCount", pageArgs{ConversationID: conv, FromID: -int64(i), ToID: 1 << 40})
+		c.Subscribe(10+i, "messages:pageBefore", pageArgs{ConversationID: conv, Limit: 1000 + int(i)})
+		c.Subscribe(20+i, "messages:windowCount", pageArgs{ConversationID: conv, FromID: -int64(i), ToID: 1 << 40})
 	}
-	c.settle()
+	c.Settle()
 
 	var wg sync.WaitGroup
 	for w := 0; w < 4; w++ {
@@ -140,12 +140,12 @@ func TestOneSnapshotPerTransition(t *testing.T) {
 	go func() { wg.Wait(); close(done) }()
 	transitions := 0
 	check := func() {
-		list, _ := c.values[1].([]any)
-		count, _ := c.values[2].(float64)
+		list, _ := c.Values[1].([]any)
+		count, _ := c.Values[2].(float64)
 		require.Equal(t, float64(len(list)), count, "list and count come from different snapshots")
 		for i := int64(0); i < 4; i++ {
-			page, _ := c.values[10+i].([]any)
-			n, _ := c.values[20+i].(float64)
+			page, _ := c.Values[10+i].([]any)
+			n, _ := c.Values[20+i].(float64)
 			require.Equal(t, count, float64(len(page)), "page %d", i)
 			require.Equal(t, count, n, "window %d", i)
 		}
@@ -155,15 +155,15 @@ func TestOneSnapshotPerTransition(t *testing.T) {
 		case <-done:
 			running = false
 		default:
-			if m := c.next(); m["type"] == "Transition" {
+			if m := c.Next(); m["type"] == "Transition" {
 				transitions++
 				check()
 			}
 		}
 	}
-	c.settle()
+	c.Settle()
 	check()
-	require.Equal(t, float64(200), c.values[2])
+	require.Equal(t, float64(200), c.Values[2])
 	t.Logf("transitions=%d", transitions)
 }
 
@@ -183,8 +183,8 @@ func listenerLossRerunsEverything(t *testing.T, b *testBundle) {
 	ctx := context.Background()
 	conv := b.newConversation(t)
 	c := dial(t, b)
-	c.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
-	c.settle()
+	c.Subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+	c.Settle()
 
 	pid := b.engine.ListenerBackendPID()
 	_, err := b.db.Pool.Exec(ctx, "SELECT pg_terminate_backend($1)", pid)
@@ -192,7 +192,7 @@ func listenerLossRerunsEverything(t *testing.T, b *testBundle) {
 	// Written while the listener may be down: the reset after reconnecting re-runs everything.
 	_, err = b.db.Pool.Exec(ctx, "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, 'during the gap')", b.senderID, mustInt(conv))
 	require.NoError(t, err)
-	c.waitFor(func() bool { return c.values[1] == float64(1) })
+	c.WaitFor(func() bool { return c.Values[1] == float64(1) })
 	require.Eventually(t, func() bool { return b.engine.Stats().ListenerGaps >= 1 }, 10*time.Second, 10*time.Millisecond)
 
 	// /readyz reports healthy again once reconnected.
@@ -204,7 +204,7 @@ func listenerLossRerunsEverything(t *testing.T, b *testBundle) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK && b.engine.ListenerBackendPID() != pid
 	}, 10*time.Second, 10*time.Millisecond)
-	c.settle()
+	c.Settle()
 }
 
 func TestTwoProcessesSeeEachOthersWrites(t *testing.T) {
@@ -216,8 +216,8 @@ func TestTwoProcessesSeeEachOthersWrites(t *testing.T) {
 	conv := a.newConversation(t)
 
 	c := dial(t, a)
-	c.subscribe(1, "messages:list", map[string]any{"conversationId": conv})
-	c.settle()
+	c.Subscribe(1, "messages:list", map[string]any{"conversationId": conv})
+	c.Settle()
 
 	body := fmt.Sprintf(`{"path":"messages:send","format":"convex_encoded_json","args":[{"conversationId":%q,"body":"via process b"}]}`, conv)
 	resp, err := http.Post(bProc.server.URL+"/api/mutation", "application/json", strings.NewReader(body))
@@ -226,7 +226,7 @@ func TestTwoProcessesSeeEachOthersWrites(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
 	resp.Body.Close()
 	require.Equal(t, "success", out["status"], "%v", out)
-	c.waitFor(func() bool { list, _ := c.values[1].([]any); return len(list) == 1 })
+	c.WaitFor(func() bool { list, _ := c.Values[1].([]any); return len(list) == 1 })
 }
 
 func TestHTTPFunctionAPI(t *testing.T) {
@@ -311,7 +311,7 @@ func noMissedUpdateRandomizedRanges(t *testing.T, b *testBundle) {
 		qid := int64(0)
 		add := func(path string, args pageArgs) {
 			qid++
-			c.subscribe(qid, path, args)
+			c.Subscribe(qid, path, args)
 			subs = append(subs, subRef{c, qid, path, args})
 		}
 		for _, conv := range convs {
@@ -330,7 +330,7 @@ func noMissedUpdateRandomizedRanges(t *testing.T, b *testBundle) {
 		}
 	}
 	for _, c := range clients {
-		c.settle()
+		c.Settle()
 	}
 	before := b.engine.Stats()
 
@@ -349,7 +349,7 @@ func noMissedUpdateRandomizedRanges(t *testing.T, b *testBundle) {
 		case op < 4: // new messages: above every range's top
 			_, err = b.db.Pool.Exec(ctx, "INSERT INTO messages (sender_id, conversation_id, body) SELECT $1, $2, 'new'||g FROM generate_series(1, $3) g", b.senderID, conv, 1+rng.IntN(3))
 		case op < 6:
-			clients[rng.IntN(len(clients))].mutate("messages:send", map[string]any{"conversationId": strconv.FormatInt(conv, 10), "body": fmt.Sprintf("m%d", i)})
+			clients[rng.IntN(len(clients))].Mutate("messages:send", map[string]any{"conversationId": strconv.FormatInt(conv, 10), "body": fmt.Sprintf("m%d", i)})
 		case op < 8: // a message placed in the middle of the history, next to an existing one
 			_, err = b.db.Pool.Exec(ctx, "INSERT INTO messages (sender_id, conversation_id, body, created_at) SELECT $1, $2, 'mid', created_at + make_interval(secs => $3) FROM messages WHERE id = "+strings.ReplaceAll(randomID, "$1", "$2"), b.senderID, conv, float64(rng.IntN(5)-2)/1e6)
 		case op < 11: // shift a message in time, across page edges
@@ -385,7 +385,7 @@ func noMissedUpdateRandomizedRanges(t *testing.T, b *testBundle) {
 func settleAll(clients []*syncClient) {
 	for range 2 {
 		for _, c := range clients {
-			c.settle()
+			c.Settle()
 		}
 	}
 }
@@ -396,6 +396,6 @@ func requireFresh(t *testing.T, b *testBundle, c *syncClient, qid int64, path st
 	var fresh any
 	require.NoError(t, b.engine.Call(context.Background(), path, args, engine.Identity{}, &fresh))
 	want, _ := json.Marshal(fresh)
-	got, _ := json.Marshal(c.values[qid])
+	got, _ := json.Marshal(c.Values[qid])
 	require.JSONEq(t, string(want), string(got), "%s %+v", path, args)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/internal/synctest"
 	"github.com/ripplehq/ripple/internal/testdb"
 )
 
@@ -24,9 +25,9 @@ func TestLargeTransitionsArriveInChunks(t *testing.T) {
 	_, err := b.db.Pool.Exec(context.Background(), "INSERT INTO messages (sender_id, conversation_id, body) SELECT $1, $2, repeat('x', 500) || g FROM generate_series(1, 20) g", b.senderID, mustInt(conv))
 	require.NoError(t, err)
 	c := dial(t, b)
-	c.subscribe(1, "messages:list", map[string]any{"conversationId": conv})
-	c.waitFor(func() bool { list, _ := c.values[1].([]any); return len(list) == 20 })
-	require.Positive(t, c.chunked)
+	c.Subscribe(1, "messages:list", map[string]any{"conversationId": conv})
+	c.WaitFor(func() bool { list, _ := c.Values[1].([]any); return len(list) == 20 })
+	require.Positive(t, c.Chunked)
 }
 
 // A client that stops reading is cut off after the write timeout; others keep getting updates.
@@ -53,8 +54,8 @@ func TestSlowClientDoesNotBlockOthers(t *testing.T) {
 	}
 
 	healthy := dial(t, b)
-	healthy.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
-	healthy.settle()
+	healthy.Subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+	healthy.Settle()
 
 	// Large results fill the stalled socket's buffers quickly.
 	big := strings.Repeat("y", 3900)
@@ -62,7 +63,7 @@ func TestSlowClientDoesNotBlockOthers(t *testing.T) {
 		_, err := b.db.Pool.Exec(ctx, "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, $3)", b.senderID, mustInt(conv), big)
 		require.NoError(t, err)
 		want := float64(i)
-		healthy.waitFor(func() bool { return healthy.values[1] == want })
+		healthy.WaitFor(func() bool { return healthy.Values[1] == want })
 	}
 	require.Eventually(t, func() bool { return b.engine.Stats().Sessions == 1 }, 30*time.Second, 20*time.Millisecond,
 		"the stalled client should be disconnected")
@@ -77,8 +78,8 @@ func TestAllConnectionsTerminated(t *testing.T) {
 	ctx := context.Background()
 	conv := b.newConversation(t)
 	c := dial(t, b)
-	c.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
-	c.settle()
+	c.Subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+	c.Settle()
 
 	admin := testdb.NewPoolFor(t, &testdb.Bundle{URL: db.URL, Schema: "public"})
 	_, err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()", db.Schema)
@@ -96,7 +97,7 @@ func TestAllConnectionsTerminated(t *testing.T) {
 			return err == nil
 		}, 10*time.Second, 20*time.Millisecond)
 	}
-	c.waitFor(func() bool { return c.values[1] == float64(5) })
+	c.WaitFor(func() bool { return c.Values[1] == float64(5) })
 	var n int
 	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM messages WHERE conversation_id = $1", mustInt(conv)).Scan(&n))
 	require.Equal(t, 5, n, "each mutation committed exactly once")
@@ -108,13 +109,13 @@ func TestQueryTimeoutFailsOnlyThatQuery(t *testing.T) {
 	b := setupWith(t, db, func(c *engine.Config) { c.QueryTimeout = 200 * time.Millisecond })
 	conv := b.newConversation(t)
 	c := dial(t, b)
-	c.subscribe(1, "slow:sleep", map[string]any{})
-	c.subscribe(2, "messages:count", map[string]any{"conversationId": conv})
-	c.waitFor(func() bool { return c.values[1] != nil && c.values[2] != nil })
-	failure, ok := c.values[1].(map[string]any)
-	require.True(t, ok, "%v", c.values[1])
+	c.Subscribe(1, "slow:sleep", map[string]any{})
+	c.Subscribe(2, "messages:count", map[string]any{"conversationId": conv})
+	c.WaitFor(func() bool { return c.Values[1] != nil && c.Values[2] != nil })
+	failure, ok := c.Values[1].(map[string]any)
+	require.True(t, ok, "%v", c.Values[1])
 	require.Contains(t, failure["error"], "Server error")
-	require.Equal(t, float64(0), c.values[2])
+	require.Equal(t, float64(0), c.Values[2])
 }
 
 // A query that does not finish holds up only its own clients: another client's subscription
@@ -128,22 +129,22 @@ func TestSlowQueryHoldsUpOnlyItsClients(t *testing.T) {
 	t.Cleanup(func() { openGate(gateName) }) // runs before the engine stops, even on failure
 	slow, other := dial(t, b), dial(t, b)
 	args := map[string]any{"conversationId": conv}
-	slow.subscribe(1, "messages:count", args)
-	slow.subscribe(2, "slow:gated", map[string]any{"gate": gateName, "conversationId": conv})
+	slow.Subscribe(1, "messages:count", args)
+	slow.Subscribe(2, "slow:gated", map[string]any{"gate": gateName, "conversationId": conv})
 	<-gateNamed(gateName).entered
 
 	// Answered while the slow query waits at its gate; it would never be if the batch waited.
-	other.subscribe(1, "messages:count", args)
-	other.waitFor(func() bool { return other.values[1] != nil })
-	other.mutate("messages:send", map[string]any{"conversationId": conv, "body": "while slow"})
-	other.waitFor(func() bool { return other.values[1] == float64(1) })
+	other.Subscribe(1, "messages:count", args)
+	other.WaitFor(func() bool { return other.Values[1] != nil })
+	other.Mutate("messages:send", map[string]any{"conversationId": conv, "body": "while slow"})
+	other.WaitFor(func() bool { return other.Values[1] == float64(1) })
 	require.NotZero(t, b.engine.Stats().HeldBack)
 
 	openGate(gateName)
-	for slow.values[2] != float64(1) || slow.values[1] != float64(1) {
-		m := slow.next()
-		if m["type"] == "Transition" && slow.values[2] != nil {
-			require.Equal(t, slow.values[1], slow.values[2], "one transition mixed two snapshots")
+	for slow.Values[2] != float64(1) || slow.Values[1] != float64(1) {
+		m := slow.Next()
+		if m["type"] == "Transition" && slow.Values[2] != nil {
+			require.Equal(t, slow.Values[1], slow.Values[2], "one transition mixed two snapshots")
 		}
 	}
 }
@@ -156,16 +157,16 @@ func TestSharedSnapshotIsolatesErrorsAndSettings(t *testing.T) {
 	b := setup(t)
 	conv := b.newConversation(t)
 	c := dial(t, b)
-	c.subscribe(1, "test:divideByZero", map[string]any{})
-	c.subscribe(2, "messages:count", map[string]any{"conversationId": conv})
+	c.Subscribe(1, "test:divideByZero", map[string]any{})
+	c.Subscribe(2, "messages:count", map[string]any{"conversationId": conv})
 	for i := int64(0); i < 6; i++ {
-		c.subscribe(10+i, "test:setting", map[string]any{"Set": i%2 == 0, "N": i})
+		c.Subscribe(10+i, "test:setting", map[string]any{"Set": i%2 == 0, "N": i})
 	}
-	c.settle()
-	failure, ok := c.values[1].(map[string]any)
-	require.True(t, ok, "%v", c.values[1])
+	c.Settle()
+	failure, ok := c.Values[1].(map[string]any)
+	require.True(t, ok, "%v", c.Values[1])
 	require.Contains(t, failure["error"], "Server error")
-	require.Equal(t, float64(0), c.values[2])
+	require.Equal(t, float64(0), c.Values[2])
 	var serverDefault string
 	require.NoError(t, b.db.Pool.QueryRow(context.Background(), "SELECT current_setting('work_mem')").Scan(&serverDefault))
 	for i := int64(0); i < 6; i++ {
@@ -173,12 +174,12 @@ func TestSharedSnapshotIsolatesErrorsAndSettings(t *testing.T) {
 		if i%2 == 0 {
 			want = "77kB"
 		}
-		require.Equal(t, want, c.values[10+i], "query %d", i)
+		require.Equal(t, want, c.Values[10+i], "query %d", i)
 	}
 	// The failing query keeps failing alone; the others keep updating.
-	c.mutate("messages:send", map[string]any{"conversationId": conv, "body": "still live"})
-	c.waitFor(func() bool { return c.values[2] == float64(1) })
-	_, stillFailing := c.values[1].(map[string]any)
+	c.Mutate("messages:send", map[string]any{"conversationId": conv, "body": "still live"})
+	c.WaitFor(func() bool { return c.Values[2] == float64(1) })
+	_, stillFailing := c.Values[1].(map[string]any)
 	require.True(t, stillFailing)
 }
 
@@ -192,16 +193,16 @@ func TestBrokenBatchLosesNoUpdate(t *testing.T) {
 	for round := 0; round < 5; round++ {
 		token := fmt.Sprintf("%s-%d", t.Name(), round)
 		c := dial(t, b)
-		c.subscribe(1, "messages:list", map[string]any{"conversationId": conv})
-		c.subscribe(2, "test:breakOnce", map[string]any{"conversationId": conv, "token": token})
-		c.settle()
+		c.Subscribe(1, "messages:list", map[string]any{"conversationId": conv})
+		c.Subscribe(2, "test:breakOnce", map[string]any{"conversationId": conv, "token": token})
+		c.Settle()
 		breakTokens.Store(token, struct{}{})
 		_, err := b.db.Pool.Exec(ctx, "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, 'r')", b.senderID, mustInt(conv))
 		require.NoError(t, err)
-		c.settle()
-		require.Len(t, c.values[1], round+1, "round %d", round)
-		require.Len(t, c.values[2], round+1, "round %d", round)
-		c.conn.CloseNow()
+		c.Settle()
+		require.Len(t, c.Values[1], round+1, "round %d", round)
+		require.Len(t, c.Values[2], round+1, "round %d", round)
+		c.Conn.CloseNow()
 	}
 }
 
@@ -211,15 +212,15 @@ func TestAddThenRemoveBeforeABatch(t *testing.T) {
 	b := setup(t)
 	conv := b.newConversation(t)
 	c := dial(t, b)
-	c.subscribe(7, "messages:list", map[string]any{"conversationId": conv})
-	c.send(map[string]any{"type": "ModifyQuerySet", "baseVersion": c.qsVer, "newVersion": c.qsVer + 1,
+	c.Subscribe(7, "messages:list", map[string]any{"conversationId": conv})
+	c.Send(map[string]any{"type": "ModifyQuerySet", "baseVersion": c.QuerySetVersion, "newVersion": c.QuerySetVersion + 1,
 		"modifications": []any{map[string]any{"type": "Remove", "queryId": 7}}})
-	c.qsVer++
-	c.settle()
+	c.QuerySetVersion++
+	c.Settle()
 	_, err := b.db.Pool.Exec(context.Background(), "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, 'x')", b.senderID, mustInt(conv))
 	require.NoError(t, err)
-	c.settle()
-	require.NotContains(t, c.values, int64(7))
+	c.Settle()
+	require.NotContains(t, c.Values, int64(7))
 }
 
 // Chunks are cut on character boundaries.
@@ -231,10 +232,10 @@ func TestChunksKeepMultibyteText(t *testing.T) {
 	_, err := b.db.Pool.Exec(context.Background(), "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, $3)", b.senderID, mustInt(conv), body)
 	require.NoError(t, err)
 	c := dial(t, b)
-	c.subscribe(1, "messages:list", map[string]any{"conversationId": conv})
-	c.waitFor(func() bool { return c.values[1] != nil })
-	require.Equal(t, body, c.values[1].([]any)[0].(map[string]any)["body"])
-	require.Positive(t, c.chunked)
+	c.Subscribe(1, "messages:list", map[string]any{"conversationId": conv})
+	c.WaitFor(func() bool { return c.Values[1] != nil })
+	require.Equal(t, body, c.Values[1].([]any)[0].(map[string]any)["body"])
+	require.Positive(t, c.Chunked)
 }
 
 // Rows written as a replica would write them (logical replication, pg_restore) are captured.
@@ -244,8 +245,8 @@ func TestReplicaRoleWritesAreCaptured(t *testing.T) {
 	ctx := context.Background()
 	conv := b.newConversation(t)
 	c := dial(t, b)
-	c.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
-	c.settle()
+	c.Subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+	c.Settle()
 	tx, err := b.db.Pool.Begin(ctx)
 	require.NoError(t, err)
 	_, err = tx.Exec(ctx, "SET LOCAL session_replication_role = replica")
@@ -253,7 +254,7 @@ func TestReplicaRoleWritesAreCaptured(t *testing.T) {
 	_, err = tx.Exec(ctx, "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, 'replicated')", b.senderID, mustInt(conv))
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(ctx))
-	c.waitFor(func() bool { return c.values[1] == float64(1) })
+	c.WaitFor(func() bool { return c.Values[1] == float64(1) })
 }
 
 // An idle socket is pinged about every PingInterval by the engine's one pinger.
@@ -262,10 +263,10 @@ func TestIdleSocketsArePinged(t *testing.T) {
 	db := testdb.NewSchema(t)
 	b := setupWith(t, db, func(c *engine.Config) { c.PingInterval = 300 * time.Millisecond })
 	c := dial(t, b)
-	c.subscribe(1, "messages:total", map[string]any{})
+	c.Subscribe(1, "messages:total", map[string]any{})
 	pings := 0
 	for pings < 2 {
-		m, ok := <-c.msgs
+		m, ok := <-c.Frames
 		require.True(t, ok, "socket closed")
 		if m["type"] == "Ping" {
 			pings++
@@ -287,7 +288,7 @@ func TestResentMutationCommitsOnce(t *testing.T) {
 			return "", err
 		}
 		defer conn.Close(websocket.StatusNormalClosure, "")
-		if err := sendFrames(ctx, conn,
+		if err := synctest.Write(ctx, conn,
 			map[string]any{"type": "Connect", "sessionId": "resender", "connectionCount": 1, "lastCloseReason": nil, "clientTs": 0},
 			map[string]any{"type": "Mutation", "requestId": 1, "udfPath": "messages:send", "args": []any{map[string]any{"conversationId": conv, "body": "once"}}},
 		); err != nil {
@@ -356,7 +357,7 @@ func TestResentMutationThatNowFailsGetsItsOutcome(t *testing.T) {
 		conn, _, err := websocket.Dial(ctx, syncURL(b), nil)
 		require.NoError(t, err)
 		defer conn.Close(websocket.StatusNormalClosure, "")
-		require.NoError(t, sendFrames(ctx, conn,
+		require.NoError(t, synctest.Write(ctx, conn,
 			map[string]any{"type": "Connect", "sessionId": session, "connectionCount": 1, "lastCloseReason": nil, "clientTs": 0},
 			map[string]any{"type": "Mutation", "requestId": requestID, "udfPath": "test:sendOnce", "args": []any{map[string]any{"conversationId": conv, "body": body}}},
 		))
@@ -388,8 +389,8 @@ func TestSubscriptionFloodDoesNotHoldUpOthers(t *testing.T) {
 	conv := b.newConversation(t)
 	flood, other := dial(t, b), dial(t, b)
 
-	other.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
-	other.waitFor(func() bool { _, ok := other.values[1]; return ok })
+	other.Subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+	other.WaitFor(func() bool { _, ok := other.Values[1]; return ok })
 
 	const n = 1000 // Config.MaxQueriesPerSocket's default
 	mods := make([]any, n)
@@ -398,14 +399,14 @@ func TestSubscriptionFloodDoesNotHoldUpOthers(t *testing.T) {
 		// seconds (about 16 batches) while the other client's write takes a few milliseconds.
 		mods[i] = map[string]any{"type": "Add", "queryId": i, "udfPath": "test:pause", "args": []any{map[string]any{"n": i}}}
 	}
-	flood.send(map[string]any{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": mods})
-	flood.waitFor(func() bool { return len(flood.values) > 0 }) // the flood is being served
+	flood.Send(map[string]any{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": mods})
+	flood.WaitFor(func() bool { return len(flood.Values) > 0 }) // the flood is being served
 
-	other.mutate("messages:send", map[string]any{"conversationId": conv, "body": "while flooded"})
-	other.waitFor(func() bool { return other.values[1] == float64(1) })
-	updated := other.ts()
-	flood.waitFor(func() bool { return len(flood.values) == n })
-	require.Less(t, updated, flood.ts(), "the other client's update waited for the whole flood")
+	other.Mutate("messages:send", map[string]any{"conversationId": conv, "body": "while flooded"})
+	other.WaitFor(func() bool { return other.Values[1] == float64(1) })
+	updated := other.TS()
+	flood.WaitFor(func() bool { return len(flood.Values) == n })
+	require.Less(t, updated, flood.TS(), "the other client's update waited for the whole flood")
 }
 
 // A frozen listener (a half-open connection looks connected) makes /readyz say so, and the probe
@@ -415,8 +416,8 @@ func TestReadyzNoticesAFrozenListener(t *testing.T) {
 	b := setup(t)
 	conv := b.newConversation(t)
 	c := dial(t, b)
-	c.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
-	c.settle()
+	c.Subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+	c.Settle()
 
 	ready := func() (int, map[string]any) {
 		resp, err := http.Get(b.server.URL + "/readyz")
@@ -441,8 +442,8 @@ func TestReadyzNoticesAFrozenListener(t *testing.T) {
 
 	// The probe replaced the frozen connection: ready again, and updates flow.
 	require.Eventually(t, func() bool { code, _ := ready(); return code == http.StatusOK }, 30*time.Second, 50*time.Millisecond)
-	c.mutate("messages:send", map[string]any{"conversationId": conv, "body": "after the freeze"})
-	c.waitFor(func() bool { return c.values[1] == float64(1) })
+	c.Mutate("messages:send", map[string]any{"conversationId": conv, "body": "after the freeze"})
+	c.WaitFor(func() bool { return c.Values[1] == float64(1) })
 }
 
 // Actions a socket may run at once are bounded, and one more is refused at once with
@@ -456,13 +457,13 @@ func TestActionsPastTheLimitAreRefusedWithoutBlockingTheSocket(t *testing.T) {
 	t.Cleanup(func() { openGate(gate) })
 	const limit = 16
 	for i := 1; i <= limit+1; i++ {
-		c.send(map[string]any{"type": "Action", "requestId": i, "udfPath": "test:wait", "args": []any{map[string]any{"gate": gate}}})
+		c.Send(map[string]any{"type": "Action", "requestId": i, "udfPath": "test:wait", "args": []any{map[string]any{"gate": gate}}})
 	}
-	c.nextReq = limit + 1
-	req := c.mutate("messages:send", map[string]any{"conversationId": conv, "body": "while actions wait"})
+	c.RequestID = limit + 1
+	req := c.Mutate("messages:send", map[string]any{"conversationId": conv, "body": "while actions wait"})
 	refused, replied := false, false
 	for !refused || !replied {
-		m := c.next()
+		m := c.Next()
 		switch {
 		case m["type"] == "ActionResponse":
 			require.Equal(t, float64(limit+1), m["requestId"], "only the action past the limit answers before the gate opens")
@@ -476,7 +477,7 @@ func TestActionsPastTheLimitAreRefusedWithoutBlockingTheSocket(t *testing.T) {
 	}
 	openGate(gate)
 	for done := 0; done < limit; {
-		if m := c.next(); m["type"] == "ActionResponse" {
+		if m := c.Next(); m["type"] == "ActionResponse" {
 			require.Equal(t, true, m["success"], "%v", m)
 			done++
 		}
@@ -495,7 +496,7 @@ func TestMutationOutOfRetriesAtTheLogIsAConflict(t *testing.T) {
 	require.NoError(t, err)
 	b := setupWith(t, db, func(c *engine.Config) { c.MutationMaxRetries = 2 })
 	c := dial(t, b)
-	m := c.mutateResult("test:noop", map[string]any{})
+	m := c.Await(c.Mutate("test:noop", map[string]any{}))
 	require.Equal(t, false, m["success"], "%v", m)
 	require.Equal(t, "CONFLICT", m["errorData"].(map[string]any)["code"], "%v", m)
 	require.Contains(t, fmt.Sprint(m["result"]), "failed serialization 2 times")

@@ -27,7 +27,7 @@ func sharedMembers(t *testing.T, b *authBundle, n int) []sharedMember {
 	for i := range members {
 		resp := signUp(t, b.server.URL, fmt.Sprintf("shared%d-%d@example.com", i, time.Now().UnixNano()), "correct horse battery staple", fmt.Sprintf("User %d", i))
 		c := dial(t, b.testBundle)
-		c.authenticate("User", resp.AccessToken, 0, nil)
+		c.Authenticate("User", resp.AccessToken, 0, nil)
 		members[i] = sharedMember{id: mustInt(resp.User.ID), identity: engine.Identity{UserID: resp.User.ID}, c: c}
 	}
 	return members
@@ -52,11 +52,11 @@ func requireFreshAs(t *testing.T, b *testBundle, c *syncClient, qid int64, ident
 	if err != nil {
 		var ue *engine.Error
 		require.True(t, errors.As(err, &ue), "%v", err)
-		got, _ := c.values[qid].(map[string]any)
-		require.Equal(t, ue.Message, got["error"], "%s %+v as %s: held %v", path, args, identity.UserID, c.values[qid])
+		got, _ := c.Values[qid].(map[string]any)
+		require.Equal(t, ue.Message, got["error"], "%s %+v as %s: held %v", path, args, identity.UserID, c.Values[qid])
 		return
 	}
-	requireJSONEqual(t, fresh, c.values[qid], "%s %+v as %s", path, args, identity.UserID)
+	requireJSONEqual(t, fresh, c.Values[qid], "%s %+v as %s", path, args, identity.UserID)
 }
 
 // Members come and go while messages arrive: every subscriber of the shared query holds, after
@@ -88,7 +88,7 @@ func noMissedUpdateShared(t *testing.T, b *authBundle) {
 	var clients []*syncClient
 	for _, m := range members {
 		for i, conv := range convs {
-			m.c.subscribe(int64(i+1), "shared:messages", map[string]any{"conversationId": conv})
+			m.c.Subscribe(int64(i+1), "shared:messages", map[string]any{"conversationId": conv})
 		}
 		clients = append(clients, m.c)
 	}
@@ -137,27 +137,27 @@ func TestSharedQueryRunsOncePerChange(t *testing.T) {
 	var clients []*syncClient
 	for _, m := range members {
 		setMember(t, b, conv, m.id, true)
-		m.c.subscribe(1, "shared:messages", args)
+		m.c.Subscribe(1, "shared:messages", args)
 		clients = append(clients, m.c)
 	}
 	settleAll(clients)
 	hasMessages := func(c *syncClient, n int) func() bool {
-		return func() bool { list, ok := c.values[1].([]any); return ok && len(list) == n }
+		return func() bool { list, ok := c.Values[1].([]any); return ok && len(list) == n }
 	}
 
 	before := b.engine.Stats()
 	_, err := b.db.Pool.Exec(ctx, "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, 'hello')", b.senderID, mustInt(conv))
 	require.NoError(t, err)
 	for _, c := range clients {
-		c.waitFor(hasMessages(c, 1))
+		c.WaitFor(hasMessages(c, 1))
 	}
 	after := b.engine.Stats()
 	require.Equal(t, int64(1), after.Executions-before.Executions, "one run of the result for three subscribers, no access check")
 	require.Equal(t, int64(3), after.Reruns-before.Reruns)
 
 	setMember(t, b, conv, members[2].id, false)
-	members[2].c.waitFor(func() bool {
-		v, ok := members[2].c.values[1].(map[string]any)
+	members[2].c.WaitFor(func() bool {
+		v, ok := members[2].c.Values[1].(map[string]any)
 		return ok && v["error"] == "not a participant"
 	})
 	settleAll(clients)

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ripplehq/ripple/engine"
+	"github.com/ripplehq/ripple/internal/synctest"
 	"github.com/ripplehq/ripple/internal/testdb"
 )
 
@@ -25,31 +26,31 @@ func TestSubscriptionSeesMutationsAndOutsideWrites(t *testing.T) {
 	other := b.newConversation(t)
 	c := dial(t, b)
 
-	c.subscribe(1, "messages:list", map[string]any{"conversationId": conv})
-	c.waitFor(func() bool { _, ok := c.values[1]; return ok })
-	require.Equal(t, []any{}, c.values[1])
+	c.Subscribe(1, "messages:list", map[string]any{"conversationId": conv})
+	c.WaitFor(func() bool { _, ok := c.Values[1]; return ok })
+	require.Equal(t, []any{}, c.Values[1])
 
 	// Read your writes, as the official client sees them: the response comes first, and the very
 	// next transition reaches its ts and holds the write.
-	req := c.mutate("messages:send", map[string]any{"conversationId": conv, "body": "hello"})
+	req := c.Mutate("messages:send", map[string]any{"conversationId": conv, "body": "hello"})
 	var respTS uint64
 	for {
-		m := c.next()
+		m := c.Next()
 		if m["type"] == "MutationResponse" {
 			require.Equal(t, float64(req), m["requestId"])
 			require.Equal(t, true, m["success"], "%v", m)
-			respTS = decodeTS(m["ts"].(string))
+			respTS = synctest.DecodeTS(m["ts"].(string))
 			break
 		}
 	}
-	require.Equal(t, "Transition", c.next()["type"])
-	require.GreaterOrEqual(t, c.ts(), respTS)
-	require.Len(t, c.values[1], 1)
+	require.Equal(t, "Transition", c.Next()["type"])
+	require.GreaterOrEqual(t, c.TS(), respTS)
+	require.Len(t, c.Values[1], 1)
 
 	// A write from outside Ripple reaches the subscriber too.
 	_, err := b.db.Pool.Exec(context.Background(), "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, 'from psql')", b.senderID, mustInt(conv))
 	require.NoError(t, err)
-	c.waitFor(func() bool { return len(c.values[1].([]any)) == 2 })
+	c.WaitFor(func() bool { return len(c.Values[1].([]any)) == 2 })
 
 	// A write to another conversation does not re-run the subscription.
 	before := b.engine.Stats()
@@ -67,15 +68,15 @@ func TestBadInputGetsErrorsAndServerKeepsServing(t *testing.T) {
 
 	t.Run("unknown and internal functions fail the query only", func(t *testing.T) {
 		c := dial(t, b)
-		c.subscribe(1, "nope:missing", map[string]any{})
-		c.subscribe(2, "secret:peek", map[string]any{})
-		c.subscribe(3, "messages:list", map[string]any{"conversationId": 42})
-		c.subscribe(4, "messages:list", map[string]any{"conversationId": conv, "extra": true})
-		c.subscribe(5, "boom:panic", map[string]any{})
-		c.waitFor(func() bool { return len(c.values) == 5 })
+		c.Subscribe(1, "nope:missing", map[string]any{})
+		c.Subscribe(2, "secret:peek", map[string]any{})
+		c.Subscribe(3, "messages:list", map[string]any{"conversationId": 42})
+		c.Subscribe(4, "messages:list", map[string]any{"conversationId": conv, "extra": true})
+		c.Subscribe(5, "boom:panic", map[string]any{})
+		c.WaitFor(func() bool { return len(c.Values) == 5 })
 		for qid := int64(1); qid <= 5; qid++ {
-			failure, ok := c.values[qid].(map[string]any)
-			require.True(t, ok, "query %d should fail: %v", qid, c.values[qid])
+			failure, ok := c.Values[qid].(map[string]any)
+			require.True(t, ok, "query %d should fail: %v", qid, c.Values[qid])
 			msg := fmt.Sprint(failure["error"])
 			switch qid {
 			case 1, 2:
@@ -93,16 +94,16 @@ func TestBadInputGetsErrorsAndServerKeepsServing(t *testing.T) {
 
 	t.Run("wrong baseVersion is fatal", func(t *testing.T) {
 		c := dial(t, b)
-		c.send(map[string]any{"type": "ModifyQuerySet", "baseVersion": 7, "newVersion": 8, "modifications": []any{}})
-		m := c.next()
+		c.Send(map[string]any{"type": "ModifyQuerySet", "baseVersion": 7, "newVersion": 8, "modifications": []any{}})
+		m := c.Next()
 		require.Equal(t, "FatalError", m["type"])
 	})
 
 	t.Run("malformed JSON and unknown types are fatal", func(t *testing.T) {
 		for _, raw := range []string{"{not json", `{"type":"Nope"}`} {
 			c := dial(t, b)
-			require.NoError(t, c.conn.Write(context.Background(), 1, []byte(raw)))
-			m := c.next()
+			require.NoError(t, c.Conn.Write(context.Background(), 1, []byte(raw)))
+			m := c.Next()
 			require.Equal(t, "FatalError", m["type"], raw)
 		}
 	})
@@ -113,17 +114,17 @@ func TestBadInputGetsErrorsAndServerKeepsServing(t *testing.T) {
 		for i := range big {
 			big[i] = 'a'
 		}
-		_ = c.conn.Write(context.Background(), 1, big)
-		_, ok := <-c.msgs
+		_ = c.Conn.Write(context.Background(), 1, big)
+		_, ok := <-c.Frames
 		for ok {
-			_, ok = <-c.msgs
+			_, ok = <-c.Frames
 		}
 	})
 
 	t.Run("a second Connect is fatal", func(t *testing.T) {
 		c := dial(t, b)
-		c.send(map[string]any{"type": "Connect", "sessionId": "again", "connectionCount": 0, "lastCloseReason": nil, "clientTs": 0})
-		m := c.next()
+		c.Send(map[string]any{"type": "Connect", "sessionId": "again", "connectionCount": 0, "lastCloseReason": nil, "clientTs": 0})
+		m := c.Next()
 		require.Equal(t, "FatalError", m["type"])
 		require.Contains(t, m["error"], "already")
 	})
@@ -136,7 +137,7 @@ func TestBadInputGetsErrorsAndServerKeepsServing(t *testing.T) {
 		defer conn.Close(websocket.StatusNormalClosure, "")
 		huge := make([]byte, 8)
 		binary.LittleEndian.PutUint64(huge, math.MaxUint64-15)
-		require.NoError(t, sendFrames(ctx, conn,
+		require.NoError(t, synctest.Write(ctx, conn,
 			map[string]any{"type": "Connect", "sessionId": "poison", "connectionCount": 0, "lastCloseReason": nil, "clientTs": 0,
 				"maxObservedTimestamp": base64.StdEncoding.EncodeToString(huge)},
 			map[string]any{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": []any{
@@ -165,8 +166,8 @@ func TestBadInputGetsErrorsAndServerKeepsServing(t *testing.T) {
 		for i := range mods {
 			mods[i] = map[string]any{"type": "Add", "queryId": i, "udfPath": "messages:count", "args": []any{map[string]any{"conversationId": conv}}}
 		}
-		c.send(map[string]any{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": mods})
-		m := c.next()
+		c.Send(map[string]any{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": mods})
+		m := c.Next()
 		require.Equal(t, "FatalError", m["type"])
 		require.Contains(t, m["error"], "at most 1000 queries")
 	})
@@ -185,9 +186,9 @@ func TestBadInputGetsErrorsAndServerKeepsServing(t *testing.T) {
 
 	// After all that, a fresh client is served normally.
 	c := dial(t, b)
-	c.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
-	c.waitFor(func() bool { return c.values[1] != nil })
-	require.Equal(t, float64(0), c.values[1])
+	c.Subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+	c.WaitFor(func() bool { return c.Values[1] != nil })
+	require.Equal(t, float64(0), c.Values[1])
 }
 
 // Identical (function, args, identity) subscriptions run once per batch, and a re-run whose
@@ -199,13 +200,13 @@ func TestIdenticalSubscriptionsRunOnceAndUnchangedResultsAreNotSent(t *testing.T
 	conv := b.newConversation(t)
 	c1, c2 := dial(t, b), dial(t, b)
 	for _, c := range []*syncClient{c1, c2} {
-		c.subscribe(1, "messages:count", map[string]any{"conversationId": conv})
-		c.settle()
+		c.Subscribe(1, "messages:count", map[string]any{"conversationId": conv})
+		c.Settle()
 	}
 	var msgID int64
 	require.NoError(t, b.db.Pool.QueryRow(ctx, "INSERT INTO messages (sender_id, conversation_id, body) VALUES ($1, $2, 'x') RETURNING id", b.senderID, mustInt(conv)).Scan(&msgID))
 	for _, c := range []*syncClient{c1, c2} {
-		c.waitFor(func() bool { return c.values[1] == float64(1) })
+		c.WaitFor(func() bool { return c.Values[1] == float64(1) })
 	}
 
 	// An update re-runs both subscriptions (same key) as one execution; the count is unchanged,
@@ -221,9 +222,9 @@ func TestIdenticalSubscriptionsRunOnceAndUnchangedResultsAreNotSent(t *testing.T
 	require.Equal(t, before.ChangedReruns, after.ChangedReruns)
 	// No transition carried a modification for the unchanged result.
 	for _, c := range []*syncClient{c1, c2} {
-		req := c.mutate("test:noop", map[string]any{})
+		req := c.Mutate("test:noop", map[string]any{})
 		for {
-			m := c.next()
+			m := c.Next()
 			if m["type"] == "Transition" {
 				require.Empty(t, m["modifications"], "an unchanged result was sent")
 			}
@@ -262,7 +263,7 @@ func TestMutationsPastTheRateLimitAreRefused(t *testing.T) {
 	conv := b.newConversation(t)
 	c := dial(t, b)
 	for i := range 8 {
-		c.mutate("messages:send", map[string]any{"conversationId": conv, "body": fmt.Sprintf("m%d", i)})
+		c.Mutate("messages:send", map[string]any{"conversationId": conv, "body": fmt.Sprintf("m%d", i)})
 	}
 	ok, limited := 0, 0
 	for ok+limited < 8 {
@@ -283,7 +284,7 @@ func TestMutationsPastTheRateLimitAreRefused(t *testing.T) {
 	require.Equal(t, ok, n)
 	// Another client has its own allowance.
 	other := dial(t, b)
-	other.mutate("messages:send", map[string]any{"conversationId": conv, "body": "from someone else"})
+	other.Mutate("messages:send", map[string]any{"conversationId": conv, "body": "from someone else"})
 	require.Equal(t, true, other.nextOf("MutationResponse")["success"])
 }
 
@@ -294,9 +295,9 @@ func TestFunctionRateLimitPerCaller(t *testing.T) {
 	b := setup(t)
 	c, other := dial(t, b), dial(t, b)
 	for i := range 3 {
-		req := c.mutate("test:limited", map[string]any{})
+		req := c.Mutate("test:limited", map[string]any{})
 		for {
-			m := c.next()
+			m := c.Next()
 			if m["type"] != "MutationResponse" || m["requestId"] != float64(req) {
 				continue
 			}
@@ -312,9 +313,9 @@ func TestFunctionRateLimitPerCaller(t *testing.T) {
 		}
 	}
 	// Another anonymous socket is another caller, and the server's own calls are not limited.
-	req := other.mutate("test:limited", map[string]any{})
+	req := other.Mutate("test:limited", map[string]any{})
 	for {
-		if m := other.next(); m["type"] == "MutationResponse" && m["requestId"] == float64(req) {
+		if m := other.Next(); m["type"] == "MutationResponse" && m["requestId"] == float64(req) {
 			require.Equal(t, true, m["success"], "%v", m)
 			break
 		}

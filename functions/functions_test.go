@@ -35,14 +35,8 @@ func setup(t *testing.T, opts *setupOpts) *testBundle {
 	t.Helper()
 	ctx := context.Background()
 	db := testdb.NewSchema(t)
-	embedder := opts.embedder
-	if embedder == nil {
-		var err error
-		embedder, err = embedding.New(embedding.Config{Provider: embedding.ProviderLocal})
-		require.NoError(t, err)
-	}
 	reg := engine.NewRegistry()
-	functions.Register(reg, &functions.Deps{Embedder: embedder})
+	functions.Register(reg, &functions.Deps{Embedder: embedderOr(t, opts.embedder)})
 	if opts.register != nil {
 		opts.register(reg)
 	}
@@ -55,6 +49,17 @@ func setup(t *testing.T, opts *setupOpts) *testBundle {
 		require.NoError(t, e.Stop(stopCtx))
 	})
 	return &testBundle{db: db, engine: e}
+}
+
+// embedderOr is p, or the local provider when p is nil.
+func embedderOr(t *testing.T, p embedding.Provider) embedding.Provider {
+	t.Helper()
+	if p != nil {
+		return p
+	}
+	local, err := embedding.New(embedding.Config{Provider: embedding.ProviderLocal})
+	require.NoError(t, err)
+	return local
 }
 
 func (b *testBundle) user(t *testing.T, name string) engine.Identity {

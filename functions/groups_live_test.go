@@ -13,21 +13,22 @@ import (
 
 	"github.com/ripplehq/ripple/engine"
 	"github.com/ripplehq/ripple/functions"
+	"github.com/ripplehq/ripple/internal/synctest"
 )
 
 // Non-members can neither read, list, send, mark read, search nor export a group; a removed
 // member loses all of it, history included.
 func TestGroupAccessIsMembersOnly(t *testing.T) {
 	t.Parallel()
-	b := setupLive(t)
-	ann, _ := b.signUp(t, "ann")
-	bob, bobToken := b.signUp(t, "bob")
-	eve, eveToken := b.signUp(t, "eve")
+	b := setupLive(t, liveOpts{})
+	ann := b.signUp(t, "ann").Identity
+	bob, eve := b.signUp(t, "bob"), b.signUp(t, "eve")
 	conv := b.group(t, ann, "club", "bob")
-	msg := b.send(t, bob, conv, "the secret plan")
+	msg := b.send(t, bob.Identity, conv, "the secret plan")
 
-	refused := func(who engine.Identity, token string) {
+	refused := func(a account) {
 		t.Helper()
+		who := a.Identity
 		page := map[string]any{"numItems": 10, "cursor": nil}
 		requireCode(t, b.call(t, who, "messages:list", map[string]any{"conversationId": conv, "paginationOpts": page}, nil), engine.CodeForbidden)
 		requireCode(t, b.call(t, who, "messages:send", map[string]any{"conversationId": conv, "body": "hi"}, nil), engine.CodeForbidden)
@@ -37,26 +38,26 @@ func TestGroupAccessIsMembersOnly(t *testing.T) {
 		var list []functions.Conversation
 		require.NoError(t, b.call(t, who, "conversations:list", map[string]any{}, &list))
 		require.Empty(t, list)
-		code, body := b.get(t, "/http/me/export", token)
+		code, body := b.get(t, "/http/me/export", a.token)
 		require.Equal(t, http.StatusOK, code, body)
 		require.NotContains(t, body, "secret plan")
 		require.NotContains(t, body, conv)
 	}
-	refused(eve, eveToken)
-	code, body := b.get(t, "/http/me/export", bobToken)
+	refused(eve)
+	code, body := b.get(t, "/http/me/export", bob.token)
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, "the secret plan")
 	require.Contains(t, body, `"name":"club"`)
 
 	require.NoError(t, b.call(t, ann, "conversations:removeMember", map[string]any{"conversationId": conv, "userId": bob.UserID}, nil))
-	refused(bob, bobToken)
+	refused(bob)
 }
 
 // Groups created per user per hour are limited (from clients; the error says when to retry).
 func TestGroupCreationIsRateLimited(t *testing.T) {
 	t.Parallel()
-	b := setupLive(t)
-	_, token := b.signUp(t, "ann")
+	b := setupLive(t, liveOpts{})
+	token := b.signUp(t, "ann").token
 	b.user(t, "bob")
 	args := map[string]any{"path": "conversations:createGroup", "format": "json", "args": map[string]any{"name": "g", "emails": []string{"bob@school.test"}}}
 	for i := range functions.GroupsPerHour {
@@ -162,39 +163,39 @@ func firstPage(conv string) map[string]any {
 // reaches them.
 func TestGroupRemovalRevokesLiveSubscriptionsInTheSameTransition(t *testing.T) {
 	t.Parallel()
-	b := setupLive(t)
+	b := setupLive(t, liveOpts{})
 	ann, bob, cat := b.user(t, "ann"), b.user(t, "bob"), b.user(t, "cat")
 	conv := b.group(t, ann, "club", "bob", "cat")
 	b.send(t, bob, conv, "before")
-	clients := map[string]*liveClient{}
+	clients := map[string]*synctest.Client{}
 	for name, who := range map[string]engine.Identity{"ann": ann, "bob": bob, "cat": cat} {
 		c := b.dialAs(t, who)
-		c.subscribe(1, "messages:list", firstPage(conv))
-		c.subscribe(2, "conversations:list", map[string]any{})
-		c.waitFor(func() bool { return slices.Contains(pageBodies(c.values[1]), "before") && c.values[2] != nil })
+		c.Subscribe(1, "messages:list", firstPage(conv))
+		c.Subscribe(2, "conversations:list", map[string]any{})
+		c.WaitFor(func() bool { return slices.Contains(pageBodies(c.Values[1]), "before") && c.Values[2] != nil })
 		clients[name] = c
 	}
 
-	require.Empty(t, clients["ann"].call("conversations:removeMember", map[string]any{"conversationId": conv, "userId": cat.UserID}))
-	bobSees := ""
-	clients["bob"].waitFor(func() bool {
-		if slices.Contains(pageBodies(clients["bob"].values[1]), "ann removed cat") {
-			bobSees = clients["bob"].ts
+	require.Empty(t, clients["ann"].Call("conversations:removeMember", map[string]any{"conversationId": conv, "userId": cat.UserID}))
+	var bobSees uint64
+	clients["bob"].WaitFor(func() bool {
+		if slices.Contains(pageBodies(clients["bob"].Values[1]), "ann removed cat") {
+			bobSees = clients["bob"].TS()
 			return true
 		}
 		return false
 	})
 	c := clients["cat"]
-	c.waitFor(func() bool { return isError(c.values[1]) })
-	require.Equal(t, bobSees, c.ts, "cat lost the thread in the transition that showed bob the removal")
-	require.Empty(t, c.values[2], "and the group left cat's list in it")
-	require.Contains(t, c.values[1].(map[string]any)["error"], "not a participant")
+	c.WaitFor(func() bool { return isError(c.Values[1]) })
+	require.Equal(t, bobSees, c.TS(), "cat lost the thread in the transition that showed bob the removal")
+	require.Empty(t, c.Values[2], "and the group left cat's list in it")
+	require.Contains(t, c.Values[1].(map[string]any)["error"], "not a participant")
 
 	b.send(t, bob, conv, "after")
-	clients["bob"].waitFor(func() bool { return slices.Contains(pageBodies(clients["bob"].values[1]), "after") })
-	c.settle()
-	require.True(t, isError(c.values[1]))
-	require.NotEmpty(t, c.call("messages:send", map[string]any{"conversationId": conv, "body": "let me back"}))
+	clients["bob"].WaitFor(func() bool { return slices.Contains(pageBodies(clients["bob"].Values[1]), "after") })
+	c.Settle()
+	require.True(t, isError(c.Values[1]))
+	require.NotEmpty(t, c.Call("messages:send", map[string]any{"conversationId": conv, "body": "let me back"}))
 }
 
 // In a group of 30, a new message re-runs the shared thread query once for all 30 open
@@ -202,7 +203,7 @@ func TestGroupRemovalRevokesLiveSubscriptionsInTheSameTransition(t *testing.T) {
 // own membership rows changed.
 func TestGroupSharedQueryRunsOncePerChange(t *testing.T) {
 	t.Parallel()
-	b := setupLive(t)
+	b := setupLive(t, liveOpts{})
 	members := createMembers(t, b.testBundle, "member", 30)
 	var emails []string
 	for i := 2; i <= 30; i++ {
@@ -210,20 +211,20 @@ func TestGroupSharedQueryRunsOncePerChange(t *testing.T) {
 	}
 	var conv string
 	require.NoError(t, b.call(t, members[0], "conversations:createGroup", map[string]any{"name": "class", "emails": emails}, &conv))
-	var clients []*liveClient
+	var clients []*synctest.Client
 	for _, m := range members {
 		c := b.dialAs(t, m)
-		c.subscribe(1, "messages:list", firstPage(conv))
+		c.Subscribe(1, "messages:list", firstPage(conv))
 		clients = append(clients, c)
 	}
 	for _, c := range clients {
-		c.waitFor(func() bool { return len(pageBodies(c.values[1])) == 1 })
+		c.WaitFor(func() bool { return len(pageBodies(c.Values[1])) == 1 })
 	}
 
 	before := b.engine.Stats()
 	b.send(t, members[1], conv, "hello class")
 	for _, c := range clients {
-		c.waitFor(func() bool { return len(pageBodies(c.values[1])) == 2 })
+		c.WaitFor(func() bool { return len(pageBodies(c.Values[1])) == 2 })
 	}
 	after := b.engine.Stats()
 	require.Equal(t, int64(1), after.Executions-before.Executions, "one run of the thread for 30 open threads, no access check")
@@ -231,9 +232,9 @@ func TestGroupSharedQueryRunsOncePerChange(t *testing.T) {
 
 	before = after
 	require.NoError(t, b.call(t, members[0], "conversations:removeMember", map[string]any{"conversationId": conv, "userId": members[29].UserID}, nil))
-	clients[29].waitFor(func() bool { return isError(clients[29].values[1]) })
+	clients[29].WaitFor(func() bool { return isError(clients[29].Values[1]) })
 	for _, c := range clients[:29] {
-		c.waitFor(func() bool { return len(pageBodies(c.values[1])) == 3 })
+		c.WaitFor(func() bool { return len(pageBodies(c.Values[1])) == 3 })
 	}
 	after = b.engine.Stats()
 	// The thread once, the removed member's access and the remover's (their read position moved
@@ -247,17 +248,17 @@ func TestGroupSharedQueryRunsOncePerChange(t *testing.T) {
 // stream, every member's and former member's open thread and list equal a fresh run as them.
 func TestGroupMembershipChurnMissesNoUpdate(t *testing.T) {
 	t.Parallel()
-	b := setupLive(t)
+	b := setupLive(t, liveOpts{})
 	rng := rand.New(rand.NewPCG(21, 1))
 	people := createMembers(t, b.testBundle, "p", 8)
 	admin := people[0]
 	conv := b.group(t, admin, "churn", "p2", "p3", "p4")
 	in := map[int]bool{0: true, 1: true, 2: true, 3: true}
-	var clients []*liveClient
+	var clients []*synctest.Client
 	for _, p := range people {
 		c := b.dialAs(t, p)
-		c.subscribe(1, "messages:list", firstPage(conv))
-		c.subscribe(2, "conversations:list", map[string]any{})
+		c.Subscribe(1, "messages:list", firstPage(conv))
+		c.Subscribe(2, "conversations:list", map[string]any{})
 		clients = append(clients, c)
 	}
 	for i := range 120 {
@@ -278,7 +279,7 @@ func TestGroupMembershipChurnMissesNoUpdate(t *testing.T) {
 		}
 	}
 	for i, c := range clients {
-		c.settle()
+		c.Settle()
 		for qid, q := range map[int64]struct {
 			path string
 			args any
@@ -286,17 +287,17 @@ func TestGroupMembershipChurnMissesNoUpdate(t *testing.T) {
 			var fresh any
 			err := b.engine.Call(context.Background(), q.path, q.args, people[i], &fresh)
 			if err != nil {
-				require.True(t, isError(c.values[qid]), "p%d %s: fresh run fails (%v), held %v", i+1, q.path, err, c.values[qid])
+				require.True(t, isError(c.Values[qid]), "p%d %s: fresh run fails (%v), held %v", i+1, q.path, err, c.Values[qid])
 				continue
 			}
 			if q.path == "messages:list" {
 				// The live page grows from where it was opened; compare its newest messages.
-				got, want := pageBodies(c.values[qid]), pageBodies(fresh)
-				require.NotNil(t, got, "p%d: %v", i+1, c.values[qid])
+				got, want := pageBodies(c.Values[qid]), pageBodies(fresh)
+				require.NotNil(t, got, "p%d: %v", i+1, c.Values[qid])
 				require.Equal(t, want[:min(len(want), 10)], got[:min(len(got), 10)], "p%d", i+1)
 				continue
 			}
-			requireJSONEqual(t, fresh, c.values[qid], "p%d %s", i+1, q.path)
+			requireJSONEqual(t, fresh, c.Values[qid], "p%d %s", i+1, q.path)
 		}
 	}
 }

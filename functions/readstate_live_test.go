@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/ripplehq/ripple/internal/synctest"
 )
 
 // listEntry is a conversation's entry in a conversations:list value, or nil.
@@ -20,8 +22,8 @@ func listEntry(v any, conv string) map[string]any {
 
 // unreadIn is a conversation's unread count in a client's conversations:list (query 1), or -1
 // when the conversation is not listed.
-func unreadIn(c *liveClient, conv string) int {
-	e := listEntry(c.values[1], conv)
+func unreadIn(c *synctest.Client, conv string) int {
+	e := listEntry(c.Values[1], conv)
 	if e == nil {
 		return -1
 	}
@@ -37,29 +39,29 @@ func unreadIn(c *liveClient, conv string) int {
 func TestMarkReadReRunsOnlyTheReadersList(t *testing.T) {
 	t.Parallel()
 	const n = 6
-	b := setupLive(t)
+	b := setupLive(t, liveOpts{})
 	members := createMembers(t, b.testBundle, "reader", n)
 	others := make([]string, 0, n-1)
 	for i := 2; i <= n; i++ {
 		others = append(others, fmt.Sprint("reader", i))
 	}
 	conv := b.group(t, members[0], "readers", others...)
-	var clients []*liveClient
+	var clients []*synctest.Client
 	for _, m := range members {
 		c := b.dialAs(t, m)
-		c.subscribe(1, "conversations:list", map[string]any{})
-		c.subscribe(2, "messages:list", firstPage(conv)) // the thread open, as where the app marks read
+		c.Subscribe(1, "conversations:list", map[string]any{})
+		c.Subscribe(2, "messages:list", firstPage(conv)) // the thread open, as where the app marks read
 		clients = append(clients, c)
 	}
 	for _, c := range clients {
-		c.waitFor(func() bool { return listEntry(c.values[1], conv) != nil && len(pageBodies(c.values[2])) == 1 })
+		c.WaitFor(func() bool { return listEntry(c.Values[1], conv) != nil && len(pageBodies(c.Values[2])) == 1 })
 	}
 
 	sender := 1
 	msg := b.send(t, members[sender], conv, "hello readers")
 	for i, c := range clients {
-		c.waitFor(func() bool {
-			last, _ := listEntry(c.values[1], conv)["lastMessage"].(map[string]any)
+		c.WaitFor(func() bool {
+			last, _ := listEntry(c.Values[1], conv)["lastMessage"].(map[string]any)
 			return last != nil && last["body"] == "hello readers"
 		})
 		want := 1
@@ -70,7 +72,7 @@ func TestMarkReadReRunsOnlyTheReadersList(t *testing.T) {
 	}
 	settleAll := func() {
 		for _, c := range clients {
-			c.settle()
+			c.Settle()
 		}
 	}
 	settleAll()
@@ -79,17 +81,17 @@ func TestMarkReadReRunsOnlyTheReadersList(t *testing.T) {
 	reader := 2
 	positions := make([]any, n)
 	for i, c := range clients {
-		positions[i] = listEntry(c.values[1], conv)["lastReadMessageId"]
+		positions[i] = listEntry(c.Values[1], conv)["lastReadMessageId"]
 	}
 	require.NotEqual(t, msg, positions[reader], "the group's first line is where members start")
 	before := b.engine.Stats()
-	require.Empty(t, clients[reader].call("conversations:markRead", map[string]any{"conversationId": conv, "messageId": msg}))
-	clients[reader].waitFor(func() bool { return unreadIn(clients[reader], conv) == 0 })
+	require.Empty(t, clients[reader].Call("conversations:markRead", map[string]any{"conversationId": conv, "messageId": msg}))
+	clients[reader].WaitFor(func() bool { return unreadIn(clients[reader], conv) == 0 })
 	settleAll()
 	after := b.engine.Stats()
 	require.Equal(t, int64(1), after.Reruns-before.Reruns, "the reader's list re-ran, no other member's")
 	require.Equal(t, int64(1), after.Executions-before.Executions, "and no access check of the open thread")
-	require.Equal(t, msg, listEntry(clients[reader].values[1], conv)["lastReadMessageId"])
+	require.Equal(t, msg, listEntry(clients[reader].Values[1], conv)["lastReadMessageId"])
 	for i, c := range clients {
 		want := 1
 		if i == sender || i == reader {
@@ -97,13 +99,13 @@ func TestMarkReadReRunsOnlyTheReadersList(t *testing.T) {
 		}
 		require.Equal(t, want, unreadIn(c, conv), "member %d after member %d read", i, reader)
 		if i != reader {
-			require.Equal(t, positions[i], listEntry(c.values[1], conv)["lastReadMessageId"], "member %d", i)
+			require.Equal(t, positions[i], listEntry(c.Values[1], conv)["lastReadMessageId"], "member %d", i)
 		}
 	}
 
 	// Reading it again writes nothing and re-runs nothing.
 	before = b.engine.Stats()
-	require.Empty(t, clients[reader].call("conversations:markRead", map[string]any{"conversationId": conv, "messageId": msg}))
+	require.Empty(t, clients[reader].Call("conversations:markRead", map[string]any{"conversationId": conv, "messageId": msg}))
 	settleAll()
 	require.Equal(t, before.Reruns, b.engine.Stats().Reruns, "a position already there re-runs no list")
 
@@ -114,8 +116,8 @@ func TestMarkReadReRunsOnlyTheReadersList(t *testing.T) {
 		if i == sender || i == reader {
 			continue
 		}
-		require.Empty(t, c.call("conversations:markRead", map[string]any{"conversationId": conv, "messageId": msg}))
-		c.waitFor(func() bool { return unreadIn(c, conv) == 0 })
+		require.Empty(t, c.Call("conversations:markRead", map[string]any{"conversationId": conv, "messageId": msg}))
+		c.WaitFor(func() bool { return unreadIn(c, conv) == 0 })
 		readers++
 	}
 	settleAll()

@@ -13,19 +13,17 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ripplehq/ripple/internal/pglocal"
+	"github.com/ripplehq/ripple/internal/synctest"
 	"github.com/ripplehq/ripple/internal/testdb"
 )
 
@@ -173,7 +171,7 @@ func signUpPair(t *testing.T, base, tag string) (*chatUser, *chatUser) {
 // chatSocket speaks the sync protocol as the official client does for sends: one session id
 // kept across reconnects, mutations numbered by request id and resent after a reconnect.
 type chatSocket struct {
-	conn *websocket.Conn
+	*synctest.Socket
 	acks chan mutationAck // closed when the socket ends
 }
 
@@ -188,7 +186,7 @@ func openChatSocket(t *testing.T, base string, u *chatUser, sessionID string) *c
 	t.Helper()
 	s, err := dialChat(base, u, sessionID)
 	require.NoError(t, err)
-	t.Cleanup(func() { s.conn.Close(websocket.StatusNormalClosure, "") })
+	t.Cleanup(s.Close)
 	return s
 }
 
@@ -197,49 +195,40 @@ func openChatSocket(t *testing.T, base string, u *chatUser, sessionID string) *c
 func dialChat(base string, u *chatUser, sessionID string) (*chatSocket, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/api/1.48.0/sync", nil)
+	sock, err := synctest.Open(ctx, base, sessionID)
 	if err != nil {
 		return nil, err
 	}
-	conn.SetReadLimit(16 << 20)
-	s := &chatSocket{conn: conn, acks: make(chan mutationAck, 1024)}
+	s := &chatSocket{Socket: sock, acks: make(chan mutationAck, 1024)}
 	go func() {
 		defer close(s.acks)
-		for {
-			_, data, err := conn.Read(context.Background())
-			if err != nil {
-				return
+		for m := range sock.Frames {
+			if m["type"] != "MutationResponse" {
+				continue
 			}
-			var m struct {
-				Type      string          `json:"type"`
-				RequestID int64           `json:"requestId"`
-				Success   bool            `json:"success"`
-				Result    json.RawMessage `json:"result"`
-				ErrorData struct {
-					Code string `json:"code"`
-				} `json:"errorData"`
+			ack := mutationAck{success: m["success"] == true}
+			id, _ := m["requestId"].(float64)
+			ack.requestID = int64(id)
+			ack.result, _ = json.Marshal(m["result"])
+			if data, ok := m["errorData"].(map[string]any); ok {
+				ack.code, _ = data["code"].(string)
 			}
-			if json.Unmarshal(data, &m) == nil && m.Type == "MutationResponse" {
-				s.acks <- mutationAck{requestID: m.RequestID, success: m.Success, result: m.Result, code: m.ErrorData.Code}
-			}
+			s.acks <- ack
 		}
 	}()
-	s.write(map[string]any{"type": "Connect", "sessionId": sessionID, "connectionCount": 0, "lastCloseReason": nil})
-	s.write(map[string]any{"type": "Authenticate", "tokenType": "User", "value": u.token, "baseVersion": 0})
+	s.write(synctest.AuthenticateMessage("User", u.token, 0, nil))
 	return s, nil
 }
 
 // write sends one message; a dead server shows as missing acknowledgements, not as an error.
 func (s *chatSocket) write(m any) {
-	buf, _ := json.Marshal(m) // maps of strings and numbers: cannot fail
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = s.conn.Write(ctx, websocket.MessageText, buf)
+	_ = s.Write(ctx, m)
 }
 
 func (s *chatSocket) send(requestID int64, conv, body string) {
-	s.write(map[string]any{"type": "Mutation", "requestId": requestID, "udfPath": "messages:send",
-		"args": []any{map[string]string{"conversationId": conv, "body": body}}})
+	s.write(synctest.MutationMessage(requestID, "messages:send", map[string]string{"conversationId": conv, "body": body}))
 }
 
 // sender is one user's burst of sends and what was acknowledged.
@@ -461,87 +450,14 @@ func TestFaultStopWithHungProvider(t *testing.T) {
 	requireEachMessageOnce(t, db, s)
 }
 
-// privatePostgres is a PostgreSQL server of the test's own (initdb into a temporary directory,
-// run as the postgres user), so the test can restart it without disturbing the database every
-// other test shares. It needs root, as the project's machines and CI run tests.
-type privatePostgres struct {
-	t    *testing.T
-	dir  string // the data directory, also holding the socket
-	port string
-	// settings are further -c options for the server (wal_level = logical, say).
-	settings string
-}
-
-const pgBin = "/usr/lib/postgresql/15/bin/"
-
-func startPrivatePostgres(t *testing.T) *privatePostgres {
-	t.Helper()
-	return startPrivatePostgresWith(t, "")
-}
-
-// startLogicalPostgres is a private server with wal_level = logical, for the logical change feed.
-func startLogicalPostgres(t *testing.T) *privatePostgres {
-	t.Helper()
-	return startPrivatePostgresWith(t, "-c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20")
-}
-
-func startPrivatePostgresWith(t *testing.T, settings string) *privatePostgres {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("a private PostgreSQL needs root (to run it as the postgres user)")
-	}
-	if _, err := os.Stat(pgBin + "initdb"); err != nil {
-		t.Skipf("no PostgreSQL 15 binaries: %v", err)
-	}
-	base, err := os.MkdirTemp("", "ripple-pg-")
-	require.NoError(t, err)
-	require.NoError(t, os.Chmod(base, 0o755))
-	p := &privatePostgres{t: t, dir: filepath.Join(base, "data"), port: strings.TrimPrefix(freeAddr(t), "127.0.0.1:"), settings: settings}
-	require.NoError(t, os.Mkdir(p.dir, 0o700))
-	p.asPostgres("chown", "postgres:postgres", p.dir) // run as root: runuser passes it through
-	p.asPostgres(pgBin+"initdb", "--pgdata", p.dir, "--username", "ripple", "--auth", "trust", "--no-sync")
-	t.Cleanup(func() {
-		_ = exec.Command("runuser", "-u", "postgres", "--", pgBin+"pg_ctl", "--pgdata", p.dir, "--mode", "immediate", "stop").Run()
-		_ = os.RemoveAll(base)
-	})
-	p.start()
-	return p
-}
-
-// asPostgres runs a command as the postgres user (chown runs as root: runuser would refuse it).
-func (p *privatePostgres) asPostgres(name string, args ...string) {
-	p.t.Helper()
-	cmd := exec.Command("runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
-	if name == "chown" {
-		cmd = exec.Command(name, args...)
-	}
-	out, err := cmd.CombinedOutput()
-	require.NoError(p.t, err, "%s %v:\n%s", name, args, out)
-}
-
-func (p *privatePostgres) start() {
-	p.t.Helper()
-	p.asPostgres(pgBin+"pg_ctl", "--pgdata", p.dir, "--wait", "--log", filepath.Join(p.dir, "log"),
-		"-o", fmt.Sprintf("-p %s -k %s -c listen_addresses=127.0.0.1 -c fsync=off %s", p.port, p.dir, p.settings), "start")
-}
-
-// stop shuts the server down the way a restart does: sessions are disconnected.
-func (p *privatePostgres) stop() {
-	p.t.Helper()
-	p.asPostgres(pgBin+"pg_ctl", "--pgdata", p.dir, "--wait", "--mode", "fast", "stop")
-}
-
-func (p *privatePostgres) url() string {
-	return "postgres://ripple@127.0.0.1:" + p.port + "/postgres?sslmode=disable"
-}
-
 // PostgreSQL restarted under load: sends during the outage fail with UNAVAILABLE (retryable,
 // never INTERNAL), a client retrying each one under its request id gets every message stored
 // exactly once, and the server recovers by itself once the database is back.
 func TestFaultPostgresRestart(t *testing.T) {
 	t.Parallel()
-	pg := startPrivatePostgres(t)
-	vars := map[string]string{"DATABASE_URL": pg.url(), "RIPPLE_LOG_LEVEL": "error"}
+	// A server of the test's own, so restarting it disturbs no other test.
+	pg := pglocal.ForTest(t)
+	vars := map[string]string{"DATABASE_URL": pg.URL(), "RIPPLE_LOG_LEVEL": "error"}
 	srv := startServe(t, vars, "public", "")
 	ada, _ := signUpPair(t, srv.base(), "pg")
 
@@ -565,7 +481,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 			acked <- outcome{} // reported below
 			return
 		}
-		defer func() { sock.conn.Close(websocket.StatusNormalClosure, "") }()
+		defer func() { sock.Close() }()
 		for id := int64(1); ; id++ {
 			select {
 			case <-stop:
@@ -616,7 +532,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 		return last
 	}
 	waitAcks(10)
-	pg.stop()
+	require.NoError(t, pg.Shutdown(context.Background()))
 	down := time.Now()
 	// Down until a send has failed for it (the server gives up on a mutation after its retries).
 	require.Eventually(t, func() bool {
@@ -624,7 +540,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 		defer codesMu.Unlock()
 		return len(codes) > 0
 	}, time.Minute, 10*time.Millisecond, "no send failed while the database was down")
-	pg.start()
+	require.NoError(t, pg.Restart(context.Background()))
 	up := time.Now()
 	first := waitAcks(1)
 	waitAcks(10)
@@ -638,7 +554,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 	}
 	t.Logf("failures during the outage: %v", codes)
 	codesMu.Unlock()
-	pool, err := pgxpool.New(context.Background(), pg.url())
+	pool, err := pgxpool.New(context.Background(), pg.URL())
 	require.NoError(t, err)
 	defer pool.Close()
 	var stored, distinct int

@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ripplehq/ripple/internal/pglocal"
 )
 
 // feedStatus is /readyz's changeFeed entry.
@@ -58,50 +60,36 @@ func slotsNow(t *testing.T, dbURL string) []map[string]any {
 // it showed or skips one.
 func TestLogicalFeedServe(t *testing.T) {
 	t.Parallel()
-	primary := startLogicalPostgres(t)
-	replica := startReplica(t, primary)
-	replicaURL := "postgres://ripple@127.0.0.1:" + replica.port + "/postgres?sslmode=disable"
+	primary := pglocal.ForTest(t)
+	replica := pglocal.StandbyForTest(t, primary)
+	replicaURL := replica.URL()
 	metricsAddr := freeAddr(t)
-	vars := map[string]string{"DATABASE_URL": primary.url(), "DATABASE_REPLICA_URLS": replicaURL,
+	vars := map[string]string{"DATABASE_URL": primary.URL(), "DATABASE_REPLICA_URLS": replicaURL,
 		"RIPPLE_CHANGE_FEED": "logical", "RIPPLE_LOG_LEVEL": "warn"}
 	srv := startServe(t, vars, "public", "", "--metrics-addr", metricsAddr)
 	metrics := "http://" + metricsAddr + "/metrics"
 	ada, bob := signUpPair(t, srv.base(), "feed")
-	sender, reader := openLiveSocket(t, srv.base(), ada), openLiveSocket(t, srv.base(), bob)
-	ws, wr := &watcher{t: t}, &watcher{t: t}
-	n := 0
-	send := func() {
-		t.Helper()
-		n++
-		sendChecked(t, sender, ws, ada.conv, n)
-		drainLive(t, reader, wr)
-	}
-	readerShowsAll := func(what string) {
-		t.Helper()
-		require.Eventually(t, func() bool {
-			drainLive(t, reader, wr)
-			return wr.n == n
-		}, time.Minute, 10*time.Millisecond, "the reader does not show every message %s", what)
-	}
+	chat := openLiveChat(t, srv.base(), ada, bob)
+	send := chat.send
 	for range 10 {
 		send()
 	}
 
 	// psql writes, without Ripple: live all the same.
-	db, err := pgx.Connect(context.Background(), primary.url())
+	db, err := pgx.Connect(context.Background(), primary.URL())
 	require.NoError(t, err)
 	var adaID int64
 	require.NoError(t, db.QueryRow(context.Background(), "SELECT id FROM users WHERE email = $1", ada.email).Scan(&adaID))
 	db.Close(context.Background())
-	n++
-	psql := exec.Command(pgBin+"psql", "-X", "-v", "ON_ERROR_STOP=1", primary.url(), "-c",
-		fmt.Sprintf("INSERT INTO messages (sender_id, conversation_id, body) VALUES (%d, %s, 'replica message %d')", adaID, ada.conv, n))
+	chat.sent++
+	psql := exec.Command(pglocal.Bin+"psql", "-X", "-v", "ON_ERROR_STOP=1", primary.URL(), "-c",
+		fmt.Sprintf("INSERT INTO messages (sender_id, conversation_id, body) VALUES (%d, %s, 'replica message %d')", adaID, ada.conv, chat.sent))
 	out, err := psql.CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	readerShowsAll("after a write from psql")
+	chat.showAll(false, "to the reader after a write from psql")
 
 	// One slot, this process's; dropped by command: everything re-runs on a new slot.
-	slots := slotsNow(t, primary.url())
+	slots := slotsNow(t, primary.URL())
 	require.Len(t, slots, 1)
 	first := slots[0]["name"].(string)
 	st, code := readFeedStatus(srv.base())
@@ -111,7 +99,7 @@ func TestLogicalFeedServe(t *testing.T) {
 	var dropOut, dropErr bytes.Buffer
 	code = run(context.Background(), []string{"slots", "drop", first}, &dropOut, &dropErr, func(k string) string {
 		if k == envDatabaseURL {
-			return primary.url()
+			return primary.URL()
 		}
 		return ""
 	})
@@ -124,11 +112,10 @@ func TestLogicalFeedServe(t *testing.T) {
 	for range 5 {
 		send()
 	}
-	readerShowsAll("after the slot was dropped")
+	chat.showAll(false, "to the reader after the slot was dropped")
 
 	// The primary restarted under the feed and the replica.
-	primary.stop()
-	primary.start()
+	require.NoError(t, primary.Restart(context.Background()))
 	require.Eventually(t, func() bool {
 		st, code := readFeedStatus(srv.base())
 		return code == http.StatusOK && st.State == "ok"
@@ -136,24 +123,19 @@ func TestLogicalFeedServe(t *testing.T) {
 	for range 10 {
 		send()
 	}
-	readerShowsAll("after the primary restarted")
+	chat.showAll(false, "to the reader after the primary restarted")
 
 	// Killed and restarted: the old slot goes with its connection.
 	srv.kill()
-	require.Eventually(t, func() bool { return len(slotsNow(t, primary.url())) == 0 }, time.Minute, 50*time.Millisecond,
+	require.Eventually(t, func() bool { return len(slotsNow(t, primary.URL())) == 0 }, time.Minute, 50*time.Millisecond,
 		"the killed process's slot outlived it")
 	srv = startServe(t, vars, "public", "")
-	require.Len(t, slotsNow(t, primary.url()), 1)
-	sender, reader = openLiveSocket(t, srv.base(), ada), openLiveSocket(t, srv.base(), bob)
-	ws, wr = &watcher{t: t}, &watcher{t: t}
-	require.Eventually(t, func() bool {
-		drainLive(t, sender, ws)
-		drainLive(t, reader, wr)
-		return ws.n == n && wr.n == n
-	}, time.Minute, 10*time.Millisecond, "after the restart, a subscription does not show every message")
+	require.Len(t, slotsNow(t, primary.URL()), 1)
+	chat.reconnect(srv.base())
+	chat.showAll(true, "to a subscription after the restart")
 	for range 5 {
 		send()
 	}
-	readerShowsAll("after the server restarted")
-	t.Logf("%d messages delivered through the logical feed", n)
+	chat.showAll(false, "to the reader after the server restarted")
+	t.Logf("%d messages delivered through the logical feed", chat.sent)
 }

@@ -6,117 +6,61 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ripplehq/ripple/internal/pglocal"
+	"github.com/ripplehq/ripple/internal/synctest"
 )
 
-// startReplica makes a streaming replica of p with pg_basebackup -R and starts it as a hot
-// standby on a port of its own.
-func startReplica(t *testing.T, p *privatePostgres) *privatePostgres {
-	t.Helper()
-	if _, err := os.Stat(pgBin + "pg_basebackup"); err != nil {
-		t.Skipf("no pg_basebackup: %v", err)
-	}
-	base, err := os.MkdirTemp("", "ripple-replica-")
-	require.NoError(t, err)
-	require.NoError(t, os.Chmod(base, 0o755))
-	// A hot standby refuses to start with fewer WAL senders (and the like) than its primary.
-	r := &privatePostgres{t: t, dir: filepath.Join(base, "data"), port: strings.TrimPrefix(freeAddr(t), "127.0.0.1:"), settings: p.settings}
-	require.NoError(t, os.Mkdir(r.dir, 0o700))
-	r.asPostgres("chown", "postgres:postgres", r.dir)
-	// initdb's pg_hba.conf lets local replication connections in (trust); -R writes
-	// primary_conninfo and standby.signal.
-	r.asPostgres(pgBin+"pg_basebackup", "--pgdata", r.dir, "--write-recovery-conf", "--wal-method", "stream",
-		"--host", "127.0.0.1", "--port", p.port, "--username", "ripple", "--no-sync")
-	t.Cleanup(func() {
-		_ = exec.Command("runuser", "-u", "postgres", "--", pgBin+"pg_ctl", "--pgdata", r.dir, "--mode", "immediate", "stop").Run()
-		_ = os.RemoveAll(base)
-	})
-	r.start()
-	return r
-}
-
-// liveSocket is a sync socket subscribed to one conversation's messages:list: it reports every
-// mutation response and every transition, in the order they arrive.
-type liveSocket struct {
-	conn   *websocket.Conn
-	frames chan liveFrame // closed when the socket ends
-}
-
+// liveFrame is what the replica tests read of a server message: a mutation response, or a
+// transition with subscription 1's messages:list page when it updated.
 type liveFrame struct {
-	kind      string // "MutationResponse" or "Transition"
+	kind      string // the message's type
 	requestID int64
 	success   bool
 	bodies    []string // a transition's new messages:list page, when it has one
 	updated   bool
 }
 
-func openLiveSocket(t *testing.T, base string, u *chatUser) *liveSocket {
+func liveFrameOf(m map[string]any) liveFrame {
+	f := liveFrame{success: m["success"] == true}
+	f.kind, _ = m["type"].(string)
+	id, _ := m["requestId"].(float64)
+	f.requestID = int64(id)
+	mods, _ := m["modifications"].([]any)
+	for _, raw := range mods {
+		mod, _ := raw.(map[string]any)
+		if mod["queryId"] != float64(1) || mod["type"] != "QueryUpdated" {
+			continue
+		}
+		f.updated, f.bodies = true, nil
+		value, _ := mod["value"].(map[string]any)
+		page, _ := value["page"].([]any)
+		for _, msg := range page {
+			body, _ := msg.(map[string]any)["body"].(string)
+			f.bodies = append(f.bodies, body)
+		}
+	}
+	return f
+}
+
+// openLiveSocket opens a sync socket as u subscribed (as query 1) to u's conversation's
+// messages:list; read it with drainLive and sendChecked.
+func openLiveSocket(t *testing.T, base string, u *chatUser) *synctest.Socket {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/api/1.48.0/sync", nil)
+	s, err := synctest.Open(ctx, base, "replica-"+randomTag())
 	require.NoError(t, err)
-	conn.SetReadLimit(16 << 20)
-	s := &liveSocket{conn: conn, frames: make(chan liveFrame, 4096)}
-	t.Cleanup(func() { conn.Close(websocket.StatusNormalClosure, "") })
-	go func() {
-		defer close(s.frames)
-		for {
-			_, data, err := conn.Read(context.Background())
-			if err != nil {
-				return
-			}
-			var m struct {
-				Type          string `json:"type"`
-				RequestID     int64  `json:"requestId"`
-				Success       bool   `json:"success"`
-				Modifications []struct {
-					Type    string `json:"type"`
-					QueryID int64  `json:"queryId"`
-					Value   struct {
-						Page []struct {
-							Body string `json:"body"`
-						} `json:"page"`
-					} `json:"value"`
-				} `json:"modifications"`
-			}
-			if json.Unmarshal(data, &m) != nil {
-				continue
-			}
-			f := liveFrame{kind: m.Type, requestID: m.RequestID, success: m.Success}
-			for _, mod := range m.Modifications {
-				if mod.QueryID == 1 && mod.Type == "QueryUpdated" {
-					f.updated = true
-					f.bodies = nil
-					for _, msg := range mod.Value.Page {
-						f.bodies = append(f.bodies, msg.Body)
-					}
-				}
-			}
-			if f.kind == "MutationResponse" || f.kind == "Transition" {
-				s.frames <- f
-			}
-		}
-	}()
-	write := func(m any) {
-		buf, _ := json.Marshal(m)
-		require.NoError(t, conn.Write(ctx, websocket.MessageText, buf))
-	}
-	write(map[string]any{"type": "Connect", "sessionId": "replica-" + randomTag(), "connectionCount": 0, "lastCloseReason": nil})
-	write(map[string]any{"type": "Authenticate", "tokenType": "User", "value": u.token, "baseVersion": 0})
-	write(map[string]any{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": []any{map[string]any{
-		"type": "Add", "queryId": 1, "udfPath": "messages:list",
-		"args": []any{map[string]any{"conversationId": u.conv, "paginationOpts": map[string]any{"numItems": 200, "cursor": nil}}}}}})
+	t.Cleanup(s.Close)
+	require.NoError(t, s.Write(ctx, synctest.AuthenticateMessage("User", u.token, 0, nil),
+		synctest.AddQueryMessage(0, 1, "messages:list", map[string]any{"conversationId": u.conv, "paginationOpts": map[string]any{"numItems": 200, "cursor": nil}})))
 	return s
 }
 
@@ -146,12 +90,12 @@ func (w *watcher) see(bodies []string) {
 }
 
 // drainLive reads a socket's frames already queued, checking its results.
-func drainLive(t *testing.T, s *liveSocket, w *watcher) {
+func drainLive(t *testing.T, s *synctest.Socket, w *watcher) {
 	for {
 		select {
-		case f, ok := <-s.frames:
+		case m, ok := <-s.Frames:
 			require.True(t, ok, "the socket closed")
-			if f.updated {
+			if f := liveFrameOf(m); f.updated {
 				w.see(f.bodies)
 			}
 		default:
@@ -163,18 +107,18 @@ func drainLive(t *testing.T, s *liveSocket, w *watcher) {
 // sendChecked sends message number n on the sender's socket and checks read-your-writes: its
 // response arrives, and the transition right after it (the covering one, in the same push)
 // leaves the sender's result showing the message.
-func sendChecked(t *testing.T, s *liveSocket, w *watcher, conv string, n int) {
+func sendChecked(t *testing.T, s *synctest.Socket, w *watcher, conv string, n int) {
 	t.Helper()
 	body := fmt.Sprintf("replica message %d", n)
-	buf, _ := json.Marshal(map[string]any{"type": "Mutation", "requestId": n, "udfPath": "messages:send",
-		"args": []any{map[string]string{"conversationId": conv, "body": body}}})
-	require.NoError(t, s.conn.Write(context.Background(), websocket.MessageText, buf))
+	require.NoError(t, s.Write(context.Background(),
+		synctest.MutationMessage(int64(n), "messages:send", map[string]string{"conversationId": conv, "body": body})))
 	responded := false
 	timeout := time.After(time.Minute) // liveness only
 	for {
 		select {
-		case f, ok := <-s.frames:
+		case m, ok := <-s.Frames:
 			require.True(t, ok, "the socket closed")
+			f := liveFrameOf(m)
 			if f.updated {
 				w.see(f.bodies)
 			}
@@ -190,6 +134,51 @@ func sendChecked(t *testing.T, s *liveSocket, w *watcher, conv string, n int) {
 			t.Fatalf("send %d: no covering transition within a minute", n)
 		}
 	}
+}
+
+// liveChat is a conversation's sender and reader, each on a live socket whose results a
+// watcher checks; sent counts the numbered messages ("replica message N") written so far.
+type liveChat struct {
+	t              *testing.T
+	from, to       *chatUser
+	sender, reader *synctest.Socket
+	ws, wr         *watcher
+	sent           int
+}
+
+func openLiveChat(t *testing.T, base string, from, to *chatUser) *liveChat {
+	t.Helper()
+	c := &liveChat{t: t, from: from, to: to}
+	c.reconnect(base)
+	return c
+}
+
+// reconnect opens fresh sockets (and watchers) to base, a restarted server, say.
+func (c *liveChat) reconnect(base string) {
+	c.t.Helper()
+	c.sender, c.reader = openLiveSocket(c.t, base, c.from), openLiveSocket(c.t, base, c.to)
+	c.ws, c.wr = &watcher{t: c.t}, &watcher{t: c.t}
+}
+
+// send sends the next message, checking read-your-writes, and the reader's results so far.
+func (c *liveChat) send() {
+	c.t.Helper()
+	c.sent++
+	sendChecked(c.t, c.sender, c.ws, c.from.conv, c.sent)
+	drainLive(c.t, c.reader, c.wr)
+}
+
+// showAll waits until the sockets' results (the reader's, and with sender the sender's too)
+// show every message sent.
+func (c *liveChat) showAll(sender bool, what string) {
+	c.t.Helper()
+	require.Eventually(c.t, func() bool {
+		if sender {
+			drainLive(c.t, c.sender, c.ws)
+		}
+		drainLive(c.t, c.reader, c.wr)
+		return (!sender || c.ws.n == c.sent) && c.wr.n == c.sent
+	}, time.Minute, 10*time.Millisecond, "not every message shows %s", what)
 }
 
 // metricValue reads one sample from a Prometheus text page.
@@ -238,11 +227,11 @@ func replicaState(t *testing.T, base string) string {
 // it showed or skips one sent before another it shows.
 func TestReplicaReruns(t *testing.T) {
 	t.Parallel()
-	primary := startPrivatePostgres(t)
-	replica := startReplica(t, primary)
-	replicaURL := "postgres://ripple@127.0.0.1:" + replica.port + "/postgres?sslmode=disable"
+	primary := pglocal.ForTest(t)
+	replica := pglocal.StandbyForTest(t, primary)
+	replicaURL := replica.URL()
 	metricsAddr := freeAddr(t)
-	vars := map[string]string{"DATABASE_URL": primary.url(), "DATABASE_REPLICA_URLS": replicaURL, "RIPPLE_LOG_LEVEL": "warn"}
+	vars := map[string]string{"DATABASE_URL": primary.URL(), "DATABASE_REPLICA_URLS": replicaURL, "RIPPLE_LOG_LEVEL": "warn"}
 	srv := startServe(t, vars, "public", "", "--metrics-addr", metricsAddr)
 	metrics := "http://" + metricsAddr + "/metrics"
 	batches := func(server string) float64 {
@@ -254,15 +243,8 @@ func TestReplicaReruns(t *testing.T) {
 			"the replica never became %s", want)
 	}
 	ada, bob := signUpPair(t, srv.base(), "replica")
-	sender, reader := openLiveSocket(t, srv.base(), ada), openLiveSocket(t, srv.base(), bob)
-	ws, wr := &watcher{t: t}, &watcher{t: t}
-	n := 0
-	send := func() {
-		t.Helper()
-		n++
-		sendChecked(t, sender, ws, ada.conv, n)
-		drainLive(t, reader, wr)
-	}
+	chat := openLiveChat(t, srv.base(), ada, bob)
+	send := chat.send
 	// sendUntil sends until cond holds, at most 30 messages (liveness only; the page holds 200).
 	sendUntil := func(what string, cond func() bool) {
 		t.Helper()
@@ -295,7 +277,7 @@ func TestReplicaReruns(t *testing.T) {
 			"args": []any{map[string]any{"conversationId": bob.conv, "paginationOpts": map[string]any{"numItems": 200, "cursor": nil}}}})
 		require.Equal(t, http.StatusOK, status, "%v", out)
 		page := out["value"].(map[string]any)["page"].([]any)
-		require.Len(t, page, n, "a one-shot query missed a send acknowledged before it")
+		require.Len(t, page, chat.sent, "a one-shot query missed a send acknowledged before it")
 		return oneShot() > 0
 	}, time.Minute, 10*time.Millisecond, "no one-shot query ran on the replica")
 
@@ -326,20 +308,17 @@ func TestReplicaReruns(t *testing.T) {
 	sendUntil("no batch ran on the replica after replay resumed", func() bool { return batches("replica") > before })
 
 	// Stopped: the primary serves; restarted: back in rotation.
-	replica.stop()
+	require.NoError(t, replica.Shutdown(context.Background()))
 	waitState("down")
 	for range 10 {
 		send()
 	}
-	replica.start()
+	require.NoError(t, replica.Restart(context.Background()))
 	waitState("up")
 	before = batches("replica")
 	sendUntil("no batch ran on the replica after it restarted", func() bool { return batches("replica") > before })
 
 	// The reader saw every message, in order, whichever server its results came from.
-	require.Eventually(t, func() bool {
-		drainLive(t, reader, wr)
-		return wr.n == n
-	}, time.Minute, 10*time.Millisecond, "the reader does not show every message")
-	t.Logf("%d sends; batches on the replica %v, on the primary %v", n, batches("replica"), batches("primary"))
+	chat.showAll(false, "to the reader")
+	t.Logf("%d sends; batches on the replica %v, on the primary %v", chat.sent, batches("replica"), batches("primary"))
 }

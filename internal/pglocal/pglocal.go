@@ -3,17 +3,24 @@
 // tests that need settings the shared server does not have (wal_level = logical takes a
 // restart), and for `ripple bench chat --replicas / --change-feed logical`. It needs root, as
 // the project's machines and CI run tests, and PostgreSQL 15's binaries with pgvector.
+//
+// Each server's temporary directory names the process that made it; Start and StartStandby
+// first stop and remove the servers of processes that are gone (a test binary killed by its
+// timeout or ^C never runs its Stop), so killed runs do not pile up postgres processes.
 package pglocal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,33 +72,12 @@ func Start(ctx context.Context, opts ...Options) (*Server, error) {
 	if why := Available(); why != "" {
 		return nil, fmt.Errorf("%s", why)
 	}
-	base, err := os.MkdirTemp("", "ripple-pg-")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(base, 0o755); err != nil {
-		return nil, err
-	}
-	s := &Server{Dir: filepath.Join(base, "data"), base: base,
-		settings: "-c wal_level=logical -c max_replication_slots=100 -c max_wal_senders=100 -c max_connections=300"}
+	settings := "-c wal_level=logical -c max_replication_slots=100 -c max_wal_senders=100 -c max_connections=300"
 	if o.StatStatements {
-		s.settings += " -c shared_preload_libraries=pg_stat_statements"
+		settings += " -c shared_preload_libraries=pg_stat_statements"
 	}
-	if s.Port, err = freePort(); err != nil {
-		return nil, err
-	}
-	if err := os.Mkdir(s.Dir, 0o700); err != nil {
-		return nil, err
-	}
-	if out, err := exec.Command("chown", "postgres:postgres", s.Dir).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("chown: %v: %s", err, out)
-	}
-	if err := asPostgres(Bin+"initdb", "--pgdata", s.Dir, "--username", "ripple", "--auth", "trust", "--no-sync"); err != nil {
-		s.Stop()
-		return nil, err
-	}
-	if err := s.Restart(ctx); err != nil {
-		s.Stop()
+	s, err := newServer(ctx, primaryPrefix, settings, Bin+"initdb", "--username", "ripple", "--auth", "trust")
+	if err != nil {
 		return nil, err
 	}
 	conn, err := pgx.Connect(ctx, s.URL())
@@ -116,51 +102,116 @@ func Start(ctx context.Context, opts ...Options) (*Server, error) {
 // StartStandby makes a hot standby of primary with pg_basebackup -R (streaming replication)
 // and starts it.
 func StartStandby(ctx context.Context, primary *Server) (*Server, error) {
-	base, err := os.MkdirTemp("", "ripple-standby-")
+	// A hot standby refuses to start with fewer WAL senders (and the like) than its primary.
+	// initdb's pg_hba.conf lets local replication connections in (trust); -R writes
+	// primary_conninfo and standby.signal.
+	return newServer(ctx, standbyPrefix, primary.settings, Bin+"pg_basebackup", "--write-recovery-conf", "--wal-method", "stream",
+		"--host", "127.0.0.1", "--port", strconv.Itoa(primary.Port), "--username", "ripple")
+}
+
+// The temporary directories of servers, by kind: where removeOrphans looks.
+const (
+	primaryPrefix = "ripple-pg-"
+	standbyPrefix = "ripple-standby-"
+)
+
+// ownerFile, in a server's base directory, holds the pid of the process that made it.
+const ownerFile = "owner.pid"
+
+// newServer makes a server's directories, owned by this process, fills its data directory with
+// the command fill (initdb or pg_basebackup, given the data directory and --no-sync) and starts
+// it. It first stops and removes the servers of processes that are gone.
+func newServer(ctx context.Context, prefix, settings, fill string, args ...string) (*Server, error) {
+	removeOrphans(ctx)
+	base, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(base, 0o755); err != nil {
-		return nil, err
-	}
-	// A hot standby refuses to start with fewer WAL senders (and the like) than its primary.
-	s := &Server{Dir: filepath.Join(base, "data"), base: base, settings: primary.settings}
-	if s.Port, err = freePort(); err != nil {
-		return nil, err
-	}
-	if err := os.Mkdir(s.Dir, 0o700); err != nil {
-		return nil, err
-	}
-	if out, err := exec.Command("chown", "postgres:postgres", s.Dir).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("chown: %v: %s", err, out)
-	}
-	if err := asPostgres(Bin+"pg_basebackup", "--pgdata", s.Dir, "--write-recovery-conf", "--wal-method", "stream",
-		"--host", "127.0.0.1", "--port", strconv.Itoa(primary.Port), "--username", "ripple", "--no-sync"); err != nil {
-		s.Stop()
-		return nil, err
-	}
-	if err := s.Restart(ctx); err != nil {
+	s := &Server{Dir: filepath.Join(base, "data"), base: base, settings: settings}
+	if err := s.prepare(ctx, fill, args); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	return s, nil
 }
 
+func (s *Server) prepare(ctx context.Context, fill string, args []string) error {
+	// The owner first: a directory without one is never taken for an orphan.
+	if err := os.WriteFile(filepath.Join(s.base, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return err
+	}
+	if err := os.Chmod(s.base, 0o755); err != nil {
+		return err
+	}
+	var err error
+	if s.Port, err = freePort(); err != nil {
+		return err
+	}
+	if err := os.Mkdir(s.Dir, 0o700); err != nil {
+		return err
+	}
+	if out, err := exec.CommandContext(ctx, "chown", "postgres:postgres", s.Dir).CombinedOutput(); err != nil {
+		return fmt.Errorf("chown: %v: %s", err, out)
+	}
+	if err := asPostgres(ctx, fill, append([]string{"--pgdata", s.Dir, "--no-sync"}, args...)...); err != nil {
+		return err
+	}
+	return s.Restart(ctx)
+}
+
+// removeOrphans stops and removes the servers under the temporary directory whose owning
+// process is gone: a test binary killed by its timeout or ^C never ran its Stop.
+func removeOrphans(ctx context.Context) {
+	for _, prefix := range []string{primaryPrefix, standbyPrefix} {
+		bases, _ := filepath.Glob(filepath.Join(os.TempDir(), prefix+"*"))
+		for _, base := range bases {
+			if ownerGone(base) {
+				orphan := &Server{Dir: filepath.Join(base, "data"), base: base}
+				orphan.stop(ctx)
+			}
+		}
+	}
+}
+
+// ownerGone says whether the process named in base's owner file no longer exists. Without a
+// readable owner (a directory being made, or not pglocal's) it says no.
+func ownerGone(base string) bool {
+	raw, err := os.ReadFile(filepath.Join(base, ownerFile))
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil || pid <= 0 {
+		return false
+	}
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
+
 // Restart starts the server (stopping it first, fast, when it runs).
 func (s *Server) Restart(ctx context.Context) error {
-	_ = asPostgres(Bin+"pg_ctl", "--pgdata", s.Dir, "--wait", "--mode", "fast", "stop")
-	return asPostgres(Bin+"pg_ctl", "--pgdata", s.Dir, "--wait", "--log", filepath.Join(s.Dir, "log"),
+	_ = s.Shutdown(ctx)
+	return asPostgres(ctx, Bin+"pg_ctl", "--pgdata", s.Dir, "--wait", "--log", filepath.Join(s.Dir, "log"),
 		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off %s", s.Port, s.Dir, s.settings), "start")
+}
+
+// Shutdown stops the server the way a restart does (fast: sessions are disconnected), keeping
+// its files: Restart starts it again.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return asPostgres(ctx, Bin+"pg_ctl", "--pgdata", s.Dir, "--wait", "--mode", "fast", "stop")
 }
 
 // Stop stops the server and removes its files.
 func (s *Server) Stop() {
-	_ = asPostgres(Bin+"pg_ctl", "--pgdata", s.Dir, "--mode", "immediate", "stop")
+	s.stop(context.Background())
+}
+
+func (s *Server) stop(ctx context.Context) {
+	_ = asPostgres(ctx, Bin+"pg_ctl", "--pgdata", s.Dir, "--mode", "immediate", "stop")
 	_ = os.RemoveAll(s.base)
 }
 
-func asPostgres(name string, args ...string) error {
-	out, err := exec.Command("runuser", append([]string{"-u", "postgres", "--", name}, args...)...).CombinedOutput()
+func asPostgres(ctx context.Context, name string, args ...string) error {
+	out, err := exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", name}, args...)...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s %v: %v\n%s", name, args, err, out)
 	}
@@ -174,6 +225,35 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ForTest starts a server of the test's own (Start), stopped and removed when the test ends. It
+// skips the test, with the reason, where none can run.
+func ForTest(t testing.TB, opts ...Options) *Server {
+	t.Helper()
+	if why := Available(); why != "" {
+		t.Skip(why)
+	}
+	return forTest(t, func(ctx context.Context) (*Server, error) { return Start(ctx, opts...) })
+}
+
+// StandbyForTest starts a standby of primary (StartStandby), stopped and removed when the test
+// ends.
+func StandbyForTest(t testing.TB, primary *Server) *Server {
+	t.Helper()
+	return forTest(t, func(ctx context.Context) (*Server, error) { return StartStandby(ctx, primary) })
+}
+
+func forTest(t testing.TB, start func(context.Context) (*Server, error)) *Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := start(ctx)
+	if err != nil {
+		t.Fatalf("starting a private PostgreSQL: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
 }
 
 // Shared is one logical server per test binary, started on first use and stopped by Close (call
