@@ -80,6 +80,14 @@ func copyApp(t *testing.T, root string) string {
 	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644))
+	// The dev server builds with GOPROXY=off (nothing fetched behind the developer's back), and
+	// the app's module graph needs go.mod files Ripple's own build never reads (pgpassfile's
+	// pre-pruning requirements, say): fetch them now, with the machine's proxy, as a
+	// developer's first `go build` of a new app would.
+	list := exec.Command("go", "list", "-m", "all")
+	list.Dir, list.Env = dir, append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	out, err := list.CombinedOutput()
+	require.NoError(t, err, "resolving the app's modules: %s", out)
 	return dir
 }
 
