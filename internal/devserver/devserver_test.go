@@ -84,9 +84,9 @@ func copyApp(t *testing.T, root string) string {
 	// the app's module graph needs go.mod files Ripple's own build never reads (pgpassfile's
 	// pre-pruning requirements, say): fetch them now, with the machine's proxy, as a
 	// developer's first `go build` of a new app would.
-	list := exec.Command("go", "list", "-m", "all")
-	list.Dir, list.Env = dir, append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
-	out, err := list.CombinedOutput()
+	build := exec.Command("go", "build", "-o", os.DevNull, ".")
+	build.Dir, build.Env = dir, append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	out, err := build.CombinedOutput()
 	require.NoError(t, err, "resolving the app's modules: %s", out)
 	return dir
 }
