@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -150,7 +151,12 @@ func TestScenarios(t *testing.T) {
 			// embedded in it (other sessions' sweeps in the database may add to the count).
 			require.NotNil(t, st.Embedding, r.Name)
 			require.NotNil(t, r.EmbeddedTexts, r.Name)
-			require.GreaterOrEqual(t, *r.EmbeddedTexts, int64(r.Committed), r.Name)
+			// Unless pg_stat_statements evicted entries in the window (the other packages' test
+			// schemas fill it on a busy CI machine): then the bench says its count may be low.
+			evicted := slices.ContainsFunc(st.Notes, func(n string) bool { return strings.Contains(n, "evicted") })
+			if !evicted {
+				require.GreaterOrEqual(t, *r.EmbeddedTexts, int64(r.Committed), r.Name)
+			}
 			require.Contains(t, st.Embedding.Statements, "EmbeddingInsert", r.Name)
 			require.NotNil(t, r.EmbeddingCPUMsPerMsg, "%s: the local provider is measured", r.Name)
 			require.NotNil(t, r.DeliveryCPUMsPerMsg, r.Name)
