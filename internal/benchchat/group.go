@@ -69,8 +69,6 @@ func (e *env) group(ctx context.Context) ([]Result, error) {
 	}
 	t.expect(o.Messages * (o.Members - 1))
 	e.waitBackground(ctx)
-	runs0, runsOK := e.meter.scrapeMetric(ctx, queryRunsMetric)
-	reruns0, _ := e.meter.scrapeMetric(ctx, rerunsMetric)
 	p := e.beginPhase(ctx, fmt.Sprintf("%d groups of %d members, %g msg/s", o.Groups, o.Members, o.Rate), t)
 	p.r.RatePerSec = o.Rate
 	interval := time.Duration(float64(time.Second) / o.Rate)
@@ -89,8 +87,6 @@ func (e *env) group(ctx context.Context) ([]Result, error) {
 		cancel()
 	}
 	r := p.end(ctx)
-	runs1, runs1OK := e.meter.scrapeMetric(ctx, queryRunsMetric)
-	reruns1, _ := e.meter.scrapeMetric(ctx, rerunsMetric)
 
 	t.mu.Lock()
 	var slowest []time.Duration
@@ -113,9 +109,11 @@ func (e *env) group(ctx context.Context) ([]Result, error) {
 		if r.StatementsPerMsg != nil {
 			r.Extra["statementsPerSend"] = round3(*r.StatementsPerMsg * perSend)
 		}
-		if runsOK && runs1OK {
-			r.Extra["queryRunsPerSend"] = round3((runs1 - runs0) / sent)
-			r.Extra["rerunsPerSend"] = round3((reruns1 - reruns0) / sent)
+		// Read with the phase's statement count, from the same scrapes.
+		c0, c1 := p.st0.counters, p.st1.counters
+		if _, ok := c0[queryRunsMetric]; ok && c1 != nil {
+			r.Extra["queryRunsPerSend"] = round3((c1[queryRunsMetric] - c0[queryRunsMetric]) / sent)
+			r.Extra["rerunsPerSend"] = round3((c1[rerunsMetric] - c0[rerunsMetric]) / sent)
 		} else {
 			r.Notes = append(r.Notes, "query runs unknown: the server's metrics could not be read")
 		}

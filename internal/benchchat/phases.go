@@ -3,6 +3,7 @@ package benchchat
 import (
 	"context"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -31,16 +32,12 @@ type phaseTotals map[string]phaseTotal
 type phaseTotal struct{ sum, count float64 }
 
 // readPhases reads the histogram's _sum and _count series from an exposition.
-func readPhases(r io.Reader) (phaseTotals, error) {
-	body, err := io.ReadAll(r)
+func readPhases(text string) (phaseTotals, error) {
+	sums, err := promByLabels(strings.NewReader(text), phaseMetric+"_sum")
 	if err != nil {
 		return nil, err
 	}
-	sums, err := promByLabels(strings.NewReader(string(body)), phaseMetric+"_sum")
-	if err != nil {
-		return nil, err
-	}
-	counts, err := promByLabels(strings.NewReader(string(body)), phaseMetric+"_count")
+	counts, err := promByLabels(strings.NewReader(text), phaseMetric+"_count")
 	if err != nil {
 		return nil, err
 	}
@@ -61,10 +58,6 @@ func phasesBetween(a, b phaseTotals, delivered int) []PhaseTime {
 	if a == nil || b == nil || delivered <= 0 {
 		return nil
 	}
-	rank := map[string]int{}
-	for i, p := range phaseOrder {
-		rank[p] = i + 1
-	}
 	var out []PhaseTime
 	for name, end := range b {
 		n := end.count - a[name].count
@@ -73,29 +66,44 @@ func phasesBetween(a, b phaseTotals, delivered int) []PhaseTime {
 		}
 		out = append(out, PhaseTime{Phase: name, MeanMs: round3((end.sum - a[name].sum) * 1000 / n), PerMsg: round3(n / float64(delivered))})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		ri, rj := rank[out[i].Phase], rank[out[j].Phase]
-		if ri == 0 || rj == 0 || ri == rj {
-			if ri != rj {
-				return ri != 0
-			}
-			return out[i].Phase < out[j].Phase
+	// In the message's order; phases the bench does not know follow, by name.
+	rank := func(name string) int {
+		if i := slices.Index(phaseOrder, name); i >= 0 {
+			return i
 		}
-		return ri < rj
+		return len(phaseOrder)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if ri, rj := rank(out[i].Phase), rank(out[j].Phase); ri != rj {
+			return ri < rj
+		}
+		return out[i].Phase < out[j].Phase
 	})
 	return out
 }
 
-// scrapeEngine reads the engine's statement counter and its phase histogram in one scrape.
+// engineCounters are the server's counters a phase reads at its start and end (summed over
+// their labels): the statement count, and the query runs and re-runs the group scenario reports.
+var engineCounters = []string{engineStatementsMetric, queryRunsMetric, rerunsMetric}
+
+// scrapeEngine reads the engine's counters and its phase histogram in one scrape.
 func (m *meter) scrapeEngine(ctx context.Context, s *stmtSnapshot) {
 	_ = m.scrape(ctx, func(body io.Reader) error {
-		text, err := io.ReadAll(body)
+		raw, err := io.ReadAll(body)
 		if err != nil {
 			return err
 		}
-		v, ok, err := promCounter(strings.NewReader(string(text)), engineStatementsMetric)
-		s.engine, s.engineOK = v, ok && err == nil
-		if p, err := readPhases(strings.NewReader(string(text))); err == nil && len(p) > 0 {
+		text := string(raw)
+		for _, name := range engineCounters {
+			if v, ok, err := promCounter(strings.NewReader(text), name); ok && err == nil {
+				if s.counters == nil {
+					s.counters = map[string]float64{}
+				}
+				s.counters[name] = v
+			}
+		}
+		s.engine, s.engineOK = s.counters[engineStatementsMetric]
+		if p, err := readPhases(text); err == nil && len(p) > 0 {
 			s.phases = p
 		}
 		return nil

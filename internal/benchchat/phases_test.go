@@ -2,7 +2,6 @@ package benchchat
 
 import (
 	"bytes"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,7 +10,7 @@ import (
 func TestPhasesBetween(t *testing.T) {
 	t.Parallel()
 	read := func(text string) phaseTotals {
-		p, err := readPhases(strings.NewReader(text))
+		p, err := readPhases(text)
 		require.NoError(t, err)
 		return p
 	}

@@ -52,6 +52,7 @@ type phase struct {
 	t     *tracker
 	s0    sample
 	st0   stmtSnapshot
+	st1   stmtSnapshot // the end's, once end has run
 	errs0 int64
 	start time.Time
 	r     Result
@@ -85,6 +86,7 @@ func (p *phase) end(ctx context.Context) Result {
 	sDrain := e.meter.sample(ctx)
 	backlog, drained := e.waitBackground(ctx)
 	st1 := e.meter.statementSnapshot(ctx, false)
+	p.st1 = st1
 	s1 := e.meter.sample(ctx)
 	e.tracker.Store(nil)
 	r := p.r

@@ -128,24 +128,6 @@ func promByLabels(r io.Reader, name string) (map[string]float64, error) {
 	return out, sc.Err()
 }
 
-// scrapeEngineStatements reads the engine's counter; ok is false when there is no metrics
-// address or the server does not export the counter.
-func (m *meter) scrapeEngineStatements(ctx context.Context) (float64, bool) {
-	return m.scrapeMetric(ctx, engineStatementsMetric)
-}
-
-// scrapeMetric reads one counter of the server's metrics (summed over its labels); ok is false
-// when there is no metrics address or the server does not export it.
-func (m *meter) scrapeMetric(ctx context.Context, name string) (float64, bool) {
-	var v float64
-	var ok bool
-	err := m.scrape(ctx, func(body io.Reader) (err error) {
-		v, ok, err = promCounter(body, name)
-		return err
-	})
-	return v, ok && err == nil
-}
-
 // scrape hands the server's /metrics to read; an error when there is no metrics address or the
 // server did not answer.
 func (m *meter) scrape(ctx context.Context, read func(io.Reader) error) error {
@@ -281,6 +263,8 @@ type stmtSnapshot struct {
 	engine   float64
 	engineOK bool
 	phases   phaseTotals // the engine's phase histogram; nil: not exported
+	// counters are the engineCounters the server exports, by name.
+	counters map[string]float64
 }
 
 // statementSnapshot reads the counters, at the start of a phase (start) or at its end.
