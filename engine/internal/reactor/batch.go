@@ -125,21 +125,13 @@ func (r *Reactor) batch(parent context.Context) error {
 	b.flights = append(b.flights, r.runGroups(ctx, b.snap, b.runs, patience))
 	if drained != nil {
 		if err := r.finishDrain(ctx, b, <-drained, patience); err != nil {
-			for _, g := range b.runs {
-				for _, sub := range g.subs {
-					r.dirty[sub] = struct{}{}
-				}
-			}
+			r.runAgain(b.runs)
 			return err
 		}
 	}
 	late := r.splitStragglers(ctx, b, patience)
 	if err := r.settleGroups(b.runs); err != nil {
-		for _, g := range late {
-			for _, sub := range g.subs {
-				r.dirty[sub] = struct{}{}
-			}
-		}
+		r.runAgain(late)
 		return err
 	}
 	if len(late) > 0 {

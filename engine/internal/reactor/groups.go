@@ -389,13 +389,19 @@ func (r *Reactor) settleGroups(runs []*groupRun) error {
 		}
 	}
 	if lost != nil {
-		for _, g := range runs {
-			for _, sub := range g.subs {
-				r.dirty[sub] = struct{}{}
-			}
-		}
+		r.runAgain(runs)
 	}
 	return lost
+}
+
+// runAgain marks every subscriber of the groups dirty: a batch that lost their results runs
+// them again.
+func (r *Reactor) runAgain(groups []*groupRun) {
+	for _, g := range groups {
+		for _, sub := range g.subs {
+			r.dirty[sub] = struct{}{}
+		}
+	}
 }
 
 // resultHash tells whether a result differs from the last one sent.
